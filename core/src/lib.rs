@@ -1,0 +1,24 @@
+//! The pure heart of ipcheck: no I/O, no Redis, no HTTP.
+//!
+//! Everything that must behave identically in the Redis module (`IPCHECK`) and in the
+//! `ipcheck-auth` service lives here, so a verdict written by one is read the same way by the
+//! other, and by any Lua script that goes through the module:
+//!
+//! - [`normalize`] turns client-supplied address text into one canonical cache identity
+//!   ([`NormalizedIp`]), rejecting every ambiguous spelling instead of guessing, and aggregating
+//!   IPv6 clients per network prefix so address rotation inside a /64 does not escape a verdict.
+//! - [`verdict`] is the model of what we cache: a [`Verdict`], the [`Reasons`] behind it and the
+//!   [`Source`] that produced it.
+//! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
+
+pub mod encoding;
+pub mod normalize;
+pub mod verdict;
+
+pub use encoding::{decode_entry, encode_entry, DecodeError};
+pub use normalize::{
+    cache_key, normalize, Aggregation, AggregationError, NormalizeError, NormalizedIp,
+};
+pub use verdict::{
+    Entry, Reasons, Source, TokenError, Verdict, VerdictError, KNOWN_REASONS, KNOWN_SOURCES,
+};

@@ -1,0 +1,192 @@
+use super::*;
+use proptest::prelude::*;
+
+fn norm(s: &str) -> Result<String, NormalizeError> {
+    normalize(s, Aggregation::DEFAULT).map(|n| n.to_string())
+}
+
+#[test]
+fn accepted_forms() {
+    let cases = [
+        ("192.0.2.1", "192.0.2.1"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("255.255.255.255", "255.255.255.255"),
+        ("192.0.2.1/32", "192.0.2.1"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("[2001:db8:1:2::1]", "2001:db8:1:2::/64"),
+        (
+            "2001:0db8:0001:0002:0000:0000:0000:0001",
+            "2001:db8:1:2::/64",
+        ),
+        ("2001:db8:1:2::/64", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::5/64", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::5/128", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:0:0:1.2.3.4", "2001:db8:1:2::/64"),
+        ("::1", "::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("::FFFF:c000:201", "192.0.2.1"),
+        ("[::ffff:192.0.2.1]", "192.0.2.1"),
+        ("0:0:0:0:0:ffff:c000:0201", "192.0.2.1"),
+        ("::ffff:192.0.2.1/128", "192.0.2.1"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(norm(input).as_deref(), Ok(want), "input {input}");
+    }
+}
+
+#[test]
+fn rejected_forms() {
+    let cases = [
+        "",
+        "1.2.3",
+        "010.0.0.1",
+        "0x7f.0.0.1",
+        "16909060",
+        "192.0.2.1.",
+        "192.0.2.1 ",
+        " 192.0.2.1",
+        "256.0.0.1",
+        "1.2.3.4.5",
+        "fe80::1%eth0",
+        "[fe80::1%eth0]",
+        "2001:db8::1::2",
+        "2001:db8:::1",
+        "[2001:db8::1",
+        "2001:db8::1]",
+        "[192.0.2.1]",
+        "gggg::1",
+        "192.0.2.1/",
+        "192.0.2.1/33",
+        "192.0.2.1/032",
+        "192.0.2.1/24",
+        "2001:db8::/48",
+        "2001:db8::1/129",
+        "::ffff:1.2.3.4/64",
+        "localhost",
+        "1.2.3.4:80",
+    ];
+    for input in cases {
+        assert!(
+            norm(input).is_err(),
+            "input {input:?} should be rejected, got {:?}",
+            norm(input)
+        );
+    }
+}
+
+#[test]
+fn error_messages_quote_the_input() {
+    let err = norm("010.0.0.1").unwrap_err().to_string();
+    assert!(err.contains("010.0.0.1"), "{err}");
+    let err = norm("fe80::1%eth0").unwrap_err().to_string();
+    assert!(err.contains("zone"), "{err}");
+}
+
+#[test]
+fn custom_aggregation() {
+    let agg = Aggregation::new(24, 48).unwrap();
+    let n = |s| normalize(s, agg).map(|n| n.to_string());
+    assert_eq!(n("192.0.2.77").as_deref(), Ok("192.0.2.0/24"));
+    assert_eq!(n("192.0.2.0/24").as_deref(), Ok("192.0.2.0/24"));
+    assert_eq!(n("2001:db8:1:2::1").as_deref(), Ok("2001:db8:1::/48"));
+    let full = Aggregation::new(32, 128).unwrap();
+    assert_eq!(
+        normalize("2001:db8::1", full).unwrap().to_string(),
+        "2001:db8::1"
+    );
+}
+
+#[test]
+fn aggregation_bounds() {
+    assert!(Aggregation::new(15, 64).is_err());
+    assert!(Aggregation::new(33, 64).is_err());
+    assert!(Aggregation::new(32, 31).is_err());
+    assert!(Aggregation::new(32, 129).is_err());
+    assert!(Aggregation::new(16, 32).is_ok());
+}
+
+#[test]
+fn key_has_prefix() {
+    let ip = normalize("2001:db8:1:2::9", Aggregation::DEFAULT).unwrap();
+    assert_eq!(cache_key("ipcheck:", &ip), "ipcheck:2001:db8:1:2::/64");
+}
+
+/// Every way of writing one IPv6 address: hex case, zero padding, bracketing, and
+/// `::` compression of any zero run.
+fn v6_spellings(addr: Ipv6Addr) -> Vec<String> {
+    let segs = addr.segments();
+    let full: Vec<String> = segs.iter().map(|s| format!("{s:x}")).collect();
+    let mut out = vec![
+        full.join(":"),
+        segs.iter()
+            .map(|s| format!("{s:04X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        format!("[{}]", full.join(":")),
+        addr.to_string(),
+        addr.to_string().to_uppercase(),
+    ];
+    // Compress every run of zero groups (length ≥ 1) with `::`.
+    for start in 0..8 {
+        for end in start + 1..=8 {
+            if segs[start..end].iter().all(|&s| s == 0) {
+                let head = full[..start].join(":");
+                let tail = full[end..].join(":");
+                out.push(format!("{head}::{tail}"));
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn idempotent_v4(a in any::<u32>(), v4 in 16u8..=32) {
+        let agg = Aggregation::new(v4, 64).unwrap();
+        let once = normalize(&Ipv4Addr::from(a).to_string(), agg).unwrap().to_string();
+        let twice = normalize(&once, agg).unwrap().to_string();
+        prop_assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn idempotent_v6(a in any::<u128>(), v6 in 32u8..=128) {
+        let agg = Aggregation::new(32, v6).unwrap();
+        let once = normalize(&Ipv6Addr::from(a).to_string(), agg).unwrap().to_string();
+        let twice = normalize(&once, agg).unwrap().to_string();
+        prop_assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn every_spelling_in_a_64_maps_to_one_key(net in any::<u64>(), host_a in any::<u64>(), host_b in any::<u64>()) {
+        let a = Ipv6Addr::from(((net as u128) << 64) | host_a as u128);
+        let b = Ipv6Addr::from(((net as u128) << 64) | host_b as u128);
+        prop_assume!(a.to_ipv4_mapped().is_none());
+        let want = normalize(&a.to_string(), Aggregation::DEFAULT).unwrap();
+        for s in v6_spellings(a).into_iter().chain(v6_spellings(b)) {
+            prop_assert_eq!(normalize(&s, Aggregation::DEFAULT), Ok(want), "spelling {}", s);
+        }
+    }
+
+    #[test]
+    fn mapped_equals_v4(a in any::<u32>()) {
+        let v4 = Ipv4Addr::from(a);
+        let want = normalize(&v4.to_string(), Aggregation::DEFAULT).unwrap();
+        let mapped = v4.to_ipv6_mapped();
+        for s in [mapped.to_string(), format!("::FFFF:{:x}:{:x}", a >> 16, a & 0xffff), format!("[{mapped}]")] {
+            prop_assert_eq!(normalize(&s, Aggregation::DEFAULT), Ok(want), "spelling {}", s);
+        }
+    }
+
+    #[test]
+    fn never_panics_on_garbage(s in "\\PC{0,80}") {
+        let _ = normalize(&s, Aggregation::DEFAULT);
+    }
+
+    #[test]
+    fn canonical_output_parses_back_for_any_ascii(s in "[0-9a-fA-F:.\\[\\]/%]{1,45}") {
+        if let Ok(n) = normalize(&s, Aggregation::DEFAULT) {
+            prop_assert_eq!(normalize(&n.to_string(), Aggregation::DEFAULT), Ok(n));
+        }
+    }
+}
