@@ -1,0 +1,17 @@
+//! Process harness for the end-to-end tests: starts real redis-server, ipcheck-auth, nginx and a
+//! stand-in for the third-party IP-intelligence API on loopback ports picked at run time, each
+//! in its own temporary directory, and stops them when the handle is dropped.
+//!
+//! The binaries under test are found in the cargo target directory (`CARGO_TARGET_DIR`, else
+//! `target/` at the workspace root), debug profile; the README's test command builds them before
+//! `cargo test` runs. `IPCHECK_PROFILE=release` picks the release build instead.
+
+pub mod paths;
+pub mod ports;
+pub mod redis_server;
+
+pub use paths::{module_path, service_binary};
+pub use ports::free_port;
+pub use redis_server::RedisServer;
+pub use paths::workspace_root;
+pub use ports::wait_for_port;

@@ -1,0 +1,190 @@
+//! A real redis-server with the ipcheck module loaded, in its own temp dir on its own port.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::paths::module_path;
+use crate::ports::{free_port, wait_for_port};
+
+/// A running redis-server; killed (and its directory removed) on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    extra_conf: String,
+    module_args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts a server with the module loaded with no arguments.
+    pub fn start() -> Self {
+        Self::builder().start()
+    }
+
+    /// A builder for servers that need module arguments or extra config lines.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The server's working directory (RDB, AOF, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's log so far, for assertions on load errors.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// A fresh synchronous connection.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to the test redis-server")
+    }
+
+    /// Stops the server abruptly (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server cleanly (`SHUTDOWN`), so it persists per its config.
+    pub fn shutdown(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let mut con = self.client();
+            let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query(&mut con);
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (after `kill` or `shutdown`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a stopped server");
+        let child = spawn(self.dir.path(), self.port, &self.extra_conf, &self.module_args)
+            .unwrap_or_else(|log| panic!("redis-server did not come back: {log}"));
+        self.child = Some(child);
+    }
+
+    /// Whether the process is still running (it may have exited on a failed module load).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options for [`RedisServer`].
+#[derive(Default)]
+pub struct RedisServerBuilder {
+    extra_conf: String,
+    module_args: Vec<String>,
+}
+
+impl RedisServerBuilder {
+    /// Arguments after `loadmodule <path>`.
+    pub fn module_args(mut self, args: &[&str]) -> Self {
+        self.module_args = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// A raw redis.conf line, e.g. `appendonly yes`.
+    pub fn conf(mut self, line: &str) -> Self {
+        self.extra_conf.push_str(line);
+        self.extra_conf.push('\n');
+        self
+    }
+
+    /// Starts the server, retrying on a lost port race; panics with the log if it cannot start.
+    pub fn start(self) -> RedisServer {
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = free_port();
+            match spawn(dir.path(), port, &self.extra_conf, &self.module_args) {
+                Ok(child) => {
+                    return RedisServer {
+                        child: Some(child),
+                        port,
+                        dir,
+                        extra_conf: self.extra_conf,
+                        module_args: self.module_args,
+                    }
+                }
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("redis-server would not start: {last_log}");
+    }
+
+    /// Tries to start the server and returns its log if it exits instead (a refused module load).
+    pub fn start_expecting_failure(self) -> Result<RedisServer, String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        spawn(dir.path(), port, &self.extra_conf, &self.module_args).map(|child| RedisServer {
+            child: Some(child),
+            port,
+            dir,
+            extra_conf: self.extra_conf,
+            module_args: self.module_args,
+        })
+    }
+}
+
+fn write_conf(dir: &Path, port: u16, extra: &str, module_args: &[String]) -> PathBuf {
+    let conf = format!(
+        "port {port}\nbind 127.0.0.1 -::1\ndir {dir}\nlogfile {dir}/redis.log\n\
+         save \"\"\nappendonly no\ndaemonize no\nenable-module-command yes\n\
+         enable-debug-command yes\nloadmodule {module} {args}\n{extra}",
+        dir = dir.display(),
+        module = module_path().display(),
+        args = module_args.join(" "),
+    );
+    let path = dir.join("redis.conf");
+    fs::write(&path, conf).expect("write redis.conf");
+    path
+}
+
+/// Spawns redis-server and waits for it to accept connections; on failure returns its log.
+fn spawn(dir: &Path, port: u16, extra: &str, module_args: &[String]) -> Result<Child, String> {
+    let conf = write_conf(dir, port, extra, module_args);
+    let mut child = Command::new("redis-server")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run redis-server: {e}"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Err(fs::read_to_string(dir.join("redis.log")).unwrap_or_default());
+        }
+        if wait_for_port(port, Duration::from_millis(50)) {
+            return Ok(child);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(fs::read_to_string(dir.join("redis.log")).unwrap_or_default())
+}
