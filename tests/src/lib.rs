@@ -6,6 +6,9 @@
 //! `target/` at the workspace root), debug profile; the README's test command builds them before
 //! `cargo test` runs. `IPCHECK_PROFILE=release` picks the release build instead.
 
+pub mod backend;
+pub mod http_stub;
+pub mod nginx;
 pub mod paths;
 pub mod ports;
 pub mod redis_server;
@@ -13,5 +16,7 @@ pub mod redis_server;
 pub use paths::{module_path, service_binary};
 pub use ports::free_port;
 pub use redis_server::RedisServer;
+pub use backend::Backend;
+pub use nginx::{Nginx, NginxSetup};
 pub use paths::workspace_root;
 pub use ports::wait_for_port;

@@ -1,0 +1,179 @@
+//! A real nginx running the shipped `nginx/example.conf` (with `ipcheck.conf` and
+//! `ipcheck-upstream.conf`), in its own prefix directory on run-time ports.
+//!
+//! The shipped files are copied verbatim except for a few literal substitutions (listen port,
+//! service and backend addresses, the micro-cache path, and switches a test flips on purpose);
+//! each substitution must match, so a test fails loudly if the shipped file drifts.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::paths::workspace_root;
+use crate::ports::{free_port, wait_for_port};
+
+/// The nginx binary (Debian installs it outside a non-root PATH).
+pub fn nginx_binary() -> PathBuf {
+    for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    PathBuf::from("nginx")
+}
+
+/// How to wire the shipped example to the test's processes.
+pub struct NginxSetup {
+    /// Port of ipcheck-auth on 127.0.0.1.
+    pub service_port: u16,
+    /// Port of the stand-in backend on 127.0.0.1.
+    pub backend_port: u16,
+    /// Extra `(file, from, to)` substitutions in the shipped files, each of which must match.
+    pub edits: Vec<(&'static str, String, String)>,
+}
+
+impl NginxSetup {
+    /// The example wired to a service and a backend.
+    pub fn new(service_port: u16, backend_port: u16) -> Self {
+        NginxSetup {
+            service_port,
+            backend_port,
+            edits: Vec::new(),
+        }
+    }
+
+    /// Replaces `from` with `to` in one shipped file (`example.conf`, `ipcheck.conf`, ...).
+    pub fn edit(mut self, file: &'static str, from: &str, to: &str) -> Self {
+        self.edits.push((file, from.to_owned(), to.to_owned()));
+        self
+    }
+
+    /// Turns on the optional micro-cache the way an operator would.
+    pub fn with_microcache(self) -> Self {
+        self.edit("example.conf", "set $ipcheck_microcache 0;", "set $ipcheck_microcache 1;")
+    }
+
+    /// Starts nginx; panics with its error log if it will not come up.
+    pub fn start(self) -> Nginx {
+        Nginx::start(self)
+    }
+}
+
+/// A running nginx; stopped on drop.
+pub struct Nginx {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn substitute(text: &str, from: &str, to: &str, file: &str) -> String {
+    assert!(text.contains(from), "shipped nginx/{file} no longer contains {from:?}");
+    text.replace(from, to)
+}
+
+impl Nginx {
+    fn start(setup: NginxSetup) -> Nginx {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf_dir = dir.path().join("ipcheck");
+        fs::create_dir_all(&conf_dir).expect("conf dir");
+        fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+        let port = free_port();
+        let cache_dir = dir.path().join("microcache");
+        for file in ["ipcheck.conf", "ipcheck-upstream.conf", "example.conf"] {
+            let shipped = workspace_root().join("nginx").join(file);
+            let mut text = fs::read_to_string(&shipped).expect("read shipped nginx config");
+            let mut wiring: Vec<(String, String)> = match file {
+                "example.conf" => vec![
+                    ("listen 8000;".into(), format!("listen 127.0.0.1:{port};")),
+                    ("listen [::]:8000;".into(), format!("listen [::1]:{port};")),
+                    ("server 127.0.0.1:9000;".into(), format!("server 127.0.0.1:{};", setup.backend_port)),
+                ],
+                "ipcheck-upstream.conf" => vec![
+                    ("server 127.0.0.1:8080;".into(), format!("server 127.0.0.1:{};", setup.service_port)),
+                    ("/var/lib/nginx/ipcheck".into(), cache_dir.display().to_string()),
+                ],
+                _ => vec![],
+            };
+            wiring.extend(
+                setup
+                    .edits
+                    .iter()
+                    .filter(|(f, _, _)| *f == file)
+                    .map(|(_, a, b)| (a.clone(), b.clone())),
+            );
+            for (from, to) in wiring {
+                text = substitute(&text, &from, &to, file);
+            }
+            fs::write(conf_dir.join(file), text).expect("write nginx config");
+        }
+        let d = dir.path().display();
+        // Running as root, nginx would drop workers to `nobody`, who cannot enter the temp dir.
+        let user = if fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
+            "user root;"
+        } else {
+            ""
+        };
+        let main_conf = format!(
+            "{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log info;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log {d}/logs/access.log;\n  client_body_temp_path {d}/client_body;\n\
+               proxy_temp_path {d}/proxy_temp;\n  fastcgi_temp_path {d}/fastcgi_temp;\n\
+               uwsgi_temp_path {d}/uwsgi_temp;\n  scgi_temp_path {d}/scgi_temp;\n\
+               include ipcheck/ipcheck-upstream.conf;\n  include ipcheck/example.conf;\n}}\n"
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        fs::write(&conf_path, main_conf).expect("write nginx.conf");
+        let mut child = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run nginx");
+        if !wait_for_port(port, Duration::from_secs(10)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
+            panic!("nginx did not start: {log}");
+        }
+        Nginx {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    /// The port nginx listens on, on both 127.0.0.1 and [::1].
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// `http://[::1]:<port><path>`.
+    pub fn url_v6(&self, path: &str) -> String {
+        format!("http://[::1]:{}{}", self.port, path)
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM, not SIGKILL: a killed master would leave its workers holding the port.
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
