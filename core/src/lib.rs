@@ -9,16 +9,19 @@
 //!   IPv6 clients per network prefix so address rotation inside a /64 does not escape a verdict.
 //! - [`verdict`] is the model of what we cache: a [`Verdict`], the [`Reasons`] behind it and the
 //!   [`Source`] that produced it.
+//! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
 
 pub mod encoding;
 pub mod normalize;
+pub mod policy;
 pub mod verdict;
 
 pub use encoding::{decode_entry, encode_entry, DecodeError};
 pub use normalize::{
     cache_key, normalize, Aggregation, AggregationError, NormalizeError, NormalizedIp,
 };
+pub use policy::{Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet};
 pub use verdict::{
     Entry, Reasons, Source, TokenError, Verdict, VerdictError, KNOWN_REASONS, KNOWN_SOURCES,
 };
