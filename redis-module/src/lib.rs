@@ -1,1 +1,93 @@
-//! Placeholder.
+//! The `IPCHECK` Redis module: the ipcheck verdict cache, inside Redis.
+//!
+//! A thin layer over `ipcheck-core`: each subcommand parses its arguments, lets the core
+//! normalize the address and encode or decode the entry, and talks to the keyspace through the
+//! low-level key API (no `RedisModule_Call` on the hot path). Entries are plain Redis strings with
+//! a TTL, so persistence, replication, eviction and every Redis tool keep working; writes reach
+//! replicas and the AOF as `SET ... PXAT <absolute ms>` so nothing downstream extends a verdict.
+//!
+//! Layout:
+//! - [`registration`]: the `IPCHECK` container command and its subcommands (raw API, because the
+//!   crate's command macro needs Redis 7.2).
+//! - [`settings`]: load arguments and the `ipcheck.*` module configs.
+//! - [`subcommands`]: one file per subcommand, parse then execute.
+//! - [`panic_guard`]: every handler runs under `catch_unwind`; a bug is an error reply, never a
+//!   crashed server.
+//! - [`keys`], [`ffi`], [`error`], [`stats`]: key names, raw API wrappers, error replies,
+//!   counters.
+//!
+//! The full command reference is in this crate's README.md.
+
+pub mod acl;
+pub mod error;
+pub mod ffi;
+pub mod filter;
+pub mod keys;
+pub mod panic_guard;
+pub mod registration;
+pub mod settings;
+pub mod stats;
+pub mod subcommands;
+
+use redis_module::{raw, Context, RedisString, Status};
+
+use crate::ffi::Ctx;
+use crate::settings::LoadArgs;
+
+/// Logs a warning to the Redis log, prefixed with the module name by Redis.
+pub fn log_warning(ctx: Ctx, message: &str) {
+    let line = error::reply_line("ipcheck:", message);
+    // SAFETY: valid ctx (or null, which Redis accepts); "%s" with a NUL-terminated argument.
+    unsafe {
+        if let Some(log) = raw::RedisModule_Log {
+            log(
+                ctx.as_ptr(),
+                c"warning".as_ptr(),
+                c"%s".as_ptr(),
+                line.as_ptr(),
+            );
+        }
+    }
+}
+
+#[cfg_attr(test, allow(dead_code))]
+/// Module initialisation: check the API, parse load arguments, register configs and commands.
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    let ctx = Ctx::new(ctx.ctx);
+    match std::panic::catch_unwind(|| try_init(ctx, args)) {
+        Ok(Ok(())) => Status::Ok,
+        Ok(Err(why)) => {
+            log_warning(ctx, &format!("refusing to load: {why}"));
+            Status::Err
+        }
+        Err(_) => {
+            log_warning(ctx, "refusing to load: bug during initialisation");
+            Status::Err
+        }
+    }
+}
+
+fn try_init(ctx: Ctx, args: &[RedisString]) -> Result<(), String> {
+    if let Some(name) = ffi::missing_api() {
+        return Err(format!(
+            "this Redis lacks {name}; Redis 7.0 or newer is required"
+        ));
+    }
+    let raw_args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    let parsed = LoadArgs::parse(&raw_args).map_err(|e| e.to_string())?;
+    settings::set_cluster_mode(ctx.flags() & raw::REDISMODULE_CTX_FLAGS_CLUSTER as i32 != 0);
+    settings::install(ctx, &parsed)?;
+    registration::register(ctx)?;
+    filter::register(ctx)?;
+    Ok(())
+}
+
+#[cfg(not(test))]
+redis_module::redis_module! {
+    name: "ipcheck",
+    version: 1,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+    commands: [],
+}

@@ -1,0 +1,360 @@
+//! Thin, allocation-free wrappers over the raw Redis module API used by the handlers.
+//!
+//! The hot path (`IPCHECK GET`/`SET`) talks to the keyspace directly through the low-level key API
+//! (`OpenKey`, `StringDMA`, `SetAbsExpire`, ...) rather than `RedisModule_Call`, which would build
+//! a fake client and parse a reply per call. Every resource is an RAII guard, so an early return
+//! or a caught panic still closes keys and frees strings.
+//!
+//! Every API used here exists in Redis 7.0; [`missing_api`] is checked once at load so the
+//! `expect`s below can only fire if Redis lied to us at `OnLoad`.
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_long, c_longlong};
+
+use redis_module::raw;
+
+/// Calls a Redis module API function pointer that [`missing_api`] proved present at load.
+macro_rules! api {
+    ($name:ident) => {{
+        // SAFETY: the pointer tables are written once by RedisModule_Init before any
+        // command runs. (Callers are often inside `unsafe` already.)
+        #[allow(unused_unsafe)]
+        let f = unsafe { raw::$name };
+        f.expect(concat!(stringify!($name), " checked at load"))
+    }};
+}
+pub(crate) use api;
+
+/// The first module API this module needs that the running Redis does not export, if any.
+pub fn missing_api() -> Option<&'static str> {
+    macro_rules! first_missing {
+        ($($name:ident),* $(,)?) => {{
+            $(
+                // SAFETY: copying a pointer from the table RedisModule_Init filled in.
+                let f = unsafe { raw::$name };
+                if f.is_none() {
+                    return Some(stringify!($name));
+                }
+            )*
+            None
+        }};
+    }
+    first_missing!(
+        RedisModule_CreateCommand,
+        RedisModule_GetCommand,
+        RedisModule_CreateSubcommand,
+        RedisModule_SetCommandInfo,
+        RedisModule_OpenKey,
+        RedisModule_CloseKey,
+        RedisModule_KeyType,
+        RedisModule_StringDMA,
+        RedisModule_StringTruncate,
+        RedisModule_GetExpire,
+        RedisModule_SetAbsExpire,
+        RedisModule_DeleteKey,
+        RedisModule_Milliseconds,
+        RedisModule_Replicate,
+        RedisModule_CreateString,
+        RedisModule_FreeString,
+        RedisModule_StringPtrLen,
+        RedisModule_ReplyWithArray,
+        RedisModule_ReplyWithStringBuffer,
+        RedisModule_ReplyWithSimpleString,
+        RedisModule_ReplyWithLongLong,
+        RedisModule_ReplyWithNull,
+        RedisModule_ReplyWithError,
+        RedisModule_NotifyKeyspaceEvent,
+        RedisModule_GetContextFlags,
+        RedisModule_GetCurrentUserName,
+        RedisModule_GetModuleUserFromUserName,
+        RedisModule_FreeModuleUser,
+        RedisModule_ACLCheckKeyPermissions,
+        RedisModule_RegisterNumericConfig,
+        RedisModule_RegisterStringConfig,
+        RedisModule_LoadConfigs,
+        RedisModule_RetainString,
+        RedisModule_RegisterCommandFilter,
+        RedisModule_CommandFilterArgsCount,
+        RedisModule_CommandFilterArgGet,
+        RedisModule_CommandFilterArgReplace,
+    )
+}
+
+/// Open a key for reading.
+pub const READ: c_int = raw::REDISMODULE_READ as c_int;
+/// Open a key for writing.
+pub const WRITE: c_int = raw::REDISMODULE_WRITE as c_int;
+
+/// A command's context pointer, as handed to a handler by Redis.
+#[derive(Clone, Copy)]
+pub struct Ctx(*mut raw::RedisModuleCtx);
+
+impl Ctx {
+    /// Wraps the pointer Redis passed to a handler or `OnLoad`.
+    pub fn new(ptr: *mut raw::RedisModuleCtx) -> Self {
+        Ctx(ptr)
+    }
+
+    /// The raw pointer, for calls not wrapped here.
+    pub fn as_ptr(self) -> *mut raw::RedisModuleCtx {
+        self.0
+    }
+
+    /// Replies with a simple string such as `OK`.
+    pub fn reply_simple(self, msg: &CStr) {
+        // SAFETY: valid ctx during the handler; msg is NUL-terminated.
+        unsafe { api!(RedisModule_ReplyWithSimpleString)(self.0, msg.as_ptr()) };
+    }
+
+    /// Replies with a bulk string (binary safe).
+    pub fn reply_bulk(self, bytes: &[u8]) {
+        // SAFETY: Redis copies `len` bytes from the pointer.
+        unsafe {
+            api!(RedisModule_ReplyWithStringBuffer)(
+                self.0,
+                bytes.as_ptr().cast::<c_char>(),
+                bytes.len(),
+            )
+        };
+    }
+
+    /// Replies with an integer.
+    pub fn reply_int(self, n: i64) {
+        // SAFETY: valid ctx.
+        unsafe { api!(RedisModule_ReplyWithLongLong)(self.0, n as c_longlong) };
+    }
+
+    /// Replies with nil (RESP2 null bulk, RESP3 null).
+    pub fn reply_null(self) {
+        // SAFETY: valid ctx.
+        unsafe { api!(RedisModule_ReplyWithNull)(self.0) };
+    }
+
+    /// Starts an array reply of `len` elements; the caller emits exactly that many next.
+    pub fn reply_array(self, len: usize) {
+        // SAFETY: valid ctx.
+        unsafe { api!(RedisModule_ReplyWithArray)(self.0, len as c_long) };
+    }
+
+    /// Replies with an error; `msg` starts with its code (`ERR ...`, `WRONGTYPE ...`).
+    pub fn reply_error(self, msg: &CStr) {
+        // SAFETY: valid ctx; Redis copies the message (and turns stray newlines into spaces).
+        unsafe { api!(RedisModule_ReplyWithError)(self.0, msg.as_ptr()) };
+    }
+
+    /// A Redis string owned by this context, freed when the guard drops.
+    pub fn create_string(self, bytes: &[u8]) -> RString {
+        // SAFETY: Redis copies `len` bytes.
+        let ptr = unsafe {
+            api!(RedisModule_CreateString)(self.0, bytes.as_ptr().cast::<c_char>(), bytes.len())
+        };
+        RString { ctx: self, ptr }
+    }
+
+    /// Opens `name` with `mode` ([`READ`], [`READ`]` | `[`WRITE`]); closed when the guard drops.
+    pub fn open_key(self, name: &RString, mode: c_int) -> Key {
+        // SAFETY: valid ctx and key name for the duration of the call.
+        let ptr = unsafe { api!(RedisModule_OpenKey)(self.0, name.ptr, mode) };
+        Key { ptr }
+    }
+
+    /// Milliseconds since the Unix epoch, Redis's own clock.
+    pub fn now_ms(self) -> i64 {
+        // SAFETY: no arguments.
+        unsafe { api!(RedisModule_Milliseconds)() }
+    }
+
+    /// Sends `SET <key> <value> PXAT <ms>` to replicas and the AOF in place of this command, so a
+    /// replay never restarts the TTL.
+    pub fn replicate_set(self, key: &[u8], value: &[u8], expire_at_ms: i64) {
+        // SAFETY: "b" takes (ptr, len), "c" a C string, "l" a long long; Redis copies them all.
+        unsafe {
+            api!(RedisModule_Replicate)(
+                self.0,
+                c"SET".as_ptr(),
+                c"bbcl".as_ptr(),
+                key.as_ptr().cast::<c_char>(),
+                key.len(),
+                value.as_ptr().cast::<c_char>(),
+                value.len(),
+                c"PXAT".as_ptr(),
+                expire_at_ms as c_longlong,
+            )
+        };
+    }
+
+    /// Sends `DEL <key>` to replicas and the AOF.
+    pub fn replicate_del(self, key: &[u8]) {
+        // SAFETY: as in replicate_set.
+        unsafe {
+            api!(RedisModule_Replicate)(
+                self.0,
+                c"DEL".as_ptr(),
+                c"b".as_ptr(),
+                key.as_ptr().cast::<c_char>(),
+                key.len(),
+            )
+        };
+    }
+
+    /// Fires a keyspace notification, as the equivalent core command would.
+    pub fn notify(self, class: c_int, event: &CStr, key: &RString) {
+        // SAFETY: valid ctx and key; Redis returns early when notifications are off.
+        unsafe { api!(RedisModule_NotifyKeyspaceEvent)(self.0, class, event.as_ptr(), key.ptr) };
+    }
+
+    /// The context flags (`REDISMODULE_CTX_FLAGS_*`).
+    pub fn flags(self) -> c_int {
+        // SAFETY: valid ctx.
+        unsafe { api!(RedisModule_GetContextFlags)(self.0) }
+    }
+}
+
+/// A `RedisModuleString` this module created; freed on drop.
+pub struct RString {
+    ctx: Ctx,
+    ptr: *mut raw::RedisModuleString,
+}
+
+impl RString {
+    /// The raw pointer, for calls not wrapped here.
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
+        self.ptr
+    }
+}
+
+impl Drop for RString {
+    fn drop(&mut self) {
+        // SAFETY: created by CreateString with this ctx and not freed elsewhere.
+        unsafe { api!(RedisModule_FreeString)(self.ctx.0, self.ptr) };
+    }
+}
+
+/// The bytes of a Redis string.
+///
+/// # Safety
+/// `s` is null or a live `RedisModuleString` that outlives the returned slice (argv strings live
+/// for the whole command call).
+pub unsafe fn string_bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    let mut len = 0usize;
+    // SAFETY: per the function contract.
+    unsafe {
+        let ptr = api!(RedisModule_StringPtrLen)(s, &mut len);
+        if ptr.is_null() {
+            return &[];
+        }
+        std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+    }
+}
+
+/// Redis refused a write to an open key (not open for writing, or wrong type).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("Redis refused the key operation")]
+pub struct KeyOpRefused;
+
+/// What an opened key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// No such key (or it has expired).
+    Empty,
+    /// A string: the only type ipcheck stores.
+    String,
+    /// Any other type: not ours, answered with `WRONGTYPE`.
+    Other,
+}
+
+/// An open key; closed on drop.
+pub struct Key {
+    ptr: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    /// What the key holds.
+    pub fn kind(&self) -> KeyKind {
+        if self.ptr.is_null() {
+            return KeyKind::Empty;
+        }
+        // SAFETY: open key.
+        match unsafe { api!(RedisModule_KeyType)(self.ptr) } as isize {
+            raw::REDISMODULE_KEYTYPE_EMPTY => KeyKind::Empty,
+            raw::REDISMODULE_KEYTYPE_STRING => KeyKind::String,
+            _ => KeyKind::Other,
+        }
+    }
+
+    /// The string value; `None` if the key is not a string.
+    ///
+    /// Redis's DMA decodes an integer- or embstr-encoded value into a raw string first; that costs
+    /// one conversion on the first read and no extra memory (see the README's memory table).
+    pub fn read(&self) -> Option<&[u8]> {
+        if self.ptr.is_null() {
+            return None;
+        }
+        let mut len = 0usize;
+        // SAFETY: open key; the pointer stays valid until the key is modified or closed, which
+        // needs `&mut self`.
+        unsafe {
+            let ptr = api!(RedisModule_StringDMA)(self.ptr, &mut len, READ);
+            if ptr.is_null() {
+                return None;
+            }
+            Some(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
+        }
+    }
+
+    /// Replaces the value with `bytes` (creating the key if empty); the old TTL must be reset.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), KeyOpRefused> {
+        // SAFETY: open for writing; truncate sizes the string, DMA hands us exactly `len` bytes.
+        unsafe {
+            if api!(RedisModule_StringTruncate)(self.ptr, bytes.len())
+                != raw::REDISMODULE_OK as c_int
+            {
+                return Err(KeyOpRefused);
+            }
+            let mut len = 0usize;
+            let dst = api!(RedisModule_StringDMA)(self.ptr, &mut len, WRITE);
+            if dst.is_null() || len != bytes.len() {
+                return Err(KeyOpRefused);
+            }
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.cast::<u8>(), len);
+        }
+        Ok(())
+    }
+
+    /// Milliseconds left to live, or `None` when the key has no TTL.
+    pub fn ttl_ms(&self) -> Option<i64> {
+        // SAFETY: open key.
+        let ms = unsafe { api!(RedisModule_GetExpire)(self.ptr) };
+        (ms != raw::REDISMODULE_NO_EXPIRE as i64).then_some(ms)
+    }
+
+    /// Sets the absolute expiry time in Unix milliseconds.
+    pub fn set_expire_at(&mut self, at_ms: i64) -> Result<(), KeyOpRefused> {
+        // SAFETY: open for writing and non-empty.
+        match unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, at_ms) } {
+            r if r == raw::REDISMODULE_OK as c_int => Ok(()),
+            _ => Err(KeyOpRefused),
+        }
+    }
+
+    /// Deletes the key.
+    pub fn delete(&mut self) -> Result<(), KeyOpRefused> {
+        // SAFETY: open for writing.
+        match unsafe { api!(RedisModule_DeleteKey)(self.ptr) } {
+            r if r == raw::REDISMODULE_OK as c_int => Ok(()),
+            _ => Err(KeyOpRefused),
+        }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: opened by OpenKey and not closed elsewhere.
+            unsafe { api!(RedisModule_CloseKey)(self.ptr) };
+        }
+    }
+}

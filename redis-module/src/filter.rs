@@ -1,0 +1,68 @@
+//! The command filter that hands Redis the real key of `IPCHECK GET|SET|DEL <address>`.
+//!
+//! Redis matches ACL key patterns and computes cluster slots from the declared key argument,
+//! which for `IPCHECK` is the address text, not the key `ipcheck:<canonical>` it maps to. A
+//! command filter runs before both checks (for clients, `MULTI` queues and scripts alike), so
+//! rewriting the argument to the key makes a rule like `%R~ipcheck:*` mean what it says, and
+//! makes Redis enforce it on the real key. `COMMAND GETKEYS IPCHECK GET 192.0.2.1` is not an
+//! `IPCHECK` call, so it still names the address argument a cluster client routes by; in cluster
+//! mode the key carries that address as its hash tag, so both give the same slot.
+//!
+//! Arguments that do not normalize (or are not canonical in cluster mode) are left alone; the
+//! handler then replies with the precise error.
+
+use std::os::raw::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use redis_module::raw;
+
+use crate::ffi::{api, string_bytes, Ctx};
+use crate::keys::{key_for, Routing};
+
+/// Registers the filter; call once at load.
+pub fn register(ctx: Ctx) -> Result<(), String> {
+    // SAFETY: load ctx; the callback is a plain function that lives as long as the module.
+    let f = unsafe { api!(RedisModule_RegisterCommandFilter)(ctx.as_ptr(), Some(on_command), 0) };
+    if f.is_null() {
+        return Err("cannot register the IPCHECK command filter".to_owned());
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    // Runs for every command the server executes, so it bails out after one comparison for
+    // anything that is not IPCHECK, and never lets a panic escape into Redis.
+    let _ = catch_unwind(AssertUnwindSafe(|| rewrite(fctx)));
+}
+
+fn rewrite(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    // SAFETY: fctx is valid for the duration of the callback; argument strings belong to it.
+    unsafe {
+        if api!(RedisModule_CommandFilterArgsCount)(fctx) < 3 {
+            return;
+        }
+        let arg = |i: c_int| string_bytes(api!(RedisModule_CommandFilterArgGet)(fctx, i));
+        if !arg(0).eq_ignore_ascii_case(b"ipcheck") {
+            return;
+        }
+        let sub = arg(1);
+        if ![&b"get"[..], b"set", b"del"]
+            .iter()
+            .any(|s| sub.eq_ignore_ascii_case(s))
+        {
+            return;
+        }
+        let Ok(key) = key_for(arg(2), Routing::Strict) else {
+            return;
+        };
+        let bytes = key.as_bytes();
+        // The filter context takes ownership of the new string.
+        let s = api!(RedisModule_CreateString)(
+            ptr::null_mut(),
+            bytes.as_ptr().cast::<c_char>(),
+            bytes.len(),
+        );
+        api!(RedisModule_CommandFilterArgReplace)(fctx, 2, s);
+    }
+}

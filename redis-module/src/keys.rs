@@ -1,0 +1,205 @@
+//! From an address argument to the Redis key it is cached under, without a heap allocation.
+//!
+//! The key is `<prefix><canonical>` (`ipcheck:192.0.2.1`, `ipcheck:2001:db8:1:2::/64`). In
+//! cluster mode a client routes the command by the declared key argument (the address text), but
+//! `<prefix><canonical>` hashes to another slot; so there the argument must already be the
+//! canonical text, and the key becomes `<prefix>{<canonical>}`, whose hash tag is exactly the
+//! argument, keeping the key in the slot the client routed to.
+
+use std::fmt;
+
+use ipcheck_core::{normalize, NormalizeError, NormalizedIp};
+
+use crate::error::CommandError;
+use crate::settings::{self, MAX_PREFIX_LEN};
+
+/// Longest canonical text: a full IPv6 address (39) plus `/128`.
+const MAX_CANONICAL_LEN: usize = 43;
+/// Room for prefix, braces and canonical text.
+const KEY_CAP: usize = MAX_PREFIX_LEN + 2 + MAX_CANONICAL_LEN;
+
+/// A short byte string on the stack.
+#[derive(Clone)]
+pub struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackBuf<N> {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        StackBuf {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Appends bytes; fails rather than truncating when they do not fit.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), fmt::Error> {
+        let end = self.len.checked_add(bytes.len()).ok_or(fmt::Error)?;
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    /// The bytes written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The contents as text (lossy; only used in messages).
+    pub fn to_text(&self) -> String {
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+}
+
+impl<const N: usize> Default for StackBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes())
+    }
+}
+
+/// A Redis key name built on the stack.
+pub type KeyName = StackBuf<KEY_CAP>;
+
+/// Whether the address argument must already be canonical in cluster mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// The command reads or writes the key, so the client must have routed it correctly.
+    Strict,
+    /// The command only computes the key name (`IPCHECK KEY`), so any spelling is fine.
+    AnySpelling,
+}
+
+/// Where an argument's key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The argument was already the key (`ipcheck:192.0.2.1`): the command filter rewrote the
+    /// address before Redis's ACL and cluster checks ran, so Redis checked this very key.
+    Key,
+    /// The argument was an address: Redis checked ACL key patterns against the address text,
+    /// so the handler must check the real key itself.
+    Address,
+}
+
+/// The key an `IPCHECK` argument names, accepting an address or (after the command filter) the
+/// key itself.
+///
+/// Keys and addresses cannot be confused: the key prefix must contain a byte that no address
+/// text contains (see [`settings::check_prefix`]).
+pub fn resolve(arg: &[u8], routing: Routing) -> Result<(KeyName, Origin), CommandError> {
+    if let Some(key) = as_own_key(arg) {
+        return Ok((key, Origin::Key));
+    }
+    Ok((key_for(arg, routing)?, Origin::Address))
+}
+
+/// `arg` itself, if it is exactly the key of a canonical address under the settings in force.
+fn as_own_key(arg: &[u8]) -> Option<KeyName> {
+    let prefix = settings::key_prefix();
+    let cluster = settings::cluster_mode();
+    let rest = arg.strip_prefix(prefix)?;
+    let given = if cluster {
+        rest.strip_prefix(b"{")?.strip_suffix(b"}")?
+    } else {
+        rest
+    };
+    let ip = parse_ip(given).ok()?;
+    let mut canonical = StackBuf::<MAX_CANONICAL_LEN>::new();
+    write_canonical(&mut canonical, &ip).ok()?;
+    if canonical.as_bytes() != given {
+        return None;
+    }
+    build_key(prefix, given, cluster).ok()
+}
+
+/// Normalizes the address argument and builds its key with the settings in force.
+pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
+    let ip = parse_ip(arg)?;
+    let mut canonical = StackBuf::<MAX_CANONICAL_LEN>::new();
+    write_canonical(&mut canonical, &ip)?;
+    let cluster = settings::cluster_mode();
+    if cluster && routing == Routing::Strict && canonical.as_bytes() != arg {
+        return Err(CommandError::NotCanonical {
+            given: String::from_utf8_lossy(arg).into_owned(),
+            canonical: canonical.to_text(),
+        });
+    }
+    build_key(settings::key_prefix(), canonical.as_bytes(), cluster)
+}
+
+fn parse_ip(arg: &[u8]) -> Result<NormalizedIp, CommandError> {
+    let agg = settings::aggregation().map_err(|_| CommandError::Internal("bad aggregation"))?;
+    let text = std::str::from_utf8(arg)
+        .map_err(|_| NormalizeError::Invalid(String::from_utf8_lossy(arg).into_owned()))?;
+    Ok(normalize(text, agg)?)
+}
+
+fn write_canonical<const N: usize>(
+    out: &mut StackBuf<N>,
+    ip: &NormalizedIp,
+) -> Result<(), CommandError> {
+    use fmt::Write;
+    write!(out, "{ip}").map_err(|_| CommandError::Internal("canonical address too long"))
+}
+
+/// `<prefix><canonical>`, or `<prefix>{<canonical>}` in cluster mode.
+pub fn build_key(prefix: &[u8], canonical: &[u8], cluster: bool) -> Result<KeyName, CommandError> {
+    let mut key = KeyName::new();
+    let fits = if cluster {
+        key.push(prefix)
+            .and_then(|_| key.push(b"{"))
+            .and_then(|_| key.push(canonical))
+            .and_then(|_| key.push(b"}"))
+    } else {
+        key.push(prefix).and_then(|_| key.push(canonical))
+    };
+    fits.map_err(|_| CommandError::Internal("key too long"))?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_shapes() {
+        assert_eq!(
+            build_key(b"ipcheck:", b"192.0.2.1", false)
+                .unwrap()
+                .as_bytes(),
+            b"ipcheck:192.0.2.1"
+        );
+        assert_eq!(
+            build_key(b"ipcheck:", b"2001:db8:1:2::/64", true)
+                .unwrap()
+                .as_bytes(),
+            b"ipcheck:{2001:db8:1:2::/64}"
+        );
+    }
+
+    #[test]
+    fn longest_key_fits() {
+        let prefix = vec![b'p'; MAX_PREFIX_LEN];
+        let canonical = b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128";
+        assert_eq!(canonical.len(), MAX_CANONICAL_LEN);
+        assert!(build_key(&prefix, canonical, true).is_ok());
+    }
+
+    #[test]
+    fn stack_buf_refuses_overflow() {
+        let mut b = StackBuf::<4>::new();
+        assert!(b.push(b"abcd").is_ok());
+        assert!(b.push(b"e").is_err());
+        assert_eq!(b.as_bytes(), b"abcd");
+    }
+}

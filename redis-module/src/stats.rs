@@ -1,0 +1,46 @@
+//! Counters since load, reported by `IPCHECK STATS`.
+//!
+//! Commands run on Redis's main thread, so relaxed atomics are just cheap, safe statics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One counter.
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    const fn new() -> Self {
+        Counter(AtomicU64::new(0))
+    }
+
+    /// Adds one.
+    pub fn incr(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// `IPCHECK GET` calls that found an entry.
+pub static HITS: Counter = Counter::new();
+/// `IPCHECK GET` calls that found nothing.
+pub static MISSES: Counter = Counter::new();
+/// `IPCHECK SET` calls that stored an entry (not those that kept a manual pin).
+pub static SETS: Counter = Counter::new();
+/// `IPCHECK DEL` calls that removed an entry.
+pub static DELETES: Counter = Counter::new();
+/// Calls answered with an error by the module (argument, type, decode errors and caught bugs).
+pub static ERRORS: Counter = Counter::new();
+
+/// The counters in `IPCHECK STATS` order.
+pub fn snapshot() -> [(&'static str, u64); 5] {
+    [
+        ("hits", HITS.get()),
+        ("misses", MISSES.get()),
+        ("sets", SETS.get()),
+        ("deletes", DELETES.get()),
+        ("errors", ERRORS.get()),
+    ]
+}

@@ -1,0 +1,74 @@
+//! `IPCHECK GET <ip>`
+//!
+//! Reply: nil on a miss; on a hit a flat array
+//! `verdict <v> reason <reasons> source <source> ttl <seconds left> key <key>`.
+//! `ttl` is rounded as Redis's `TTL` rounds (to the nearest second), or -1 if the key somehow
+//! has no expiry. Read-only: served by replicas and from `EVAL_RO`.
+
+use ipcheck_core::decode_entry;
+
+use crate::acl::{self, Access};
+use crate::error::CommandError;
+use crate::ffi::{Ctx, KeyKind, READ};
+use crate::keys::{resolve, KeyName, Origin, Routing};
+use crate::panic_guard::Args;
+use crate::stats;
+
+/// A parsed `IPCHECK GET`.
+pub struct Get {
+    key: KeyName,
+    origin: Origin,
+}
+
+impl Get {
+    /// Validates the address and computes its key.
+    pub fn parse(args: &Args) -> Result<Self, CommandError> {
+        super::expect_len(args, 3, "get")?;
+        let (key, origin) = resolve(args.get(2), Routing::Strict)?;
+        Ok(Get { key, origin })
+    }
+
+    /// Reads the entry and replies.
+    pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
+        let name = ctx.create_string(self.key.as_bytes());
+        if self.origin == Origin::Address {
+            acl::check(ctx, &name, &self.key.to_text(), Access::Read)?;
+        }
+        let key = ctx.open_key(&name, READ);
+        match key.kind() {
+            KeyKind::Empty => {
+                stats::MISSES.incr();
+                ctx.reply_null();
+                Ok(())
+            }
+            KeyKind::Other => Err(CommandError::WrongType),
+            KeyKind::String => {
+                let value = key.read().ok_or(CommandError::WrongType)?;
+                let entry = decode_entry(value).map_err(|source| CommandError::Corrupt {
+                    key: self.key.to_text(),
+                    source,
+                })?;
+                // Redis's TTL command rounds the remaining milliseconds to the nearest second.
+                let ttl = key.ttl_ms().map_or(-1, |ms| (ms + 500) / 1000);
+                stats::HITS.incr();
+                ctx.reply_array(10);
+                ctx.reply_bulk(b"verdict");
+                ctx.reply_bulk(entry.verdict.as_str().as_bytes());
+                ctx.reply_bulk(b"reason");
+                ctx.reply_bulk(entry.reasons.as_str().as_bytes());
+                ctx.reply_bulk(b"source");
+                ctx.reply_bulk(entry.source.as_str().as_bytes());
+                ctx.reply_bulk(b"ttl");
+                ctx.reply_int(ttl);
+                ctx.reply_bulk(b"key");
+                ctx.reply_bulk(self.key.as_bytes());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Handler for `IPCHECK|GET`.
+pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
+    Get::parse(args)?.execute(ctx)
+}

@@ -1,0 +1,164 @@
+//! `IPCHECK SET <ip> <verdict> [EX <seconds>] [REASON <reasons>] [SOURCE <source>] [FORCE]`
+//!
+//! Reply: `OK`, or nil when an existing `manual` entry was kept.
+//!
+//! - `<verdict>`: `allow`, `block` or `challenge`, any case, stored lowercase.
+//! - `EX`: 1..=31536000 seconds; default `ipcheck.default-ttl` (86400).
+//! - `REASON`: comma-separated `[a-z0-9_-]+` tokens, at most 128 bytes; default empty.
+//! - `SOURCE`: one token; default `api`. `manual` marks an operator's pin.
+//! - `FORCE`: replace a manual pin even though this SET is not manual.
+//!
+//! Option names are case-insensitive and each may appear once. The write reaches replicas and
+//! the AOF as `SET <key> <value> PXAT <absolute ms>`, so a replay never extends the TTL.
+
+use std::borrow::Cow;
+
+use ipcheck_core::{decode_entry, encode_entry, Entry, Reasons, Source, Verdict};
+use redis_module::raw;
+
+use crate::acl::{self, Access};
+use crate::error::CommandError;
+use crate::ffi::{Ctx, KeyKind, READ, WRITE};
+use crate::keys::{resolve, KeyName, Origin, Routing};
+use crate::panic_guard::Args;
+use crate::settings::{self, parse_int, MAX_TTL};
+use crate::stats;
+
+/// A parsed `IPCHECK SET`.
+pub struct Set {
+    key: KeyName,
+    origin: Origin,
+    entry: Entry,
+    ttl_secs: i64,
+    force: bool,
+}
+
+impl Set {
+    /// Validates every argument; nothing is touched until all are good.
+    pub fn parse(args: &Args) -> Result<Self, CommandError> {
+        if args.len() < 4 {
+            return Err(CommandError::Arity("set"));
+        }
+        let (key, origin) = resolve(args.get(2), Routing::Strict)?;
+        let verdict: Verdict = utf8(args.get(3)).parse()?;
+        let mut ttl: Option<i64> = None;
+        let mut reasons: Option<Reasons> = None;
+        let mut source: Option<Source> = None;
+        let mut force = false;
+        let mut i = 4;
+        while i < args.len() {
+            let opt = args.get(i);
+            let value = || {
+                let name = option_name(opt);
+                if i + 1 < args.len() {
+                    Ok(args.get(i + 1))
+                } else {
+                    Err(CommandError::MissingValue(name))
+                }
+            };
+            if opt.eq_ignore_ascii_case(b"EX") {
+                let v = value()?;
+                let secs = parse_int(v, 1, MAX_TTL)
+                    .map_err(|_| CommandError::Ttl(String::from_utf8_lossy(v).into_owned()))?;
+                once(&mut ttl, secs, "EX")?;
+                i += 2;
+            } else if opt.eq_ignore_ascii_case(b"REASON") {
+                let r = Reasons::parse(&utf8(value()?)).map_err(CommandError::Reason)?;
+                once(&mut reasons, r, "REASON")?;
+                i += 2;
+            } else if opt.eq_ignore_ascii_case(b"SOURCE") {
+                let s = Source::parse(&utf8(value()?)).map_err(CommandError::Source)?;
+                once(&mut source, s, "SOURCE")?;
+                i += 2;
+            } else if opt.eq_ignore_ascii_case(b"FORCE") {
+                if std::mem::replace(&mut force, true) {
+                    return Err(CommandError::DuplicateOption("FORCE"));
+                }
+                i += 1;
+            } else {
+                return Err(CommandError::UnknownOption(
+                    String::from_utf8_lossy(opt).into_owned(),
+                ));
+            }
+        }
+        Ok(Set {
+            key,
+            origin,
+            entry: Entry {
+                verdict,
+                reasons: reasons.unwrap_or_default(),
+                source: source.unwrap_or_default(),
+            },
+            ttl_secs: ttl.unwrap_or_else(settings::default_ttl),
+            force,
+        })
+    }
+
+    /// Stores the entry (unless a manual pin stands), replicates it, replies.
+    pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
+        let name = ctx.create_string(self.key.as_bytes());
+        if self.origin == Origin::Address {
+            acl::check(ctx, &name, &self.key.to_text(), Access::Write)?;
+        }
+        let mut key = ctx.open_key(&name, READ | WRITE);
+        match key.kind() {
+            KeyKind::Empty => {}
+            KeyKind::Other => return Err(CommandError::WrongType),
+            KeyKind::String => {
+                if !self.force && !self.entry.source.is_manual() && holds_manual_pin(key.read()) {
+                    ctx.reply_null();
+                    return Ok(());
+                }
+            }
+        }
+        let value = encode_entry(&self.entry);
+        let expire_at = ctx.now_ms() + self.ttl_secs * 1000;
+        key.write(value.as_bytes())
+            .map_err(|_| CommandError::Internal("Redis refused to write the key"))?;
+        key.set_expire_at(expire_at)
+            .map_err(|_| CommandError::Internal("Redis refused to set the expiry"))?;
+        drop(key);
+        ctx.replicate_set(self.key.as_bytes(), value.as_bytes(), expire_at);
+        ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
+        ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire", &name);
+        stats::SETS.incr();
+        ctx.reply_simple(c"OK");
+        Ok(())
+    }
+}
+
+/// Whether the current value is an entry whose source is `manual`. A value that does not decode
+/// is not a pin: SET replaces it, as plain `SET` would.
+fn holds_manual_pin(value: Option<&[u8]>) -> bool {
+    value
+        .and_then(|v| decode_entry(v).ok())
+        .is_some_and(|e| e.source.is_manual())
+}
+
+/// Arguments as text for the core parsers (no copy when valid); invalid UTF-8 is replaced by
+/// U+FFFD, which no parser accepts, so the error still quotes the argument.
+fn utf8(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+fn option_name(opt: &[u8]) -> &'static str {
+    if opt.eq_ignore_ascii_case(b"EX") {
+        "EX"
+    } else if opt.eq_ignore_ascii_case(b"REASON") {
+        "REASON"
+    } else {
+        "SOURCE"
+    }
+}
+
+fn once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), CommandError> {
+    if slot.replace(value).is_some() {
+        return Err(CommandError::DuplicateOption(name));
+    }
+    Ok(())
+}
+
+/// Handler for `IPCHECK|SET`.
+pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
+    Set::parse(args)?.execute(ctx)
+}
