@@ -1,0 +1,131 @@
+//! The shared state every handler gets: settings, the tiers, the provider, metrics.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderValue;
+use ipcheck_core::{NormalizedIp, ReasonSet};
+
+use crate::cache::local::LocalCache;
+use crate::cache::redis::RedisTier;
+use crate::coalesce::Coalescer;
+use crate::config::Settings;
+use crate::decide::Resolved;
+use crate::metrics::Metrics;
+use crate::provider::{ApiKey, Provider};
+
+/// How many distinct unknown policy names get their own warning (the rest only count).
+const UNKNOWN_POLICY_LOG_LIMIT: usize = 64;
+
+/// Everything a request needs, shared as `State<Arc<App>>`.
+pub struct App {
+    /// The validated configuration.
+    pub settings: Settings,
+    /// The in-process tier.
+    pub local: LocalCache,
+    /// The Redis tier, if configured.
+    pub redis: Option<RedisTier>,
+    /// The provider, if configured.
+    pub provider: Option<Provider>,
+    /// Lookups in flight, one per address.
+    pub flights: Arc<Coalescer<Resolved>>,
+    /// Counters and histograms.
+    pub metrics: Metrics,
+    reason_headers: Box<[HeaderValue]>,
+    unknown_policies: Mutex<HashSet<String>>,
+}
+
+impl App {
+    /// Builds the tiers and the provider client from validated settings and the provider's key.
+    pub fn new(settings: Settings, key: Option<ApiKey>) -> anyhow::Result<Self> {
+        let local = LocalCache::new(settings.cache.capacity, settings.cache.local_ttl);
+        let redis = settings
+            .redis
+            .as_ref()
+            .map(|r| RedisTier::new(&r.url, r.timeout, r.ttl))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
+        let provider = settings
+            .provider
+            .clone()
+            .map(|spec| Provider::new(spec, key))
+            .transpose()?;
+        // Every possible reason list, built once, so a decision never formats or allocates one.
+        let reason_headers = (0..ReasonSet::COUNT)
+            .map(|bits| {
+                let text: &'static str =
+                    Box::leak(ReasonSet::from_bits(bits).to_text().into_boxed_str());
+                HeaderValue::from_static(text)
+            })
+            .collect();
+        Ok(App {
+            settings,
+            local,
+            redis,
+            provider,
+            flights: Arc::new(Coalescer::default()),
+            metrics: Metrics::default(),
+            reason_headers,
+            unknown_policies: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The `X-IPCheck-Reason` value for a reason set.
+    pub fn reason_header(&self, reasons: ReasonSet) -> HeaderValue {
+        self.reason_headers[reasons.bits()].clone()
+    }
+
+    /// Counts a request for an unconfigured policy and warns once per name.
+    pub fn unknown_policy(&self, name: &str) {
+        self.metrics.unknown_policy();
+        let mut seen = self
+            .unknown_policies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.len() < UNKNOWN_POLICY_LOG_LIMIT && seen.insert(name.to_owned()) {
+            tracing::error!(
+                policy = name,
+                configured = ?self.settings.policies.names(),
+                "X-IPCheck-Policy names a policy that is not configured; answering with the default policy's on_error verdict (fix the nginx config or add the policy)"
+            );
+        }
+    }
+
+    /// A one-line summary of the active tiers, for the first log line and `check-config`.
+    pub fn tiers_summary(settings: &Settings) -> String {
+        let mut tiers = vec![format!(
+            "local (capacity {}, local_ttl {})",
+            settings.cache.capacity,
+            crate::duration::display(settings.cache.local_ttl)
+        )];
+        if let Some(r) = &settings.redis {
+            let addr = redis::Client::open(r.url.as_str())
+                .map(|c| c.get_connection_info().addr().to_string())
+                .unwrap_or_default();
+            tiers.push(format!(
+                "redis ({addr}, timeout {}, ttl {})",
+                crate::duration::display(r.timeout),
+                crate::duration::display(r.ttl)
+            ));
+        }
+        if let Some(p) = &settings.provider {
+            let host = p
+                .endpoint()
+                .map(|(h, port)| format!("{h}:{port}"))
+                .unwrap_or_default();
+            tiers.push(format!(
+                "provider ({} at {host}, timeout {}, negative_ttl {})",
+                p.name,
+                crate::duration::display(p.timeout),
+                crate::duration::display(settings.cache.negative_ttl)
+            ));
+        }
+        tiers.join(", ")
+    }
+}
+
+/// The `X-IPCheck-Key` value of an address.
+pub fn key_header(key: &NormalizedIp) -> HeaderValue {
+    // Canonical address text is plain ASCII.
+    HeaderValue::from_str(&key.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

@@ -1,0 +1,214 @@
+//! The Redis tier, spoken only through the `IPCHECK` command.
+//!
+//! Every call has a deadline (50 ms by default): a slow or dead Redis costs at most that, and the
+//! decision goes on to the provider. The connection manager reconnects in the background after
+//! the server comes back, so no call ever waits for a reconnect longer than its deadline.
+
+use std::time::Duration;
+
+use ipcheck_core::{Entry, Reasons, Source, Verdict};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
+use thiserror::Error;
+
+/// A Redis call that gave no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RedisError {
+    /// The deadline passed.
+    #[error("timed out")]
+    Timeout,
+    /// Connection or command error.
+    #[error("failed")]
+    Failed,
+    /// The reply was not what `IPCHECK` sends.
+    #[error("unexpected reply")]
+    Reply,
+}
+
+impl RedisError {
+    /// Metric label.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RedisError::Timeout => "timeout",
+            RedisError::Failed => "error",
+            RedisError::Reply => "reply",
+        }
+    }
+}
+
+/// An entry read back with `IPCHECK GET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The entry.
+    pub entry: Entry,
+    /// Seconds it has left in Redis.
+    pub ttl: Duration,
+}
+
+/// The Redis tier.
+pub struct RedisTier {
+    manager: ConnectionManager,
+    timeout: Duration,
+    ttl_secs: u64,
+    display: String,
+}
+
+impl RedisTier {
+    /// A lazily connecting tier (the service starts, and says it is not ready, while Redis is down).
+    pub fn new(url: &str, timeout: Duration, ttl: Duration) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let display = {
+            let info = client.get_connection_info();
+            info.addr().to_string()
+        };
+        let config = ConnectionManagerConfig::new()
+            // Few quick retries: a failed reconnect is retried on the next call anyway.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500))
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            // Deadlines are ours, per call.
+            .set_response_timeout(None);
+        let manager =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
+        Ok(RedisTier {
+            manager,
+            timeout,
+            ttl_secs: ttl.as_secs(),
+            display,
+        })
+    }
+
+    /// `host:port` for log lines (never the password).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    async fn call(&self, cmd: redis::Cmd) -> Result<Value, RedisError> {
+        let mut con = self.manager.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut con)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(RedisError::Failed),
+            Err(_) => Err(RedisError::Timeout),
+        }
+    }
+
+    /// `IPCHECK GET <key>`.
+    pub async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
+        let mut cmd = redis::cmd("IPCHECK");
+        cmd.arg("GET").arg(key);
+        parse_get(self.call(cmd).await?)
+    }
+
+    /// `IPCHECK SET <key> <verdict> EX <ttl> REASON <reasons> SOURCE api`; a kept manual pin is fine.
+    pub async fn set(
+        &self,
+        key: &str,
+        verdict: Verdict,
+        reasons: &Reasons,
+    ) -> Result<(), RedisError> {
+        let mut cmd = redis::cmd("IPCHECK");
+        cmd.arg("SET")
+            .arg(key)
+            .arg(verdict.as_str())
+            .arg("EX")
+            .arg(self.ttl_secs);
+        if !reasons.is_empty() {
+            cmd.arg("REASON").arg(reasons.as_str());
+        }
+        cmd.arg("SOURCE").arg("api");
+        match self.call(cmd).await? {
+            Value::Okay | Value::Nil => Ok(()),
+            Value::SimpleString(s) if s == "OK" => Ok(()),
+            _ => Err(RedisError::Reply),
+        }
+    }
+
+    /// `PING`, for the readiness check.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        self.call(redis::cmd("PING")).await.map(|_| ())
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads the GET reply: nil, or field/value pairs (a flat array in RESP2, a map in RESP3).
+fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
+    let pairs: Vec<(String, String)> = match reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
+            .collect(),
+        Value::Map(items) => items
+            .iter()
+            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+            .collect(),
+        _ => return Err(RedisError::Reply),
+    };
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let verdict = field("verdict")
+        .and_then(|v| v.parse::<Verdict>().ok())
+        .ok_or(RedisError::Reply)?;
+    let reasons = Reasons::parse(field("reason").unwrap_or("")).map_err(|_| RedisError::Reply)?;
+    let source = Source::parse(field("source").unwrap_or("api")).map_err(|_| RedisError::Reply)?;
+    let ttl = field("ttl")
+        .and_then(|t| t.parse::<i64>().ok())
+        .unwrap_or(0);
+    Ok(Some(Stored {
+        entry: Entry {
+            verdict,
+            reasons,
+            source,
+        },
+        ttl: Duration::from_secs(ttl.max(0) as u64),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn get_reply() {
+        assert_eq!(parse_get(Value::Nil), Ok(None));
+        let reply = Value::Array(vec![
+            bulk("verdict"),
+            bulk("block"),
+            bulk("reason"),
+            bulk("vpn,tor"),
+            bulk("source"),
+            bulk("manual"),
+            bulk("ttl"),
+            Value::Int(42),
+            bulk("key"),
+            bulk("ipcheck:192.0.2.1"),
+        ]);
+        let stored = parse_get(reply).unwrap().unwrap();
+        assert_eq!(stored.entry.verdict, Verdict::Block);
+        assert!(stored.entry.source.is_manual());
+        assert_eq!(stored.entry.reasons.as_str(), "vpn,tor");
+        assert_eq!(stored.ttl, Duration::from_secs(42));
+        assert_eq!(parse_get(Value::Int(1)), Err(RedisError::Reply));
+        assert_eq!(
+            parse_get(Value::Array(vec![bulk("verdict"), bulk("maybe")])),
+            Err(RedisError::Reply)
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Which address the request is about.
+//!
+//! By default the client is `X-Real-IP`, which nginx sets from `$remote_addr`. Behind other
+//! proxies, `X-Forwarded-For` mode walks the chain from the right and takes the first address
+//! that is not a trusted proxy: everything left of that point was written by the client and is
+//! worth nothing. Without trusted proxies the mode is never entered (see the config), so a client
+//! can never choose its own address by sending a header.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use ipcheck_core::{normalize, Aggregation, NormalizedIp};
+use ipnet::IpNet;
+
+/// Where the client address comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientIpSource {
+    /// `X-Real-IP`, as set by nginx from `$remote_addr`.
+    RealIp,
+    /// The rightmost untrusted hop of `X-Forwarded-For`, then `X-Real-IP`.
+    ForwardedFor {
+        /// Proxies whose additions to the chain are believed.
+        trusted: Vec<IpNet>,
+    },
+}
+
+/// The client as the decision needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The exact address (IPv4-mapped IPv6 already turned into IPv4), for allow and deny lists.
+    pub ip: IpAddr,
+    /// The cache identity.
+    pub key: NormalizedIp,
+}
+
+impl ClientIpSource {
+    /// The client of a request, or `None` when no usable address was sent.
+    pub fn client(&self, headers: &HeaderMap, agg: Aggregation) -> Option<Client> {
+        let text = match self {
+            ClientIpSource::RealIp => headers.get("x-real-ip")?.to_str().ok()?.trim(),
+            ClientIpSource::ForwardedFor { trusted } => return forwarded(headers, trusted, agg),
+        };
+        parse_client(text, agg)
+    }
+}
+
+/// Walks `X-Forwarded-For` (every instance, in order) plus `X-Real-IP` as the last hop.
+fn forwarded(headers: &HeaderMap, trusted: &[IpNet], agg: Aggregation) -> Option<Client> {
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        hops.extend(
+            value
+                .to_str()
+                .ok()?
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty()),
+        );
+    }
+    // nginx's own peer is the last hop; appending it (even twice) is safe and means a request
+    // that did not come through the trusted proxies is judged by its real address.
+    if let Some(real) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()) {
+        hops.push(real.trim());
+    }
+    let mut leftmost = None;
+    for hop in hops.iter().rev() {
+        // A hop we cannot read ends the walk: nothing to its left can be trusted either.
+        let client = parse_client(hop, agg)?;
+        if !trusted.iter().any(|n| n.contains(&client.ip)) {
+            return Some(client);
+        }
+        leftmost = Some(client);
+    }
+    // Every hop is a trusted proxy: the request came from inside, judge the first one.
+    leftmost
+}
+
+/// Strips a port and brackets (`[2001:db8::1]:443`, `192.0.2.1:5678`) and normalizes.
+pub fn parse_client(text: &str, agg: Aggregation) -> Option<Client> {
+    let bare = strip_port(text)?;
+    // A client address is never a network; refuse what normalize() would accept as CIDR.
+    if bare.contains('/') {
+        return None;
+    }
+    let key = normalize(bare, agg).ok()?;
+    let ip = bare
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()?
+        .to_canonical();
+    Some(Client { ip, key })
+}
+
+fn strip_port(text: &str) -> Option<&str> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        return match after {
+            "" => Some(inside),
+            port if is_port(port.strip_prefix(':')?) => Some(inside),
+            _ => None,
+        };
+    }
+    match text.split_once(':') {
+        // Exactly one colon: IPv4 with a port. More than one: a bare IPv6 address.
+        Some((host, port)) if !port.contains(':') => is_port(port).then_some(host),
+        _ => Some(text),
+    }
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn agg() -> Aggregation {
+        Aggregation::DEFAULT
+    }
+
+    fn key(text: &str) -> Option<String> {
+        parse_client(text, agg()).map(|c| c.key.to_string())
+    }
+
+    #[test]
+    fn ports_and_brackets() {
+        assert_eq!(key("192.0.2.1").as_deref(), Some("192.0.2.1"));
+        assert_eq!(key("192.0.2.1:5678").as_deref(), Some("192.0.2.1"));
+        assert_eq!(key("[2001:db8::1]:443").as_deref(), Some("2001:db8::/64"));
+        assert_eq!(key("[2001:db8::1]").as_deref(), Some("2001:db8::/64"));
+        assert_eq!(key("2001:DB8::1").as_deref(), Some("2001:db8::/64"));
+        assert_eq!(key("::ffff:192.0.2.1").as_deref(), Some("192.0.2.1"));
+        let c = parse_client("[::ffff:192.0.2.1]:80", agg()).unwrap();
+        assert_eq!(c.ip, "192.0.2.1".parse::<IpAddr>().unwrap());
+        for bad in [
+            "",
+            "unknown",
+            "192.0.2.1:",
+            "192.0.2.1:port",
+            "[2001:db8::1",
+            "[2001:db8::1]x",
+            "010.0.0.1",
+            "192.0.2.0/24",
+            "2001:db8::/64",
+            "fe80::1%eth0",
+            "192.0.2.1:123456",
+        ] {
+            assert_eq!(key(bad), None, "{bad}");
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn client_of(source: &ClientIpSource, pairs: &[(&str, &str)]) -> Option<String> {
+        source
+            .client(&headers(pairs), agg())
+            .map(|c| c.ip.to_string())
+    }
+
+    #[test]
+    fn real_ip_ignores_forwarded_for() {
+        let s = ClientIpSource::RealIp;
+        assert_eq!(
+            client_of(
+                &s,
+                &[
+                    ("x-real-ip", "198.51.100.7"),
+                    ("x-forwarded-for", "1.2.3.4")
+                ]
+            )
+            .as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(client_of(&s, &[("x-forwarded-for", "1.2.3.4")]), None);
+        assert_eq!(client_of(&s, &[]), None);
+    }
+
+    #[test]
+    fn forwarded_for_takes_rightmost_untrusted() {
+        let s = ClientIpSource::ForwardedFor {
+            trusted: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "2001:db8:ffff::/48".parse().unwrap(),
+            ],
+        };
+        // The client prepended a spoofed address; the trusted proxy appended the real one.
+        let spoofed = [
+            ("x-forwarded-for", "1.2.3.4, 203.0.113.9"),
+            ("x-real-ip", "10.0.0.2"),
+        ];
+        assert_eq!(client_of(&s, &spoofed).as_deref(), Some("203.0.113.9"));
+        let chain = [
+            ("x-forwarded-for", "203.0.113.9, 10.1.1.1"),
+            ("x-forwarded-for", "10.0.0.5"),
+        ];
+        assert_eq!(client_of(&s, &chain).as_deref(), Some("203.0.113.9"));
+        // Not through the proxies at all: the real peer is untrusted and is the client.
+        let direct = [
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-real-ip", "198.51.100.1"),
+        ];
+        assert_eq!(client_of(&s, &direct).as_deref(), Some("198.51.100.1"));
+        // Garbage before the first untrusted hop: no address rather than a guess.
+        let garbage = [
+            ("x-forwarded-for", "203.0.113.9, nonsense"),
+            ("x-real-ip", "10.0.0.2"),
+        ];
+        assert_eq!(client_of(&s, &garbage), None);
+        // All trusted: the leftmost.
+        let inside = [
+            ("x-forwarded-for", "10.9.9.9, 10.0.0.5"),
+            ("x-real-ip", "10.0.0.2"),
+        ];
+        assert_eq!(client_of(&s, &inside).as_deref(), Some("10.9.9.9"));
+        let v6 = [("x-forwarded-for", "[2001:db8::1]:4444, 2001:db8:ffff::1")];
+        assert_eq!(client_of(&s, &v6).as_deref(), Some("2001:db8::1"));
+    }
+}

@@ -1,0 +1,281 @@
+//! Counters and the provider latency histogram, exposed in the Prometheus text format.
+//!
+//! Plain atomics indexed by small enums rather than a label map: incrementing one is a single
+//! relaxed add, cheap enough for the local-hit path, and nothing allocates per request.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ipcheck_core::{ReasonSet, Verdict};
+
+use crate::provider::ProviderError;
+
+/// Where a decision's knowledge came from: the `X-IPCheck-Cache` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// The in-process LRU.
+    Local,
+    /// Redis.
+    Redis,
+    /// The provider, just now.
+    Provider,
+    /// No tier: a list, a missing address, or nothing known.
+    None,
+}
+
+impl Tier {
+    /// Every tier, in metric order.
+    pub const ALL: [Tier; 4] = [Tier::Local, Tier::Redis, Tier::Provider, Tier::None];
+
+    /// The header and label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Local => "local",
+            Tier::Redis => "redis",
+            Tier::Provider => "provider",
+            Tier::None => "none",
+        }
+    }
+}
+
+const VERDICTS: [Verdict; 3] = [Verdict::Allow, Verdict::Block, Verdict::Challenge];
+const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const REDIS_OPS: [&str; 2] = ["get", "set"];
+const REDIS_KINDS: [&str; 3] = ["timeout", "error", "reply"];
+
+fn verdict_index(v: Verdict) -> usize {
+    match v {
+        Verdict::Allow => 0,
+        Verdict::Block => 1,
+        Verdict::Challenge => 2,
+    }
+}
+
+fn counters(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    decisions: Box<[AtomicU64]>,
+    tiers: Box<[AtomicU64]>,
+    redis_lookups: Box<[AtomicU64]>,
+    redis_errors: Box<[AtomicU64]>,
+    provider_requests: AtomicU64,
+    provider_errors: Box<[AtomicU64]>,
+    provider_buckets: Box<[AtomicU64]>,
+    provider_sum_micros: AtomicU64,
+    coalesced_waits: AtomicU64,
+    unknown_policy: AtomicU64,
+}
+
+/// Outcome of a Redis lookup, for `ipcheck_redis_lookups_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum RedisLookup {
+    /// An entry was there.
+    Hit,
+    /// No entry.
+    Miss,
+    /// No answer (timeout or error).
+    Error,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            decisions: counters(VERDICTS.len() * ReasonSet::COUNT),
+            tiers: counters(Tier::ALL.len()),
+            redis_lookups: counters(3),
+            redis_errors: counters(REDIS_OPS.len() * REDIS_KINDS.len()),
+            provider_requests: AtomicU64::new(0),
+            provider_errors: counters(ProviderError::KINDS.len()),
+            provider_buckets: counters(LATENCY_BUCKETS.len() + 1),
+            provider_sum_micros: AtomicU64::new(0),
+            coalesced_waits: AtomicU64::new(0),
+            unknown_policy: AtomicU64::new(0),
+        }
+    }
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// One decision sent to nginx.
+    pub fn decision(&self, verdict: Verdict, reasons: ReasonSet, tier: Tier) {
+        inc(&self.decisions[verdict_index(verdict) * ReasonSet::COUNT + reasons.bits()]);
+        inc(&self.tiers[tier as usize]);
+    }
+
+    /// One Redis lookup's outcome.
+    pub fn redis_lookup(&self, outcome: RedisLookup) {
+        inc(&self.redis_lookups[outcome as usize]);
+    }
+
+    /// One failed Redis call (`op` is `get` or `set`, `kind` a [`crate::cache::redis::RedisError`] kind).
+    pub fn redis_error(&self, op: &str, kind: &str) {
+        let o = REDIS_OPS.iter().position(|x| *x == op).unwrap_or(0);
+        let k = REDIS_KINDS.iter().position(|x| *x == kind).unwrap_or(1);
+        inc(&self.redis_errors[o * REDIS_KINDS.len() + k]);
+    }
+
+    /// One provider call and how long it took, with its error if it failed.
+    pub fn provider_call(&self, elapsed: Duration, error: Option<ProviderError>) {
+        inc(&self.provider_requests);
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        inc(&self.provider_buckets[bucket]);
+        self.provider_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        if let Some(e) = error {
+            inc(&self.provider_errors[e.kind_index()]);
+        }
+    }
+
+    /// A request that waited for another request's lookup instead of starting its own.
+    pub fn coalesced_wait(&self) {
+        inc(&self.coalesced_waits);
+    }
+
+    /// A request naming a policy that is not configured.
+    pub fn unknown_policy(&self) {
+        inc(&self.unknown_policy);
+    }
+
+    /// The Prometheus text exposition of everything, plus the local cache's size.
+    pub fn render(&self, local_entries: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        out.push_str("# HELP ipcheck_decisions_total Decisions sent, by verdict and reason.\n");
+        out.push_str("# TYPE ipcheck_decisions_total counter\n");
+        for (vi, verdict) in VERDICTS.iter().enumerate() {
+            for bits in 0..ReasonSet::COUNT {
+                let n = get(&self.decisions[vi * ReasonSet::COUNT + bits]);
+                if n > 0 {
+                    let reason = ReasonSet::from_bits(bits).to_text();
+                    let _ = writeln!(
+                        out,
+                        "ipcheck_decisions_total{{verdict=\"{verdict}\",reason=\"{reason}\"}} {n}"
+                    );
+                }
+            }
+        }
+        out.push_str(
+            "# HELP ipcheck_cache_total Decisions by the tier that answered (X-IPCheck-Cache).\n",
+        );
+        out.push_str("# TYPE ipcheck_cache_total counter\n");
+        for tier in Tier::ALL {
+            let _ = writeln!(
+                out,
+                "ipcheck_cache_total{{tier=\"{}\"}} {}",
+                tier.as_str(),
+                get(&self.tiers[tier as usize])
+            );
+        }
+        out.push_str("# HELP ipcheck_redis_lookups_total IPCHECK GET outcomes.\n");
+        out.push_str("# TYPE ipcheck_redis_lookups_total counter\n");
+        for (i, result) in ["hit", "miss", "error"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "ipcheck_redis_lookups_total{{result=\"{result}\"}} {}",
+                get(&self.redis_lookups[i])
+            );
+        }
+        out.push_str("# HELP ipcheck_redis_errors_total Redis calls without an answer, by operation and kind.\n");
+        out.push_str("# TYPE ipcheck_redis_errors_total counter\n");
+        for (o, op) in REDIS_OPS.iter().enumerate() {
+            for (k, kind) in REDIS_KINDS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "ipcheck_redis_errors_total{{op=\"{op}\",kind=\"{kind}\"}} {}",
+                    get(&self.redis_errors[o * REDIS_KINDS.len() + k])
+                );
+            }
+        }
+        out.push_str("# HELP ipcheck_provider_requests_total Provider calls made.\n");
+        out.push_str("# TYPE ipcheck_provider_requests_total counter\n");
+        let _ = writeln!(
+            out,
+            "ipcheck_provider_requests_total {}",
+            get(&self.provider_requests)
+        );
+        out.push_str("# HELP ipcheck_provider_errors_total Failed provider calls, by kind.\n");
+        out.push_str("# TYPE ipcheck_provider_errors_total counter\n");
+        for (i, kind) in ProviderError::KINDS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "ipcheck_provider_errors_total{{kind=\"{kind}\"}} {}",
+                get(&self.provider_errors[i])
+            );
+        }
+        out.push_str("# HELP ipcheck_provider_duration_seconds Provider call latency.\n");
+        out.push_str("# TYPE ipcheck_provider_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += get(&self.provider_buckets[i]);
+            let _ = writeln!(
+                out,
+                "ipcheck_provider_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        cumulative += get(&self.provider_buckets[LATENCY_BUCKETS.len()]);
+        let _ = writeln!(
+            out,
+            "ipcheck_provider_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "ipcheck_provider_duration_seconds_sum {}",
+            get(&self.provider_sum_micros) as f64 / 1e6
+        );
+        let _ = writeln!(out, "ipcheck_provider_duration_seconds_count {cumulative}");
+        out.push_str(
+            "# HELP ipcheck_coalesced_waits_total Requests that shared another request's lookup.\n",
+        );
+        out.push_str("# TYPE ipcheck_coalesced_waits_total counter\n");
+        let _ = writeln!(
+            out,
+            "ipcheck_coalesced_waits_total {}",
+            get(&self.coalesced_waits)
+        );
+        out.push_str("# HELP ipcheck_unknown_policy_total Requests naming a policy that is not configured.\n");
+        out.push_str("# TYPE ipcheck_unknown_policy_total counter\n");
+        let _ = writeln!(
+            out,
+            "ipcheck_unknown_policy_total {}",
+            get(&self.unknown_policy)
+        );
+        out.push_str("# HELP ipcheck_local_entries Entries in the in-process cache.\n");
+        out.push_str("# TYPE ipcheck_local_entries gauge\n");
+        let _ = writeln!(out, "ipcheck_local_entries {local_entries}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition() {
+        let m = Metrics::default();
+        m.decision(Verdict::Block, ReasonSet::from_bits(0b101), Tier::Local);
+        m.decision(Verdict::Allow, ReasonSet::NONE, Tier::Provider);
+        m.provider_call(Duration::from_millis(30), Some(ProviderError::RateLimited));
+        let text = m.render(3);
+        assert!(text.contains("ipcheck_decisions_total{verdict=\"block\",reason=\"vpn,tor\"} 1"));
+        assert!(text.contains("ipcheck_decisions_total{verdict=\"allow\",reason=\"\"} 1"));
+        assert!(text.contains("ipcheck_cache_total{tier=\"local\"} 1"));
+        assert!(text.contains("ipcheck_provider_errors_total{kind=\"rate_limited\"} 1"));
+        assert!(text.contains("ipcheck_provider_duration_seconds_bucket{le=\"0.025\"} 0"));
+        assert!(text.contains("ipcheck_provider_duration_seconds_bucket{le=\"0.05\"} 1"));
+        assert!(text.contains("ipcheck_local_entries 3"));
+    }
+}

@@ -1,0 +1,252 @@
+//! The third-party IP-intelligence API: one pooled HTTP client, a deadline on every call, and
+//! nothing about the API key or the request URL (which may carry the key) in any error.
+
+pub mod mapping;
+pub mod preset;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue};
+use ipcheck_core::Categories;
+use thiserror::Error;
+
+use mapping::FieldMapping;
+
+/// Largest reply body read; anything bigger is not an IP lookup.
+const MAX_BODY: usize = 256 * 1024;
+
+/// The provider as configured: where to ask, how to authenticate, how to read the reply.
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    /// The preset name, or `custom`.
+    pub name: String,
+    /// URL template with `{ip}` and optionally `{key}`.
+    pub url: String,
+    /// The header that carries the key, if any.
+    pub auth_header: Option<HeaderName>,
+    /// The auth header's value template, with `{key}`.
+    pub auth_value: String,
+    /// The environment variable holding the key.
+    pub api_key_env: Option<String>,
+    /// Deadline of one call, connect to last byte.
+    pub timeout: Duration,
+    /// JSON fields to categories.
+    pub mapping: FieldMapping,
+}
+
+/// The API key; prints as `***` so it cannot leak through `{:?}`.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+/// The key could not be had from the environment (the message names the variable, never a value).
+#[derive(Debug, Error)]
+#[error("provider.api_key_env: environment variable {0} is not set or empty")]
+pub struct MissingKey(pub String);
+
+impl ProviderSpec {
+    /// Reads the key from the environment variable the config names.
+    pub fn api_key(&self) -> Result<Option<ApiKey>, MissingKey> {
+        match &self.api_key_env {
+            None => Ok(None),
+            Some(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(ApiKey(v.trim().to_owned()))),
+                _ => Err(MissingKey(var.clone())),
+            },
+        }
+    }
+
+    /// `host:port` of the URL, for logs and the readiness check (never the path or query).
+    pub fn endpoint(&self) -> Option<(String, u16)> {
+        let sample = self.url.replace("{ip}", "192.0.2.1").replace("{key}", "k");
+        let url = reqwest::Url::parse(&sample).ok()?;
+        Some((url.host_str()?.to_owned(), url.port_or_known_default()?))
+    }
+}
+
+/// Why a lookup gave no facts. Kinds are metric labels; none carries a URL or key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ProviderError {
+    /// No complete answer within the deadline.
+    #[error("timed out")]
+    Timeout,
+    /// Could not connect.
+    #[error("connection failed")]
+    Connect,
+    /// HTTP 429: over quota or rate limit.
+    #[error("rate limited (HTTP 429)")]
+    RateLimited,
+    /// Any other non-2xx status.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// The body is not JSON (or too big).
+    #[error("undecodable body")]
+    Decode,
+    /// Valid JSON without any field the mapping expects.
+    #[error("schema drift: none of the mapped fields in the reply")]
+    SchemaDrift,
+    /// Any other transport failure.
+    #[error("request failed")]
+    Request,
+}
+
+impl ProviderError {
+    /// Every kind, in metric order.
+    pub const KINDS: [&'static str; 7] = [
+        "timeout",
+        "connect",
+        "rate_limited",
+        "status",
+        "decode",
+        "schema_drift",
+        "request",
+    ];
+
+    /// The index of this kind in [`ProviderError::KINDS`].
+    pub fn kind_index(self) -> usize {
+        match self {
+            ProviderError::Timeout => 0,
+            ProviderError::Connect => 1,
+            ProviderError::RateLimited => 2,
+            ProviderError::Status(_) => 3,
+            ProviderError::Decode => 4,
+            ProviderError::SchemaDrift => 5,
+            ProviderError::Request => 6,
+        }
+    }
+
+    fn from_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            ProviderError::Timeout
+        } else if e.is_connect() {
+            ProviderError::Connect
+        } else if e.is_decode() || e.is_body() {
+            ProviderError::Decode
+        } else {
+            ProviderError::Request
+        }
+    }
+}
+
+/// A ready client for the configured provider.
+pub struct Provider {
+    spec: ProviderSpec,
+    client: reqwest::Client,
+    key: Option<ApiKey>,
+    auth: Option<(HeaderName, HeaderValue)>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Builds the pooled client; the key must already have been read.
+    pub fn new(spec: ProviderSpec, key: Option<ApiKey>) -> anyhow::Result<Self> {
+        let auth = match (&spec.auth_header, &key) {
+            (Some(name), Some(key)) => {
+                let mut value = HeaderValue::from_str(&spec.auth_value.replace("{key}", &key.0))
+                    // The error names the setting, never the value.
+                    .map_err(|_| anyhow::anyhow!("provider auth header value is not a valid header value (check the key's characters)"))?;
+                // Kept out of HTTP/2 header compression tables and Debug output.
+                value.set_sensitive(true);
+                Some((name.clone(), value))
+            }
+            _ => None,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(spec.timeout)
+            .connect_timeout(spec.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("ipcheck-auth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                anyhow::anyhow!("cannot build the provider HTTP client: {}", e.without_url())
+            })?;
+        Ok(Provider {
+            spec,
+            client,
+            key,
+            auth,
+        })
+    }
+
+    /// The configuration this client runs.
+    pub fn spec(&self) -> &ProviderSpec {
+        &self.spec
+    }
+
+    /// Asks the provider about one address.
+    pub async fn lookup(&self, ip: IpAddr) -> Result<Categories, ProviderError> {
+        let mut url = self.spec.url.replace("{ip}", &ip.to_string());
+        if let Some(key) = &self.key {
+            url = url.replace("{key}", &key.0);
+        }
+        let mut request = self
+            .client
+            .get(url)
+            .header(axum::http::header::ACCEPT, "application/json");
+        if let Some((name, value)) = &self.auth {
+            request = request.header(name.clone(), value.clone());
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e))?;
+        let status = response.status();
+        if status.as_u16() == 429 {
+            return Err(ProviderError::RateLimited);
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Status(status.as_u16()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(ProviderError::Decode);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| ProviderError::Decode)?;
+        self.spec
+            .mapping
+            .map(&json)
+            .map_err(|_| ProviderError::SchemaDrift)
+    }
+
+    /// Whether the provider's host accepts TCP connections (no API call: that would cost quota).
+    pub async fn reachable(&self) -> Result<(), String> {
+        let (host, port) = self
+            .spec
+            .endpoint()
+            .ok_or_else(|| "no host in provider.url".to_owned())?;
+        match tokio::time::timeout(
+            self.spec.timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot connect to {host}:{port}: {e}")),
+            Err(_) => Err(format!(
+                "no connection to {host}:{port} within the provider timeout"
+            )),
+        }
+    }
+}
