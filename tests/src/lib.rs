@@ -8,15 +8,16 @@
 
 pub mod backend;
 pub mod http_stub;
+pub mod ipcheck;
 pub mod nginx;
 pub mod paths;
 pub mod ports;
 pub mod redis_server;
 
-pub use paths::{module_path, service_binary};
-pub use ports::free_port;
-pub use redis_server::RedisServer;
 pub use backend::Backend;
 pub use nginx::{Nginx, NginxSetup};
 pub use paths::workspace_root;
+pub use paths::{module_path, service_binary};
+pub use ports::free_port;
 pub use ports::wait_for_port;
+pub use redis_server::RedisServer;

@@ -55,6 +55,77 @@ impl RedisServer {
             .expect("connect to the test redis-server")
     }
 
+    /// A connection authenticated as an ACL user.
+    pub fn client_as(&self, user: &str, password: &str) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!(
+            "redis://{user}:{password}@127.0.0.1:{}/",
+            self.port
+        ))?
+        .get_connection()
+    }
+
+    /// Creates (or resets) an ACL user with password `pass` and the given rules.
+    pub fn acl_user(&self, user: &str, rules: &[&str]) {
+        let mut con = self.client();
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(user)
+            .arg("reset")
+            .arg("on")
+            .arg(">pass")
+            .arg(rules)
+            .query(&mut con)
+            .unwrap_or_else(|e| panic!("ACL SETUSER {user} {rules:?}: {e}"));
+    }
+
+    /// Waits until this server, a replica, reports its link to the master up and synced.
+    pub fn wait_replica_synced(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut con = self.client();
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut con)
+                .unwrap_or_default();
+            if info.contains("master_link_status:up") && !info.contains("master_sync_in_progress:1")
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replica never synced: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Makes this server (started with [`RedisServerBuilder::cluster`]) a one-node cluster owning
+    /// slots `first..=last`, and waits until the cluster is up.
+    pub fn own_slots(&self, first: u16, last: u16) {
+        let mut con = self.client();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("ADDSLOTSRANGE")
+            .arg(first)
+            .arg(last)
+            .query(&mut con)
+            .expect("CLUSTER ADDSLOTSRANGE");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut con)
+                .unwrap_or_default();
+            if info.contains("cluster_state:ok") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cluster never ok: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the server abruptly (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -75,8 +146,13 @@ impl RedisServer {
     /// Starts the server again on the same port and directory (after `kill` or `shutdown`).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart a stopped server");
-        let child = spawn(self.dir.path(), self.port, &self.extra_conf, &self.module_args)
-            .unwrap_or_else(|log| panic!("redis-server did not come back: {log}"));
+        let child = spawn(
+            self.dir.path(),
+            self.port,
+            &self.extra_conf,
+            &self.module_args,
+        )
+        .unwrap_or_else(|log| panic!("redis-server did not come back: {log}"));
         self.child = Some(child);
     }
 
@@ -107,6 +183,18 @@ impl RedisServerBuilder {
     pub fn module_args(mut self, args: &[&str]) -> Self {
         self.module_args = args.iter().map(|s| s.to_string()).collect();
         self
+    }
+
+    /// Replicates from `master` (`replicaof`).
+    pub fn replica_of(self, master: &RedisServer) -> Self {
+        self.conf(&format!("replicaof 127.0.0.1 {}", master.port()))
+    }
+
+    /// Cluster mode (a node with no slots until [`RedisServer::own_slots`]).
+    pub fn cluster(self) -> Self {
+        self.conf("cluster-enabled yes")
+            .conf("cluster-config-file nodes.conf")
+            .conf("cluster-require-full-coverage no")
     }
 
     /// A raw redis.conf line, e.g. `appendonly yes`.

@@ -1,0 +1,98 @@
+//! Typed helpers for calling the `IPCHECK` command from tests.
+
+use redis::{Connection, RedisResult, Value};
+
+/// A parsed `IPCHECK GET` hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// `allow`, `block` or `challenge`.
+    pub verdict: String,
+    /// Comma-separated reasons, possibly empty.
+    pub reason: String,
+    /// The source token.
+    pub source: String,
+    /// Seconds left.
+    pub ttl: i64,
+    /// The Redis key.
+    pub key: String,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::Okay => "OK".to_owned(),
+        Value::Int(n) => n.to_string(),
+        other => panic!("expected a string, got {other:?}"),
+    }
+}
+
+/// Parses a GET reply, checking the exact field order of the contract.
+pub fn parse_get_reply(v: Value) -> Option<Hit> {
+    let items = match v {
+        Value::Nil => return None,
+        Value::Array(items) => items,
+        other => panic!("IPCHECK GET replied {other:?}"),
+    };
+    assert_eq!(items.len(), 10, "{items:?}");
+    let names: Vec<String> = items.iter().step_by(2).map(text).collect();
+    assert_eq!(names, ["verdict", "reason", "source", "ttl", "key"]);
+    let Value::Int(ttl) = items[7] else {
+        panic!("ttl is not an integer: {:?}", items[7]);
+    };
+    Some(Hit {
+        verdict: text(&items[1]),
+        reason: text(&items[3]),
+        source: text(&items[5]),
+        ttl,
+        key: text(&items[9]),
+    })
+}
+
+/// `IPCHECK GET <ip>`.
+pub fn get(con: &mut Connection, ip: &str) -> RedisResult<Option<Hit>> {
+    let v: Value = redis::cmd("IPCHECK").arg("GET").arg(ip).query(con)?;
+    Ok(parse_get_reply(v))
+}
+
+/// `IPCHECK SET <args...>`: `Some("OK")`, or `None` when a manual pin was kept.
+pub fn set(con: &mut Connection, args: &[&str]) -> RedisResult<Option<String>> {
+    let v: Value = redis::cmd("IPCHECK").arg("SET").arg(args).query(con)?;
+    Ok(match v {
+        Value::Nil => None,
+        other => Some(text(&other)),
+    })
+}
+
+/// `IPCHECK DEL <ip>`.
+pub fn del(con: &mut Connection, ip: &str) -> RedisResult<i64> {
+    redis::cmd("IPCHECK").arg("DEL").arg(ip).query(con)
+}
+
+/// `IPCHECK KEY <ip>`.
+pub fn key(con: &mut Connection, ip: &str) -> RedisResult<String> {
+    redis::cmd("IPCHECK").arg("KEY").arg(ip).query(con)
+}
+
+/// `IPCHECK STATS` as (name, value) pairs in reply order.
+pub fn stats(con: &mut Connection) -> RedisResult<Vec<(String, i64)>> {
+    redis::cmd("IPCHECK").arg("STATS").query(con)
+}
+
+/// One counter from `IPCHECK STATS`.
+pub fn stat(con: &mut Connection, name: &str) -> i64 {
+    stats(con)
+        .expect("IPCHECK STATS")
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+}
+
+/// The error text of a failed call (code and message), for `contains` assertions.
+pub fn err_text<T: std::fmt::Debug>(r: RedisResult<T>) -> String {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.to_string(),
+    }
+}

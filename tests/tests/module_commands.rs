@@ -1,0 +1,446 @@
+//! Every IPCHECK subcommand and option against a real redis-server with the module loaded.
+
+use ipcheck_tests::ipcheck::{self, err_text, Hit};
+use ipcheck_tests::RedisServer;
+use redis::Value;
+
+fn hit(verdict: &str, reason: &str, source: &str, ttl: i64, key: &str) -> Hit {
+    Hit {
+        verdict: verdict.into(),
+        reason: reason.into(),
+        source: source.into(),
+        ttl,
+        key: key.into(),
+    }
+}
+
+#[test]
+fn set_then_get_with_defaults() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    assert_eq!(ipcheck::get(&mut con, "192.0.2.1").unwrap(), None);
+    assert_eq!(
+        ipcheck::set(&mut con, &["192.0.2.1", "BLOCK"]).unwrap(),
+        Some("OK".into())
+    );
+    assert_eq!(
+        ipcheck::get(&mut con, "192.0.2.1").unwrap(),
+        Some(hit("block", "", "api", 86400, "ipcheck:192.0.2.1"))
+    );
+    // The stored value is the compact core encoding, with the default TTL on the key.
+    let raw: String = redis::cmd("GET")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(raw, "1");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(ttl, 86400);
+}
+
+#[test]
+fn every_option_any_case() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let r = ipcheck::set(
+        &mut con,
+        &[
+            "2001:DB8:1:2::99",
+            "Challenge",
+            "ex",
+            "120",
+            "Reason",
+            "vpn,tor",
+            "SOURCE",
+            "list",
+        ],
+    )
+    .unwrap();
+    assert_eq!(r, Some("OK".into()));
+    let h = ipcheck::get(&mut con, "2001:db8:1:2:ffff::1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        h,
+        hit(
+            "challenge",
+            "vpn,tor",
+            "list",
+            120,
+            "ipcheck:2001:db8:1:2::/64"
+        )
+    );
+    // Unknown reason and source tokens round-trip through the text form.
+    ipcheck::set(
+        &mut con,
+        &[
+            "10.0.0.1",
+            "allow",
+            "REASON",
+            "my-feed,x_1",
+            "SOURCE",
+            "feed-7",
+        ],
+    )
+    .unwrap();
+    let h = ipcheck::get(&mut con, "10.0.0.1").unwrap().unwrap();
+    assert_eq!(
+        (h.verdict.as_str(), h.reason.as_str(), h.source.as_str()),
+        ("allow", "my-feed,x_1", "feed-7")
+    );
+    // Subcommand names are case-insensitive.
+    let v: Value = redis::cmd("ipcheck")
+        .arg("gEt")
+        .arg("10.0.0.1")
+        .query(&mut con)
+        .unwrap();
+    assert!(ipcheck::parse_get_reply(v).is_some());
+}
+
+#[test]
+fn ttl_is_explicit_or_default_and_rounds_like_ttl() {
+    let server = RedisServer::builder()
+        .module_args(&["default-ttl", "300"])
+        .start();
+    let mut con = server.client();
+    ipcheck::set(&mut con, &["192.0.2.7", "allow"]).unwrap();
+    assert_eq!(
+        ipcheck::get(&mut con, "192.0.2.7").unwrap().unwrap().ttl,
+        300
+    );
+    ipcheck::set(&mut con, &["192.0.2.8", "allow", "EX", "1"]).unwrap();
+    assert_eq!(ipcheck::get(&mut con, "192.0.2.8").unwrap().unwrap().ttl, 1);
+    ipcheck::set(&mut con, &["192.0.2.9", "allow", "EX", "31536000"]).unwrap();
+    let h = ipcheck::get(&mut con, "192.0.2.9").unwrap().unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg(&h.key).query(&mut con).unwrap();
+    assert_eq!(h.ttl, ttl);
+    assert_eq!(h.ttl, 31536000);
+    // An entry really expires.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(ipcheck::get(&mut con, "192.0.2.8").unwrap(), None);
+}
+
+#[test]
+fn manual_pins_and_force() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let ip = "198.51.100.4";
+    ipcheck::set(
+        &mut con,
+        &[ip, "allow", "SOURCE", "manual", "REASON", "allowlist"],
+    )
+    .unwrap();
+    // Another source leaves the pin alone and says so with nil.
+    assert_eq!(
+        ipcheck::set(&mut con, &[ip, "block", "SOURCE", "api"]).unwrap(),
+        None
+    );
+    assert_eq!(ipcheck::set(&mut con, &[ip, "block"]).unwrap(), None);
+    let h = ipcheck::get(&mut con, ip).unwrap().unwrap();
+    assert_eq!((h.verdict.as_str(), h.source.as_str()), ("allow", "manual"));
+    // A manual SET always wins.
+    assert_eq!(
+        ipcheck::set(&mut con, &[ip, "challenge", "SOURCE", "manual"]).unwrap(),
+        Some("OK".into())
+    );
+    assert_eq!(
+        ipcheck::get(&mut con, ip).unwrap().unwrap().verdict,
+        "challenge"
+    );
+    // FORCE replaces the pin.
+    assert_eq!(
+        ipcheck::set(&mut con, &[ip, "block", "FORCE", "REASON", "tor"]).unwrap(),
+        Some("OK".into())
+    );
+    let h = ipcheck::get(&mut con, ip).unwrap().unwrap();
+    assert_eq!(
+        (h.verdict.as_str(), h.source.as_str(), h.reason.as_str()),
+        ("block", "api", "tor")
+    );
+    // Non-manual entries are simply replaced.
+    assert_eq!(
+        ipcheck::set(&mut con, &[ip, "allow"]).unwrap(),
+        Some("OK".into())
+    );
+    // Kept pins are not counted as sets.
+    assert_eq!(ipcheck::stat(&mut con, "sets"), 4);
+}
+
+#[test]
+fn del_key_stats_help() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    assert_eq!(ipcheck::del(&mut con, "192.0.2.1").unwrap(), 0);
+    ipcheck::set(&mut con, &["192.0.2.1", "block"]).unwrap();
+    assert_eq!(ipcheck::del(&mut con, "::ffff:192.0.2.1").unwrap(), 1);
+    assert_eq!(ipcheck::get(&mut con, "192.0.2.1").unwrap(), None);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, 0);
+
+    assert_eq!(
+        ipcheck::key(&mut con, "[2001:DB8::1]").unwrap(),
+        "ipcheck:2001:db8::/64"
+    );
+    assert_eq!(
+        ipcheck::key(&mut con, "::FFFF:c000:201").unwrap(),
+        "ipcheck:192.0.2.1"
+    );
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(dbsize, 0, "KEY reads and writes nothing");
+
+    let _ = ipcheck::get(&mut con, "192.0.2.1"); // miss
+    ipcheck::set(&mut con, &["192.0.2.2", "allow"]).unwrap();
+    let _ = ipcheck::get(&mut con, "192.0.2.2"); // hit
+    let _ = ipcheck::get(&mut con, "not-an-ip"); // error
+    let stats = ipcheck::stats(&mut con).unwrap();
+    let names: Vec<&str> = stats.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["hits", "misses", "sets", "deletes", "errors"]);
+    let values: Vec<i64> = stats.iter().map(|(_, v)| *v).collect();
+    // Misses: the GET after DEL and the one above; the error is not a miss.
+    assert_eq!(values, [1, 2, 2, 1, 1]);
+
+    let help: Vec<String> = redis::cmd("IPCHECK").arg("HELP").query(&mut con).unwrap();
+    assert!(help[0].starts_with("IPCHECK <subcommand>"));
+    for sub in [
+        "GET <ip>",
+        "SET <ip> <verdict>",
+        "DEL <ip>",
+        "KEY <ip>",
+        "STATS",
+        "HELP",
+    ] {
+        assert!(
+            help.iter().any(|l| l.starts_with(sub)),
+            "{sub} missing from {help:?}"
+        );
+    }
+}
+
+#[test]
+fn malformed_calls_get_precise_errors() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let call = |con: &mut redis::Connection, args: &[&str]| -> String {
+        err_text(redis::cmd("IPCHECK").arg(args).query::<Value>(con))
+    };
+    for (args, needle) in [
+        (&["GET", "1.2.3"][..], "invalid IP address '1.2.3'"),
+        (&["GET", "010.0.0.1"][..], "invalid IP address"),
+        (&["GET", "fe80::1%eth0"][..], "zone index"),
+        (&["GET", ""][..], "empty address"),
+        (&["SET", "192.0.2.1", "deny"][..], "invalid verdict 'deny'"),
+        (
+            &["SET", "192.0.2.1", "block", "EX", "0"][..],
+            "EX must be an integer from 1 to 31536000, got '0'",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "EX", "31536001"][..],
+            "EX must be",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "EX", "1.5"][..],
+            "EX must be",
+        ),
+        (&["SET", "192.0.2.1", "block", "EX"][..], "EX needs a value"),
+        (
+            &["SET", "192.0.2.1", "block", "EX", "5", "EX", "6"][..],
+            "EX given more than once",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "REASON", "VPN"][..],
+            "REASON: invalid token 'VPN'",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "REASON", "vpn,,tor"][..],
+            "REASON",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "SOURCE", "a,b"][..],
+            "SOURCE: invalid token",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "NX"][..],
+            "unknown option 'NX'",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "FORCE", "force"][..],
+            "FORCE given more than once",
+        ),
+        (&["SET", "192.0.2.1"][..], "wrong number of arguments"),
+        (&["GET"][..], "wrong number of arguments"),
+        (
+            &["GET", "1.2.3.4", "extra"][..],
+            "wrong number of arguments",
+        ),
+        (&["NOPE", "1.2.3.4"][..], "unknown subcommand"),
+    ] {
+        let e = call(&mut con, args);
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+    let long_reason = "a".repeat(129);
+    let e = call(
+        &mut con,
+        &["SET", "192.0.2.1", "block", "REASON", &long_reason],
+    );
+    assert!(e.contains("at most 128"), "{e}");
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(dbsize, 0, "no failed call wrote anything");
+}
+
+#[test]
+fn wrongtype_and_foreign_values() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let _: () = redis::cmd("HSET")
+        .arg("ipcheck:192.0.2.1")
+        .arg("f")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    for args in [
+        &["GET", "192.0.2.1"][..],
+        &["SET", "192.0.2.1", "block"],
+        &["DEL", "192.0.2.1"],
+    ] {
+        let e = err_text(redis::cmd("IPCHECK").arg(args).query::<Value>(&mut con));
+        assert!(e.contains("WRONGTYPE"), "{args:?}: {e}");
+    }
+    let _: () = redis::cmd("SET")
+        .arg("ipcheck:192.0.2.2")
+        .arg("hello")
+        .query(&mut con)
+        .unwrap();
+    let e = err_text(ipcheck::get(&mut con, "192.0.2.2"));
+    assert!(
+        e.contains("key 'ipcheck:192.0.2.2' holds a value that is not an ipcheck entry"),
+        "{e}"
+    );
+    // SET replaces a foreign string, as SET would; DEL removes it.
+    assert_eq!(
+        ipcheck::set(&mut con, &["192.0.2.2", "allow"]).unwrap(),
+        Some("OK".into())
+    );
+    assert_eq!(ipcheck::del(&mut con, "192.0.2.2").unwrap(), 1);
+}
+
+#[test]
+fn keys_can_be_given_directly() {
+    // After the command filter, handlers see keys; a client may also send them itself.
+    let server = RedisServer::start();
+    let mut con = server.client();
+    ipcheck::set(&mut con, &["ipcheck:192.0.2.1", "block"]).unwrap();
+    assert_eq!(
+        ipcheck::get(&mut con, "192.0.2.1")
+            .unwrap()
+            .unwrap()
+            .verdict,
+        "block"
+    );
+    // Only exact canonical keys count; anything else is an address and refused as such.
+    let e = err_text(ipcheck::get(&mut con, "ipcheck:192.0.2.01"));
+    assert!(e.contains("invalid IP address"), "{e}");
+    let e = err_text(ipcheck::get(&mut con, "ipcheck:2001:db8::1"));
+    assert!(e.contains("invalid IP address"), "{e}");
+}
+
+#[test]
+fn command_metadata() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("IPCHECK")
+        .arg("GET")
+        .arg("192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(keys, ["192.0.2.1"]);
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("IPCHECK")
+        .arg("SET")
+        .arg("2001:db8::/64")
+        .arg("block")
+        .arg("EX")
+        .arg("5")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(keys, ["2001:db8::/64"]);
+    // Per-subcommand flags, as COMMAND INFO reports them.
+    let info: Value = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("ipcheck|get")
+        .arg("ipcheck|set")
+        .arg("ipcheck|del")
+        .arg("ipcheck|key")
+        .arg("ipcheck|stats")
+        .arg("ipcheck|help")
+        .query(&mut con)
+        .unwrap();
+    let Value::Array(entries) = info else {
+        panic!("{info:?}")
+    };
+    let flags = |i: usize| -> Vec<String> {
+        let Value::Array(entry) = &entries[i] else {
+            panic!()
+        };
+        let Value::Array(f) = &entry[2] else { panic!() };
+        f.iter()
+            .map(|v| match v {
+                Value::SimpleString(s) => s.clone(),
+                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    for i in [0, 3, 4, 5] {
+        let f = flags(i);
+        assert!(
+            f.contains(&"readonly".into()) && f.contains(&"fast".into()),
+            "{i}: {f:?}"
+        );
+    }
+    for i in [1, 2] {
+        let f = flags(i);
+        assert!(
+            f.contains(&"write".into()) && f.contains(&"denyoom".into()),
+            "{i}: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn transactions_and_keyspace_behave_like_core_commands() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let (a, b): (Value, Value) = redis::pipe()
+        .atomic()
+        .cmd("IPCHECK")
+        .arg("SET")
+        .arg("192.0.2.1")
+        .arg("block")
+        .cmd("IPCHECK")
+        .arg("GET")
+        .arg("192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert!(matches!(a, Value::Okay | Value::SimpleString(_)), "{a:?}");
+    assert_eq!(ipcheck::parse_get_reply(b).unwrap().verdict, "block");
+    // The entry is an ordinary string key: TYPE, OBJECT, MEMORY USAGE all work.
+    let t: String = redis::cmd("TYPE")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(t, "string");
+    let usage: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert!(usage > 0 && usage < 100, "{usage}");
+}
