@@ -12,7 +12,9 @@ pub mod ipcheck;
 pub mod nginx;
 pub mod paths;
 pub mod ports;
+pub mod provider;
 pub mod redis_server;
+pub mod service;
 
 pub use backend::Backend;
 pub use nginx::{Nginx, NginxSetup};
@@ -21,3 +23,5 @@ pub use paths::{module_path, service_binary};
 pub use ports::free_port;
 pub use ports::wait_for_port;
 pub use redis_server::RedisServer;
+pub use provider::{Provider, Reply};
+pub use service::{HttpReply, Service};

@@ -1,0 +1,221 @@
+//! A stand-in for the third-party IP-intelligence API, on a loopback port picked at run time.
+//!
+//! It answers in the `ipasis` preset's format (`{"privacy": {"vpn": ..., ...}}`) by default and
+//! can be told, per address or for every address, to answer with other flags, an HTTP error,
+//! garbage, an object without the expected fields, or to be slow. It counts calls and records
+//! every request (target and headers) so tests can assert on what the service asked and how
+//! often. std only, one thread per connection, `Connection: close` on every answer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+/// How the stand-in answers.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// 200 with an ipasis-style body flagging exactly these categories.
+    Flags(Vec<&'static str>),
+    /// 200 with this exact body.
+    Body(String),
+    /// This status with a small JSON error body.
+    Status(u16),
+    /// 200 with a body that is not JSON.
+    Garbage,
+}
+
+impl Reply {
+    /// An ipasis-style answer with the given categories set and the others false.
+    pub fn flags(categories: &[&'static str]) -> Reply {
+        Reply::Flags(categories.to_vec())
+    }
+
+    /// A clean address: every flag false.
+    pub fn clean() -> Reply {
+        Reply::Flags(Vec::new())
+    }
+
+    fn render(&self) -> (u16, String) {
+        match self {
+            Reply::Flags(set) => {
+                let fields: Vec<String> = ["vpn", "proxy", "tor", "relay", "hosting", "crawler"]
+                    .iter()
+                    .map(|c| format!("\"{c}\":{}", set.contains(c)))
+                    .collect();
+                (
+                    200,
+                    format!("{{\"ip\":\"x\",\"privacy\":{{{}}}}}", fields.join(",")),
+                )
+            }
+            Reply::Body(b) => (200, b.clone()),
+            Reply::Status(code) => (*code, "{\"error\":\"stand-in failure\"}".to_owned()),
+            Reply::Garbage => (200, "<html>definitely not json".to_owned()),
+        }
+    }
+}
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Path and query, e.g. `/v1/lookup?ip=192.0.2.1`.
+    pub target: String,
+    /// The address asked about (the `ip` query parameter, else the last path segment).
+    pub ip: String,
+    /// Headers, names lowercased.
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct State {
+    default: Option<Reply>,
+    per_ip: HashMap<String, Reply>,
+    delay: Duration,
+    seen: Vec<Seen>,
+}
+
+/// The running stand-in; stops accepting when dropped.
+pub struct Provider {
+    port: u16,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Provider {
+    /// Starts the stand-in; every address is clean until told otherwise.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stand-in provider");
+        let port = listener.local_addr().expect("local addr").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    let st = st.clone();
+                    thread::spawn(move || serve(conn, &st));
+                }
+            }
+        });
+        Provider { port, state, stop }
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `provider.url` template for the documented ipasis form.
+    pub fn url_template(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/lookup?ip={{ip}}", self.port)
+    }
+
+    /// Answer this way for every address without its own answer.
+    pub fn respond_default(&self, reply: Reply) {
+        lock(&self.state).default = Some(reply);
+    }
+
+    /// Answer this way for one address (as the service sends it).
+    pub fn respond(&self, ip: &str, reply: Reply) {
+        lock(&self.state).per_ip.insert(ip.to_owned(), reply);
+    }
+
+    /// Wait this long before every answer.
+    pub fn set_delay(&self, delay: Duration) {
+        lock(&self.state).delay = delay;
+    }
+
+    /// Requests received so far.
+    pub fn calls(&self) -> usize {
+        lock(&self.state).seen.len()
+    }
+
+    /// Requests received so far about one address.
+    pub fn calls_for(&self, ip: &str) -> usize {
+        lock(&self.state).seen.iter().filter(|s| s.ip == ip).count()
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        lock(&self.state).seen.clone()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn ip_of(target: &str) -> String {
+    if let Some((_, query)) = target.split_once('?') {
+        for pair in query.split('&') {
+            if let Some(v) = pair.strip_prefix("ip=") {
+                return v.replace("%3A", ":").replace("%3a", ":");
+            }
+        }
+    }
+    let path = target.split('?').next().unwrap_or("");
+    path.rsplit('/').next().unwrap_or("").to_owned()
+}
+
+fn serve(conn: TcpStream, state: &Mutex<State>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(match conn.try_clone() {
+        Ok(c) => c,
+        Err(_) => return,
+    });
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let ip = ip_of(&target);
+    let (reply, delay) = {
+        let mut s = lock(state);
+        s.seen.push(Seen {
+            target,
+            ip: ip.clone(),
+            headers,
+        });
+        let reply = s
+            .per_ip
+            .get(&ip)
+            .or(s.default.as_ref())
+            .cloned()
+            .unwrap_or_else(Reply::clean);
+        (reply, s.delay)
+    };
+    if !delay.is_zero() {
+        thread::sleep(delay);
+    }
+    let (status, body) = reply.render();
+    let response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut conn = conn;
+    let _ = conn.write_all(response.as_bytes());
+    let _ = conn.flush();
+}

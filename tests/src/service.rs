@@ -1,0 +1,246 @@
+//! The `ipcheck-auth` binary under test, with a config file in its own temp dir, on a port
+//! picked at run time, its log captured to a file for assertions.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::paths::service_binary;
+use crate::ports::{free_port, wait_for_port};
+
+/// A running service; killed on drop.
+pub struct Service {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// Options for [`Service`].
+pub struct ServiceBuilder {
+    config: String,
+    env: Vec<(String, String)>,
+}
+
+/// An HTTP answer, as read off the wire.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// Headers in order, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl HttpReply {
+    /// A header's value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `(status, X-IPCheck-Verdict, X-IPCheck-Reason, X-IPCheck-Cache)`, for compact assertions.
+    pub fn decision(&self) -> (u16, &str, &str, &str) {
+        (
+            self.status,
+            self.header("x-ipcheck-verdict").unwrap_or("<missing>"),
+            self.header("x-ipcheck-reason").unwrap_or("<missing>"),
+            self.header("x-ipcheck-cache").unwrap_or("<missing>"),
+        )
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with a 10 s deadline.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpReply> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(HttpReply {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+impl Service {
+    /// Starts the service with this TOML config (the `listen` key is overridden by the harness).
+    pub fn start(config: &str) -> Self {
+        Self::builder(config).start()
+    }
+
+    /// A builder, for environment variables.
+    pub fn builder(config: &str) -> ServiceBuilder {
+        ServiceBuilder {
+            config: config.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Everything the service logged so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
+    }
+
+    /// The config file the service was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("ipcheck.toml")
+    }
+
+    /// `GET path` with these request headers.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpReply {
+        http_request(self.port, "GET", path, headers)
+            .unwrap_or_else(|e| panic!("GET {path} failed: {e}\nservice log:\n{}", self.log()))
+    }
+
+    /// `GET /auth` for a client address given in `X-Real-IP`, as nginx sends it.
+    pub fn auth(&self, ip: &str) -> HttpReply {
+        self.get("/auth", &[("X-Real-IP", ip)])
+    }
+
+    /// `GET /auth` for a client address under a named policy.
+    pub fn auth_policy(&self, ip: &str, policy: &str) -> HttpReply {
+        self.get("/auth", &[("X-Real-IP", ip), ("X-IPCheck-Policy", policy)])
+    }
+
+    /// Sends SIGTERM and waits for the process to exit, up to `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl ServiceBuilder {
+    /// An environment variable for the service process (e.g. the provider key).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the service and waits until it accepts connections; panics with its log if not.
+    pub fn start(self) -> Service {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = free_port();
+            match spawn(dir.path(), port, &self.config, &self.env) {
+                Ok(child) => {
+                    return Service {
+                        child: Some(child),
+                        port,
+                        dir,
+                    }
+                }
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("ipcheck-auth would not start:\n{last_log}");
+    }
+}
+
+/// The `ipcheck-auth` command with the test's own `IPCHECK_*`/`RUST_LOG` variables removed, so
+/// only what a test sets explicitly reaches it.
+pub fn service_command() -> Command {
+    let mut cmd = Command::new(service_binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("IPCHECK_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn spawn(dir: &Path, port: u16, config: &str, env: &[(String, String)]) -> Result<Child, String> {
+    let config_path = dir.join("ipcheck.toml");
+    fs::write(&config_path, config).expect("write the service config");
+    let log = fs::File::create(dir.join("service.log")).expect("create the service log");
+    let log2 = log.try_clone().expect("clone the log handle");
+    let mut cmd = service_command();
+    cmd.arg("--config")
+        .arg(&config_path)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run ipcheck-auth: {e}"))?;
+    let read_log = || fs::read_to_string(dir.join("service.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}:\n{}", read_log()));
+        }
+        if wait_for_port(port, Duration::from_millis(50)) {
+            return Ok(child);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("did not listen within 10 s:\n{}", read_log()))
+}
