@@ -244,7 +244,7 @@ fn write_conf(dir: &Path, port: u16, extra: &str, module_args: &[String]) -> Pat
     let conf = format!(
         "port {port}\nbind 127.0.0.1 -::1\ndir {dir}\nlogfile {dir}/redis.log\n\
          save \"\"\nappendonly no\ndaemonize no\nenable-module-command yes\n\
-         enable-debug-command yes\nloadmodule {module} {args}\n{extra}",
+         enable-debug-command yes\nrepl-diskless-sync-delay 0\nloadmodule {module} {args}\n{extra}",
         dir = dir.display(),
         module = module_path().display(),
         args = module_args.join(" "),

@@ -1,0 +1,183 @@
+//! Replication and persistence: replicas and the AOF get absolute expiries, and entries with
+//! their TTLs survive DEBUG RELOAD, an RDB restart and an AOF restart.
+
+use std::time::Duration;
+
+use ipcheck_tests::ipcheck::{self, err_text};
+use ipcheck_tests::RedisServer;
+use redis::{Connection, Value};
+
+fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap()
+}
+
+fn wait_replicas(con: &mut Connection) {
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(con).unwrap();
+    assert_eq!(n, 1, "the replica did not acknowledge");
+}
+
+#[test]
+fn replica_sees_sets_with_the_same_absolute_expiry_and_serves_get() {
+    let master = RedisServer::start();
+    let replica = RedisServer::builder().replica_of(&master).start();
+    replica.wait_replica_synced();
+    let mut m = master.client();
+    let mut r = replica.client();
+
+    ipcheck::set(
+        &mut m,
+        &["192.0.2.1", "block", "EX", "600", "REASON", "vpn"],
+    )
+    .unwrap();
+    ipcheck::set(
+        &mut m,
+        &["2001:db8:1:2::1", "challenge", "SOURCE", "manual"],
+    )
+    .unwrap();
+    wait_replicas(&mut m);
+    // Some time passes before the replica is asked: it must not have restarted the clock.
+    std::thread::sleep(Duration::from_millis(1100));
+    for key in ["ipcheck:192.0.2.1", "ipcheck:2001:db8:1:2::/64"] {
+        let at = pexpiretime(&mut m, key);
+        assert!(at > 0);
+        assert_eq!(pexpiretime(&mut r, key), at, "{key}");
+    }
+    let hm = ipcheck::get(&mut m, "192.0.2.1").unwrap().unwrap();
+    let hr = ipcheck::get(&mut r, "192.0.2.1").unwrap().unwrap();
+    assert_eq!((hr.verdict.as_str(), hr.reason.as_str()), ("block", "vpn"));
+    assert!(
+        (hr.ttl - hm.ttl).abs() <= 1 && hr.ttl < 600,
+        "{hr:?} vs {hm:?}"
+    );
+    let h = ipcheck::get(&mut r, "2001:db8:1:2::ffff").unwrap().unwrap();
+    assert_eq!(
+        (h.verdict.as_str(), h.source.as_str()),
+        ("challenge", "manual")
+    );
+
+    // A kept manual pin replicates nothing; FORCE and DEL do.
+    assert_eq!(
+        ipcheck::set(&mut m, &["2001:db8:1:2::1", "allow"]).unwrap(),
+        None
+    );
+    ipcheck::set(&mut m, &["192.0.2.1", "allow", "FORCE"]).unwrap();
+    ipcheck::del(&mut m, "2001:db8:1:2::1").unwrap();
+    wait_replicas(&mut m);
+    assert_eq!(
+        ipcheck::get(&mut r, "192.0.2.1").unwrap().unwrap().verdict,
+        "allow"
+    );
+    assert_eq!(ipcheck::get(&mut r, "2001:db8:1:2::1").unwrap(), None);
+
+    // Replicated writes are plain SET/DEL: the master's stream never carries IPCHECK.
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut r)
+        .unwrap();
+    assert!(!info.contains("ipcheck|set"), "{info}");
+    // The replica is read-only for IPCHECK writes, like any write command.
+    let e = err_text(ipcheck::set(&mut r, &["192.0.2.1", "block"]));
+    assert!(e.to_lowercase().contains("readonly"), "{e}");
+}
+
+#[test]
+fn entries_and_ttls_survive_debug_reload() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    ipcheck::set(
+        &mut con,
+        &["192.0.2.1", "block", "EX", "500", "REASON", "tor"],
+    )
+    .unwrap();
+    ipcheck::set(
+        &mut con,
+        &["203.0.113.5", "allow", "SOURCE", "my-list", "REASON", "x"],
+    )
+    .unwrap();
+    let before = [
+        pexpiretime(&mut con, "ipcheck:192.0.2.1"),
+        pexpiretime(&mut con, "ipcheck:203.0.113.5"),
+    ];
+    let _: Value = redis::cmd("DEBUG").arg("RELOAD").query(&mut con).unwrap();
+    let after = [
+        pexpiretime(&mut con, "ipcheck:192.0.2.1"),
+        pexpiretime(&mut con, "ipcheck:203.0.113.5"),
+    ];
+    assert_eq!(before, after);
+    let h = ipcheck::get(&mut con, "192.0.2.1").unwrap().unwrap();
+    assert_eq!((h.verdict.as_str(), h.reason.as_str()), ("block", "tor"));
+    let h = ipcheck::get(&mut con, "203.0.113.5").unwrap().unwrap();
+    assert_eq!((h.source.as_str(), h.reason.as_str()), ("my-list", "x"));
+}
+
+#[test]
+fn entries_and_ttls_survive_an_rdb_restart() {
+    let mut server = RedisServer::start();
+    let mut con = server.client();
+    ipcheck::set(&mut con, &["192.0.2.1", "challenge", "EX", "900"]).unwrap();
+    let at = pexpiretime(&mut con, "ipcheck:192.0.2.1");
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    server.kill();
+    server.restart();
+    let mut con = server.client();
+    assert_eq!(pexpiretime(&mut con, "ipcheck:192.0.2.1"), at);
+    assert_eq!(
+        ipcheck::get(&mut con, "192.0.2.1")
+            .unwrap()
+            .unwrap()
+            .verdict,
+        "challenge"
+    );
+}
+
+#[test]
+fn aof_carries_absolute_expiry_and_survives_restart() {
+    let mut server = RedisServer::builder()
+        .conf("appendonly yes")
+        .conf("appendfsync always")
+        .start();
+    let mut con = server.client();
+    ipcheck::set(&mut con, &["192.0.2.1", "block", "EX", "3"]).unwrap();
+    ipcheck::set(&mut con, &["192.0.2.2", "allow", "SOURCE", "manual"]).unwrap();
+    ipcheck::set(&mut con, &["192.0.2.3", "allow"]).unwrap();
+    ipcheck::del(&mut con, "192.0.2.3").unwrap();
+    let at = pexpiretime(&mut con, "ipcheck:192.0.2.1");
+
+    let aof = aof_text(&server);
+    assert!(aof.contains("PXAT"), "{aof}");
+    assert!(
+        !aof.to_lowercase().contains("ipcheck\r\n$3\r\nset"),
+        "{aof}"
+    );
+    assert!(aof.contains("DEL"), "{aof}");
+
+    // Crash, wait, replay: the replayed entry keeps its original deadline.
+    std::thread::sleep(Duration::from_millis(1200));
+    server.kill();
+    server.restart();
+    let mut con = server.client();
+    assert_eq!(pexpiretime(&mut con, "ipcheck:192.0.2.1"), at);
+    let h = ipcheck::get(&mut con, "192.0.2.1").unwrap().unwrap();
+    assert!(h.ttl <= 2, "{h:?}");
+    assert_eq!(
+        ipcheck::get(&mut con, "192.0.2.2").unwrap().unwrap().source,
+        "manual"
+    );
+    assert_eq!(ipcheck::get(&mut con, "192.0.2.3").unwrap(), None);
+}
+
+/// Every AOF file the server wrote (Redis 7 keeps a base and incremental files in a directory).
+fn aof_text(server: &RedisServer) -> String {
+    let mut out = String::new();
+    let dir = server.dir().join("appendonlydir");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in files {
+        out.push_str(&String::from_utf8_lossy(
+            &std::fs::read(f).unwrap_or_default(),
+        ));
+    }
+    out
+}
