@@ -15,6 +15,7 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     extra_conf: String,
     module_args: Vec<String>,
+    no_module: bool,
 }
 
 impl RedisServer {
@@ -150,7 +151,7 @@ impl RedisServer {
             self.dir.path(),
             self.port,
             &self.extra_conf,
-            &self.module_args,
+            self.module_line(),
         )
         .unwrap_or_else(|log| panic!("redis-server did not come back: {log}"));
         self.child = Some(child);
@@ -165,6 +166,12 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    fn module_line(&self) -> String {
+        module_line(self.no_module, &self.module_args)
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
@@ -176,9 +183,20 @@ impl Drop for RedisServer {
 pub struct RedisServerBuilder {
     extra_conf: String,
     module_args: Vec<String>,
+    no_module: bool,
 }
 
 impl RedisServerBuilder {
+    fn module_line(&self) -> String {
+        module_line(self.no_module, &self.module_args)
+    }
+
+    /// No `loadmodule` line, for tests that load the module at run time (`MODULE LOAD`).
+    pub fn without_module(mut self) -> Self {
+        self.no_module = true;
+        self
+    }
+
     /// Arguments after `loadmodule <path>`.
     pub fn module_args(mut self, args: &[&str]) -> Self {
         self.module_args = args.iter().map(|s| s.to_string()).collect();
@@ -210,7 +228,7 @@ impl RedisServerBuilder {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = free_port();
-            match spawn(dir.path(), port, &self.extra_conf, &self.module_args) {
+            match spawn(dir.path(), port, &self.extra_conf, self.module_line()) {
                 Ok(child) => {
                     return RedisServer {
                         child: Some(child),
@@ -218,6 +236,7 @@ impl RedisServerBuilder {
                         dir,
                         extra_conf: self.extra_conf,
                         module_args: self.module_args,
+                        no_module: self.no_module,
                     }
                 }
                 Err(log) => last_log = log,
@@ -230,24 +249,32 @@ impl RedisServerBuilder {
     pub fn start_expecting_failure(self) -> Result<RedisServer, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        spawn(dir.path(), port, &self.extra_conf, &self.module_args).map(|child| RedisServer {
+        spawn(dir.path(), port, &self.extra_conf, self.module_line()).map(|child| RedisServer {
             child: Some(child),
             port,
             dir,
             extra_conf: self.extra_conf,
             module_args: self.module_args,
+            no_module: self.no_module,
         })
     }
 }
 
-fn write_conf(dir: &Path, port: u16, extra: &str, module_args: &[String]) -> PathBuf {
+/// The `loadmodule` line for a server's config, or nothing.
+fn module_line(no_module: bool, args: &[String]) -> String {
+    if no_module {
+        String::new()
+    } else {
+        format!("loadmodule {} {}", module_path().display(), args.join(" "))
+    }
+}
+
+fn write_conf(dir: &Path, port: u16, extra: &str, module_line: String) -> PathBuf {
     let conf = format!(
         "port {port}\nbind 127.0.0.1 -::1\ndir {dir}\nlogfile {dir}/redis.log\n\
          save \"\"\nappendonly no\ndaemonize no\nenable-module-command yes\n\
-         enable-debug-command yes\nrepl-diskless-sync-delay 0\nloadmodule {module} {args}\n{extra}",
+         enable-debug-command yes\nrepl-diskless-sync-delay 0\n{module_line}\n{extra}",
         dir = dir.display(),
-        module = module_path().display(),
-        args = module_args.join(" "),
     );
     let path = dir.join("redis.conf");
     fs::write(&path, conf).expect("write redis.conf");
@@ -255,8 +282,8 @@ fn write_conf(dir: &Path, port: u16, extra: &str, module_args: &[String]) -> Pat
 }
 
 /// Spawns redis-server and waits for it to accept connections; on failure returns its log.
-fn spawn(dir: &Path, port: u16, extra: &str, module_args: &[String]) -> Result<Child, String> {
-    let conf = write_conf(dir, port, extra, module_args);
+fn spawn(dir: &Path, port: u16, extra: &str, module_line: String) -> Result<Child, String> {
+    let conf = write_conf(dir, port, extra, module_line);
     let mut child = Command::new("redis-server")
         .arg(&conf)
         .stdout(Stdio::null())
