@@ -1,0 +1,253 @@
+//! Never crash Redis: tens of thousands of random IPCHECK argument vectors against a live server,
+//! then the server still answers PING, no handler panicked, and no key outside the prefix changed.
+//!
+//! Seeded: set `IPCHECK_FUZZ_SEED` to replay a failing run (the seed is printed on failure);
+//! `IPCHECK_FUZZ_CASES` changes the number of vectors (default 30000).
+
+use std::collections::BTreeMap;
+
+use ipcheck_tests::RedisServer;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redis::{Connection, Value};
+
+const SUBCOMMANDS: &[&str] = &[
+    "get", "set", "del", "key", "stats", "help", "GET", "SeT", "DEL", "Key", "STATS", "HELP",
+];
+const WORDS: &[&str] = &[
+    "EX",
+    "ex",
+    "REASON",
+    "reason",
+    "SOURCE",
+    "source",
+    "FORCE",
+    "force",
+    "PX",
+    "NX",
+    "GET",
+    "allow",
+    "BLOCK",
+    "Challenge",
+    "deny",
+    "manual",
+    "api",
+    "list",
+    "vpn,tor",
+    "vpn,,tor",
+    "VPN",
+    "",
+    " ",
+    "0",
+    "1",
+    "-1",
+    "31536000",
+    "31536001",
+    "99999999999999999999",
+    "1e3",
+    "0x10",
+    "86400",
+    "+5",
+    "00",
+    "ipcheck:",
+    "ipcheck:192.0.2.1",
+    "ipcheck:{192.0.2.1}",
+    "{",
+    "}",
+    "sentinel",
+    "*",
+    "\r\n",
+    "\0",
+];
+const IPS: &[&str] = &[
+    "192.0.2.1",
+    "0.0.0.0",
+    "255.255.255.255",
+    "1.2.3",
+    "010.0.0.1",
+    "0x7f.0.0.1",
+    "16909060",
+    "1.2.3.4.",
+    " 1.2.3.4",
+    "::",
+    "::1",
+    "::ffff:192.0.2.1",
+    "::FFFF:c000:201",
+    "[2001:db8::1]",
+    "2001:DB8:1:2:3:4:5:6",
+    "fe80::1%eth0",
+    "2001:db8:1:2::/64",
+    "2001:db8::/32",
+    "1.2.3.4/32",
+    "1.2.3.4/24",
+    "1.2.3.4/33",
+    "::/0",
+    "2001:db8::1/",
+    "[::1",
+    "1:2:3:4:5:6:7:8:9",
+    "::1.2.3.4",
+];
+
+fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
+    let len = rng.random_range(0..=max);
+    (0..len).map(|_| rng.random::<u8>()).collect()
+}
+
+fn ipish(rng: &mut StdRng) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"0123456789abcdefABCDEF:.[]/%x ";
+    let len = rng.random_range(0..48);
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
+        .collect()
+}
+
+fn random_arg(rng: &mut StdRng) -> Vec<u8> {
+    match rng.random_range(0..100) {
+        0..=24 => IPS[rng.random_range(0..IPS.len())].as_bytes().to_vec(),
+        25..=49 => WORDS[rng.random_range(0..WORDS.len())].as_bytes().to_vec(),
+        50..=69 => ipish(rng),
+        70..=79 => random_bytes(rng, 16),
+        80..=89 => {
+            // A valid address with random mutations.
+            let mut b = IPS[rng.random_range(0..3)].as_bytes().to_vec();
+            let i = rng.random_range(0..b.len());
+            b[i] = rng.random();
+            b
+        }
+        90..=98 => format!("ipcheck:{}", String::from_utf8_lossy(&ipish(rng))).into_bytes(),
+        _ => {
+            // Occasionally huge.
+            let len = rng.random_range(1000..70_000);
+            vec![b"9:."[rng.random_range(0..3)]; len]
+        }
+    }
+}
+
+fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
+    let mut argv = vec![b"IPCHECK".to_vec()];
+    if rng.random_bool(0.97) {
+        argv.push(
+            SUBCOMMANDS[rng.random_range(0..SUBCOMMANDS.len())]
+                .as_bytes()
+                .to_vec(),
+        );
+    } else {
+        // Redis itself quotes an unknown subcommand raw in its error, and the client refuses
+        // non-UTF-8 error lines, so unknown subcommands stay ASCII.
+        argv.push(ipish(rng));
+    }
+    let extra = rng.random_range(0..9);
+    for _ in 0..extra {
+        argv.push(random_arg(rng));
+    }
+    if rng.random_bool(0.02) {
+        argv.truncate(1);
+    }
+    argv
+}
+
+/// Every key outside the prefix, with its type, value dump and TTL.
+fn outside_prefix(con: &mut Connection) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(con).unwrap();
+    keys.into_iter()
+        .filter(|k| !k.starts_with(b"ipcheck:"))
+        .map(|k| {
+            let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query(con).unwrap();
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(con).unwrap();
+            // Round so the clock ticking between snapshots is not a change.
+            (k, (dump, ttl / 100_000))
+        })
+        .collect()
+}
+
+#[test]
+fn random_argument_vectors_never_crash_or_touch_other_keys() {
+    let seed: u64 = std::env::var("IPCHECK_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let cases: usize = std::env::var("IPCHECK_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30_000);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let server = RedisServer::start();
+    let mut con = server.client();
+    // Sentinels: keys outside the prefix, some looking like entries, some with TTLs.
+    let _: () = redis::cmd("SET")
+        .arg("sentinel")
+        .arg("untouched")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("192.0.2.1")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("other:192.0.2.1")
+        .arg("1")
+        .arg("EX")
+        .arg(9999)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("ipcheck")
+        .arg("f")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    let before = outside_prefix(&mut con);
+
+    let mut sent = 0;
+    while sent < cases {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for _ in 0..500.min(cases - sent) {
+            let argv = random_vector(&mut rng);
+            if rng.random_bool(0.1) {
+                // The same vector through Lua, where errors become Lua errors.
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg("return redis.pcall(unpack(ARGV))")
+                    .arg(0)
+                    .arg(&argv);
+                pipe.add_command(cmd);
+            } else {
+                let mut cmd = redis::Cmd::new();
+                cmd.arg(&argv);
+                pipe.add_command(cmd);
+            }
+            sent += 1;
+        }
+        let replies: redis::RedisResult<Vec<redis::RedisResult<Value>>> = pipe.query(&mut con);
+        assert!(
+            replies.is_ok(),
+            "seed {seed}: connection failed after {sent}: {replies:?}\n{}",
+            server.log()
+        );
+    }
+
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap_or_default();
+    assert_eq!(pong, "PONG", "seed {seed}");
+    let log = server.log();
+    assert!(
+        !log.contains("bug caught"),
+        "seed {seed}: a handler panicked:\n{log}"
+    );
+    assert_eq!(
+        outside_prefix(&mut con),
+        before,
+        "seed {seed}: a key outside the prefix changed"
+    );
+    let stats: Vec<(String, i64)> = redis::cmd("IPCHECK").arg("STATS").query(&mut con).unwrap();
+    let stat = |name: &str| stats.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    // The generator must reach both the error paths and the working ones.
+    assert!(
+        stat("errors") > 0,
+        "seed {seed}: no malformed calls: {stats:?}"
+    );
+    assert!(
+        stat("sets") > 0 && stat("hits") + stat("misses") > 0,
+        "seed {seed}: {stats:?}"
+    );
+}
