@@ -689,6 +689,8 @@ fn provider_spec(
     let auth_header = match p.auth_header.as_deref().map(str::trim) {
         Some("") => None,
         Some(h) => Some(h.to_owned()),
+        // `api_key_env = ""` means the vendor needs no key: no preset auth header either.
+        None if api_key_env.is_none() => None,
         None => preset.and_then(Preset::auth_header).map(str::to_owned),
     };
     let auth_header = auth_header
