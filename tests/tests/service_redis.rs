@@ -1,0 +1,276 @@
+//! ipcheck-auth end to end: the Redis tier, through the `IPCHECK` command of a real redis-server
+//! with the module loaded.
+
+use std::collections::HashMap;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use ipcheck_tests::{Provider, RedisServer, Reply, Service};
+
+fn config(provider: &Provider, redis: &RedisServer, local_ttl: &str) -> String {
+    format!(
+        r#"
+[cache]
+local_ttl = "{local_ttl}"
+negative_ttl = "1s"
+
+[redis]
+url = "{redis}"
+timeout = "50ms"
+ttl = "1h"
+
+[provider]
+preset = "ipasis"
+url = "{url}"
+api_key_env = ""
+timeout = "2s"
+
+[policies.default]
+block = ["tor"]
+challenge = ["vpn"]
+
+[policies.strict]
+block = ["vpn", "hosting", "tor"]
+"#,
+        redis = redis.url(),
+        url = provider.url_template()
+    )
+}
+
+fn ipcheck_get(con: &mut redis::Connection, ip: &str) -> Option<HashMap<String, String>> {
+    let reply: redis::Value = redis::cmd("IPCHECK").arg("GET").arg(ip).query(con).ok()?;
+    let items = match reply {
+        redis::Value::Array(items) => items,
+        _ => return None,
+    };
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Int(i) => i.to_string(),
+        other => format!("{other:?}"),
+    };
+    Some(
+        items
+            .chunks(2)
+            .map(|kv| (text(&kv[0]), text(&kv[1])))
+            .collect(),
+    )
+}
+
+/// Polls until Redis holds an entry for `ip` (the write happens off the response path).
+fn wait_for_entry(redis: &RedisServer, ip: &str) -> HashMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(mut con) = redis::Client::open(redis.url()).and_then(|c| c.get_connection()) {
+            if let Some(entry) = ipcheck_get(&mut con, ip) {
+                return entry;
+            }
+        }
+        assert!(Instant::now() < deadline, "no IPCHECK entry for {ip}");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn provider_answers_are_stored_as_facts_and_read_back() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    provider.respond("192.0.2.1", Reply::flags(&["hosting", "vpn"]));
+    let svc = Service::start(&config(&provider, &redis, "60s"));
+
+    assert_eq!(
+        svc.auth("192.0.2.1").decision(),
+        (401, "challenge", "vpn", "provider")
+    );
+    let entry = wait_for_entry(&redis, "192.0.2.1");
+    // The facts in vocabulary order, with the default policy's verdict, for scripts.
+    assert_eq!(entry["verdict"], "challenge");
+    assert_eq!(entry["reason"], "vpn,hosting");
+    assert_eq!(entry["source"], "api");
+    let ttl: u64 = entry["ttl"].parse().unwrap();
+    assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
+
+    // A second instance sharing Redis reads the facts and applies its requested policy.
+    let other = Service::start(&config(&provider, &redis, "60s"));
+    assert_eq!(
+        other.auth_policy("192.0.2.1", "strict").decision(),
+        (403, "block", "vpn,hosting", "redis")
+    );
+    assert_eq!(
+        other.auth("192.0.2.1").decision(),
+        (401, "challenge", "vpn", "local")
+    );
+    assert_eq!(provider.calls(), 1);
+
+    // IPv6: stored under the /64 key.
+    assert_eq!(svc.auth("2001:db8:7:7::1").status, 204);
+    let entry = wait_for_entry(&redis, "2001:db8:7:7::/64");
+    assert_eq!(entry["reason"], "");
+    assert_eq!(entry["verdict"], "allow");
+}
+
+#[test]
+fn manual_pin_reaches_the_service_within_local_ttl() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let mut con = redis.client();
+    provider.respond("192.0.2.5", Reply::flags(&["tor"]));
+    let svc = Service::start(&config(&provider, &redis, "1s"));
+
+    assert_eq!(
+        svc.auth("192.0.2.5").decision(),
+        (403, "block", "tor", "provider")
+    );
+    wait_for_entry(&redis, "192.0.2.5");
+    // The operator pins the address.
+    let _: () = redis::cmd("IPCHECK")
+        .arg(&[
+            "SET",
+            "192.0.2.5",
+            "allow",
+            "REASON",
+            "partner",
+            "SOURCE",
+            "manual",
+        ])
+        .query(&mut con)
+        .unwrap();
+    // Still served from the local tier until local_ttl passes...
+    assert_eq!(
+        svc.auth("192.0.2.5").decision(),
+        (403, "block", "tor", "local")
+    );
+    sleep(Duration::from_millis(1100));
+    // ...then the pin, for every policy.
+    assert_eq!(
+        svc.auth("192.0.2.5").decision(),
+        (204, "allow", "partner", "redis")
+    );
+    assert_eq!(
+        svc.auth_policy("192.0.2.5", "strict").decision(),
+        (204, "allow", "partner", "local")
+    );
+    assert_eq!(provider.calls(), 1);
+}
+
+#[test]
+fn redis_stopped_mid_test_and_started_again() {
+    let provider = Provider::start();
+    let mut redis = RedisServer::start();
+    provider.respond_default(Reply::flags(&["vpn"]));
+    let svc = Service::start(&config(&provider, &redis, "60s"));
+    assert_eq!(
+        svc.auth("192.0.2.20").decision(),
+        (401, "challenge", "vpn", "provider")
+    );
+    wait_for_entry(&redis, "192.0.2.20");
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+
+    redis.kill();
+    // Decisions go on through the provider, each costing at most the Redis deadline extra.
+    for i in 21..26 {
+        let ip = format!("192.0.2.{i}");
+        let started = Instant::now();
+        assert_eq!(
+            svc.auth(&ip).decision(),
+            (401, "challenge", "vpn", "provider"),
+            "{ip}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let ready = svc.get("/readyz", &[]);
+    assert_eq!(ready.status, 503);
+    assert!(ready.body.contains("redis: unreachable"), "{}", ready.body);
+    let metrics = svc.get("/metrics", &[]).body;
+    assert!(
+        metrics.contains("ipcheck_redis_lookups_total{result=\"error\"} 5"),
+        "{metrics}"
+    );
+
+    redis.restart();
+    // The service reconnects on its own: new answers land in Redis again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 30;
+    loop {
+        let ip = format!("192.0.2.{i}");
+        assert_eq!(svc.auth(&ip).status, 401);
+        if let Ok(mut con) = redis::Client::open(redis.url()).and_then(|c| c.get_connection()) {
+            sleep(Duration::from_millis(100));
+            if ipcheck_get(&mut con, &ip).is_some() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write reached the restarted Redis"
+        );
+        i += 1;
+    }
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+    // And reads: an operator's pin on an address the service has not seen.
+    let mut con = redis.client();
+    let _: () = redis::cmd("IPCHECK")
+        .arg(&["SET", "192.0.2.99", "block", "SOURCE", "manual"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        svc.auth("192.0.2.99").decision(),
+        (403, "block", "", "redis")
+    );
+}
+
+#[test]
+fn slow_redis_costs_at_most_its_deadline() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let svc = Service::start(&config(&provider, &redis, "60s"));
+    assert_eq!(svc.auth("192.0.2.40").status, 204);
+    // Block the server for two seconds.
+    let url = redis.url();
+    let sleeper = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SLEEP").arg(2).query(&mut con);
+    });
+    sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(
+        svc.auth("192.0.2.41").decision(),
+        (204, "allow", "", "provider")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = svc.get("/metrics", &[]).body;
+    assert!(
+        metrics.contains("ipcheck_redis_errors_total{op=\"get\",kind=\"timeout\"} 1"),
+        "{metrics}"
+    );
+    let _ = sleeper.join();
+}
+
+#[test]
+fn starts_while_redis_is_down() {
+    let provider = Provider::start();
+    let mut redis = RedisServer::start();
+    let cfg = config(&provider, &redis, "60s");
+    redis.kill();
+    let svc = Service::start(&cfg);
+    assert_eq!(svc.get("/healthz", &[]).status, 200);
+    assert_eq!(svc.get("/readyz", &[]).status, 503);
+    assert_eq!(
+        svc.auth("192.0.2.50").decision(),
+        (204, "allow", "", "provider")
+    );
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while svc.get("/readyz", &[]).status != 200 {
+        assert!(Instant::now() < deadline, "never became ready");
+        sleep(Duration::from_millis(100));
+    }
+}
