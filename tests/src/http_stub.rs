@@ -24,7 +24,9 @@ pub struct Request {
 impl Request {
     /// A header's value by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -95,12 +97,18 @@ impl Drop for HttpStub {
 }
 
 fn serve_connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Response) {
-    let Ok(write_half) = stream.try_clone() else { return };
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(stream);
     let mut writer = write_half;
     while let Some(request) = read_request(&mut reader) {
         let response = handler(&request);
-        let mut head = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\n", response.status, response.body.len());
+        let mut head = format!(
+            "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
+            response.status,
+            response.body.len()
+        );
         for (name, value) in &response.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -141,8 +149,15 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
                 .or_insert(value);
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { method, target, headers })
+    Some(Request {
+        method,
+        target,
+        headers,
+    })
 }

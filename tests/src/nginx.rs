@@ -16,7 +16,11 @@ use crate::ports::{free_port, wait_for_port};
 
 /// The nginx binary (Debian installs it outside a non-root PATH).
 pub fn nginx_binary() -> PathBuf {
-    for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"] {
+    for candidate in [
+        "/usr/sbin/nginx",
+        "/usr/local/sbin/nginx",
+        "/usr/local/nginx/sbin/nginx",
+    ] {
         if Path::new(candidate).exists() {
             return PathBuf::from(candidate);
         }
@@ -52,7 +56,11 @@ impl NginxSetup {
 
     /// Turns on the optional micro-cache the way an operator would.
     pub fn with_microcache(self) -> Self {
-        self.edit("example.conf", "set $ipcheck_microcache 0;", "set $ipcheck_microcache 1;")
+        self.edit(
+            "example.conf",
+            "set $ipcheck_microcache 0;",
+            "set $ipcheck_microcache 1;",
+        )
     }
 
     /// Starts nginx; panics with its error log if it will not come up.
@@ -69,7 +77,10 @@ pub struct Nginx {
 }
 
 fn substitute(text: &str, from: &str, to: &str, file: &str) -> String {
-    assert!(text.contains(from), "shipped nginx/{file} no longer contains {from:?}");
+    assert!(
+        text.contains(from),
+        "shipped nginx/{file} no longer contains {from:?}"
+    );
     text.replace(from, to)
 }
 
@@ -88,11 +99,20 @@ impl Nginx {
                 "example.conf" => vec![
                     ("listen 8000;".into(), format!("listen 127.0.0.1:{port};")),
                     ("listen [::]:8000;".into(), format!("listen [::1]:{port};")),
-                    ("server 127.0.0.1:9000;".into(), format!("server 127.0.0.1:{};", setup.backend_port)),
+                    (
+                        "server 127.0.0.1:9000;".into(),
+                        format!("server 127.0.0.1:{};", setup.backend_port),
+                    ),
                 ],
                 "ipcheck-upstream.conf" => vec![
-                    ("server 127.0.0.1:8080;".into(), format!("server 127.0.0.1:{};", setup.service_port)),
-                    ("/var/lib/nginx/ipcheck".into(), cache_dir.display().to_string()),
+                    (
+                        "server 127.0.0.1:8080;".into(),
+                        format!("server 127.0.0.1:{};", setup.service_port),
+                    ),
+                    (
+                        "/var/lib/nginx/ipcheck".into(),
+                        cache_dir.display().to_string(),
+                    ),
                 ],
                 _ => vec![],
             };
@@ -110,7 +130,10 @@ impl Nginx {
         }
         let d = dir.path().display();
         // Running as root, nginx would drop workers to `nobody`, who cannot enter the temp dir.
-        let user = if fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
+        let user = if fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
+        {
             "user root;"
         } else {
             ""
@@ -172,7 +195,10 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM, not SIGKILL: a killed master would leave its workers holding the port.
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let _ = child.wait();
         }
     }
