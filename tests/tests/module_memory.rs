@@ -1,0 +1,98 @@
+//! Memory per entry against a bare `SET ipcheck:<ip> <6-byte value> EX 86400`, measured as the
+//! `used_memory` delta over many entries. `IPCHECK_MEMORY_ENTRIES` changes the count (default
+//! 50000); run with `--nocapture` to see the numbers the README quotes.
+
+use ipcheck_tests::RedisServer;
+use redis::Connection;
+
+fn used_memory(con: &mut Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory in INFO")
+}
+
+fn ip(i: usize) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
+
+/// Bytes per entry added by `fill(con, i)` for `n` entries.
+fn per_entry(con: &mut Connection, n: usize, fill: impl Fn(&mut redis::Pipeline, usize)) -> f64 {
+    let _: () = redis::cmd("FLUSHALL").arg("SYNC").query(con).unwrap();
+    let before = used_memory(con);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for &i in chunk {
+            fill(&mut pipe, i);
+        }
+        pipe.query::<()>(con).unwrap();
+    }
+    let dbsize: usize = redis::cmd("DBSIZE").query(con).unwrap();
+    assert_eq!(dbsize, n);
+    (used_memory(con) - before) as f64 / n as f64
+}
+
+#[test]
+fn an_entry_costs_no_more_than_a_bare_set() {
+    let n: usize = std::env::var("IPCHECK_MEMORY_ENTRIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000);
+    let server = RedisServer::start();
+    let mut con = server.client();
+
+    let bare = per_entry(&mut con, n, |p, i| {
+        p.cmd("SET")
+            .arg(format!("ipcheck:{}", ip(i)))
+            .arg("abcdef")
+            .arg("EX")
+            .arg(86400)
+            .ignore();
+    });
+    let hash = per_entry(&mut con, n, |p, i| {
+        let key = format!("ipcheck:{}", ip(i));
+        p.cmd("HSET")
+            .arg(&key)
+            .arg("v")
+            .arg("b")
+            .arg("r")
+            .arg("vpn")
+            .ignore();
+        p.cmd("EXPIRE").arg(&key).arg(86400).ignore();
+    });
+    let module = per_entry(&mut con, n, |p, i| {
+        p.cmd("IPCHECK")
+            .arg("SET")
+            .arg(ip(i))
+            .arg("block")
+            .arg("REASON")
+            .arg("vpn,tor")
+            .ignore();
+    });
+    // First reads go through StringDMA, which turns embstr values into raw strings.
+    let before_reads = used_memory(&mut con);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for &i in chunk {
+            pipe.cmd("IPCHECK").arg("GET").arg(ip(i)).ignore();
+        }
+        pipe.query::<()>(&mut con).unwrap();
+    }
+    let after_reads = module + (used_memory(&mut con) - before_reads) as f64 / n as f64;
+
+    eprintln!(
+        "{n} entries, bytes per entry: bare SET EX {bare:.1}, hash+EXPIRE {hash:.1}, \
+         IPCHECK SET {module:.1} ({:.3}x), after one IPCHECK GET each {after_reads:.1} ({:.3}x)",
+        module / bare,
+        after_reads / bare
+    );
+    assert!(
+        module <= bare * 1.10,
+        "IPCHECK SET {module:.1} B vs bare {bare:.1} B"
+    );
+    assert!(
+        after_reads <= bare * 1.10,
+        "after reads {after_reads:.1} B vs bare {bare:.1} B"
+    );
+}
