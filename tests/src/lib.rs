@@ -7,6 +7,7 @@
 //! `cargo test` runs. `IPCHECK_PROFILE=release` picks the release build instead.
 
 pub mod backend;
+pub mod client;
 pub mod http_stub;
 pub mod ipcheck;
 pub mod nginx;
@@ -15,6 +16,7 @@ pub mod ports;
 pub mod provider;
 pub mod redis_server;
 pub mod service;
+pub mod stack;
 
 pub use backend::Backend;
 pub use nginx::{Nginx, NginxSetup};
@@ -25,3 +27,4 @@ pub use ports::wait_for_port;
 pub use provider::{Provider, Reply};
 pub use redis_server::RedisServer;
 pub use service::{HttpReply, Service};
+pub use stack::Stack;

@@ -1,0 +1,60 @@
+//! An HTTP client that can pick its source address, so tests can be many different clients.
+//!
+//! nginx sees every loopback connection as coming from 127.0.0.1 unless the client binds another
+//! address first; Linux routes all of 127.0.0.0/8 to loopback, so binding 127.0.0.N gives each
+//! test client its own `$remote_addr` without touching the machine's network configuration.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::service::HttpReply;
+
+/// One HTTP/1.1 request (`Connection: close`) from `source` to `dest`, with a 10 s deadline.
+pub fn request_from(
+    source: IpAddr,
+    dest: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpReply> {
+    let socket = Socket::new(Domain::for_address(dest), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&dest.into(), Duration::from_secs(5))?;
+    let mut conn: std::net::TcpStream = socket.into();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw)?;
+    parse_reply(&raw)
+}
+
+/// Parses a whole `Connection: close` HTTP/1.1 answer (no chunked bodies: nginx and the
+/// service send Content-Length for everything the tests read).
+pub fn parse_reply(raw: &[u8]) -> std::io::Result<HttpReply> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(HttpReply {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
