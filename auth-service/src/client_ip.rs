@@ -227,4 +227,61 @@ mod tests {
         let v6 = [("x-forwarded-for", "[2001:db8::1]:4444, 2001:db8:ffff::1")];
         assert_eq!(client_of(&s, &v6).as_deref(), Some("2001:db8::1"));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+        fn any_ip() -> impl Strategy<Value = IpAddr> {
+            prop_oneof![
+                any::<u32>().prop_map(|n| IpAddr::V4(Ipv4Addr::from(n))),
+                any::<u128>().prop_map(|n| IpAddr::V6(Ipv6Addr::from(n))),
+            ]
+        }
+
+        proptest! {
+            // Every way nginx or a proxy writes an address (bare, bracketed, with a port) is
+            // the same client with the same cache key as core's normalize().
+            #[test]
+            fn every_spelling_is_the_same_client(ip in any_ip(), port in any::<u16>()) {
+                let expected = normalize(&ip.to_string(), agg()).unwrap();
+                let mut spellings = vec![ip.to_string(), SocketAddr::new(ip, port).to_string()];
+                if ip.is_ipv6() {
+                    spellings.push(format!("[{ip}]"));
+                    spellings.push(ip.to_string().to_uppercase());
+                }
+                for text in spellings {
+                    let c = parse_client(&text, agg()).unwrap();
+                    prop_assert_eq!(c.key, expected, "{}", text);
+                    prop_assert_eq!(c.ip, ip.to_canonical());
+                }
+            }
+
+            // Whatever the client prepends, the answer is the rightmost untrusted hop.
+            #[test]
+            fn spoofed_hops_never_win(
+                spoofed in proptest::collection::vec(any_ip(), 0..4),
+                client in any::<u32>(),
+                proxies in proptest::collection::vec(0u8..=255, 0..3),
+            ) {
+                let client = IpAddr::V4(Ipv4Addr::from(client));
+                let trusted: IpNet = "10.0.0.0/8".parse().unwrap();
+                prop_assume!(!trusted.contains(&client));
+                let s = ClientIpSource::ForwardedFor { trusted: vec![trusted] };
+                let mut chain: Vec<String> = spoofed.iter().map(|ip| ip.to_string()).collect();
+                chain.push(client.to_string());
+                chain.extend(proxies.iter().map(|p| format!("10.0.0.{p}")));
+                let joined = chain.join(", ");
+                let got = client_of(&s, &[("x-forwarded-for", &joined), ("x-real-ip", "10.1.2.3")]);
+                prop_assert_eq!(got, Some(client.to_string()));
+            }
+
+            // No header value makes extraction panic.
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,60}") {
+                let _ = parse_client(&text, agg());
+            }
+        }
+    }
 }
