@@ -251,3 +251,25 @@ fn health_readiness_and_metrics() {
         assert!(m.body.contains(line), "{line} in\n{}", m.body);
     }
 }
+
+#[test]
+fn environment_overrides_the_file() {
+    let provider = Provider::start();
+    provider.respond("192.0.2.77", Reply::flags(&["relay"]));
+    let config = format!(
+        "[provider]\npreset = \"ipasis\"\nurl = \"http://127.0.0.1:1/never/{{ip}}\"\napi_key_env = \"\"\n[policies.edge]\nblock = [\"tor\"]\n"
+    );
+    let svc = Service::builder(&config)
+        .env("IPCHECK_PROVIDER_URL", &provider.url_template())
+        .env("IPCHECK_POLICIES_EDGE_BLOCK", "relay,tor")
+        .env("IPCHECK_POLICIES_EDGE_ON_ERROR", "closed")
+        .start();
+    assert_eq!(
+        svc.auth_policy("192.0.2.77", "edge").decision(),
+        (403, "block", "relay", "provider")
+    );
+    assert_eq!(
+        svc.get("/auth", &[("X-IPCheck-Policy", "edge")]).decision(),
+        (403, "block", "no-client-ip", "none")
+    );
+}
