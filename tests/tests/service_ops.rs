@@ -256,10 +256,8 @@ fn health_readiness_and_metrics() {
 fn environment_overrides_the_file() {
     let provider = Provider::start();
     provider.respond("192.0.2.77", Reply::flags(&["relay"]));
-    let config = format!(
-        "[provider]\npreset = \"ipasis\"\nurl = \"http://127.0.0.1:1/never/{{ip}}\"\napi_key_env = \"\"\n[policies.edge]\nblock = [\"tor\"]\n"
-    );
-    let svc = Service::builder(&config)
+    let config = "[provider]\npreset = \"ipasis\"\nurl = \"http://127.0.0.1:1/never/{ip}\"\napi_key_env = \"\"\n[policies.edge]\nblock = [\"tor\"]\n";
+    let svc = Service::builder(config)
         .env("IPCHECK_PROVIDER_URL", &provider.url_template())
         .env("IPCHECK_POLICIES_EDGE_BLOCK", "relay,tor")
         .env("IPCHECK_POLICIES_EDGE_ON_ERROR", "closed")
