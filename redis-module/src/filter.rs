@@ -18,7 +18,7 @@ use std::ptr;
 use redis_module::raw;
 
 use crate::ffi::{api, string_bytes, Ctx};
-use crate::keys::{key_for, Routing};
+use crate::keys::{key_for, remember_trusted, Routing};
 
 /// Registers the filter; call once at load.
 pub fn register(ctx: Ctx) -> Result<(), String> {
@@ -56,6 +56,7 @@ fn rewrite(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         let Ok(key) = key_for(arg(2), Routing::Strict) else {
             return;
         };
+        remember_trusted(&key);
         let bytes = key.as_bytes();
         // The filter context takes ownership of the new string.
         let s = api!(RedisModule_CreateString)(

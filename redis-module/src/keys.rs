@@ -6,6 +6,7 @@
 //! canonical text, and the key becomes `<prefix>{<canonical>}`, whose hash tag is exactly the
 //! argument, keeping the key in the slot the client routed to.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use ipcheck_core::{normalize, NormalizeError, NormalizedIp};
@@ -97,10 +98,35 @@ pub enum Origin {
 /// Keys and addresses cannot be confused: the key prefix must contain a byte that no address
 /// text contains (see [`settings::check_prefix`]).
 pub fn resolve(arg: &[u8], routing: Routing) -> Result<(KeyName, Origin), CommandError> {
+    if let Some(key) = trusted(arg) {
+        return Ok((key, Origin::Key));
+    }
     if let Some(key) = as_own_key(arg) {
         return Ok((key, Origin::Key));
     }
     Ok((key_for(arg, routing)?, Origin::Address))
+}
+
+thread_local! {
+    /// The key the command filter produced last. Filter and handler run back to back on Redis's
+    /// main thread, so the handler usually finds its argument here and skips normalizing again.
+    static TRUSTED: RefCell<Option<KeyName>> = const { RefCell::new(None) };
+}
+
+/// Remembers a key the filter built from an address with the settings in force.
+pub fn remember_trusted(key: &KeyName) {
+    TRUSTED.with(|t| *t.borrow_mut() = Some(key.clone()));
+}
+
+/// Forgets the remembered key; called whenever a setting changes, since the key was built
+/// under the old settings.
+pub fn forget_trusted() {
+    TRUSTED.with(|t| *t.borrow_mut() = None);
+}
+
+/// `arg` as a key, if it is byte for byte the key the filter last built.
+fn trusted(arg: &[u8]) -> Option<KeyName> {
+    TRUSTED.with(|t| t.borrow().as_ref().filter(|k| k.as_bytes() == arg).cloned())
 }
 
 /// `arg` itself, if it is exactly the key of a canonical address under the settings in force.

@@ -301,6 +301,7 @@ extern "C" fn set_numeric(
     // SAFETY: as in get_numeric.
     let cell = unsafe { &*privdata.cast::<AtomicI64>() };
     cell.store(value, Ordering::Relaxed);
+    crate::keys::forget_trusted();
     raw::REDISMODULE_OK as c_int
 }
 
@@ -336,6 +337,7 @@ extern "C" fn set_prefix(
     // SAFETY: keep Redis's string alive past this call, and release the one it replaces.
     unsafe { api!(RedisModule_RetainString)(ptr::null_mut(), value) };
     let old = PREFIX.swap(value, Ordering::Relaxed);
+    crate::keys::forget_trusted();
     if !old.is_null() {
         // SAFETY: retained by a previous call to this function.
         unsafe { api!(RedisModule_FreeString)(ptr::null_mut(), old) };

@@ -59,6 +59,10 @@ const WORDS: &[&str] = &[
     "\r\n",
     "\0",
 ];
+const VERDICTS: &[&str] = &["allow", "block", "challenge", "ALLOW", "Block", "deny", ""];
+const OPTIONS: &[&str] = &[
+    "EX", "ex", "REASON", "SOURCE", "source", "FORCE", "force", "PX", "KEEPTTL",
+];
 const IPS: &[&str] = &[
     "192.0.2.1",
     "0.0.0.0",
@@ -123,21 +127,58 @@ fn random_arg(rng: &mut StdRng) -> Vec<u8> {
     }
 }
 
+fn pick(rng: &mut StdRng, from: &[&str]) -> Vec<u8> {
+    from[rng.random_range(0..from.len())].as_bytes().to_vec()
+}
+
+/// An argument vector shaped like a real call half of the time (so the parsers and the keyspace
+/// code run, not just Redis's arity check), and anything at all otherwise.
 fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
     let mut argv = vec![b"IPCHECK".to_vec()];
     if rng.random_bool(0.97) {
-        argv.push(
-            SUBCOMMANDS[rng.random_range(0..SUBCOMMANDS.len())]
-                .as_bytes()
-                .to_vec(),
-        );
+        argv.push(pick(rng, SUBCOMMANDS));
     } else {
         // Redis itself quotes an unknown subcommand raw in its error, and the client refuses
         // non-UTF-8 error lines, so unknown subcommands stay ASCII.
         argv.push(ipish(rng));
     }
-    let extra = rng.random_range(0..9);
-    for _ in 0..extra {
+    if rng.random_bool(0.5) {
+        let sub = argv[1].to_ascii_lowercase();
+        match sub.as_slice() {
+            b"get" | b"del" | b"key" => argv.push(random_arg(rng)),
+            b"set" => {
+                argv.push(if rng.random_bool(0.7) {
+                    pick(rng, IPS)
+                } else {
+                    random_arg(rng)
+                });
+                argv.push(if rng.random_bool(0.8) {
+                    pick(rng, VERDICTS)
+                } else {
+                    random_arg(rng)
+                });
+                for _ in 0..rng.random_range(0..5) {
+                    let opt = pick(rng, OPTIONS);
+                    let value = match opt.to_ascii_uppercase().as_slice() {
+                        b"EX" => pick(rng, &["1", "60", "86400", "31536000", "0", "-1", "x", ""]),
+                        b"REASON" => pick(
+                            rng,
+                            &["vpn", "vpn,tor", "tor,vpn", "my-feed", "", "A", "a,,b"],
+                        ),
+                        b"SOURCE" => pick(rng, &["api", "list", "manual", "feed_2", "", "a b"]),
+                        _ => Vec::new(),
+                    };
+                    argv.push(opt);
+                    if !value.is_empty() || rng.random_bool(0.5) {
+                        argv.push(value);
+                    }
+                }
+            }
+            _ => {}
+        }
+        return argv;
+    }
+    for _ in 0..rng.random_range(0..9) {
         argv.push(random_arg(rng));
     }
     if rng.random_bool(0.02) {
@@ -241,6 +282,7 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
     );
     let stats: Vec<(String, i64)> = redis::cmd("IPCHECK").arg("STATS").query(&mut con).unwrap();
     let stat = |name: &str| stats.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    eprintln!("seed {seed}: {cases} vectors, module counters {stats:?}");
     // The generator must reach both the error paths and the working ones.
     assert!(
         stat("errors") > 0,
