@@ -47,8 +47,39 @@ struct Subcommand {
     flags: &'static CStr,
     arity: c_int,
     key: KeyAccess,
+    /// ACL categories, set where Redis supports it for module commands (7.2+).
+    categories: &'static CStr,
     summary: &'static CStr,
+    /// Arguments after the subcommand name, for `COMMAND DOCS` and redis-cli hints.
+    args: &'static [ArgDoc],
 }
+
+/// One documented argument.
+struct ArgDoc {
+    name: &'static CStr,
+    kind: ArgKind,
+    optional: bool,
+}
+
+/// What an argument is, in `COMMAND DOCS` terms.
+enum ArgKind {
+    /// The address, which is the declared key argument.
+    Key,
+    /// The address where no key is declared (`KEY`).
+    Text,
+    /// `allow`, `block` or `challenge`.
+    Verdict,
+    /// `<TOKEN> <value>` with a string or integer value.
+    Option { token: &'static CStr, integer: bool },
+    /// A bare flag word.
+    Flag(&'static CStr),
+}
+
+const IP_KEY: ArgDoc = ArgDoc {
+    name: c"ip",
+    kind: ArgKind::Key,
+    optional: false,
+};
 
 /// Declares `extern "C"` entry points that run a subcommand through the panic guard.
 macro_rules! entry_points {
@@ -78,6 +109,8 @@ entry_points! {
 const SUBCOMMANDS: [Subcommand; 6] = [
     Subcommand {
         name: c"get",
+        args: &[IP_KEY],
+        categories: c"read fast",
         handler: Some(get_cmd),
         flags: c"readonly fast",
         arity: 3,
@@ -86,6 +119,44 @@ const SUBCOMMANDS: [Subcommand; 6] = [
     },
     Subcommand {
         name: c"set",
+        args: &[
+            IP_KEY,
+            ArgDoc {
+                name: c"verdict",
+                kind: ArgKind::Verdict,
+                optional: false,
+            },
+            ArgDoc {
+                name: c"seconds",
+                kind: ArgKind::Option {
+                    token: c"EX",
+                    integer: true,
+                },
+                optional: true,
+            },
+            ArgDoc {
+                name: c"reasons",
+                kind: ArgKind::Option {
+                    token: c"REASON",
+                    integer: false,
+                },
+                optional: true,
+            },
+            ArgDoc {
+                name: c"source",
+                kind: ArgKind::Option {
+                    token: c"SOURCE",
+                    integer: false,
+                },
+                optional: true,
+            },
+            ArgDoc {
+                name: c"force",
+                kind: ArgKind::Flag(c"FORCE"),
+                optional: true,
+            },
+        ],
+        categories: c"write",
         handler: Some(set_cmd),
         flags: c"write deny-oom",
         arity: -4,
@@ -94,6 +165,8 @@ const SUBCOMMANDS: [Subcommand; 6] = [
     },
     Subcommand {
         name: c"del",
+        args: &[IP_KEY],
+        categories: c"write",
         handler: Some(del_cmd),
         flags: c"write deny-oom",
         arity: 3,
@@ -102,6 +175,12 @@ const SUBCOMMANDS: [Subcommand; 6] = [
     },
     Subcommand {
         name: c"key",
+        args: &[ArgDoc {
+            name: c"ip",
+            kind: ArgKind::Text,
+            optional: false,
+        }],
+        categories: c"fast",
         handler: Some(key_cmd),
         flags: c"readonly fast allow-loading allow-stale",
         arity: 3,
@@ -110,6 +189,8 @@ const SUBCOMMANDS: [Subcommand; 6] = [
     },
     Subcommand {
         name: c"stats",
+        args: &[],
+        categories: c"fast",
         handler: Some(stats_cmd),
         flags: c"readonly fast allow-loading allow-stale",
         arity: 2,
@@ -118,6 +199,8 @@ const SUBCOMMANDS: [Subcommand; 6] = [
     },
     Subcommand {
         name: c"help",
+        args: &[],
+        categories: c"fast",
         handler: Some(help_cmd),
         flags: c"readonly fast allow-loading allow-stale",
         arity: 2,
@@ -146,7 +229,13 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
         if parent.is_null() {
             return Err("cannot look up command IPCHECK".to_owned());
         }
-        set_info(parent, -2, c"The ipcheck verdict cache.", ptr::null_mut())?;
+        set_info(
+            parent,
+            -2,
+            c"The ipcheck verdict cache.",
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )?;
         for sub in &SUBCOMMANDS {
             let (first, last) = match sub.key {
                 KeyAccess::None => (0, 0),
@@ -180,10 +269,36 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
                 KeyAccess::None => ptr::null_mut(),
                 _ => specs.as_mut_ptr(),
             };
-            set_info(cmd, sub.arity, sub.summary, specs_ptr)?;
+            let mut verdicts = verdict_tokens();
+            let mut args = arg_docs(sub.args, verdicts.as_mut_ptr());
+            set_info(cmd, sub.arity, sub.summary, specs_ptr, args.as_mut_ptr())?;
+            set_categories(ctx, cmd, sub);
         }
     }
     Ok(())
+}
+
+/// Puts a subcommand in its ACL categories (`+@read` ...) where Redis can (7.2+); Redis 7.0 has
+/// no API for it, so there only explicit rules such as `+ipcheck|get` apply.
+///
+/// # Safety
+/// `cmd` comes from `GetCommand`.
+unsafe fn set_categories(ctx: Ctx, cmd: *mut raw::RedisModuleCommand, sub: &Subcommand) {
+    // SAFETY: copying a pointer from the table RedisModule_Init filled in.
+    let Some(set) = (unsafe { raw::RedisModule_SetCommandACLCategories }) else {
+        return;
+    };
+    // SAFETY: per the function contract; the category string is NUL-terminated.
+    if unsafe { set(cmd, sub.categories.as_ptr()) } != raw::REDISMODULE_OK as c_int {
+        crate::log_warning(
+            ctx,
+            &format!(
+                "could not put IPCHECK {} in ACL categories '{}'",
+                sub.name.to_string_lossy(),
+                sub.categories.to_string_lossy()
+            ),
+        );
+    }
 }
 
 /// A key spec for `argv[2]` followed by the zeroed terminator Redis expects.
@@ -202,6 +317,64 @@ fn key_specs(access: KeyAccess) -> [raw::RedisModuleCommandKeySpec; 2] {
     specs
 }
 
+/// The three verdict words as pure tokens, plus the zeroed terminator.
+fn verdict_tokens() -> [raw::RedisModuleCommandArg; 4] {
+    // SAFETY: all-zero is a valid (terminating) argument entry.
+    let mut out: [raw::RedisModuleCommandArg; 4] = unsafe { std::mem::zeroed() };
+    for (slot, word) in out.iter_mut().zip([c"allow", c"block", c"challenge"]) {
+        slot.name = word.as_ptr();
+        slot.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN;
+        slot.token = word.as_ptr();
+        slot.key_spec_index = -1;
+    }
+    out
+}
+
+/// `COMMAND DOCS` entries for `docs`, plus the zeroed terminator. `verdicts` must outlive the
+/// returned array's use.
+fn arg_docs(
+    docs: &[ArgDoc],
+    verdicts: *mut raw::RedisModuleCommandArg,
+) -> Vec<raw::RedisModuleCommandArg> {
+    let mut out = Vec::with_capacity(docs.len() + 1);
+    for doc in docs {
+        // SAFETY: all-zero is a valid starting point; every field Redis reads is set below.
+        let mut a: raw::RedisModuleCommandArg = unsafe { std::mem::zeroed() };
+        a.name = doc.name.as_ptr();
+        a.key_spec_index = -1;
+        if doc.optional {
+            a.flags = raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int;
+        }
+        match doc.kind {
+            ArgKind::Key => {
+                a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY;
+                a.key_spec_index = 0;
+            }
+            ArgKind::Text => a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+            ArgKind::Verdict => {
+                a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF;
+                a.subargs = verdicts;
+            }
+            ArgKind::Option { token, integer } => {
+                a.token = token.as_ptr();
+                a.type_ = if integer {
+                    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER
+                } else {
+                    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING
+                };
+            }
+            ArgKind::Flag(token) => {
+                a.token = token.as_ptr();
+                a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN;
+            }
+        }
+        out.push(a);
+    }
+    // SAFETY: the all-zero terminator.
+    out.push(unsafe { std::mem::zeroed() });
+    out
+}
+
 /// `RedisModule_SetCommandInfo` with the version-1 layout Redis 7.0 understands.
 ///
 /// # Safety
@@ -211,6 +384,7 @@ unsafe fn set_info(
     arity: c_int,
     summary: &CStr,
     key_specs: *mut raw::RedisModuleCommandKeySpec,
+    args: *mut raw::RedisModuleCommandArg,
 ) -> Result<(), String> {
     // The C header builds this from a static; bindgen does not carry statics over.
     let version = raw::RedisModuleCommandInfoVersion {
@@ -228,7 +402,7 @@ unsafe fn set_info(
         tips: ptr::null(),
         arity,
         key_specs,
-        args: ptr::null_mut(),
+        args,
     };
     // SAFETY: per the function contract; Redis copies everything it keeps.
     if unsafe { api!(RedisModule_SetCommandInfo)(cmd, &info) } != raw::REDISMODULE_OK as c_int {
