@@ -281,6 +281,18 @@ fn write_conf(dir: &Path, port: u16, extra: &str, module_line: String) -> PathBu
     path
 }
 
+/// Whether the server on `port` answers PING (false if it dies or stalls first).
+fn answers_ping(port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+        return false;
+    };
+    let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = con.set_read_timeout(Some(Duration::from_secs(2)));
+    matches!(redis::cmd("PING").query::<String>(&mut con), Ok(p) if p == "PONG")
+}
+
 /// Spawns redis-server and waits for it to accept connections; on failure returns its log.
 fn spawn(dir: &Path, port: u16, extra: &str, module_line: String) -> Result<Child, String> {
     let conf = write_conf(dir, port, extra, module_line);
@@ -295,7 +307,9 @@ fn spawn(dir: &Path, port: u16, extra: &str, module_line: String) -> Result<Chil
         if let Ok(Some(_)) = child.try_wait() {
             return Err(fs::read_to_string(dir.join("redis.log")).unwrap_or_default());
         }
-        if wait_for_port(port, Duration::from_millis(50)) {
+        // Redis binds its port before it loads modules, so an accepted connection alone does not
+        // mean the load worked: wait for a PING answer, which comes only from the event loop.
+        if wait_for_port(port, Duration::from_millis(50)) && answers_ping(port) {
             return Ok(child);
         }
     }
