@@ -115,8 +115,11 @@ impl Set {
         let expire_at = ctx.now_ms() + self.ttl_secs * 1000;
         key.write(value.as_bytes())
             .map_err(|_| CommandError::Internal("Redis refused to write the key"))?;
-        key.set_expire_at(expire_at)
-            .map_err(|_| CommandError::Internal("Redis refused to set the expiry"))?;
+        if key.set_expire_at(expire_at).is_err() {
+            // Never leave an entry without a TTL behind.
+            let _ = key.delete();
+            return Err(CommandError::Internal("Redis refused to set the expiry"));
+        }
         drop(key);
         ctx.replicate_set(self.key.as_bytes(), value.as_bytes(), expire_at);
         ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
