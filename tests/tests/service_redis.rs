@@ -115,7 +115,7 @@ fn manual_pin_reaches_the_service_within_local_ttl() {
     let redis = RedisServer::start();
     let mut con = redis.client();
     provider.respond("192.0.2.5", Reply::flags(&["tor"]));
-    let svc = Service::start(&config(&provider, &redis, "1s"));
+    let svc = Service::start(&config(&provider, &redis, "2s"));
 
     assert_eq!(
         svc.auth("192.0.2.5").decision(),
@@ -140,7 +140,7 @@ fn manual_pin_reaches_the_service_within_local_ttl() {
         svc.auth("192.0.2.5").decision(),
         (403, "block", "tor", "local")
     );
-    sleep(Duration::from_millis(1100));
+    sleep(Duration::from_millis(2100));
     // ...then the pin, for every policy.
     assert_eq!(
         svc.auth("192.0.2.5").decision(),
