@@ -72,13 +72,101 @@ pub fn encode_entry(entry: &Entry) -> String {
 /// Decodes a stored value; refuses anything [`encode_entry`] could not have written.
 pub fn decode_entry(value: &[u8]) -> Result<Entry, DecodeError> {
     let text = std::str::from_utf8(value).map_err(|_| DecodeError("not UTF-8"))?;
-    if !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit()) {
+    if is_compact_shape(text) {
         return decode_compact(text);
     }
     decode_text(text)
 }
 
-fn decode_compact(text: &str) -> Result<Entry, DecodeError> {
+/// An entry decoded without allocating: its text borrowed from the stored value, a static
+/// vocabulary, or a [`ViewScratch`]. For hot-path readers that only look at or print the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryView<'a> {
+    /// What to do.
+    pub verdict: Verdict,
+    /// The reason list exactly as [`Reasons::as_str`] would give it, e.g. `vpn,tor`.
+    pub reasons: &'a str,
+    /// The source token, as [`Source::as_str`] would give it.
+    pub source: &'a str,
+}
+
+impl EntryView<'_> {
+    /// Whether this is an operator's pin, as [`Source::is_manual`].
+    pub fn is_manual(&self) -> bool {
+        self.source == Source::MANUAL
+    }
+}
+
+/// Room for the reason list of a compact value (every known reason fits with space to spare).
+pub struct ViewScratch([u8; 128]);
+
+impl ViewScratch {
+    /// An empty scratch buffer.
+    pub fn new() -> Self {
+        ViewScratch([0; 128])
+    }
+}
+
+impl Default for ViewScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decodes exactly what [`decode_entry`] decodes (same values accepted, same text out), without
+/// allocating for compact values; `scratch` holds their reason list.
+pub fn decode_entry_view<'a>(
+    value: &'a [u8],
+    scratch: &'a mut ViewScratch,
+) -> Result<EntryView<'a>, DecodeError> {
+    let text = std::str::from_utf8(value).map_err(|_| DecodeError("not UTF-8"))?;
+    if is_compact_shape(text) {
+        let (verdict, source_idx, mask) = compact_parts(text)?;
+        return Ok(EntryView {
+            verdict,
+            reasons: join_known_reasons(mask, &mut scratch.0),
+            source: KNOWN_SOURCES[source_idx],
+        });
+    }
+    // The text form is rare: validate it the allocating way, then borrow the same fields,
+    // which decode_text keeps verbatim.
+    let entry = decode_text(text)?;
+    let mut parts = text.splitn(3, ':');
+    let (Some(_), Some(source), Some(reasons)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(DecodeError("not an integer nor v:source:reasons"));
+    };
+    Ok(EntryView {
+        verdict: entry.verdict,
+        reasons,
+        source,
+    })
+}
+
+fn is_compact_shape(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Writes the known reasons in `mask` comma-separated into `out` (a mask from [`compact_parts`]
+/// only has bits for known reasons, and all of them together fit in `out`).
+fn join_known_reasons(mask: u64, out: &mut [u8; 128]) -> &str {
+    let mut len = 0;
+    for (i, reason) in KNOWN_REASONS.iter().enumerate() {
+        if mask & (1 << i) == 0 {
+            continue;
+        }
+        if len > 0 {
+            out[len] = b',';
+            len += 1;
+        }
+        out[len..len + reason.len()].copy_from_slice(reason.as_bytes());
+        len += reason.len();
+    }
+    // Only ASCII vocabulary bytes were written.
+    std::str::from_utf8(&out[..len]).unwrap_or("")
+}
+
+/// Validates a compact value: verdict, index into [`KNOWN_SOURCES`], reason bit set.
+fn compact_parts(text: &str) -> Result<(Verdict, usize, u64), DecodeError> {
     if text.len() > 1 && text.starts_with('0') {
         return Err(DecodeError("integer with a leading zero"));
     }
@@ -92,13 +180,19 @@ fn decode_compact(text: &str) -> Result<Entry, DecodeError> {
         _ => return Err(DecodeError("unknown verdict code")),
     };
     let source_idx = ((n >> SOURCE_SHIFT) & SOURCE_BITS) as usize;
-    let source = KNOWN_SOURCES
-        .get(source_idx)
-        .ok_or(DecodeError("unknown source code"))?;
+    if source_idx >= KNOWN_SOURCES.len() {
+        return Err(DecodeError("unknown source code"));
+    }
     let mask = n >> REASON_SHIFT;
     if mask >> KNOWN_REASONS.len() != 0 {
         return Err(DecodeError("unknown reason bits"));
     }
+    Ok((verdict, source_idx, mask))
+}
+
+fn decode_compact(text: &str) -> Result<Entry, DecodeError> {
+    let (verdict, source_idx, mask) = compact_parts(text)?;
+    let source = KNOWN_SOURCES[source_idx];
     let reasons = KNOWN_REASONS
         .iter()
         .enumerate()
@@ -150,6 +244,22 @@ mod tests {
         );
         assert_eq!(encode_entry(&entry(Verdict::Allow, "", "api")), "0");
         assert_eq!(encode_entry(&entry(Verdict::Allow, "", "manual")), "8");
+    }
+
+    #[test]
+    fn view_of_documented_example() {
+        let mut scratch = ViewScratch::new();
+        let v = decode_entry_view(b"321", &mut scratch).unwrap();
+        assert_eq!(
+            (v.verdict, v.reasons, v.source),
+            (Verdict::Block, "vpn,tor", "api")
+        );
+        let all = KNOWN_REASONS.join(",");
+        let stored = encode_entry(&entry(Verdict::Challenge, &all, "manual"));
+        let v = decode_entry_view(stored.as_bytes(), &mut scratch).unwrap();
+        assert_eq!((v.reasons, v.source), (all.as_str(), "manual"));
+        assert!(v.is_manual());
+        assert!(!decode_entry_view(b"1", &mut scratch).unwrap().is_manual());
     }
 
     #[test]
@@ -228,6 +338,36 @@ mod tests {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             let _ = decode_entry(&bytes);
+        }
+
+        #[test]
+        fn view_decodes_what_decode_entry_decodes(e in arb_entry()) {
+            let stored = encode_entry(&e);
+            let mut scratch = ViewScratch::new();
+            let view = decode_entry_view(stored.as_bytes(), &mut scratch).unwrap();
+            prop_assert_eq!(view.verdict, e.verdict);
+            prop_assert_eq!(view.reasons, e.reasons.as_str());
+            prop_assert_eq!(view.source, e.source.as_str());
+        }
+
+        #[test]
+        fn view_accepts_exactly_what_decode_entry_accepts(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..40),
+                "[0-9]{1,21}".prop_map(String::into_bytes),
+                "[abcx]:[a-z_:-]{0,6}:[a-z,]{0,12}".prop_map(String::into_bytes),
+            ]
+        ) {
+            let mut scratch = ViewScratch::new();
+            match (decode_entry(&bytes), decode_entry_view(&bytes, &mut scratch)) {
+                (Ok(e), Ok(v)) => {
+                    prop_assert_eq!(v.verdict, e.verdict);
+                    prop_assert_eq!(v.reasons, e.reasons.as_str());
+                    prop_assert_eq!(v.source, e.source.as_str());
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "decode_entry {:?} vs view {:?}", a, b),
+            }
         }
     }
 }

@@ -17,7 +17,9 @@ pub mod normalize;
 pub mod policy;
 pub mod verdict;
 
-pub use encoding::{decode_entry, encode_entry, DecodeError};
+pub use encoding::{
+    decode_entry, decode_entry_view, encode_entry, DecodeError, EntryView, ViewScratch,
+};
 pub use normalize::{
     cache_key, normalize, Aggregation, AggregationError, NormalizeError, NormalizedIp,
 };

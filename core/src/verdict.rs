@@ -157,6 +157,9 @@ impl fmt::Display for Reasons {
 pub struct Source(String);
 
 impl Source {
+    /// The token of an operator's pin.
+    pub const MANUAL: &'static str = "manual";
+
     /// The provider; the default when `SOURCE` is not given.
     pub fn api() -> Self {
         Source("api".to_owned())
@@ -178,7 +181,7 @@ impl Source {
 
     /// Whether this is an operator's pin.
     pub fn is_manual(&self) -> bool {
-        self.0 == "manual"
+        self.0 == Self::MANUAL
     }
 
     /// The token.
