@@ -5,7 +5,7 @@
 //! `ttl` is rounded as Redis's `TTL` rounds (to the nearest second), or -1 if the key somehow
 //! has no expiry. Read-only: served by replicas and from `EVAL_RO`.
 
-use ipcheck_core::decode_entry;
+use ipcheck_core::{decode_entry_view, ViewScratch};
 
 use crate::acl::{self, Access};
 use crate::error::CommandError;
@@ -44,9 +44,12 @@ impl Get {
             KeyKind::Other => Err(CommandError::WrongType),
             KeyKind::String => {
                 let value = key.read().ok_or(CommandError::WrongType)?;
-                let entry = decode_entry(value).map_err(|source| CommandError::Corrupt {
-                    key: self.key.to_text(),
-                    source,
+                let mut scratch = ViewScratch::new();
+                let entry = decode_entry_view(value, &mut scratch).map_err(|source| {
+                    CommandError::Corrupt {
+                        key: self.key.to_text(),
+                        source,
+                    }
                 })?;
                 // Redis's TTL command rounds the remaining milliseconds to the nearest second.
                 let ttl = key.ttl_ms().map_or(-1, |ms| (ms + 500) / 1000);
@@ -55,9 +58,9 @@ impl Get {
                 ctx.reply_bulk(b"verdict");
                 ctx.reply_bulk(entry.verdict.as_str().as_bytes());
                 ctx.reply_bulk(b"reason");
-                ctx.reply_bulk(entry.reasons.as_str().as_bytes());
+                ctx.reply_bulk(entry.reasons.as_bytes());
                 ctx.reply_bulk(b"source");
-                ctx.reply_bulk(entry.source.as_str().as_bytes());
+                ctx.reply_bulk(entry.source.as_bytes());
                 ctx.reply_bulk(b"ttl");
                 ctx.reply_int(ttl);
                 ctx.reply_bulk(b"key");

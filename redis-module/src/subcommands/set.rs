@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use ipcheck_core::{decode_entry, encode_entry, Entry, Reasons, Source, Verdict};
+use ipcheck_core::{decode_entry_view, encode_entry, Entry, Reasons, Source, Verdict, ViewScratch};
 use redis_module::raw;
 
 use crate::acl::{self, Access};
@@ -133,9 +133,8 @@ impl Set {
 /// Whether the current value is an entry whose source is `manual`. A value that does not decode
 /// is not a pin: SET replaces it, as plain `SET` would.
 fn holds_manual_pin(value: Option<&[u8]>) -> bool {
-    value
-        .and_then(|v| decode_entry(v).ok())
-        .is_some_and(|e| e.source.is_manual())
+    let mut scratch = ViewScratch::new();
+    value.is_some_and(|v| decode_entry_view(v, &mut scratch).is_ok_and(|e| e.is_manual()))
 }
 
 /// Arguments as text for the core parsers (no copy when valid); invalid UTF-8 is replaced by
