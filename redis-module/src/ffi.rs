@@ -148,7 +148,10 @@ impl Ctx {
         let ptr = unsafe {
             api!(RedisModule_CreateString)(self.0, bytes.as_ptr().cast::<c_char>(), bytes.len())
         };
-        RString { ctx: self, ptr }
+        RString {
+            owner: Some(self),
+            ptr,
+        }
     }
 
     /// Opens `name` with `mode` ([`READ`], [`READ`]` | `[`WRITE`]); closed when the guard drops.
@@ -166,15 +169,15 @@ impl Ctx {
 
     /// Sends `SET <key> <value> PXAT <ms>` to replicas and the AOF in place of this command, so a
     /// replay never restarts the TTL.
-    pub fn replicate_set(self, key: &[u8], value: &[u8], expire_at_ms: i64) {
-        // SAFETY: "b" takes (ptr, len), "c" a C string, "l" a long long; Redis copies them all.
+    pub fn replicate_set(self, key: &RString, value: &[u8], expire_at_ms: i64) {
+        // SAFETY: "s" takes a RedisModuleString (retained, not copied), "b" (ptr, len), "c" a C
+        // string, "l" a long long; Redis copies or retains them all.
         unsafe {
             api!(RedisModule_Replicate)(
                 self.0,
                 c"SET".as_ptr(),
-                c"bbcl".as_ptr(),
-                key.as_ptr().cast::<c_char>(),
-                key.len(),
+                c"sbcl".as_ptr(),
+                key.as_ptr(),
                 value.as_ptr().cast::<c_char>(),
                 value.len(),
                 c"PXAT".as_ptr(),
@@ -184,16 +187,10 @@ impl Ctx {
     }
 
     /// Sends `DEL <key>` to replicas and the AOF.
-    pub fn replicate_del(self, key: &[u8]) {
+    pub fn replicate_del(self, key: &RString) {
         // SAFETY: as in replicate_set.
         unsafe {
-            api!(RedisModule_Replicate)(
-                self.0,
-                c"DEL".as_ptr(),
-                c"b".as_ptr(),
-                key.as_ptr().cast::<c_char>(),
-                key.len(),
-            )
+            api!(RedisModule_Replicate)(self.0, c"DEL".as_ptr(), c"s".as_ptr(), key.as_ptr())
         };
     }
 
@@ -212,11 +209,20 @@ impl Ctx {
 
 /// A `RedisModuleString` this module created; freed on drop.
 pub struct RString {
-    ctx: Ctx,
+    /// The creating context, or `None` for a string Redis owns (a command argument).
+    owner: Option<Ctx>,
     ptr: *mut raw::RedisModuleString,
 }
 
 impl RString {
+    /// A command argument, used in place (Redis frees it after the command).
+    ///
+    /// # Safety
+    /// `ptr` is one of the current command's `argv` strings; the result must not outlive the call.
+    pub unsafe fn argument(ptr: *mut raw::RedisModuleString) -> Self {
+        RString { owner: None, ptr }
+    }
+
     /// The raw pointer, for calls not wrapped here.
     pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
         self.ptr
@@ -225,8 +231,10 @@ impl RString {
 
 impl Drop for RString {
     fn drop(&mut self) {
-        // SAFETY: created by CreateString with this ctx and not freed elsewhere.
-        unsafe { api!(RedisModule_FreeString)(self.ctx.0, self.ptr) };
+        if let Some(ctx) = self.owner {
+            // SAFETY: created by CreateString with this ctx and not freed elsewhere.
+            unsafe { api!(RedisModule_FreeString)(ctx.0, self.ptr) };
+        }
     }
 }
 

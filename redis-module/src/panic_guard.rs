@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::raw;
 
 use crate::error::{reply_line, CommandError};
-use crate::ffi::{string_bytes, Ctx};
+use crate::ffi::{string_bytes, Ctx, RString};
 use crate::stats;
 
 /// A subcommand implementation: arguments (`argv[0]` is `IPCHECK`) in, reply sent or error out.
@@ -34,6 +34,12 @@ impl<'a> Args<'a> {
     /// Whether there are none (never, for a real call).
     pub fn is_empty(&self) -> bool {
         self.argv.is_empty()
+    }
+
+    /// Argument `i` as a Redis string used in place, if present.
+    pub fn string(&self, i: usize) -> Option<RString> {
+        // SAFETY: an argv string of the current call; `Args` does not outlive the call.
+        self.argv.get(i).map(|s| unsafe { RString::argument(*s) })
     }
 
     /// Argument `i` as bytes; empty when out of range.

@@ -7,7 +7,7 @@ use redis_module::raw;
 
 use crate::acl::{self, Access};
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, READ, WRITE};
+use crate::ffi::{Ctx, KeyKind, RString, READ, WRITE};
 use crate::keys::{resolve, KeyName, Origin, Routing};
 use crate::panic_guard::Args;
 use crate::stats;
@@ -16,6 +16,9 @@ use crate::stats;
 pub struct Del {
     key: KeyName,
     origin: Origin,
+    /// The argument itself when it already is the key (after the command filter), so the
+    /// keyspace calls use it in place instead of copying the name.
+    name: Option<RString>,
 }
 
 impl Del {
@@ -23,12 +26,19 @@ impl Del {
     pub fn parse(args: &Args) -> Result<Self, CommandError> {
         super::expect_len(args, 3, "del")?;
         let (key, origin) = resolve(args.get(2), Routing::Strict)?;
-        Ok(Del { key, origin })
+        let name = match origin {
+            Origin::Key => args.string(2),
+            Origin::Address => None,
+        };
+        Ok(Del { key, origin, name })
     }
 
     /// Deletes the entry, replicates the deletion, replies.
     pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
-        let name = ctx.create_string(self.key.as_bytes());
+        let name = match self.name {
+            Some(name) => name,
+            None => ctx.create_string(self.key.as_bytes()),
+        };
         if self.origin == Origin::Address {
             acl::check(ctx, &name, &self.key.to_text(), Access::Delete)?;
         }
@@ -43,7 +53,7 @@ impl Del {
                 key.delete()
                     .map_err(|_| CommandError::Internal("Redis refused to delete the key"))?;
                 drop(key);
-                ctx.replicate_del(self.key.as_bytes());
+                ctx.replicate_del(&name);
                 ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"del", &name);
                 stats::DELETES.incr();
                 ctx.reply_int(1);

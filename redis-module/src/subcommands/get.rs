@@ -9,7 +9,7 @@ use ipcheck_core::{decode_entry_view, ViewScratch};
 
 use crate::acl::{self, Access};
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, READ};
+use crate::ffi::{Ctx, KeyKind, RString, READ};
 use crate::keys::{resolve, KeyName, Origin, Routing};
 use crate::panic_guard::Args;
 use crate::stats;
@@ -18,6 +18,9 @@ use crate::stats;
 pub struct Get {
     key: KeyName,
     origin: Origin,
+    /// The argument itself when it already is the key (after the command filter), so the
+    /// keyspace calls use it in place instead of copying the name.
+    name: Option<RString>,
 }
 
 impl Get {
@@ -25,12 +28,19 @@ impl Get {
     pub fn parse(args: &Args) -> Result<Self, CommandError> {
         super::expect_len(args, 3, "get")?;
         let (key, origin) = resolve(args.get(2), Routing::Strict)?;
-        Ok(Get { key, origin })
+        let name = match origin {
+            Origin::Key => args.string(2),
+            Origin::Address => None,
+        };
+        Ok(Get { key, origin, name })
     }
 
     /// Reads the entry and replies.
     pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
-        let name = ctx.create_string(self.key.as_bytes());
+        let name = match self.name {
+            Some(name) => name,
+            None => ctx.create_string(self.key.as_bytes()),
+        };
         if self.origin == Origin::Address {
             acl::check(ctx, &name, &self.key.to_text(), Access::Read)?;
         }

@@ -18,7 +18,7 @@ use redis_module::raw;
 
 use crate::acl::{self, Access};
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, READ, WRITE};
+use crate::ffi::{Ctx, KeyKind, RString, READ, WRITE};
 use crate::keys::{resolve, KeyName, Origin, Routing};
 use crate::panic_guard::Args;
 use crate::settings::{self, parse_int, MAX_TTL};
@@ -28,6 +28,9 @@ use crate::stats;
 pub struct Set {
     key: KeyName,
     origin: Origin,
+    /// The argument itself when it already is the key (after the command filter), so the
+    /// keyspace calls use it in place instead of copying the name.
+    name: Option<RString>,
     entry: Entry,
     ttl_secs: i64,
     force: bool,
@@ -81,9 +84,14 @@ impl Set {
                 ));
             }
         }
+        let name = match origin {
+            Origin::Key => args.string(2),
+            Origin::Address => None,
+        };
         Ok(Set {
             key,
             origin,
+            name,
             entry: Entry {
                 verdict,
                 reasons: reasons.unwrap_or_default(),
@@ -96,7 +104,10 @@ impl Set {
 
     /// Stores the entry (unless a manual pin stands), replicates it, replies.
     pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
-        let name = ctx.create_string(self.key.as_bytes());
+        let name = match self.name {
+            Some(name) => name,
+            None => ctx.create_string(self.key.as_bytes()),
+        };
         if self.origin == Origin::Address {
             acl::check(ctx, &name, &self.key.to_text(), Access::Write)?;
         }
@@ -121,7 +132,7 @@ impl Set {
             return Err(CommandError::Internal("Redis refused to set the expiry"));
         }
         drop(key);
-        ctx.replicate_set(self.key.as_bytes(), value.as_bytes(), expire_at);
+        ctx.replicate_set(&name, value.as_bytes(), expire_at);
         ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
         ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire", &name);
         stats::SETS.incr();
