@@ -10,7 +10,37 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use crate::service::HttpReply;
+/// An HTTP answer, as read off the wire.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// Headers in order, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl HttpReply {
+    /// A header's value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `(status, X-IPCheck-Verdict, X-IPCheck-Reason, X-IPCheck-Cache)`, for compact assertions.
+    pub fn decision(&self) -> (u16, &str, &str, &str) {
+        (
+            self.status,
+            self.header("x-ipcheck-verdict").unwrap_or("<missing>"),
+            self.header("x-ipcheck-reason").unwrap_or("<missing>"),
+            self.header("x-ipcheck-cache").unwrap_or("<missing>"),
+        )
+    }
+}
 
 /// One HTTP/1.1 request (`Connection: close`) from `source` to `dest`, with a 10 s deadline.
 pub fn request_from(

@@ -19,6 +19,7 @@ pub mod service;
 pub mod stack;
 
 pub use backend::Backend;
+pub use client::HttpReply;
 pub use nginx::{Nginx, NginxSetup};
 pub use paths::workspace_root;
 pub use paths::{module_path, service_binary};
@@ -26,5 +27,5 @@ pub use ports::free_port;
 pub use ports::wait_for_port;
 pub use provider::{Provider, Reply};
 pub use redis_server::RedisServer;
-pub use service::{HttpReply, Service};
+pub use service::Service;
 pub use stack::Stack;

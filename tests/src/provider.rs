@@ -4,15 +4,14 @@
 //! can be told, per address or for every address, to answer with other flags, an HTTP error,
 //! garbage, an object without the expected fields, or to be slow. It counts calls and records
 //! every request (target and headers) so tests can assert on what the service asked and how
-//! often. std only, one thread per connection, `Connection: close` on every answer.
+//! often. Served by [`HttpStub`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
+
+use crate::http_stub::{HttpStub, Request, Response};
 
 /// How the stand-in answers.
 #[derive(Debug, Clone)]
@@ -78,9 +77,8 @@ struct State {
 
 /// The running stand-in; stops accepting when dropped.
 pub struct Provider {
-    port: u16,
+    stub: HttpStub,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -90,33 +88,20 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 impl Provider {
     /// Starts the stand-in; every address is clean until told otherwise.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stand-in provider");
-        let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (state.clone(), stop.clone());
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if sp.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(conn) = conn {
-                    let st = st.clone();
-                    thread::spawn(move || serve(conn, &st));
-                }
-            }
-        });
-        Provider { port, state, stop }
+        let st = state.clone();
+        let stub = HttpStub::start(move |req| answer(req, &st));
+        Provider { stub, state }
     }
 
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.stub.port()
     }
 
     /// The `provider.url` template for the documented ipasis form.
     pub fn url_template(&self) -> String {
-        format!("http://127.0.0.1:{}/v1/lookup?ip={{ip}}", self.port)
+        format!("http://127.0.0.1:{}/v1/lookup?ip={{ip}}", self.port())
     }
 
     /// Answer this way for every address without its own answer.
@@ -150,14 +135,6 @@ impl Provider {
     }
 }
 
-impl Drop for Provider {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
 fn ip_of(target: &str) -> String {
     if let Some((_, query)) = target.split_once('?') {
         for pair in query.split('&') {
@@ -170,34 +147,14 @@ fn ip_of(target: &str) -> String {
     path.rsplit('/').next().unwrap_or("").to_owned()
 }
 
-fn serve(conn: TcpStream, state: &Mutex<State>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => return,
-    });
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-        }
-    }
-    let ip = ip_of(&target);
+fn answer(req: &Request, state: &Mutex<State>) -> Response {
+    let ip = ip_of(&req.target);
     let (reply, delay) = {
         let mut s = lock(state);
         s.seen.push(Seen {
-            target,
+            target: req.target.clone(),
             ip: ip.clone(),
-            headers,
+            headers: req.headers.clone(),
         });
         let reply = s
             .per_ip
@@ -211,11 +168,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         thread::sleep(delay);
     }
     let (status, body) = reply.render();
-    let response = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut conn = conn;
-    let _ = conn.write_all(response.as_bytes());
-    let _ = conn.flush();
+    Response {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.into_bytes(),
+    }
 }

@@ -2,12 +2,12 @@
 //! picked at run time, its log captured to a file for assertions.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::client::{request_from, HttpReply};
 use crate::paths::service_binary;
 use crate::ports::{free_port, wait_for_port};
 
@@ -24,72 +24,15 @@ pub struct ServiceBuilder {
     env: Vec<(String, String)>,
 }
 
-/// An HTTP answer, as read off the wire.
-#[derive(Debug, Clone)]
-pub struct HttpReply {
-    /// Status code.
-    pub status: u16,
-    /// Headers in order, names lowercased.
-    pub headers: Vec<(String, String)>,
-    /// The body as text.
-    pub body: String,
-}
-
-impl HttpReply {
-    /// A header's value by (case-insensitive) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `(status, X-IPCheck-Verdict, X-IPCheck-Reason, X-IPCheck-Cache)`, for compact assertions.
-    pub fn decision(&self) -> (u16, &str, &str, &str) {
-        (
-            self.status,
-            self.header("x-ipcheck-verdict").unwrap_or("<missing>"),
-            self.header("x-ipcheck-reason").unwrap_or("<missing>"),
-            self.header("x-ipcheck-cache").unwrap_or("<missing>"),
-        )
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with a 10 s deadline.
+/// One HTTP/1.1 request to `127.0.0.1:port` on a fresh connection, with a 10 s deadline.
 pub fn http_request(
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<HttpReply> {
-    let mut conn = TcpStream::connect(("127.0.0.1", port))?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    conn.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Ok(HttpReply {
-        status,
-        headers,
-        body: body.to_owned(),
-    })
+    let dest = SocketAddr::from(([127, 0, 0, 1], port));
+    request_from(IpAddr::from([127, 0, 0, 1]), dest, method, path, headers)
 }
 
 impl Service {

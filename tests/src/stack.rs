@@ -6,12 +6,12 @@ use std::fs;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::backend::Backend;
-use crate::client::request_from;
+use crate::client::{request_from, HttpReply};
 use crate::nginx::{Nginx, NginxSetup};
 use crate::paths::workspace_root;
 use crate::provider::Provider;
 use crate::redis_server::RedisServer;
-use crate::service::{HttpReply, Service};
+use crate::service::Service;
 
 /// The environment variable the example config names for the provider key.
 pub const KEY_VAR: &str = "IPASIS_API_KEY";
