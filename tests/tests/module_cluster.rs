@@ -34,6 +34,14 @@ fn keys_live_in_the_slot_of_the_address_argument() {
         keyslot(&mut con, "2001:db8:1:2::/64")
     );
     assert_eq!(ipcheck::del(&mut con, "192.0.2.1").unwrap(), 1);
+    // Scripts declare the address as their key; the filtered key hashes to the same slot.
+    let v: redis::Value = redis::cmd("EVAL")
+        .arg("return redis.call('IPCHECK', 'GET', KEYS[1])")
+        .arg(1)
+        .arg("2001:db8:1:2::/64")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(ipcheck::parse_get_reply(v).unwrap().verdict, "challenge");
     // KEY accepts any spelling and tells the client what to send.
     assert_eq!(
         ipcheck::key(&mut con, "2001:DB8:1:2::99").unwrap(),
