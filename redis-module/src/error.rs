@@ -84,9 +84,12 @@ impl CommandError {
 
 /// Formats `<code> <message>` so it is safe as a RESP error line.
 pub fn reply_line(code: &str, message: &str) -> CString {
-    let mut out = String::with_capacity(code.len() + 1 + message.len().min(MAX_MESSAGE_LEN));
-    out.push_str(code);
-    out.push(' ');
+    safe_line(&format!("{code} {message}"))
+}
+
+/// One NUL-free, control-free, length-capped line (for error replies and log lines).
+pub fn safe_line(message: &str) -> CString {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_LEN) + 3);
     for c in message.chars() {
         if out.len() >= MAX_MESSAGE_LEN {
             out.push_str("...");

@@ -34,9 +34,9 @@ use redis_module::{raw, Context, RedisString, Status};
 use crate::ffi::Ctx;
 use crate::settings::LoadArgs;
 
-/// Logs a warning to the Redis log, prefixed with the module name by Redis.
+/// Logs a warning to the Redis log (Redis prefixes it with `<ipcheck>`).
 pub fn log_warning(ctx: Ctx, message: &str) {
-    let line = error::reply_line("ipcheck:", message);
+    let line = error::safe_line(message);
     // SAFETY: valid ctx (or null, which Redis accepts); "%s" with a NUL-terminated argument.
     unsafe {
         if let Some(log) = raw::RedisModule_Log {

@@ -494,3 +494,37 @@ fn writes_fire_keyspace_events() {
         ]
     );
 }
+
+#[test]
+fn writes_are_deny_oom_reads_are_not() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    ipcheck::set(&mut con, &["192.0.2.1", "block"]).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let e = err_text(ipcheck::set(&mut con, &["192.0.2.2", "block"]));
+    assert!(e.contains("OOM"), "{e}");
+    let e = err_text(ipcheck::del(&mut con, "192.0.2.1"));
+    assert!(e.contains("OOM"), "{e}");
+    assert_eq!(
+        ipcheck::get(&mut con, "192.0.2.1")
+            .unwrap()
+            .unwrap()
+            .verdict,
+        "block"
+    );
+    assert_eq!(
+        ipcheck::key(&mut con, "192.0.2.1").unwrap(),
+        "ipcheck:192.0.2.1"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+}
