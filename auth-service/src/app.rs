@@ -93,11 +93,15 @@ impl App {
 
     /// A one-line summary of the active tiers, for the first log line and `check-config`.
     pub fn tiers_summary(settings: &Settings) -> String {
-        let mut tiers = vec![format!(
-            "local (capacity {}, local_ttl {})",
-            settings.cache.capacity,
-            crate::duration::display(settings.cache.local_ttl)
-        )];
+        let mut tiers = vec![if settings.cache.capacity == 0 {
+            "local off (capacity 0)".to_owned()
+        } else {
+            format!(
+                "local (capacity {}, local_ttl {})",
+                settings.cache.capacity,
+                crate::duration::display(settings.cache.local_ttl)
+            )
+        }];
         if let Some(r) = &settings.redis {
             let addr = redis::Client::open(r.url.as_str())
                 .map(|c| c.get_connection_info().addr().to_string())

@@ -569,10 +569,9 @@ fn validate(
         err(key, e.to_string())
     })?;
 
+    // 0 is allowed: no local tier, so every decision asks Redis (benchmarks measure that tier
+    // alone this way, and a deployment may want pins to apply at once).
     let capacity = raw.cache.capacity.unwrap_or(100_000);
-    if capacity == 0 {
-        return Err(err("cache.capacity", "must be at least 1".to_owned()));
-    }
     let cache = CacheSettings {
         capacity,
         local_ttl: raw.cache.local_ttl.map_or(Duration::from_secs(60), |d| d.0),
@@ -953,6 +952,13 @@ mod tests {
             e.contains("policies.default.block[1]") && e.contains("IPCHECK_POLICIES_DEFAULT_BLOCK"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn capacity_zero_turns_the_local_tier_off() {
+        let s = ok("[cache]\ncapacity = 0\n");
+        assert_eq!(s.cache.capacity, 0);
+        assert_eq!(crate::app::App::tiers_summary(&s), "local off (capacity 0)");
     }
 
     #[test]

@@ -40,8 +40,15 @@ pub struct Hit {
 }
 
 impl LocalCache {
-    /// A cache of about `capacity` entries, none living longer than `max_ttl`.
+    /// A cache of about `capacity` entries, none living longer than `max_ttl`; capacity 0 is a
+    /// tier that holds nothing (`cache.capacity = 0`: every lookup goes on to Redis).
     pub fn new(capacity: usize, max_ttl: Duration) -> Self {
+        if capacity == 0 {
+            return LocalCache {
+                shards: Box::new([]),
+                max_ttl,
+            };
+        }
         let per_shard =
             NonZeroUsize::new(capacity.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
         let shards = (0..SHARDS)
@@ -67,6 +74,9 @@ impl LocalCache {
 
     /// The entry for `key`, if present and not expired.
     pub fn get(&self, key: &NormalizedIp, now: Instant) -> Option<Hit> {
+        if self.shards.is_empty() {
+            return None;
+        }
         let mut shard = self.shard(key);
         match shard.get(key) {
             Some(slot) if slot.expires > now => Some(Hit {
@@ -83,6 +93,9 @@ impl LocalCache {
 
     /// Stores `known` for `ttl`, capped at the tier's maximum.
     pub fn insert(&self, key: NormalizedIp, known: Known, key_header: HeaderValue, ttl: Duration) {
+        if self.shards.is_empty() {
+            return;
+        }
         let expires = Instant::now() + ttl.min(self.max_ttl);
         self.shard(&key).put(
             key,
@@ -127,6 +140,20 @@ mod tests {
         assert!(cache.get(&key, now + Duration::from_secs(59)).is_some());
         assert!(cache.get(&key, now + Duration::from_secs(61)).is_none());
         assert_eq!(cache.len(), 0, "an expired entry is dropped when read");
+    }
+
+    #[test]
+    fn capacity_zero_holds_nothing() {
+        let cache = LocalCache::new(0, Duration::from_secs(60));
+        let key = ip("192.0.2.1");
+        cache.insert(
+            key,
+            Known::Nothing,
+            HeaderValue::from_static("192.0.2.1"),
+            Duration::from_secs(60),
+        );
+        assert!(cache.get(&key, Instant::now()).is_none());
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]
