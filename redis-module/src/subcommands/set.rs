@@ -48,40 +48,30 @@ impl Set {
         let mut reasons: Option<Reasons> = None;
         let mut source: Option<Source> = None;
         let mut force = false;
-        let mut i = 4;
-        while i < args.len() {
-            let opt = args.get(i);
-            let value = || {
-                let name = option_name(opt);
-                if i + 1 < args.len() {
-                    Ok(args.get(i + 1))
-                } else {
-                    Err(CommandError::MissingValue(name))
+        let mut rest = (4..args.len()).map(|i| args.get(i));
+        while let Some(word) = rest.next() {
+            let opt = SetOption::parse(word)?;
+            let mut value = || rest.next().ok_or(CommandError::MissingValue(opt.name()));
+            match opt {
+                SetOption::Ex => {
+                    let v = value()?;
+                    let secs = parse_int(v, 1, MAX_TTL)
+                        .map_err(|_| CommandError::Ttl(String::from_utf8_lossy(v).into_owned()))?;
+                    once(&mut ttl, secs, opt)?;
                 }
-            };
-            if opt.eq_ignore_ascii_case(b"EX") {
-                let v = value()?;
-                let secs = parse_int(v, 1, MAX_TTL)
-                    .map_err(|_| CommandError::Ttl(String::from_utf8_lossy(v).into_owned()))?;
-                once(&mut ttl, secs, "EX")?;
-                i += 2;
-            } else if opt.eq_ignore_ascii_case(b"REASON") {
-                let r = Reasons::parse(&utf8(value()?)).map_err(CommandError::Reason)?;
-                once(&mut reasons, r, "REASON")?;
-                i += 2;
-            } else if opt.eq_ignore_ascii_case(b"SOURCE") {
-                let s = Source::parse(&utf8(value()?)).map_err(CommandError::Source)?;
-                once(&mut source, s, "SOURCE")?;
-                i += 2;
-            } else if opt.eq_ignore_ascii_case(b"FORCE") {
-                if std::mem::replace(&mut force, true) {
-                    return Err(CommandError::DuplicateOption("FORCE"));
+                SetOption::Reason => {
+                    let r = Reasons::parse(&utf8(value()?)).map_err(CommandError::Reason)?;
+                    once(&mut reasons, r, opt)?;
                 }
-                i += 1;
-            } else {
-                return Err(CommandError::UnknownOption(
-                    String::from_utf8_lossy(opt).into_owned(),
-                ));
+                SetOption::Source => {
+                    let s = Source::parse(&utf8(value()?)).map_err(CommandError::Source)?;
+                    once(&mut source, s, opt)?;
+                }
+                SetOption::Force => {
+                    if std::mem::replace(&mut force, true) {
+                        return Err(CommandError::DuplicateOption(opt.name()));
+                    }
+                }
             }
         }
         let name = match origin {
@@ -154,19 +144,43 @@ fn utf8(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
 
-fn option_name(opt: &[u8]) -> &'static str {
-    if opt.eq_ignore_ascii_case(b"EX") {
-        "EX"
-    } else if opt.eq_ignore_ascii_case(b"REASON") {
-        "REASON"
-    } else {
-        "SOURCE"
+/// An option word of `IPCHECK SET`.
+#[derive(Clone, Copy)]
+enum SetOption {
+    Ex,
+    Reason,
+    Source,
+    Force,
+}
+
+impl SetOption {
+    /// Recognizes an option word, any case.
+    fn parse(word: &[u8]) -> Result<Self, CommandError> {
+        [
+            SetOption::Ex,
+            SetOption::Reason,
+            SetOption::Source,
+            SetOption::Force,
+        ]
+        .into_iter()
+        .find(|o| word.eq_ignore_ascii_case(o.name().as_bytes()))
+        .ok_or_else(|| CommandError::UnknownOption(String::from_utf8_lossy(word).into_owned()))
+    }
+
+    /// The option as written in the syntax and in error messages.
+    fn name(self) -> &'static str {
+        match self {
+            SetOption::Ex => "EX",
+            SetOption::Reason => "REASON",
+            SetOption::Source => "SOURCE",
+            SetOption::Force => "FORCE",
+        }
     }
 }
 
-fn once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), CommandError> {
+fn once<T>(slot: &mut Option<T>, value: T, opt: SetOption) -> Result<(), CommandError> {
     if slot.replace(value).is_some() {
-        return Err(CommandError::DuplicateOption(name));
+        return Err(CommandError::DuplicateOption(opt.name()));
     }
     Ok(())
 }
