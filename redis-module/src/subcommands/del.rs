@@ -5,43 +5,30 @@
 
 use redis_module::raw;
 
-use crate::acl::{self, Access};
+use crate::acl::Access;
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, RString, READ, WRITE};
-use crate::keys::{resolve, KeyName, Origin, Routing};
+use crate::ffi::{Ctx, KeyKind, READ, WRITE};
 use crate::panic_guard::Args;
 use crate::stats;
 
+use super::Target;
+
 /// A parsed `IPCHECK DEL`.
 pub struct Del {
-    key: KeyName,
-    origin: Origin,
-    /// The argument itself when it already is the key (after the command filter), so the
-    /// keyspace calls use it in place instead of copying the name.
-    name: Option<RString>,
+    target: Target,
 }
 
 impl Del {
     /// Validates the address and computes its key.
     pub fn parse(args: &Args) -> Result<Self, CommandError> {
         super::expect_len(args, 3, "del")?;
-        let (key, origin) = resolve(args.get(2), Routing::Strict)?;
-        let name = match origin {
-            Origin::Key => args.string(2),
-            Origin::Address => None,
-        };
-        Ok(Del { key, origin, name })
+        let target = Target::parse(args)?;
+        Ok(Del { target })
     }
 
     /// Deletes the entry, replicates the deletion, replies.
     pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
-        let name = match self.name {
-            Some(name) => name,
-            None => ctx.create_string(self.key.as_bytes()),
-        };
-        if self.origin == Origin::Address {
-            acl::check(ctx, &name, &self.key.to_text(), Access::Delete)?;
-        }
+        let (_, name) = self.target.authorize(ctx, Access::Delete)?;
         let mut key = ctx.open_key(&name, READ | WRITE);
         match key.kind() {
             KeyKind::Empty => {

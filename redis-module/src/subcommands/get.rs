@@ -7,43 +7,30 @@
 
 use ipcheck_core::{decode_entry_view, ViewScratch};
 
-use crate::acl::{self, Access};
+use crate::acl::Access;
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, RString, READ};
-use crate::keys::{resolve, KeyName, Origin, Routing};
+use crate::ffi::{Ctx, KeyKind, READ};
 use crate::panic_guard::Args;
 use crate::stats;
 
+use super::Target;
+
 /// A parsed `IPCHECK GET`.
 pub struct Get {
-    key: KeyName,
-    origin: Origin,
-    /// The argument itself when it already is the key (after the command filter), so the
-    /// keyspace calls use it in place instead of copying the name.
-    name: Option<RString>,
+    target: Target,
 }
 
 impl Get {
     /// Validates the address and computes its key.
     pub fn parse(args: &Args) -> Result<Self, CommandError> {
         super::expect_len(args, 3, "get")?;
-        let (key, origin) = resolve(args.get(2), Routing::Strict)?;
-        let name = match origin {
-            Origin::Key => args.string(2),
-            Origin::Address => None,
-        };
-        Ok(Get { key, origin, name })
+        let target = Target::parse(args)?;
+        Ok(Get { target })
     }
 
     /// Reads the entry and replies.
     pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
-        let name = match self.name {
-            Some(name) => name,
-            None => ctx.create_string(self.key.as_bytes()),
-        };
-        if self.origin == Origin::Address {
-            acl::check(ctx, &name, &self.key.to_text(), Access::Read)?;
-        }
+        let (key_name, name) = self.target.authorize(ctx, Access::Read)?;
         let key = ctx.open_key(&name, READ);
         match key.kind() {
             KeyKind::Empty => {
@@ -57,7 +44,7 @@ impl Get {
                 let mut scratch = ViewScratch::new();
                 let entry = decode_entry_view(value, &mut scratch).map_err(|source| {
                     CommandError::Corrupt {
-                        key: self.key.to_text(),
+                        key: key_name.to_text(),
                         source,
                     }
                 })?;
@@ -74,7 +61,7 @@ impl Get {
                 ctx.reply_bulk(b"ttl");
                 ctx.reply_int(ttl);
                 ctx.reply_bulk(b"key");
-                ctx.reply_bulk(self.key.as_bytes());
+                ctx.reply_bulk(key_name.as_bytes());
                 Ok(())
             }
         }

@@ -16,21 +16,18 @@ use std::borrow::Cow;
 use ipcheck_core::{decode_entry_view, encode_entry, Entry, Reasons, Source, Verdict, ViewScratch};
 use redis_module::raw;
 
-use crate::acl::{self, Access};
+use crate::acl::Access;
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, RString, READ, WRITE};
-use crate::keys::{resolve, KeyName, Origin, Routing};
+use crate::ffi::{Ctx, KeyKind, READ, WRITE};
 use crate::panic_guard::Args;
 use crate::settings::{self, parse_int, MAX_TTL};
 use crate::stats;
 
+use super::Target;
+
 /// A parsed `IPCHECK SET`.
 pub struct Set {
-    key: KeyName,
-    origin: Origin,
-    /// The argument itself when it already is the key (after the command filter), so the
-    /// keyspace calls use it in place instead of copying the name.
-    name: Option<RString>,
+    target: Target,
     entry: Entry,
     ttl_secs: i64,
     force: bool,
@@ -42,7 +39,7 @@ impl Set {
         if args.len() < 4 {
             return Err(CommandError::Arity("set"));
         }
-        let (key, origin) = resolve(args.get(2), Routing::Strict)?;
+        let target = Target::parse(args)?;
         let verdict: Verdict = utf8(args.get(3)).parse()?;
         let mut ttl: Option<i64> = None;
         let mut reasons: Option<Reasons> = None;
@@ -74,14 +71,8 @@ impl Set {
                 }
             }
         }
-        let name = match origin {
-            Origin::Key => args.string(2),
-            Origin::Address => None,
-        };
         Ok(Set {
-            key,
-            origin,
-            name,
+            target,
             entry: Entry {
                 verdict,
                 reasons: reasons.unwrap_or_default(),
@@ -94,13 +85,7 @@ impl Set {
 
     /// Stores the entry (unless a manual pin stands), replicates it, replies.
     pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
-        let name = match self.name {
-            Some(name) => name,
-            None => ctx.create_string(self.key.as_bytes()),
-        };
-        if self.origin == Origin::Address {
-            acl::check(ctx, &name, &self.key.to_text(), Access::Write)?;
-        }
+        let (_, name) = self.target.authorize(ctx, Access::Write)?;
         let mut key = ctx.open_key(&name, READ | WRITE);
         match key.kind() {
             KeyKind::Empty => {}
