@@ -281,8 +281,9 @@ fn write_conf(dir: &Path, port: u16, extra: &str, module_line: String) -> PathBu
     path
 }
 
-/// Whether the server on `port` answers PING (false if it dies or stalls first).
-fn answers_ping(port: u16) -> bool {
+/// Whether the server answering on `port` is process `pid` and serving commands (false if it
+/// dies or stalls first, or if another test's server won the race for the port).
+fn serves_as(port: u16, pid: u32) -> bool {
     let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
         return false;
     };
@@ -290,7 +291,11 @@ fn answers_ping(port: u16) -> bool {
         return false;
     };
     let _ = con.set_read_timeout(Some(Duration::from_secs(2)));
-    matches!(redis::cmd("PING").query::<String>(&mut con), Ok(p) if p == "PONG")
+    let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut con) else {
+        return false;
+    };
+    info.lines()
+        .any(|l| l.trim() == format!("process_id:{pid}"))
 }
 
 /// Spawns redis-server and waits for it to accept connections; on failure returns its log.
@@ -308,8 +313,9 @@ fn spawn(dir: &Path, port: u16, extra: &str, module_line: String) -> Result<Chil
             return Err(fs::read_to_string(dir.join("redis.log")).unwrap_or_default());
         }
         // Redis binds its port before it loads modules, so an accepted connection alone does not
-        // mean the load worked: wait for a PING answer, which comes only from the event loop.
-        if wait_for_port(port, Duration::from_millis(50)) && answers_ping(port) {
+        // mean the load worked: wait for an answer, which comes only from the event loop, and
+        // make sure it comes from this very process.
+        if wait_for_port(port, Duration::from_millis(50)) && serves_as(port, child.id()) {
             return Ok(child);
         }
     }
