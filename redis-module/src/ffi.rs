@@ -73,6 +73,8 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_RegisterStringConfig,
         RedisModule_LoadConfigs,
         RedisModule_RetainString,
+        RedisModule_SetModuleOptions,
+        RedisModule_SignalModifiedKey,
         RedisModule_RegisterCommandFilter,
         RedisModule_CommandFilterArgsCount,
         RedisModule_CommandFilterArgGet,
@@ -191,6 +193,25 @@ impl Ctx {
         // SAFETY: as in replicate_set.
         unsafe {
             api!(RedisModule_Replicate)(self.0, c"DEL".as_ptr(), c"s".as_ptr(), key.as_ptr())
+        };
+    }
+
+    /// Tells Redis the key changed (invalidates `WATCH` and client-side caching). The module
+    /// signals only real changes: implicit signalling on every write-mode open is switched off
+    /// at load, so a SET that keeps a manual pin does not abort anyone's transaction.
+    pub fn signal_modified(self, key: &RString) {
+        // SAFETY: valid ctx and key.
+        unsafe { api!(RedisModule_SignalModifiedKey)(self.0, key.ptr) };
+    }
+
+    /// Switches off Redis's implicit "key modified" signal on closing a write-mode key.
+    pub fn signal_modified_keys_explicitly(self) {
+        // SAFETY: valid load ctx.
+        unsafe {
+            api!(RedisModule_SetModuleOptions)(
+                self.0,
+                raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED as c_int,
+            )
         };
     }
 

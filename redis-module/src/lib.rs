@@ -77,6 +77,7 @@ fn try_init(ctx: Ctx, args: &[RedisString]) -> Result<(), String> {
     let parsed = LoadArgs::parse(&raw_args).map_err(|e| e.to_string())?;
     settings::set_cluster_mode(ctx.flags() & raw::REDISMODULE_CTX_FLAGS_CLUSTER as i32 != 0);
     settings::install(ctx, &parsed)?;
+    ctx.signal_modified_keys_explicitly();
     registration::register(ctx)?;
     filter::register(ctx)?;
     Ok(())

@@ -528,3 +528,41 @@ fn writes_are_deny_oom_reads_are_not() {
         .query(&mut con)
         .unwrap();
 }
+
+#[test]
+fn watch_sees_real_changes_only() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let mut other = server.client();
+    ipcheck::set(&mut con, &["192.0.2.1", "allow", "SOURCE", "manual"]).unwrap();
+    // Returns whether a WATCHed transaction survived `meddle`.
+    let mut survives = |meddle: &dyn Fn(&mut redis::Connection)| -> bool {
+        let _: () = redis::cmd("WATCH")
+            .arg("ipcheck:192.0.2.1")
+            .query(&mut con)
+            .unwrap();
+        meddle(&mut other);
+        let r: Value = redis::pipe().atomic().cmd("PING").query(&mut con).unwrap();
+        r != Value::Nil
+    };
+    // A SET that keeps the manual pin changes nothing.
+    assert!(survives(&|c| assert_eq!(
+        ipcheck::set(c, &["192.0.2.1", "block"]).unwrap(),
+        None
+    )));
+    assert!(survives(&|c| assert_eq!(
+        ipcheck::del(c, "192.0.2.99").unwrap(),
+        0
+    )));
+    assert!(survives(&|c| {
+        ipcheck::get(c, "192.0.2.1").unwrap();
+    }));
+    // Real writes abort the transaction.
+    assert!(!survives(&|c| {
+        ipcheck::set(c, &["192.0.2.1", "block", "FORCE"]).unwrap();
+    }));
+    assert!(!survives(&|c| assert_eq!(
+        ipcheck::del(c, "192.0.2.1").unwrap(),
+        1
+    )));
+}

@@ -40,6 +40,7 @@ impl Del {
                 key.delete()
                     .map_err(|_| CommandError::Internal("Redis refused to delete the key"))?;
                 drop(key);
+                ctx.signal_modified(&name);
                 ctx.replicate_del(&name);
                 ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"del", &name);
                 stats::DELETES.incr();

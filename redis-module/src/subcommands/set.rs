@@ -107,6 +107,7 @@ impl Set {
             return Err(CommandError::Internal("Redis refused to set the expiry"));
         }
         drop(key);
+        ctx.signal_modified(&name);
         ctx.replicate_set(&name, value.as_bytes(), expire_at);
         ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
         ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire", &name);
