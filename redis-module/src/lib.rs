@@ -13,6 +13,9 @@
 //! - [`subcommands`]: one file per subcommand, parse then execute.
 //! - [`panic_guard`]: every handler runs under `catch_unwind`; a bug is an error reply, never a
 //!   crashed server.
+//! - [`filter`]: a command filter that turns the address argument of GET/SET/DEL into the real
+//!   key before Redis checks ACL key patterns and cluster slots; [`acl`] checks the real key in
+//!   the handler when a call ever arrives unfiltered.
 //! - [`keys`], [`ffi`], [`error`], [`stats`]: key names, raw API wrappers, error replies,
 //!   counters.
 //!
@@ -50,8 +53,8 @@ pub fn log_warning(ctx: Ctx, message: &str) {
     }
 }
 
-#[cfg_attr(test, allow(dead_code))]
 /// Module initialisation: check the API, parse load arguments, register configs and commands.
+#[cfg_attr(test, allow(dead_code))]
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     let ctx = Ctx::new(ctx.ctx);
     match std::panic::catch_unwind(|| try_init(ctx, args)) {
