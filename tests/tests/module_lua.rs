@@ -39,6 +39,13 @@ fn eval_reads_and_writes() {
         .query(&mut con)
         .unwrap();
     assert!(caught.contains("invalid IP address 'nope'"), "{caught}");
+    let deleted: i64 = redis::cmd("EVAL")
+        .arg("return redis.call('IPCHECK', 'DEL', KEYS[1])")
+        .arg(1)
+        .arg("192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(deleted, 1);
 }
 
 #[test]
@@ -60,6 +67,13 @@ fn eval_ro_serves_get_and_refuses_set() {
         .query(&mut con)
         .unwrap();
     assert_eq!(k, "ipcheck:192.0.2.1");
+    // Every read-only subcommand is allowed in a read-only script.
+    let n: i64 = redis::cmd("EVAL_RO")
+        .arg("local s = redis.call('IPCHECK', 'STATS'); local h = redis.call('IPCHECK', 'HELP'); return #s + #h")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert!(n > 10, "{n}");
     let e = err_text(
         redis::cmd("EVAL_RO")
             .arg("return redis.call('IPCHECK', 'SET', KEYS[1], 'block')")
