@@ -187,22 +187,67 @@ fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
     argv
 }
 
-/// Every key outside the prefix, with its type, value dump and TTL.
+/// Every key outside the prefix, with its value dump and absolute expiry.
 fn outside_prefix(con: &mut Connection) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
+    snapshot(con, |k| !k.starts_with(b"ipcheck:"))
+}
+
+/// Every key `keep` selects, with its value dump and absolute expiry.
+fn snapshot(
+    con: &mut Connection,
+    keep: impl Fn(&[u8]) -> bool,
+) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
     let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(con).unwrap();
     keys.into_iter()
-        .filter(|k| !k.starts_with(b"ipcheck:"))
+        .filter(|k| keep(k))
         .map(|k| {
             let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query(con).unwrap();
-            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(con).unwrap();
-            // Round so the clock ticking between snapshots is not a change.
-            (k, (dump, ttl / 100_000))
+            // The absolute expiry: exact, and unchanged by the clock ticking.
+            let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(con).unwrap();
+            (k, (dump, at))
         })
         .collect()
 }
 
-#[test]
-fn random_argument_vectors_never_crash_or_touch_other_keys() {
+/// Sends `cases` random vectors (a tenth of them through Lua), pipelined, ignoring replies;
+/// fails if the connection itself breaks.
+fn send_random_vectors(
+    con: &mut Connection,
+    rng: &mut StdRng,
+    cases: usize,
+    seed: u64,
+    server: &RedisServer,
+) {
+    let mut sent = 0;
+    while sent < cases {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for _ in 0..500.min(cases - sent) {
+            let argv = random_vector(rng);
+            if rng.random_bool(0.1) {
+                // The same vector through Lua, where errors become Lua errors.
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg("return redis.pcall(unpack(ARGV))")
+                    .arg(0)
+                    .arg(&argv);
+                pipe.add_command(cmd);
+            } else {
+                let mut cmd = redis::Cmd::new();
+                cmd.arg(&argv);
+                pipe.add_command(cmd);
+            }
+            sent += 1;
+        }
+        let replies: redis::RedisResult<Vec<redis::RedisResult<Value>>> = pipe.query(con);
+        assert!(
+            replies.is_ok(),
+            "seed {seed}: connection failed after {sent}: {replies:?}\n{}",
+            server.log()
+        );
+    }
+}
+
+fn seed_and_cases() -> (u64, usize) {
     let seed: u64 = std::env::var("IPCHECK_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -211,6 +256,12 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30_000);
+    (seed, cases)
+}
+
+#[test]
+fn random_argument_vectors_never_crash_or_touch_other_keys() {
+    let (seed, cases) = seed_and_cases();
     let mut rng = StdRng::seed_from_u64(seed);
     let server = RedisServer::start();
     let mut con = server.client();
@@ -240,33 +291,7 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
         .unwrap();
     let before = outside_prefix(&mut con);
 
-    let mut sent = 0;
-    while sent < cases {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for _ in 0..500.min(cases - sent) {
-            let argv = random_vector(&mut rng);
-            if rng.random_bool(0.1) {
-                // The same vector through Lua, where errors become Lua errors.
-                let mut cmd = redis::cmd("EVAL");
-                cmd.arg("return redis.pcall(unpack(ARGV))")
-                    .arg(0)
-                    .arg(&argv);
-                pipe.add_command(cmd);
-            } else {
-                let mut cmd = redis::Cmd::new();
-                cmd.arg(&argv);
-                pipe.add_command(cmd);
-            }
-            sent += 1;
-        }
-        let replies: redis::RedisResult<Vec<redis::RedisResult<Value>>> = pipe.query(&mut con);
-        assert!(
-            replies.is_ok(),
-            "seed {seed}: connection failed after {sent}: {replies:?}\n{}",
-            server.log()
-        );
-    }
+    send_random_vectors(&mut con, &mut rng, cases, seed, &server);
 
     let pong: String = redis::cmd("PING").query(&mut con).unwrap_or_default();
     assert_eq!(pong, "PONG", "seed {seed}");
@@ -291,5 +316,57 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
     assert!(
         stat("sets") > 0 && stat("hits") + stat("misses") > 0,
         "seed {seed}: {stats:?}"
+    );
+}
+
+#[test]
+fn random_vectors_from_a_read_only_user_change_nothing() {
+    // The command filter makes Redis check ACL key patterns against the real key; whatever a
+    // user limited to `%R~ipcheck:*` sends, the keyspace must stay exactly as it was.
+    let (seed, cases) = seed_and_cases();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let server = RedisServer::start();
+    let mut admin = server.client();
+    for (ip, verdict) in [
+        ("192.0.2.1", "block"),
+        ("0.0.0.0", "allow"),
+        ("::", "challenge"),
+    ] {
+        let _: () = redis::cmd("IPCHECK")
+            .arg("SET")
+            .arg(ip)
+            .arg(verdict)
+            .query(&mut admin)
+            .unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg("sentinel")
+        .arg("x")
+        .query(&mut admin)
+        .unwrap();
+    server.acl_user("ro", &["%R~ipcheck:*", "+ipcheck", "+eval", "+eval_ro"]);
+    let before = snapshot(&mut admin, |_| true);
+    let mut con = server.client_as("ro", "pass").unwrap();
+    send_random_vectors(&mut con, &mut rng, cases / 3, seed, &server);
+    let pong: String = redis::cmd("PING").query(&mut admin).unwrap_or_default();
+    assert_eq!(pong, "PONG", "seed {seed}");
+    assert_eq!(
+        snapshot(&mut admin, |_| true),
+        before,
+        "seed {seed}: a read-only user changed the keyspace"
+    );
+    let sets: Vec<(String, i64)> = redis::cmd("IPCHECK")
+        .arg("STATS")
+        .query(&mut admin)
+        .unwrap();
+    let stat = |name: &str| sets.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    assert_eq!(
+        (stat("sets"), stat("deletes")),
+        (3, 0),
+        "seed {seed}: {sets:?}"
+    );
+    assert!(
+        stat("hits") + stat("misses") > 0,
+        "seed {seed}: the user never read: {sets:?}"
     );
 }
