@@ -21,4 +21,8 @@ fi
 export PATH="$PATH:/usr/sbin"
 
 cargo build --locked -p ipcheck-redis -p ipcheck-auth
-cargo test --locked --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked --workspace 2>&1 | tee "$log"
+# One closing line for the whole run: cargo ends with the last crate's doc-tests, often "0 passed".
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
