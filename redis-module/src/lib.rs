@@ -19,7 +19,7 @@
 //! - [`keys`], [`ffi`], [`error`], [`stats`]: key names, raw API wrappers, error replies,
 //!   counters.
 //!
-//! The full command reference is in this crate's README.md.
+//! The full command reference is in the workspace README.md ("The IPCHECK command").
 
 pub mod acl;
 pub mod error;
