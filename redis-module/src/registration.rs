@@ -5,7 +5,7 @@
 //! Real subcommands give each one its own flags (`readonly fast` vs `write deny-oom`), its own
 //! `COMMAND INFO` entry, its own ACL rule (`+ipcheck|get`) and its own key spec, so cluster
 //! clients can route by the address argument and a read-only ACL user can run the read-only
-//! ones. See the crate README for how key-spec flags interact with ACL key patterns.
+//! ones. See the workspace README ("ACL") for how key-spec flags interact with ACL key patterns.
 
 use std::ffi::CStr;
 use std::os::raw::c_int;
