@@ -74,17 +74,16 @@ pub async fn decide(app: &Arc<App>, headers: &HeaderMap) -> Outcome {
     if let Some(decision) = policy.check_lists(client.ip) {
         return finish(app, decision, None, Tier::None, key_header(&client.key));
     }
-    if let Some(hit) = app.local.get(&client.key, Instant::now()) {
-        return apply(app, policy, hit.known, Tier::Local, hit.key_header);
-    }
     let key = key_header(&client.key);
+    if let Some(known) = app.local.get(&client.key, Instant::now()) {
+        return apply(app, policy, known, Tier::Local, key);
+    }
     let flight_app = Arc::clone(app);
-    let flight_key = key.clone();
     let resolved = app
         .flights
         .run(
             client.key,
-            move || lookup(flight_app, client, flight_key),
+            move || lookup(flight_app, client),
             || app.metrics.coalesced_wait(),
         )
         .await
@@ -136,7 +135,7 @@ fn finish(
 }
 
 /// The coalesced miss path: Redis, then the provider; fills the local tier before returning.
-async fn lookup(app: Arc<App>, client: Client, key_header: HeaderValue) -> Resolved {
+async fn lookup(app: Arc<App>, client: Client) -> Resolved {
     let cache = app.settings.cache;
     let key_text = client.key.to_string();
     let mut redis_failed = false;
@@ -145,8 +144,7 @@ async fn lookup(app: Arc<App>, client: Client, key_header: HeaderValue) -> Resol
             Ok(Some(stored)) => {
                 app.metrics.redis_lookup(RedisLookup::Hit);
                 let known = Known::from_entry(&stored.entry);
-                app.local
-                    .insert(client.key, known.clone(), key_header, stored.ttl);
+                app.local.insert(client.key, known.clone(), stored.ttl);
                 return Resolved {
                     known,
                     tier: Tier::Redis,
@@ -165,7 +163,7 @@ async fn lookup(app: Arc<App>, client: Client, key_header: HeaderValue) -> Resol
         // Nothing else to ask. Remember that briefly, unless Redis merely failed to answer.
         if !redis_failed {
             app.local
-                .insert(client.key, Known::Nothing, key_header, cache.negative_ttl);
+                .insert(client.key, Known::Nothing, cache.negative_ttl);
         }
         return Resolved {
             known: Known::Nothing,
@@ -183,7 +181,7 @@ async fn lookup(app: Arc<App>, client: Client, key_header: HeaderValue) -> Resol
                 .redis
                 .as_ref()
                 .map_or(cache.local_ttl, |r| r.ttl);
-            app.local.insert(client.key, known.clone(), key_header, ttl);
+            app.local.insert(client.key, known.clone(), ttl);
             if app.redis.is_some() {
                 let writer = Arc::clone(&app);
                 // Off the response path: the waiting requests are answered meanwhile.
@@ -214,12 +212,8 @@ async fn lookup(app: Arc<App>, client: Client, key_header: HeaderValue) -> Resol
                 error = %e,
                 "provider lookup failed; on_error decides and the failure is remembered for negative_ttl"
             );
-            app.local.insert(
-                client.key,
-                Known::ProviderError,
-                key_header,
-                cache.negative_ttl,
-            );
+            app.local
+                .insert(client.key, Known::ProviderError, cache.negative_ttl);
             Resolved {
                 known: Known::ProviderError,
                 tier: Tier::Provider,

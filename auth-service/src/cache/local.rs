@@ -1,128 +1,263 @@
-//! The in-process tier: bounded LRU shards, each entry with its own expiry.
+//! The in-process tier: bounded shards, each entry with its own expiry.
 //!
-//! The hot path of the whole service is a hit here, so the cache is split into shards chosen by
-//! a hash of the address, each behind its own short-held mutex: both cores serve hits without
-//! queuing on one lock. Expiry is checked on read; an expired entry is dropped then, and LRU order
-//! evicts the rest when a shard is full.
+//! The hot path of the whole service is a hit here, and on a busy server both cores hit the same
+//! hot addresses at once, so a hit is built to write no shared memory but its shard's lock:
+//!
+//! - The cache is split into shards chosen by the key's hash, each behind its own short-held
+//!   mutex, so the cores rarely queue on one lock.
+//! - Eviction is CLOCK (second chance) rather than strict LRU: a hit only sets the entry's
+//!   `referenced` flag, and only when it is not set yet, instead of relinking list nodes on every
+//!   read. A full shard evicts the first entry the clock hand finds unreferenced.
+//! - Entries live inline in one vector per shard (no allocation per entry, no list pointers),
+//!   and the hash table holds only 4-byte indices into it: about 60 bytes per entry in all, so a
+//!   million entries fit in ~64 MiB. Manual pins, which carry arbitrary reason text, keep that
+//!   text in a small box of their own; they are rare.
+//! - Keys are hashed with the standard library's randomly keyed SipHash: client addresses are
+//!   chosen by clients, who must not be able to aim them at one bucket.
+//!
+//! Expiry is checked on read; an expired entry is dropped then, and the clock reclaims the rest.
 
-use std::num::NonZeroUsize;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
-use ipcheck_core::NormalizedIp;
-use ipnet::IpNet;
-use lru::LruCache;
+use hashbrown::HashTable;
+use ipcheck_core::{Categories, NormalizedIp, ReasonSet, Verdict};
 
 use super::Known;
 
 /// Shards; a power of two well above the core count keeps collisions between cores rare.
 const SHARDS: usize = 64;
 
-struct Slot {
-    known: Known,
-    key_header: HeaderValue,
+/// [`Known`] as stored: the common cases inline, a manual pin's reason text boxed.
+enum Stored {
+    Facts(Categories),
+    Pinned(Box<(Verdict, HeaderValue, ReasonSet)>),
+    ProviderError,
+    Nothing,
+}
+
+impl Stored {
+    fn new(known: Known) -> Stored {
+        match known {
+            Known::Facts(facts) => Stored::Facts(facts),
+            Known::Pinned {
+                verdict,
+                header,
+                reasons,
+            } => Stored::Pinned(Box::new((verdict, header, reasons))),
+            Known::ProviderError => Stored::ProviderError,
+            Known::Nothing => Stored::Nothing,
+        }
+    }
+
+    fn known(&self) -> Known {
+        match self {
+            Stored::Facts(facts) => Known::Facts(*facts),
+            Stored::Pinned(pin) => Known::Pinned {
+                verdict: pin.0,
+                header: pin.1.clone(),
+                reasons: pin.2,
+            },
+            Stored::ProviderError => Known::ProviderError,
+            Stored::Nothing => Known::Nothing,
+        }
+    }
+}
+
+struct Entry {
+    key: NormalizedIp,
+    stored: Stored,
     expires: Instant,
+    /// Set by a hit, cleared by the clock hand passing: the second chance.
+    referenced: bool,
 }
 
-/// The LRU tier.
+/// One shard: entries inline, and a table of indices into them keyed by the entries' keys.
+struct Shard {
+    entries: Vec<Entry>,
+    index: HashTable<u32>,
+    capacity: usize,
+    hand: usize,
+}
+
+impl Shard {
+    fn new(capacity: usize) -> Shard {
+        Shard {
+            // Sized once, so inserts never rehash or move entries under the lock. The entries'
+            // pages become resident only as they are written.
+            entries: Vec::with_capacity(capacity),
+            index: HashTable::with_capacity(capacity),
+            capacity,
+            hand: 0,
+        }
+    }
+
+    fn find(&self, hash: u64, key: &NormalizedIp) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(hash, |&i| entries[i as usize].key == *key)
+            .map(|&i| i as usize)
+    }
+
+    /// Removes the entry at `at`, moving the last entry into its place.
+    fn remove(&mut self, at: usize, hasher: &RandomState) {
+        let key = self.entries[at].key;
+        let entries = &self.entries;
+        if let Ok(found) = self
+            .index
+            .find_entry(hasher.hash_one(key), |&i| entries[i as usize].key == key)
+        {
+            found.remove();
+        }
+        let last = self.entries.len() - 1;
+        if at != last {
+            let moved = self.entries[last].key;
+            let entries = &self.entries;
+            if let Some(slot) = self.index.find_mut(hasher.hash_one(moved), |&i| {
+                entries[i as usize].key == moved
+            }) {
+                *slot = at as u32;
+            }
+        }
+        self.entries.swap_remove(at);
+        if self.hand >= self.entries.len() {
+            self.hand = 0;
+        }
+    }
+
+    /// The index of the entry to replace in a full shard: the first unreferenced one from the
+    /// hand on, clearing flags as it passes (it stops within one lap plus one).
+    fn victim(&mut self) -> usize {
+        loop {
+            let at = self.hand;
+            self.hand = (self.hand + 1) % self.entries.len();
+            let entry = &mut self.entries[at];
+            if entry.referenced {
+                entry.referenced = false;
+            } else {
+                return at;
+            }
+        }
+    }
+
+    fn insert(&mut self, hash: u64, entry: Entry, hasher: &RandomState) {
+        if let Some(at) = self.find(hash, &entry.key) {
+            self.entries[at] = entry;
+            return;
+        }
+        if self.entries.len() >= self.capacity {
+            let at = self.victim();
+            self.remove(at, hasher);
+        }
+        let at = self.entries.len() as u32;
+        self.entries.push(entry);
+        let entries = &self.entries;
+        self.index
+            .insert_unique(hash, at, |&i| hasher.hash_one(entries[i as usize].key));
+    }
+}
+
+/// The local tier.
 pub struct LocalCache {
-    shards: Box<[Mutex<LruCache<NormalizedIp, Slot>>]>,
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
     max_ttl: Duration,
-}
-
-/// A local hit: what is known and the prebuilt `X-IPCheck-Key` value.
-pub struct Hit {
-    /// The cached knowledge.
-    pub known: Known,
-    /// The normalized address as a header value, built once at insert.
-    pub key_header: HeaderValue,
 }
 
 impl LocalCache {
     /// A cache of about `capacity` entries, none living longer than `max_ttl`; capacity 0 is a
     /// tier that holds nothing (`cache.capacity = 0`: every lookup goes on to Redis).
     pub fn new(capacity: usize, max_ttl: Duration) -> Self {
-        if capacity == 0 {
-            return LocalCache {
-                shards: Box::new([]),
-                max_ttl,
-            };
-        }
-        let per_shard =
-            NonZeroUsize::new(capacity.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
-        let shards = (0..SHARDS)
-            .map(|_| Mutex::new(LruCache::new(per_shard)))
-            .collect();
-        LocalCache { shards, max_ttl }
-    }
-
-    fn shard(&self, key: &NormalizedIp) -> MutexGuard<'_, LruCache<NormalizedIp, Slot>> {
-        let bits: u128 = match key.net() {
-            IpNet::V4(n) => u128::from(u32::from(n.network())),
-            IpNet::V6(n) => u128::from(n.network()),
+        let shards = if capacity == 0 {
+            Box::new([]) as Box<[Mutex<Shard>]>
+        } else {
+            let per_shard = capacity.div_ceil(SHARDS).max(1);
+            (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(per_shard)))
+                .collect()
         };
-        // Fold and multiply (Fibonacci hashing): cheap, and spreads neighbouring addresses.
-        let folded = (bits as u64) ^ ((bits >> 64) as u64);
-        let index = (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SHARDS;
-        // A panic while holding a shard cannot leave an LRU half-updated in a way that matters
-        // for a cache, so a poisoned lock is simply used.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        LocalCache {
+            shards,
+            hasher: RandomState::new(),
+            max_ttl,
+        }
     }
 
-    /// The entry for `key`, if present and not expired.
-    pub fn get(&self, key: &NormalizedIp, now: Instant) -> Option<Hit> {
+    /// The key's hash and its shard. The table uses the hash's low bits (bucket) and top 7 bits
+    /// (tag); the shard comes from bits in between, so the entries of one shard still spread
+    /// over its whole table.
+    fn shard(&self, key: &NormalizedIp) -> (u64, MutexGuard<'_, Shard>) {
+        let hash = self.hasher.hash_one(key);
+        let index = (hash >> 32) as usize % SHARDS;
+        // A panic while holding a shard cannot leave it inconsistent in a way that matters for a
+        // cache, so a poisoned lock is simply used.
+        let shard = self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (hash, shard)
+    }
+
+    /// What is known about `key`, if present and not expired.
+    pub fn get(&self, key: &NormalizedIp, now: Instant) -> Option<Known> {
         if self.shards.is_empty() {
             return None;
         }
-        let mut shard = self.shard(key);
-        match shard.get(key) {
-            Some(slot) if slot.expires > now => Some(Hit {
-                known: slot.known.clone(),
-                key_header: slot.key_header.clone(),
-            }),
-            Some(_) => {
-                shard.pop(key);
-                None
-            }
-            None => None,
+        let (hash, mut shard) = self.shard(key);
+        let at = shard.find(hash, key)?;
+        let entry = &mut shard.entries[at];
+        if entry.expires <= now {
+            shard.remove(at, &self.hasher);
+            return None;
         }
+        // Write only when the flag changes: hot entries stay clean in both cores' caches.
+        if !entry.referenced {
+            entry.referenced = true;
+        }
+        Some(entry.stored.known())
     }
 
     /// Stores `known` for `ttl`, capped at the tier's maximum.
-    pub fn insert(&self, key: NormalizedIp, known: Known, key_header: HeaderValue, ttl: Duration) {
+    pub fn insert(&self, key: NormalizedIp, known: Known, ttl: Duration) {
         if self.shards.is_empty() {
             return;
         }
-        let expires = Instant::now() + ttl.min(self.max_ttl);
-        self.shard(&key).put(
+        let entry = Entry {
             key,
-            Slot {
-                known,
-                key_header,
-                expires,
-            },
-        );
+            stored: Stored::new(known),
+            expires: Instant::now() + ttl.min(self.max_ttl),
+            referenced: false,
+        };
+        let (hash, mut shard) = self.shard(&key);
+        shard.insert(hash, entry, &self.hasher);
     }
 
     /// Entries currently held (expired ones included until read or evicted).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))
+            .map(|s| s.lock().map(|s| s.entries.len()).unwrap_or(0))
             .sum()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcheck_core::{normalize, Aggregation, Categories};
+    use ipcheck_core::{normalize, Aggregation, Category};
 
     fn ip(s: &str) -> NormalizedIp {
         normalize(s, Aggregation::DEFAULT).unwrap()
+    }
+
+    fn v4(i: u32) -> NormalizedIp {
+        ip(&std::net::Ipv4Addr::from(i).to_string())
     }
 
     #[test]
@@ -132,7 +267,6 @@ mod tests {
         cache.insert(
             key,
             Known::Facts(Categories::EMPTY),
-            HeaderValue::from_static("192.0.2.1"),
             Duration::from_secs(3600),
         );
         let now = Instant::now();
@@ -146,12 +280,7 @@ mod tests {
     fn capacity_zero_holds_nothing() {
         let cache = LocalCache::new(0, Duration::from_secs(60));
         let key = ip("192.0.2.1");
-        cache.insert(
-            key,
-            Known::Nothing,
-            HeaderValue::from_static("192.0.2.1"),
-            Duration::from_secs(60),
-        );
+        cache.insert(key, Known::Nothing, Duration::from_secs(60));
         assert!(cache.get(&key, Instant::now()).is_none());
         assert_eq!(cache.len(), 0);
     }
@@ -160,14 +289,77 @@ mod tests {
     fn bounded() {
         let cache = LocalCache::new(128, Duration::from_secs(60));
         for i in 0..10_000u32 {
-            let key = ip(&std::net::Ipv4Addr::from(i).to_string());
-            cache.insert(
-                key,
-                Known::Nothing,
-                HeaderValue::from_static("x"),
-                Duration::from_secs(60),
-            );
+            cache.insert(v4(i), Known::Nothing, Duration::from_secs(60));
         }
         assert!(cache.len() <= 128, "{}", cache.len());
+    }
+
+    #[test]
+    fn every_stored_form_reads_back() {
+        let cache = LocalCache::new(100, Duration::from_secs(60));
+        let ttl = Duration::from_secs(60);
+        let facts = Categories::EMPTY.with(Category::Vpn);
+        cache.insert(v4(1), Known::Facts(facts), ttl);
+        cache.insert(
+            v4(2),
+            Known::Pinned {
+                verdict: Verdict::Block,
+                header: HeaderValue::from_static("vpn,my-list"),
+                reasons: ReasonSet::from_categories(facts),
+            },
+            ttl,
+        );
+        cache.insert(v4(3), Known::ProviderError, ttl);
+        cache.insert(v4(4), Known::Nothing, ttl);
+        let now = Instant::now();
+        assert!(matches!(cache.get(&v4(1), now), Some(Known::Facts(f)) if f == facts));
+        match cache.get(&v4(2), now) {
+            Some(Known::Pinned {
+                verdict, header, ..
+            }) => {
+                assert_eq!(verdict, Verdict::Block);
+                assert_eq!(header, "vpn,my-list");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(cache.get(&v4(3), now), Some(Known::ProviderError)));
+        assert!(matches!(cache.get(&v4(4), now), Some(Known::Nothing)));
+        // Replacing keeps one entry per key.
+        cache.insert(v4(1), Known::Nothing, ttl);
+        assert!(matches!(cache.get(&v4(1), now), Some(Known::Nothing)));
+        assert_eq!(cache.len(), 4);
+    }
+
+    #[test]
+    fn clock_keeps_referenced_entries_and_every_index_stays_right() {
+        // One shard's worth of pressure: insert far more than fits, reading a hot set in
+        // between, then check every entry still held is found under its own key.
+        let cache = LocalCache::new(SHARDS * 8, Duration::from_secs(60));
+        let ttl = Duration::from_secs(60);
+        let hot: Vec<NormalizedIp> = (0..64).map(v4).collect();
+        for key in &hot {
+            cache.insert(*key, Known::Facts(Categories::EMPTY), ttl);
+        }
+        let now = Instant::now();
+        for round in 0..50u32 {
+            for key in &hot {
+                cache.get(key, now);
+            }
+            for i in 0..40 {
+                cache.insert(v4(10_000 + round * 40 + i), Known::Nothing, ttl);
+            }
+        }
+        let kept = hot.iter().filter(|k| cache.get(k, now).is_some()).count();
+        assert!(kept >= 48, "only {kept} of 64 hot entries survived");
+        for shard in cache.shards.iter() {
+            let shard = shard.lock().unwrap();
+            assert_eq!(shard.index.len(), shard.entries.len());
+            for (at, entry) in shard.entries.iter().enumerate() {
+                assert_eq!(
+                    shard.find(cache.hasher.hash_one(entry.key), &entry.key),
+                    Some(at)
+                );
+            }
+        }
     }
 }
