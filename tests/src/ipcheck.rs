@@ -55,6 +55,14 @@ pub fn get(con: &mut Connection, ip: &str) -> RedisResult<Option<Hit>> {
     Ok(parse_get_reply(v))
 }
 
+/// The verdict stored for `ip`; panics on a miss or an error, for tests that expect a hit.
+pub fn verdict(con: &mut Connection, ip: &str) -> String {
+    match get(con, ip) {
+        Ok(Some(hit)) => hit.verdict,
+        other => panic!("expected an entry for {ip}, got {other:?}"),
+    }
+}
+
 /// `IPCHECK SET <args...>`: `Some("OK")`, or `None` when a manual pin was kept.
 pub fn set(con: &mut Connection, args: &[&str]) -> RedisResult<Option<String>> {
     let v: Value = redis::cmd("IPCHECK").arg("SET").arg(args).query(con)?;

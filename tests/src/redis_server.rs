@@ -229,16 +229,7 @@ impl RedisServerBuilder {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = free_port();
             match spawn(dir.path(), port, &self.extra_conf, self.module_line()) {
-                Ok(child) => {
-                    return RedisServer {
-                        child: Some(child),
-                        port,
-                        dir,
-                        extra_conf: self.extra_conf,
-                        module_args: self.module_args,
-                        no_module: self.no_module,
-                    }
-                }
+                Ok(child) => return self.running(child, port, dir),
                 Err(log) => last_log = log,
             }
         }
@@ -249,14 +240,19 @@ impl RedisServerBuilder {
     pub fn start_expecting_failure(self) -> Result<RedisServer, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        spawn(dir.path(), port, &self.extra_conf, self.module_line()).map(|child| RedisServer {
+        spawn(dir.path(), port, &self.extra_conf, self.module_line())
+            .map(|child| self.running(child, port, dir))
+    }
+
+    fn running(self, child: Child, port: u16, dir: tempfile::TempDir) -> RedisServer {
+        RedisServer {
             child: Some(child),
             port,
             dir,
             extra_conf: self.extra_conf,
             module_args: self.module_args,
             no_module: self.no_module,
-        })
+        }
     }
 }
 

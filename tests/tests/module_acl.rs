@@ -20,13 +20,7 @@ fn subcommand_rules() {
     ipcheck::set(&mut admin, &["192.0.2.1", "block"]).unwrap();
     server.acl_user("reader", &["~*", "+ipcheck|get"]);
     let mut con = server.client_as("reader", "pass").unwrap();
-    assert_eq!(
-        ipcheck::get(&mut con, "192.0.2.1")
-            .unwrap()
-            .unwrap()
-            .verdict,
-        "block"
-    );
+    assert_eq!(ipcheck::verdict(&mut con, "192.0.2.1"), "block");
     let e = err_text(ipcheck::set(&mut con, &["192.0.2.1", "allow"]));
     assert!(noperm(&e) && e.contains("ipcheck|set"), "{e}");
     let e = err_text(ipcheck::del(&mut con, "192.0.2.1"));
@@ -37,13 +31,7 @@ fn subcommand_rules() {
             .query::<Value>(&mut con),
     );
     assert!(noperm(&e), "{e}");
-    assert_eq!(
-        ipcheck::get(&mut admin, "192.0.2.1")
-            .unwrap()
-            .unwrap()
-            .verdict,
-        "block"
-    );
+    assert_eq!(ipcheck::verdict(&mut admin, "192.0.2.1"), "block");
 }
 
 #[test]
@@ -54,13 +42,7 @@ fn read_only_key_pattern_on_the_prefix() {
     ipcheck::set(&mut admin, &["2001:db8:1:2::/64", "challenge"]).unwrap();
     server.acl_user("ro", &["%R~ipcheck:*", "+ipcheck", "+eval", "+eval_ro"]);
     let mut con = server.client_as("ro", "pass").unwrap();
-    assert_eq!(
-        ipcheck::get(&mut con, "192.0.2.1")
-            .unwrap()
-            .unwrap()
-            .verdict,
-        "block"
-    );
+    assert_eq!(ipcheck::verdict(&mut con, "192.0.2.1"), "block");
     // Any spelling of the address: the pattern is matched against the real key.
     let h = ipcheck::get(&mut con, "2001:DB8:1:2:aaaa::1")
         .unwrap()
@@ -88,13 +70,7 @@ fn read_only_key_pattern_on_the_prefix() {
             .query::<Value>(&mut con),
     );
     assert!(e.contains("can't access"), "{e}");
-    assert_eq!(
-        ipcheck::get(&mut admin, "192.0.2.1")
-            .unwrap()
-            .unwrap()
-            .verdict,
-        "block"
-    );
+    assert_eq!(ipcheck::verdict(&mut admin, "192.0.2.1"), "block");
 }
 
 #[test]

@@ -150,10 +150,7 @@ fn manual_pins_and_force() {
         ipcheck::set(&mut con, &[ip, "challenge", "SOURCE", "manual"]).unwrap(),
         Some("OK".into())
     );
-    assert_eq!(
-        ipcheck::get(&mut con, ip).unwrap().unwrap().verdict,
-        "challenge"
-    );
+    assert_eq!(ipcheck::verdict(&mut con, ip), "challenge");
     // FORCE replaces the pin.
     assert_eq!(
         ipcheck::set(&mut con, &[ip, "block", "FORCE", "REASON", "tor"]).unwrap(),
@@ -350,13 +347,7 @@ fn keys_can_be_given_directly() {
     let server = RedisServer::start();
     let mut con = server.client();
     ipcheck::set(&mut con, &["ipcheck:192.0.2.1", "block"]).unwrap();
-    assert_eq!(
-        ipcheck::get(&mut con, "192.0.2.1")
-            .unwrap()
-            .unwrap()
-            .verdict,
-        "block"
-    );
+    assert_eq!(ipcheck::verdict(&mut con, "192.0.2.1"), "block");
     // Only exact canonical keys count; anything else is an address and refused as such.
     let e = err_text(ipcheck::get(&mut con, "ipcheck:192.0.2.01"));
     assert!(e.contains("invalid IP address"), "{e}");
@@ -510,13 +501,7 @@ fn writes_are_deny_oom_reads_are_not() {
     assert!(e.contains("OOM"), "{e}");
     let e = err_text(ipcheck::del(&mut con, "192.0.2.1"));
     assert!(e.contains("OOM"), "{e}");
-    assert_eq!(
-        ipcheck::get(&mut con, "192.0.2.1")
-            .unwrap()
-            .unwrap()
-            .verdict,
-        "block"
-    );
+    assert_eq!(ipcheck::verdict(&mut con, "192.0.2.1"), "block");
     assert_eq!(
         ipcheck::key(&mut con, "192.0.2.1").unwrap(),
         "ipcheck:192.0.2.1"

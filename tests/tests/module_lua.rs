@@ -82,13 +82,7 @@ fn eval_ro_serves_get_and_refuses_set() {
             .query::<Value>(&mut con),
     );
     assert!(e.to_lowercase().contains("write"), "{e}");
-    assert_eq!(
-        ipcheck::get(&mut con, "192.0.2.1")
-            .unwrap()
-            .unwrap()
-            .verdict,
-        "allow"
-    );
+    assert_eq!(ipcheck::verdict(&mut con, "192.0.2.1"), "allow");
 }
 
 #[test]
