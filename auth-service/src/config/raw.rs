@@ -1,0 +1,87 @@
+//! The file's shape, as serde reads it before validation.
+
+use super::*;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) listen: Option<String>,
+    #[serde(default)]
+    pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) client_ip: RawClientIp,
+    #[serde(default)]
+    pub(super) aggregation: RawAggregation,
+    #[serde(default)]
+    pub(super) cache: RawCache,
+    pub(super) redis: Option<RawRedis>,
+    pub(super) provider: Option<RawProvider>,
+    #[serde(default)]
+    pub(super) policies: BTreeMap<String, RawPolicy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<LogFormat>,
+    pub(super) level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClientIp {
+    pub(super) header: Option<String>,
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAggregation {
+    pub(super) ipv4_prefix: Option<u8>,
+    pub(super) ipv6_prefix: Option<u8>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCache {
+    pub(super) capacity: Option<usize>,
+    pub(super) local_ttl: Option<ConfigDuration>,
+    pub(super) negative_ttl: Option<ConfigDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedis {
+    pub(super) url: Option<String>,
+    pub(super) timeout: Option<ConfigDuration>,
+    pub(super) ttl: Option<ConfigDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub(super) preset: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) api_key_env: Option<String>,
+    pub(super) auth_header: Option<String>,
+    pub(super) auth_value: Option<String>,
+    pub(super) timeout: Option<ConfigDuration>,
+    #[serde(default)]
+    pub(super) fields: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    #[serde(default)]
+    pub(super) block: Vec<String>,
+    #[serde(default)]
+    pub(super) challenge: Vec<String>,
+    pub(super) allow_crawlers: Option<bool>,
+    #[serde(default)]
+    pub(super) allow: Vec<String>,
+    #[serde(default)]
+    pub(super) deny: Vec<String>,
+    pub(super) on_error: Option<String>,
+}

@@ -1,0 +1,187 @@
+use super::*;
+use ipcheck_core::Verdict;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn ok(text: &str) -> Settings {
+    parse("test.toml", text, &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(text: &str, vars: &[(&str, &str)]) -> String {
+    match parse("test.toml", text, &env(vars)) {
+        Ok(_) => panic!("expected an error for {text:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn embedded_default() {
+    let s = parse("embedded", EMBEDDED_DEFAULT, &[]).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+    assert!(s.redis.is_none());
+    assert!(s.provider.is_none());
+    assert_eq!(s.cache.local_ttl, Duration::from_secs(60));
+    assert_eq!(s.cache.negative_ttl, Duration::from_secs(30));
+    assert_eq!(s.policies.default_policy().on_error, FailureMode::Open);
+    assert_eq!(s.aggregation, Aggregation::DEFAULT);
+}
+
+#[test]
+fn full_file() {
+    let s = ok(r#"
+        listen = "0.0.0.0:9000"
+        [client_ip]
+        header = "x-forwarded-for"
+        trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
+        [cache]
+        local_ttl = "1s"
+        [redis]
+        url = "redis://127.0.0.1:6379/"
+        timeout = "20ms"
+        [provider]
+        preset = "ipasis"
+        [policies.strict]
+        block = ["tor", "vpn"]
+        challenge = ["hosting"]
+        deny = ["198.51.100.0/24"]
+        on_error = "closed"
+    "#);
+    assert_eq!(s.cache.local_ttl, Duration::from_secs(1));
+    let redis = s.redis.unwrap();
+    assert_eq!(redis.timeout, Duration::from_millis(20));
+    assert_eq!(redis.ttl, Duration::from_secs(86_400));
+    let provider = s.provider.unwrap();
+    assert_eq!(provider.name, "ipasis");
+    assert_eq!(provider.api_key_env.as_deref(), Some("IPASIS_API_KEY"));
+    assert_eq!(provider.auth_header.unwrap().as_str(), "x-api-key");
+    let strict = s.policies.get("strict").unwrap();
+    assert_eq!(strict.on_error.verdict(), Verdict::Block);
+    assert!(strict.block.contains(Category::Tor));
+    assert!(s.policies.get("default").is_some());
+    assert!(matches!(s.client_ip, ClientIpSource::ForwardedFor { .. }));
+}
+
+#[test]
+fn errors_name_key_and_file() {
+    let e = error("[policies.strict]\nblock = [\"tor\", \"bogus\"]\n", &[]);
+    assert!(
+        e.contains("test.toml") && e.contains("policies.strict.block[1]"),
+        "{e}"
+    );
+    let e = error("[cache]\nlocal_ttl = \"10x\"\n", &[]);
+    assert!(e.contains("cache.local_ttl"), "{e}");
+    let e = error("[cache]\nlocal_tll = \"10s\"\n", &[]);
+    assert!(e.contains("cache") && e.contains("local_tll"), "{e}");
+    let e = error("listen = \"nowhere\"\n", &[]);
+    assert!(e.contains("key `listen`"), "{e}");
+    let e = error("[client_ip]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[]);
+    assert!(e.contains("client_ip.trusted_proxies[0]"), "{e}");
+    let e = error("[policies.default]\non_error = \"maybe\"\n", &[]);
+    assert!(e.contains("policies.default.on_error"), "{e}");
+    let e = error(
+        "[provider]\nurl = \"https://x.example/lookup\"\nfields.vpn = [\"vpn\"]\n",
+        &[],
+    );
+    assert!(e.contains("provider.url") && e.contains("{ip}"), "{e}");
+    let e = error("[provider]\npreset = \"nope\"\n", &[]);
+    assert!(e.contains("provider.preset"), "{e}");
+    let e = error("[aggregation]\nipv6_prefix = 16\n", &[]);
+    assert!(e.contains("aggregation.ipv6_prefix"), "{e}");
+    let e = error("[redis]\nurl = \"http://nope\"\n", &[]);
+    assert!(e.contains("redis.url"), "{e}");
+    let e = error("[cache\n", &[]);
+    assert!(e.contains("test.toml") && e.contains("invalid TOML"), "{e}");
+}
+
+#[test]
+fn environment_overrides() {
+    let vars = env(&[
+        ("IPCHECK_LISTEN", "127.0.0.1:9999"),
+        ("IPCHECK_CACHE_LOCAL_TTL", "2s"),
+        ("IPCHECK_REDIS_URL", "redis://127.0.0.1:1/"),
+        ("IPCHECK_POLICIES_STRICT_BLOCK", "tor, vpn"),
+        ("IPCHECK_POLICIES_STRICT_ALLOW_CRAWLERS", "false"),
+        ("IPCHECK_POLICIES_NEW_ONE_ON_ERROR", "closed"),
+        ("IPCHECK_PROFILE", "debug"),
+    ]);
+    let s = parse(
+        "test.toml",
+        "[policies.strict]\nblock = [\"relay\"]\n",
+        &vars,
+    )
+    .unwrap();
+    assert_eq!(s.listen.port(), 9999);
+    assert_eq!(s.cache.local_ttl, Duration::from_secs(2));
+    assert!(s.redis.is_some());
+    let strict = s.policies.get("strict").unwrap();
+    assert!(strict.block.contains(Category::Vpn) && !strict.block.contains(Category::Relay));
+    assert!(!strict.allow_crawlers);
+    assert_eq!(
+        s.policies.get("new_one").unwrap().on_error,
+        FailureMode::Closed
+    );
+    assert!(s.warnings.iter().any(|w| w.contains("IPCHECK_PROFILE")));
+    // An empty URL switches the tier off.
+    let s = parse(
+        "t",
+        "[redis]\nurl = \"redis://x/\"\n",
+        &env(&[("IPCHECK_REDIS_URL", "")]),
+    )
+    .unwrap();
+    assert!(s.redis.is_none());
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    let e = error("", &[("IPCHECK_CACHE_CAPACITY", "lots")]);
+    assert!(
+        e.contains("cache.capacity") && e.contains("IPCHECK_CACHE_CAPACITY"),
+        "{e}"
+    );
+    let e = error("", &[("IPCHECK_REDIS_TIMEOUT", "fast")]);
+    assert!(
+        e.contains("redis.timeout") && e.contains("IPCHECK_REDIS_TIMEOUT"),
+        "{e}"
+    );
+    let e = error("", &[("IPCHECK_POLICIES_DEFAULT_BLOCK", "vpn,spam")]);
+    assert!(
+        e.contains("policies.default.block[1]") && e.contains("IPCHECK_POLICIES_DEFAULT_BLOCK"),
+        "{e}"
+    );
+}
+
+#[test]
+fn capacity_zero_turns_the_local_tier_off() {
+    let s = ok("[cache]\ncapacity = 0\n");
+    assert_eq!(s.cache.capacity, 0);
+    assert_eq!(crate::app::App::tiers_summary(&s), "local off (capacity 0)");
+}
+
+#[test]
+fn every_fixed_key_has_a_distinct_variable() {
+    let mut names: Vec<String> = KEYS.iter().map(|(k, _)| env_name(k)).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), KEYS.len());
+}
+
+#[test]
+fn custom_provider_by_configuration_alone() {
+    let s = ok(r#"
+        [provider]
+        url = "http://127.0.0.1:1/check/{ip}"
+        api_key_env = "MY_KEY"
+        auth_header = "Authorization"
+        auth_value = "Token {key}"
+        fields.vpn = ["flags.anonymous"]
+        fields.tor = ["flags.tor"]
+    "#);
+    let p = s.provider.unwrap();
+    assert_eq!(p.name, "custom");
+    assert_eq!(p.auth_value, "Token {key}");
+}

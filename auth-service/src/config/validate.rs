@@ -1,0 +1,314 @@
+//! From the file's shape to [`Settings`]: every check, every error naming its key.
+
+use super::*;
+
+pub(super) fn parse_cidrs(
+    key: &str,
+    list: &[String],
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.parse::<IpNet>()
+                .map(|n| n.trunc())
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    err(
+                        &format!("{key}[{i}]"),
+                        format!("'{text}' is not an address or CIDR network (e.g. 10.0.0.0/8)"),
+                    )
+                })
+        })
+        .collect()
+}
+
+pub(super) fn validate(
+    origin: &str,
+    raw: RawConfig,
+    err: &dyn Fn(&str, String) -> ConfigError,
+    mut warnings: Vec<String>,
+) -> Result<Settings, ConfigError> {
+    let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        err(
+            "listen",
+            format!("'{listen_text}' is not an address:port (e.g. 127.0.0.1:8080)"),
+        )
+    })?;
+
+    let log_level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+    tracing_subscriber::EnvFilter::try_new(&log_level)
+        .map_err(|e| err("log.level", format!("'{log_level}': {e}")))?;
+
+    let trusted = parse_cidrs(
+        "client_ip.trusted_proxies",
+        &raw.client_ip.trusted_proxies,
+        err,
+    )?;
+    let client_ip = match raw.client_ip.header.as_deref().unwrap_or("x-real-ip") {
+        h if h.eq_ignore_ascii_case("x-real-ip") => {
+            if !trusted.is_empty() {
+                warnings.push(
+                    "client_ip.trusted_proxies is set but client_ip.header is x-real-ip: the list is unused"
+                        .to_owned(),
+                );
+            }
+            ClientIpSource::RealIp
+        }
+        h if h.eq_ignore_ascii_case("x-forwarded-for") => {
+            if trusted.is_empty() {
+                warnings.push(
+                    "client_ip.header is x-forwarded-for without client_ip.trusted_proxies: \
+                     X-Forwarded-For is ignored and X-Real-IP is used"
+                        .to_owned(),
+                );
+                ClientIpSource::RealIp
+            } else {
+                ClientIpSource::ForwardedFor { trusted }
+            }
+        }
+        other => {
+            return Err(err(
+                "client_ip.header",
+                format!("'{other}': expected x-real-ip or x-forwarded-for"),
+            ))
+        }
+    };
+
+    let v4 = raw.aggregation.ipv4_prefix.unwrap_or(32);
+    let v6 = raw.aggregation.ipv6_prefix.unwrap_or(64);
+    let aggregation = Aggregation::new(v4, v6).map_err(|e| {
+        let key = if (16..=32).contains(&v4) {
+            "aggregation.ipv6_prefix"
+        } else {
+            "aggregation.ipv4_prefix"
+        };
+        err(key, e.to_string())
+    })?;
+
+    // 0 is allowed: no local tier, so every decision asks Redis (benchmarks measure that tier
+    // alone this way, and a deployment may want pins to apply at once).
+    let capacity = raw.cache.capacity.unwrap_or(100_000);
+    let cache = CacheSettings {
+        capacity,
+        local_ttl: raw.cache.local_ttl.map_or(Duration::from_secs(60), |d| d.0),
+        negative_ttl: raw
+            .cache
+            .negative_ttl
+            .map_or(Duration::from_secs(30), |d| d.0),
+    };
+
+    let redis = match raw.redis {
+        None => None,
+        Some(r) => match r.url.as_deref().map(str::trim) {
+            // An empty URL switches Redis off, so `IPCHECK_REDIS_URL=` can disable it.
+            None | Some("") => None,
+            Some(url) => {
+                redis::Client::open(url).map_err(|e| {
+                    err(
+                        "redis.url",
+                        format!(
+                            "not a usable Redis URL: {}",
+                            e.detail().unwrap_or("invalid URL")
+                        ),
+                    )
+                })?;
+                let ttl = r.ttl.map_or(Duration::from_secs(86_400), |d| d.0);
+                if ttl > Duration::from_secs(31_536_000) {
+                    return Err(err(
+                        "redis.ttl",
+                        "at most 365d (the module's EX limit)".to_owned(),
+                    ));
+                }
+                if ttl.subsec_nanos() != 0 {
+                    return Err(err(
+                        "redis.ttl",
+                        "must be whole seconds (it is sent as EX)".to_owned(),
+                    ));
+                }
+                Some(RedisSettings {
+                    url: url.to_owned(),
+                    timeout: r.timeout.map_or(Duration::from_millis(50), |d| d.0),
+                    ttl,
+                })
+            }
+        },
+    };
+
+    let provider = match raw.provider {
+        None => None,
+        Some(p) => provider_spec(p, err)?,
+    };
+
+    let policies = policies(raw.policies, err)?;
+
+    Ok(Settings {
+        origin: origin.to_owned(),
+        listen,
+        log_format: raw.log.format.unwrap_or(LogFormat::Plain),
+        log_level,
+        client_ip,
+        aggregation,
+        cache,
+        redis,
+        provider,
+        policies,
+        warnings,
+    })
+}
+
+pub(super) fn provider_spec(
+    p: RawProvider,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<ProviderSpec>, ConfigError> {
+    let preset = match p.preset.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(name) => Some(
+            name.parse::<Preset>()
+                .map_err(|e| err("provider.preset", e))?,
+        ),
+    };
+    let url = match (p.url.as_deref().map(str::trim), preset) {
+        (Some(u), _) if !u.is_empty() => u.to_owned(),
+        (_, Some(preset)) => preset.url().to_owned(),
+        // Neither a preset nor a URL: `[provider]` with only defaults means "no provider".
+        (_, None) if p.fields.is_empty() && p.api_key_env.is_none() => return Ok(None),
+        (_, None) => {
+            return Err(err(
+                "provider.url",
+                "required without provider.preset (e.g. \"https://api.example.com/v1/{ip}\")"
+                    .to_owned(),
+            ))
+        }
+    };
+    if !url.contains("{ip}") {
+        return Err(err(
+            "provider.url",
+            "must contain {ip}, where the client address goes".to_owned(),
+        ));
+    }
+    let sample = url.replace("{ip}", "192.0.2.1").replace("{key}", "key");
+    match reqwest::Url::parse(&sample) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        _ => {
+            return Err(err(
+                "provider.url",
+                "must be an http:// or https:// URL template".to_owned(),
+            ))
+        }
+    }
+    let api_key_env = match p.api_key_env.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(name) => Some(name.to_owned()),
+        None => preset.map(|p| p.api_key_env().to_owned()),
+    };
+    let auth_header = match p.auth_header.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(h) => Some(h.to_owned()),
+        // `api_key_env = ""` means the vendor needs no key: no preset auth header either.
+        None if api_key_env.is_none() => None,
+        None => preset.and_then(Preset::auth_header).map(str::to_owned),
+    };
+    let auth_header = auth_header
+        .map(|h| {
+            HeaderName::try_from(h.as_str()).map_err(|_| {
+                err(
+                    "provider.auth_header",
+                    format!("'{h}' is not a valid header name"),
+                )
+            })
+        })
+        .transpose()?;
+    let auth_value = p
+        .auth_value
+        .clone()
+        .unwrap_or_else(|| preset.map_or("{key}", Preset::auth_value).to_owned());
+    if auth_header.is_some() && !auth_value.contains("{key}") {
+        return Err(err(
+            "provider.auth_value",
+            "must contain {key}, where the API key goes".to_owned(),
+        ));
+    }
+    if (auth_header.is_some() || url.contains("{key}")) && api_key_env.is_none() {
+        return Err(err(
+            "provider.api_key_env",
+            "required: the name of the environment variable holding the API key".to_owned(),
+        ));
+    }
+    let mut mapping = preset.map_or_else(|| FieldMapping::new([]), Preset::mapping);
+    for (name, paths) in &p.fields {
+        let category = Category::from_token(name).ok_or_else(|| {
+            err(
+                &format!("provider.fields.{name}"),
+                "unknown category: expected vpn, proxy, tor, hosting, relay or crawler".to_owned(),
+            )
+        })?;
+        if let Some(bad) = paths
+            .iter()
+            .find(|p| p.is_empty() || p.split('.').any(str::is_empty))
+        {
+            return Err(err(
+                &format!("provider.fields.{name}"),
+                format!("'{bad}' is not a dotted JSON path (e.g. privacy.vpn)"),
+            ));
+        }
+        mapping.set(category, paths);
+    }
+    if mapping.is_empty() {
+        return Err(err(
+            "provider.fields",
+            "no field mapping: set provider.preset or provider.fields (e.g. vpn = [\"privacy.vpn\"])"
+                .to_owned(),
+        ));
+    }
+    Ok(Some(ProviderSpec {
+        name: preset.map_or("custom", Preset::name).to_owned(),
+        url,
+        auth_header,
+        auth_value,
+        api_key_env,
+        timeout: p.timeout.map_or(Duration::from_millis(500), |d| d.0),
+        mapping,
+    }))
+}
+
+pub(super) fn policies(
+    raw: BTreeMap<String, RawPolicy>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Policies, ConfigError> {
+    let mut named = HashMap::new();
+    for (name, p) in raw {
+        let key = |field: &str| format!("policies.{name}.{field}");
+        let category_list = |field: &str, list: &[String]| {
+            Categories::parse_policy_list(list).map_err(|e| {
+                let i = list.iter().position(|c| *c == e.0).unwrap_or(0);
+                err(&format!("{}[{i}]", key(field)), e.to_string())
+            })
+        };
+        let on_error = match p.on_error.as_deref().unwrap_or("open") {
+            "open" => FailureMode::Open,
+            "closed" => FailureMode::Closed,
+            other => {
+                return Err(err(
+                    &key("on_error"),
+                    format!("'{other}': expected open or closed"),
+                ))
+            }
+        };
+        let policy = Policy {
+            block: category_list("block", &p.block)?,
+            challenge: category_list("challenge", &p.challenge)?,
+            allow_crawlers: p.allow_crawlers.unwrap_or(true),
+            allow: parse_cidrs(&key("allow"), &p.allow, err)?,
+            deny: parse_cidrs(&key("deny"), &p.deny, err)?,
+            on_error,
+        };
+        named.insert(name, Arc::new(policy));
+    }
+    let default = named
+        .entry("default".to_owned())
+        .or_insert_with(|| Arc::new(Policy::default()))
+        .clone();
+    Ok(Policies { default, named })
+}
