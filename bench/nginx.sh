@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Benchmark 3: requests through nginx, every variant against baselines measured in the same run.
+#
+#   (a) the page with no auth at all (the ceiling)      example.conf without `auth_request` on /
+#   (b) auth_request to noop-auth, a do-nothing 204     example.conf, upstream -> noop-auth
+#   (c) ipcheck-auth, local-tier hits                   example.conf + the example service config
+#   (d) ipcheck-auth with the local tier off (Redis)    ... + cache.capacity = 0
+#   (e) cold addresses, provider answering in 20 ms     ... a new address on every request
+#   (f) the example's micro-cache on                    ... + set $ipcheck_microcache 1
+#
+# Every variant runs the shipped nginx/example.conf, ipcheck.conf and ipcheck-upstream.conf with
+# literal substitutions (ports, the micro-cache path, the real_ip lines, and the one switch the
+# variant is about), as the end-to-end tests do. The page behind location / is a server block of
+# the same nginx answering 200 with a short body, over the example's keepalive upstream.
+# nginx sees every wrk connection from 127.0.0.1, so the real_ip module trusts 127.0.0.1 and
+# X-Forwarded-For, which the wrk scripts set: 1,000 addresses in turn ((a)-(d), (f)), or a new one
+# per request ((e)).
+#
+# Usage: bench/nginx.sh [seconds per run, default 10 (the maximum)]
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+SECS=${1:-10}
+[ "$SECS" -le 10 ] || die "runs are bounded to 10 s"
+CONNS=64
+PROVIDER_MS=20
+
+need wrk wrk
+need nginx nginx
+need redis-server redis-server
+need redis-cli redis-tools
+need curl curl
+build_release
+
+NGINX=$(command -v nginx)
+SERVICE_CONFIG="$ROOT/auth-service/ipcheck.example.toml"
+
+# --- the processes every variant shares -------------------------------------------------------
+REDIS_PORT=$(free_port)
+start_redis redis "$REDIS_PORT" module
+PROVIDER_PORT=$(free_port)
+"$REL/slow-provider" "127.0.0.1:$PROVIDER_PORT" "$PROVIDER_MS" &
+PIDS+=($!)
+wait_port "$PROVIDER_PORT"
+NOOP_PORT=$(free_port)
+"$REL/noop-auth" "127.0.0.1:$NOOP_PORT" &
+PIDS+=($!)
+wait_port "$NOOP_PORT"
+
+# --- wrk scripts ------------------------------------------------------------------------------
+cat >"$WORK/clients.lua" <<'EOF'
+-- 1,000 client addresses 10.0.0.0 .. 10.0.3.231, one per request in turn, via X-Forwarded-For
+-- (the bench nginx trusts it from 127.0.0.1 through the real_ip module).
+local requests = {}
+local n = 0
+function init(args)
+  for i = 0, 999 do
+    local addr = string.format("10.0.%d.%d", math.floor(i / 256), i % 256)
+    requests[i + 1] = wrk.format("GET", "/", { ["X-Forwarded-For"] = addr })
+  end
+  n = math.random(0, 999)
+end
+function request()
+  n = n % 1000 + 1
+  return requests[n]
+end
+EOF
+cat >"$WORK/cold.lua" <<'EOF'
+-- A new client address on every request: <first octet>.<thread>.<counter>, never repeated, so
+-- every request misses every tier and waits for the provider.
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local counter = 0
+local first = 11
+function init(args)
+  first = tonumber(args[1] or "11")
+end
+function request()
+  counter = counter + 1
+  local addr = string.format("%d.%d.%d.%d", first, tid * 64 + math.floor(counter / 65536) % 64,
+    math.floor(counter / 256) % 256, counter % 256)
+  return wrk.format("GET", "/", { ["X-Forwarded-For"] = addr })
+end
+EOF
+
+# --- nginx from the shipped files ---------------------------------------------------------------
+# subst <text> <from> <to>: the text with every <from> replaced; fails if <from> is absent, so a
+# change to the shipped files cannot silently change what is measured.
+subst() {
+    local text=$1 from=$2 to=$3
+    [[ $text == *"$from"* ]] || die "shipped nginx config no longer contains: $from"
+    printf '%s' "${text//"$from"/"$to"}"
+}
+
+# start_nginx <name> <auth port> <edit...>: nginx running the example against the auth upstream
+# on <auth port>; edits are "example:<from>=><to>" pairs. Sets NGINX_PID and NGINX_PORT.
+start_nginx() {
+    local name=$1 auth_port=$2
+    shift 2
+    local dir="$WORK/nginx-$name"
+    mkdir -p "$dir/ipcheck" "$dir/logs"
+    NGINX_PORT=$(free_port)
+    local backend_port
+    backend_port=$(free_port)
+    local example upstream server
+    example=$(<"$ROOT/nginx/example.conf")
+    upstream=$(<"$ROOT/nginx/ipcheck-upstream.conf")
+    server=$(<"$ROOT/nginx/ipcheck.conf")
+    example=$(subst "$example" "listen 8000;" "listen 127.0.0.1:$NGINX_PORT;")
+    example=$(subst "$example" "listen [::]:8000;" "")
+    example=$(subst "$example" "server 127.0.0.1:9000;" "server 127.0.0.1:$backend_port;")
+    example=$(subst "$example" "# set_real_ip_from  10.0.0.0/8;" "set_real_ip_from  127.0.0.1;")
+    example=$(subst "$example" "# real_ip_header    X-Forwarded-For;" "real_ip_header    X-Forwarded-For;")
+    upstream=$(subst "$upstream" "server 127.0.0.1:8080;" "server 127.0.0.1:$auth_port;")
+    upstream=$(subst "$upstream" "/var/lib/nginx/ipcheck" "$dir/microcache")
+    local edit
+    for edit in "$@"; do
+        local from=${edit%%=>*} to=${edit#*=>}
+        example=$(subst "$example" "$from" "$to")
+    done
+    printf '%s\n' "$example" >"$dir/ipcheck/example.conf"
+    printf '%s\n' "$upstream" >"$dir/ipcheck/ipcheck-upstream.conf"
+    printf '%s\n' "$server" >"$dir/ipcheck/ipcheck.conf"
+    local user=""
+    [ "$(id -u)" -ne 0 ] || user="user root;"
+    cat >"$dir/nginx.conf" <<EOF
+$user
+daemon off;
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    # Harness settings, the same for every variant: no access log (it would measure the disk),
+    # and client connections kept for the whole run.
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy_temp;
+    fastcgi_temp_path $dir/fastcgi_temp;
+    uwsgi_temp_path $dir/uwsgi_temp;
+    scgi_temp_path $dir/scgi_temp;
+    include ipcheck/ipcheck-upstream.conf;
+    include ipcheck/example.conf;
+
+    # The protected application: a page from this same nginx.
+    server {
+        listen 127.0.0.1:$backend_port;
+        location / {
+            default_type text/plain;
+            return 200 "hello from the backend\n";
+        }
+    }
+}
+EOF
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+    wait_port "$NGINX_PORT"
+}
+
+# start_service <name> <edit...>: ipcheck-auth on the shipped example config wired to this run's
+# Redis and provider; edits are "<from>=><to>" pairs. Sets SERVICE_PID and SERVICE_PORT.
+start_service() {
+    local name=$1
+    shift
+    local config
+    config=$(<"$SERVICE_CONFIG")
+    config=$(subst "$config" 'url = "redis://127.0.0.1:6379/"' "url = \"redis://127.0.0.1:$REDIS_PORT/\"")
+    config=$(subst "$config" 'url = "https://api.ipasis.com/v1/lookup?ip={ip}"' "url = \"http://127.0.0.1:$PROVIDER_PORT/v1/lookup?ip={ip}\"")
+    local edit
+    for edit in "$@"; do
+        config=$(subst "$config" "${edit%%=>*}" "${edit#*=>}")
+    done
+    printf '%s\n' "$config" >"$WORK/$name.toml"
+    SERVICE_PORT=$(free_port)
+    IPASIS_API_KEY=bench "$REL/ipcheck-auth" --config "$WORK/$name.toml" \
+        --listen "127.0.0.1:$SERVICE_PORT" >"$WORK/$name.log" 2>&1 &
+    SERVICE_PID=$!
+    PIDS+=("$SERVICE_PID")
+    wait_port "$SERVICE_PORT"
+}
+
+# tier_count <port> <tier>: the service's ipcheck_cache_total for one tier.
+tier_count() {
+    curl -s "http://127.0.0.1:$1/metrics" |
+        awk -v t="tier=\"$2\"" 'index($0, "ipcheck_cache_total{") == 1 && index($0, t) { print $2 }'
+}
+
+# run_wrk <name> <script> [args]: one measured run; prints "<req/s> <p99 ms> <non-2xx> <errors>".
+run_wrk() {
+    local name=$1 script=$2
+    shift 2
+    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$script" "http://127.0.0.1:$NGINX_PORT/" -- "$@" \
+        >"$WORK/wrk-$name.txt"
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /s$/) return v * 1000
+            return v
+        }
+        /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        /Socket errors:/ { err = $0; gsub(/.*errors: /, "", err); gsub(/ /, "", err) }
+        END { printf "%.0f %.3f %d %s\n", rps, p99, bad + 0, (err == "" ? "none" : err) }
+    ' "$WORK/wrk-$name.txt"
+}
+
+# warm <script>: 2 s of load, not measured, so caches and connection pools are filled.
+warm() {
+    wrk -t2 -c"$CONNS" -d2s -s "$1" "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+}
+
+declare -A RPS P99
+record() {
+    local name=$1 rps p99 bad err
+    read -r rps p99 bad err <<<"$2"
+    RPS[$name]=$rps
+    P99[$name]=$p99
+    log "($name) ${RPS[$name]} req/s, p99 ${P99[$name]} ms, non-2xx $bad, socket errors $err"
+    [ "$bad" -eq 0 ] || log "($name) WARNING: $bad answers were not 2xx/3xx"
+}
+
+NO_AUTH_ON_ROOT=$'set $ipcheck_on_unreachable open;\n        auth_request /_ipcheck;=>set $ipcheck_on_unreachable open;'
+
+# (a) the ceiling: the same server, location / without auth_request.
+start_nginx a "$NOOP_PORT" "$NO_AUTH_ON_ROOT"
+warm "$WORK/clients.lua"
+record a "$(run_wrk a "$WORK/clients.lua")"
+stop "$NGINX_PID"
+
+# (b) auth_request to the do-nothing handler.
+start_nginx b "$NOOP_PORT"
+warm "$WORK/clients.lua"
+record b "$(run_wrk b "$WORK/clients.lua")"
+stop "$NGINX_PID"
+
+# (c) ipcheck-auth answering from its local tier (the warm-up asks the provider once per address).
+start_service svc-c
+start_nginx c "$SERVICE_PORT"
+warm "$WORK/clients.lua"
+before=$(tier_count "$SERVICE_PORT" local)
+record c "$(run_wrk c "$WORK/clients.lua")"
+log "(c) local-tier answers during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
+stop "$NGINX_PID"
+stop "$SERVICE_PID"
+
+# (d) no local tier: every decision from Redis (which (c)'s warm-up filled).
+start_service svc-d "capacity = 100000=>capacity = 0"
+start_nginx d "$SERVICE_PORT"
+warm "$WORK/clients.lua"
+before=$(tier_count "$SERVICE_PORT" redis)
+record d "$(run_wrk d "$WORK/clients.lua")"
+log "(d) Redis answers during the run: $(($(tier_count "$SERVICE_PORT" redis) - before))"
+stop "$NGINX_PID"
+stop "$SERVICE_PID"
+
+# (e) cold addresses: every request waits for the 20 ms provider.
+start_service svc-e
+start_nginx e "$SERVICE_PORT"
+record e "$(run_wrk e "$WORK/cold.lua" 11)"
+log "(e) provider answers during the run: $(tier_count "$SERVICE_PORT" provider)"
+stop "$NGINX_PID"
+stop "$SERVICE_PID"
+
+# (f) the micro-cache on: repeat visitors never reach the service.
+start_service svc-f
+# shellcheck disable=SC2016 # nginx variables, literally
+start_nginx f "$SERVICE_PORT" 'set $ipcheck_microcache 0;=>set $ipcheck_microcache 1;'
+warm "$WORK/clients.lua"
+before=$(tier_count "$SERVICE_PORT" local)
+record f "$(run_wrk f "$WORK/clients.lua")"
+log "(f) requests that still reached the service during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
+stop "$NGINX_PID"
+stop "$SERVICE_PID"
+
+BOUND=$((CONNS * 1000 / PROVIDER_MS))
+ba=$(ratio "${RPS[b]}" "${RPS[a]}")
+cb=$(ratio "${RPS[c]}" "${RPS[b]}")
+cb99=$(ratio "${P99[c]}" "${P99[b]}")
+db=$(ratio "${RPS[d]}" "${RPS[b]}")
+eb=$(ratio "${RPS[e]}" "$BOUND")
+fa=$(ratio "${RPS[f]}" "${RPS[a]}")
+cat <<EOF >&2
+
+variant                         req/s     p99 ms
+(a) no auth                  ${RPS[a]}    ${P99[a]}
+(b) noop auth_request        ${RPS[b]}    ${P99[b]}
+(c) ipcheck, local hits      ${RPS[c]}    ${P99[c]}
+(d) ipcheck, Redis only      ${RPS[d]}    ${P99[d]}
+(e) cold, provider ${PROVIDER_MS} ms     ${RPS[e]}    ${P99[e]}   (bound ${CONNS}/${PROVIDER_MS} ms = $BOUND req/s)
+(f) nginx micro-cache        ${RPS[f]}    ${P99[f]}
+EOF
+echo "nginx: b/a=$ba c/b=$cb ($(meets "$cb" ">=" 0.95) >=0.95) c_p99/b_p99=$cb99 ($(meets "$cb99" "<=" 1.1) <=1.1) d/b=$db ($(meets "$db" ">=" 0.85) >=0.85) e/bound=$eb ($(meets "$eb" ">=" 0.9) >=0.9) e_p99=${P99[e]}ms ($(meets "${P99[e]}" "<=" 25) <=25) f/a=$fa ($(meets "$fa" ">=" 0.7) >=0.7)"
