@@ -17,11 +17,15 @@
 # per request ((e)).
 #
 # Usage: bench/nginx.sh [seconds per run, default 10 (the maximum)]
+#        ROUNDS=3 bench/nginx.sh        runs the whole sequence 3 times (default 2) and averages
+#        PROFILE="c d" bench/nginx.sh   also records perf profiles of the auth backend in those
+#                                      variants, to ./perf-<variant>.data
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SECS=${1:-10}
+ROUNDS=${ROUNDS:-2}
 [ "$SECS" -le 10 ] || die "runs are bounded to 10 s"
 CONNS=64
 PROVIDER_MS=20
@@ -41,11 +45,13 @@ REDIS_PORT=$(free_port)
 start_redis redis "$REDIS_PORT" module
 PROVIDER_PORT=$(free_port)
 "$REL/slow-provider" "127.0.0.1:$PROVIDER_PORT" "$PROVIDER_MS" &
-PIDS+=($!)
+PROVIDER_PID=$!
+PIDS+=("$PROVIDER_PID")
 wait_port "$PROVIDER_PORT"
 NOOP_PORT=$(free_port)
 "$REL/noop-auth" "127.0.0.1:$NOOP_PORT" &
-PIDS+=($!)
+NOOP_PID=$!
+PIDS+=("$NOOP_PID")
 wait_port "$NOOP_PORT"
 
 # --- wrk scripts ------------------------------------------------------------------------------
@@ -217,68 +223,139 @@ warm() {
     wrk -t2 -c"$CONNS" -d2s -s "$1" "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 }
 
-declare -A RPS P99
+# cpu_ticks <pid...>: CPU time (clock ticks) the processes and their children processes used.
+cpu_ticks() {
+    local pid total=0 child
+    for pid in "$@"; do
+        [ "$pid" -gt 0 ] || continue
+        for child in $pid $(pgrep -P "$pid" || true); do
+            if [ -r "/proc/$child/stat" ]; then
+                # utime and stime are fields 14 and 15; the command name (field 2) has no spaces here.
+                total=$((total + $(awk '{ print $14 + $15 }' "/proc/$child/stat")))
+            fi
+        done
+    done
+    echo "$total"
+}
+
+# measure <name> <script> <auth pid or 0> [wrk args]: one measured run, recorded, with the CPU
+# microseconds per request spent by nginx, the auth backend, Redis and the provider.
+declare -A CPU
+measure() {
+    local name=$1 script=$2 auth=$3
+    shift 3
+    local hz n0 a0 r0 p0 result
+    hz=$(getconf CLK_TCK)
+    n0=$(cpu_ticks "$NGINX_PID")
+    a0=$(cpu_ticks "$auth")
+    r0=$(cpu_ticks "$REDIS_PID")
+    p0=$(cpu_ticks "$PROVIDER_PID")
+    local perf_pid=""
+    if [[ " ${PROFILE:-} " == *" $name "* ]] && [ "$auth" -gt 0 ]; then
+        need perf linux-perf
+        # Sampled by the clock (no hardware counters in most VMs), with call graphs from DWARF.
+        perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 -p "$auth" \
+            -o "$PWD/perf-$name.data" -- sleep "$SECS" 2>/dev/null &
+        perf_pid=$!
+    fi
+    result=$(run_wrk "$name" "$script" "$@")
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        log "($name) profile of the auth backend: $PWD/perf-$name.data (perf report -i ...)"
+    fi
+    record "$name" "$result"
+    local reqs=$((${RPS[$name]} * SECS))
+    CPU[$name]=$(awk -v hz="$hz" -v r="$reqs" -v n=$(($(cpu_ticks "$NGINX_PID") - n0)) \
+        -v a=$(($(cpu_ticks "$auth") - a0)) -v d=$(($(cpu_ticks "$REDIS_PID") - r0)) \
+        -v p=$(($(cpu_ticks "$PROVIDER_PID") - p0)) 'BEGIN {
+            f = 1e6 / hz / r
+            printf "nginx %.1f, auth %.1f, redis %.1f, provider %.1f", n * f, a * f, d * f, p * f
+        }')
+    log "($name) CPU us per request: ${CPU[$name]}"
+}
+
+declare -A RPS P99 RPS_SUM P99_SUM
 record() {
     local name=$1 rps p99 bad err
     read -r rps p99 bad err <<<"$2"
     RPS[$name]=$rps
     P99[$name]=$p99
+    RPS_SUM[$name]=$(awk -v a="${RPS_SUM[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
+    P99_SUM[$name]=$(awk -v a="${P99_SUM[$name]:-0}" -v b="$p99" 'BEGIN { print a + b }')
     log "($name) ${RPS[$name]} req/s, p99 ${P99[$name]} ms, non-2xx $bad, socket errors $err"
     [ "$bad" -eq 0 ] || log "($name) WARNING: $bad answers were not 2xx/3xx"
 }
 
+# provider_ms <port>: the mean provider call latency the service measured, in ms.
+provider_ms() {
+    curl -s "http://127.0.0.1:$1/metrics" | awk '
+        /^ipcheck_provider_duration_seconds_sum/ { s = $2 }
+        /^ipcheck_provider_duration_seconds_count/ { c = $2 }
+        END { if (c > 0) printf "%.1f", s / c * 1000; else print "?" }'
+}
+
 NO_AUTH_ON_ROOT=$'set $ipcheck_on_unreachable open;\n        auth_request /_ipcheck;=>set $ipcheck_on_unreachable open;'
 
-# (a) the ceiling: the same server, location / without auth_request.
-start_nginx a "$NOOP_PORT" "$NO_AUTH_ON_ROOT"
-warm "$WORK/clients.lua"
-record a "$(run_wrk a "$WORK/clients.lua")"
-stop "$NGINX_PID"
+# The variants in order, the whole sequence ROUNDS times (interleaved, so a slow moment of a
+# shared machine spreads over all variants); the results are the means over the rounds.
+for round in $(seq "$ROUNDS"); do
+    log "--- round $round of $ROUNDS"
+    # (a) the ceiling: the same server, location / without auth_request.
+    start_nginx a "$NOOP_PORT" "$NO_AUTH_ON_ROOT"
+    warm "$WORK/clients.lua"
+    measure a "$WORK/clients.lua" 0
+    stop "$NGINX_PID"
 
-# (b) auth_request to the do-nothing handler.
-start_nginx b "$NOOP_PORT"
-warm "$WORK/clients.lua"
-record b "$(run_wrk b "$WORK/clients.lua")"
-stop "$NGINX_PID"
+    # (b) auth_request to the do-nothing handler.
+    start_nginx b "$NOOP_PORT"
+    warm "$WORK/clients.lua"
+    measure b "$WORK/clients.lua" "$NOOP_PID"
+    stop "$NGINX_PID"
 
-# (c) ipcheck-auth answering from its local tier (the warm-up asks the provider once per address).
-start_service svc-c
-start_nginx c "$SERVICE_PORT"
-warm "$WORK/clients.lua"
-before=$(tier_count "$SERVICE_PORT" local)
-record c "$(run_wrk c "$WORK/clients.lua")"
-log "(c) local-tier answers during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
-stop "$NGINX_PID"
-stop "$SERVICE_PID"
+    # (c) ipcheck-auth answering from its local tier (the warm-up asks the provider once per address).
+    start_service svc-c
+    start_nginx c "$SERVICE_PORT"
+    warm "$WORK/clients.lua"
+    before=$(tier_count "$SERVICE_PORT" local)
+    measure c "$WORK/clients.lua" "$SERVICE_PID"
+    log "(c) local-tier answers during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
+    stop "$NGINX_PID"
+    stop "$SERVICE_PID"
 
-# (d) no local tier: every decision from Redis (which (c)'s warm-up filled).
-start_service svc-d "capacity = 100000=>capacity = 0"
-start_nginx d "$SERVICE_PORT"
-warm "$WORK/clients.lua"
-before=$(tier_count "$SERVICE_PORT" redis)
-record d "$(run_wrk d "$WORK/clients.lua")"
-log "(d) Redis answers during the run: $(($(tier_count "$SERVICE_PORT" redis) - before))"
-stop "$NGINX_PID"
-stop "$SERVICE_PID"
+    # (d) no local tier: every decision from Redis (which (c)'s warm-up filled).
+    start_service svc-d "capacity = 100000=>capacity = 0"
+    start_nginx d "$SERVICE_PORT"
+    warm "$WORK/clients.lua"
+    before=$(tier_count "$SERVICE_PORT" redis)
+    measure d "$WORK/clients.lua" "$SERVICE_PID"
+    log "(d) Redis answers during the run: $(($(tier_count "$SERVICE_PORT" redis) - before))"
+    stop "$NGINX_PID"
+    stop "$SERVICE_PID"
 
-# (e) cold addresses: every request waits for the 20 ms provider.
-start_service svc-e
-start_nginx e "$SERVICE_PORT"
-record e "$(run_wrk e "$WORK/cold.lua" 11)"
-log "(e) provider answers during the run: $(tier_count "$SERVICE_PORT" provider)"
-stop "$NGINX_PID"
-stop "$SERVICE_PID"
+    # (e) cold addresses: every request waits for the 20 ms provider.
+    start_service svc-e
+    start_nginx e "$SERVICE_PORT"
+    measure e "$WORK/cold.lua" "$SERVICE_PID" $((10 + round))
+    log "(e) provider answers during the run: $(tier_count "$SERVICE_PORT" provider), mean provider call as the service measured it: $(provider_ms "$SERVICE_PORT") ms"
+    stop "$NGINX_PID"
+    stop "$SERVICE_PID"
 
-# (f) the micro-cache on: repeat visitors never reach the service.
-start_service svc-f
-# shellcheck disable=SC2016 # nginx variables, literally
-start_nginx f "$SERVICE_PORT" 'set $ipcheck_microcache 0;=>set $ipcheck_microcache 1;'
-warm "$WORK/clients.lua"
-before=$(tier_count "$SERVICE_PORT" local)
-record f "$(run_wrk f "$WORK/clients.lua")"
-log "(f) requests that still reached the service during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
-stop "$NGINX_PID"
-stop "$SERVICE_PID"
+    # (f) the micro-cache on: repeat visitors never reach the service.
+    start_service svc-f
+    # shellcheck disable=SC2016 # nginx variables, literally
+    start_nginx f "$SERVICE_PORT" 'set $ipcheck_microcache 0;=>set $ipcheck_microcache 1;'
+    warm "$WORK/clients.lua"
+    before=$(tier_count "$SERVICE_PORT" local)
+    measure f "$WORK/clients.lua" "$SERVICE_PID"
+    log "(f) requests that still reached the service during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
+    stop "$NGINX_PID"
+    stop "$SERVICE_PID"
+done
+
+for name in a b c d e f; do
+    RPS[$name]=$(awk -v s="${RPS_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
+    P99[$name]=$(awk -v s="${P99_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }')
+done
 
 BOUND=$((CONNS * 1000 / PROVIDER_MS))
 ba=$(ratio "${RPS[b]}" "${RPS[a]}")
@@ -289,7 +366,7 @@ eb=$(ratio "${RPS[e]}" "$BOUND")
 fa=$(ratio "${RPS[f]}" "${RPS[a]}")
 cat <<EOF >&2
 
-variant                         req/s     p99 ms
+variant (mean of $ROUNDS rounds)  req/s     p99 ms
 (a) no auth                  ${RPS[a]}    ${P99[a]}
 (b) noop auth_request        ${RPS[b]}    ${P99[b]}
 (c) ipcheck, local hits      ${RPS[c]}    ${P99[c]}
