@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Benchmark 1: the IPCHECK command against plain Redis commands on the same keys, in the same run.
+#
+#   IPCHECK GET <ip>                               vs  GET ipcheck:<ip>
+#   IPCHECK SET <ip> block REASON vpn,tor EX 86400 vs  SET ipcheck:<ip> <the same stored value> EX 86400
+#
+# 50 clients, a keyspace of 10,000 addresses (10.0.0.0 upwards, all present), pipelines of 1 and
+# 16; each pair runs back to back and the pair runs twice (ROUNDS), the ratio is of the sums.
+# The load generator is bench's `redis-load`, redis-benchmark's model (one event-loop thread,
+# N clients, P commands in flight each): redis-benchmark's own `__rand_int__` is a 12-digit
+# zero-padded number, never a valid address. A redis-benchmark GET run is printed next to
+# redis-load's as a calibration of the tool.
+#
+# Also measured, to show what the reply shape alone costs (the limit of the GET ratio):
+#   HGETALL of a hash with the same five fields    (native Redis, the same 10-element reply)
+#   IPCHECK STATS                                  (a module call with a 10-element reply, no key)
+#
+# redis-server is pinned to CPU 0 and the load generator to CPU 1 (taskset), so they never
+# compete for one core.
+#
+# Usage: bench/redis-module.sh [seconds per run, default 5, at most 10]
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+SECS=${1:-5}
+[ "$SECS" -le 10 ] || die "runs are bounded to 10 s"
+ROUNDS=${ROUNDS:-2}
+CLIENTS=50
+KEYS=10000
+
+need redis-server redis-server
+need redis-cli redis-tools
+need redis-benchmark redis-tools
+need taskset util-linux
+build_release
+
+PORT=$(free_port)
+start_redis redis "$PORT" module
+taskset -pc 0 "$REDIS_PID" >/dev/null
+
+load() {
+    local pipeline=$1
+    shift
+    taskset -c 1 "$REL/redis-load" "$PORT" "$CLIENTS" "$pipeline" "$SECS" "$KEYS" "$@" |
+        awk -F'[= ]' '{ if ($4 != 0) { print "errors: " $0 > "/dev/stderr"; exit 1 } print $2 }'
+}
+
+# Every address present, written by the module; the SET baseline writes the same stored value.
+log "filling $KEYS entries"
+taskset -c 1 "$REL/redis-load" "$PORT" 1 64 1 "$KEYS" IPCHECK SET '{ip}' block REASON vpn,tor EX 86400 >/dev/null
+VALUE=$(redis-cli -p "$PORT" GET ipcheck:10.0.0.1)
+[ -n "$VALUE" ] || die "IPCHECK SET stored nothing"
+log "stored value of 'block REASON vpn,tor': $VALUE"
+for i in $(seq 0 255); do
+    echo "HSET hash:10.0.0.$i verdict block reason vpn,tor source api ttl 86400 key ipcheck:10.0.0.$i"
+done | redis-cli -p "$PORT" >/dev/null
+
+declare -A SUM
+add() { SUM[$1]=$(awk -v a="${SUM[$1]:-0}" -v b="$2" 'BEGIN { print a + b }'); }
+
+for pipeline in 1 16; do
+    for round in $(seq "$ROUNDS"); do
+        log "--- pipeline $pipeline, round $round of $ROUNDS"
+        r=$(load "$pipeline" GET 'ipcheck:{ip}')
+        add "get$pipeline" "$r"
+        log "GET                    $r ops/s"
+        r=$(load "$pipeline" IPCHECK GET '{ip}')
+        add "ipget$pipeline" "$r"
+        log "IPCHECK GET            $r ops/s"
+        r=$(load "$pipeline" SET 'ipcheck:{ip}' "$VALUE" EX 86400)
+        add "set$pipeline" "$r"
+        log "SET ... EX             $r ops/s"
+        r=$(load "$pipeline" IPCHECK SET '{ip}' block REASON vpn,tor EX 86400)
+        add "ipset$pipeline" "$r"
+        log "IPCHECK SET            $r ops/s"
+    done
+    # The reply-shape references, once per pipeline depth (256 hashes: all in cache, as the keys).
+    r=$(taskset -c 1 "$REL/redis-load" "$PORT" "$CLIENTS" "$pipeline" "$SECS" 256 HGETALL 'hash:{ip}' | awk -F'[= ]' '{ print $2 }')
+    SUM[hgetall$pipeline]=$r
+    log "HGETALL (5 fields)     $r ops/s"
+    r=$(load "$pipeline" IPCHECK STATS)
+    SUM[stats$pipeline]=$r
+    log "IPCHECK STATS          $r ops/s"
+done
+
+log "--- calibration: redis-benchmark GET, pipeline 16 (compare with redis-load's GET above)"
+taskset -c 1 redis-benchmark -p "$PORT" -c "$CLIENTS" -P 16 -r "$KEYS" -n 3000000 -t get -q 2>/dev/null |
+    tr '\r' '\n' | grep -E '^GET: [0-9]' | tail -1 >&2
+
+g1=$(ratio "${SUM[ipget1]}" "${SUM[get1]}")
+s1=$(ratio "${SUM[ipset1]}" "${SUM[set1]}")
+g16=$(ratio "${SUM[ipget16]}" "${SUM[get16]}")
+s16=$(ratio "${SUM[ipset16]}" "${SUM[set16]}")
+h16=$(ratio "${SUM[hgetall16]}" "$(awk -v s="${SUM[get16]}" -v n="$ROUNDS" 'BEGIN { print s / n }')")
+st16=$(ratio "${SUM[stats16]}" "$(awk -v s="${SUM[get16]}" -v n="$ROUNDS" 'BEGIN { print s / n }')")
+echo "redis-module: P1 get=$g1 set=$s1 | P16 get=$g16 ($(meets "$g16" ">=" 0.90) >=0.90) set=$s16 ($(meets "$s16" ">=" 0.90) >=0.90) | P16 limits: HGETALL/GET=$h16 STATS/GET=$st16"
