@@ -20,7 +20,7 @@
 //! when the aggregation prefix is shorter than the full address.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use thiserror::Error;
@@ -200,19 +200,17 @@ fn parse_addr(text: &str, input: &str) -> Result<IpAddr, NormalizeError> {
             return Err(NormalizeError::Zone(input.to_owned()));
         }
         // Brackets exist only for IPv6; `[192.0.2.1]` is not a form anyone sends honestly.
-        return inner
-            .parse::<Ipv6Addr>()
+        return ipv6::parse(inner.as_bytes())
             .map(IpAddr::V6)
-            .map_err(|_| invalid());
+            .ok_or_else(invalid);
     }
     if text.contains(':') {
         if text.contains('%') {
             return Err(NormalizeError::Zone(input.to_owned()));
         }
-        return text
-            .parse::<Ipv6Addr>()
+        return ipv6::parse(text.as_bytes())
             .map(IpAddr::V6)
-            .map_err(|_| invalid());
+            .ok_or_else(invalid);
     }
     // std's parser is already strict: exactly four decimal octets, no leading zeros.
     text.parse::<Ipv4Addr>()
@@ -242,6 +240,8 @@ fn check_len(given: Option<u8>, full: u8, agg: u8, input: &str) -> Result<u8, No
         Some(_) => Ok(agg),
     }
 }
+
+mod ipv6;
 
 #[cfg(test)]
 mod tests;

@@ -117,8 +117,9 @@ async fn client(
                     break;
                 };
                 if error && first_error.is_none() {
-                    first_error =
-                        Some(String::from_utf8_lossy(&input[consumed..consumed + len]).into_owned());
+                    first_error = Some(
+                        String::from_utf8_lossy(&input[consumed..consumed + len]).into_owned(),
+                    );
                 }
                 errors += u64::from(error);
                 consumed += len;

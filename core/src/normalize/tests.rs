@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::net::Ipv6Addr;
 
 fn norm(s: &str) -> Result<String, NormalizeError> {
     normalize(s, Aggregation::DEFAULT).map(|n| n.to_string())
