@@ -3,15 +3,44 @@
 //! `slow-provider 127.0.0.1:8082 20` answers any request after 20 ms with an ipasis-style body
 //! in which every category is false. Connections are kept alive (unlike the test harness's
 //! stand-in), so the service's connection pool, not TCP handshakes, is what gets measured.
+//!
+//! One thread per connection sleeping with `std::thread::sleep`, not an async timer: tokio's
+//! timer rounds up to whole milliseconds and fires late under load (a "20 ms" sleep measured
+//! 21.7 ms), which would make the bound `connections / 20 ms` unreachable by construction.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::any;
-use axum::Router;
-
 const CLEAN: &str = r#"{"ip":"x","privacy":{"vpn":false,"proxy":false,"tor":false,"relay":false,"hosting":false,"crawler":false}}"#;
+
+/// Serves one keep-alive connection: each request (a GET, no body) answered after `delay`.
+fn serve(conn: TcpStream, delay: Duration) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut writer = conn;
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{CLEAN}",
+        CLEAN.len()
+    );
+    let mut line = String::new();
+    loop {
+        // The request line and headers, up to the blank line.
+        let mut first = true;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" && !first {
+                break;
+            }
+            first = false;
+        }
+        std::thread::sleep(delay);
+        writer.write_all(response.as_bytes())?;
+    }
+}
 
 fn main() {
     let addr = ipcheck_bench::listen_arg("slow-provider");
@@ -20,9 +49,9 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20);
     let delay = Duration::from_millis(delay_ms);
-    let router = Router::new().fallback(any(move || async move {
-        tokio::time::sleep(delay).await;
-        ([(header::CONTENT_TYPE, "application/json")], CLEAN).into_response()
-    }));
-    ipcheck_bench::serve(addr, router);
+    let listener =
+        TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+    for conn in listener.incoming().flatten() {
+        std::thread::spawn(move || serve(conn, delay));
+    }
 }
