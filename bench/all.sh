@@ -19,5 +19,8 @@ done
 for line in "${summaries[@]}"; do
     echo "$line" >&2
 done
-IFS='|'
-echo "all: ${summaries[*]}" | sed 's/|/ || /g'
+joined="all:"
+for line in "${summaries[@]}"; do
+    joined+=" [$line]"
+done
+echo "$joined"
