@@ -58,6 +58,12 @@ wait_port "$NOOP_PORT"
 cat >"$WORK/clients.lua" <<'EOF'
 -- 1,000 client addresses 10.0.0.0 .. 10.0.3.231, one per request in turn, via X-Forwarded-For
 -- (the bench nginx trusts it from 127.0.0.1 through the real_ip module).
+-- The two threads start half the list apart.
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads * 500)
+  threads = threads + 1
+end
 local requests = {}
 local n = 0
 function init(args)
@@ -65,7 +71,7 @@ function init(args)
     local addr = string.format("10.0.%d.%d", math.floor(i / 256), i % 256)
     requests[i + 1] = wrk.format("GET", "/", { ["X-Forwarded-For"] = addr })
   end
-  n = math.random(0, 999)
+  n = offset % 1000
 end
 function request()
   n = n % 1000 + 1
