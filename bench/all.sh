@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 summaries=()
 for script in micro.sh memory.sh redis-module.sh nginx.sh; do
     echo "=== bench/$script" >&2
@@ -14,7 +15,7 @@ done
     echo
     echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
     echo "versions: $(redis-server --version | awk '{ print $1, $3 }'), $(PATH="$PATH:/usr/sbin" nginx -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | awk 'NR == 1 { print $1, $2 }'), $(rustc --version | awk '{ print $1, $2 }')"
-    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load average before: $load_before; at the end (the benchmarks' own load): $(cut -d' ' -f1-3 /proc/loadavg)"
 } >&2
 for line in "${summaries[@]}"; do
     echo "$line" >&2

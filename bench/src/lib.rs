@@ -6,6 +6,7 @@
 //! - `slow-provider`: a stand-in IP-intelligence API that answers every lookup "clean" after a
 //!   fixed delay, with keep-alive, for benchmark (e).
 //! - `local-memory`: fills the service's local tier and reports resident memory per entry.
+//! - `redis-load`: redis-benchmark's load model with keys that are valid addresses.
 
 use std::net::SocketAddr;
 
