@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
     about = "nginx auth_request service: allow, block or challenge by client address"
 )]
 struct Cli {
-    /// TOML config file (default: the embedded default: LRU only, no provider, fail open).
+    /// TOML config file (default: the embedded default: in-process cache only, no provider, fail open).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Listen address, overriding `listen` in the config and IPCHECK_LISTEN.

@@ -25,7 +25,7 @@ use crate::provider::mapping::FieldMapping;
 use crate::provider::preset::Preset;
 use crate::provider::ProviderSpec;
 
-/// The configuration used when no file is given: LRU only, no provider, fail open.
+/// The configuration used when no file is given: in-process cache only, no provider, fail open.
 pub const EMBEDDED_DEFAULT: &str = r#"
 listen = "127.0.0.1:8080"
 
