@@ -16,7 +16,9 @@
 
 use thiserror::Error;
 
-use crate::verdict::{Entry, Reasons, Source, Verdict, KNOWN_REASONS, KNOWN_SOURCES};
+use crate::verdict::{
+    check_reasons, check_source, Entry, Reasons, Source, Verdict, KNOWN_REASONS, KNOWN_SOURCES,
+};
 
 const SOURCE_SHIFT: u32 = 2;
 const SOURCE_BITS: u64 = 0b1111;
@@ -71,11 +73,13 @@ pub fn encode_entry(entry: &Entry) -> String {
 
 /// Decodes a stored value; refuses anything [`encode_entry`] could not have written.
 pub fn decode_entry(value: &[u8]) -> Result<Entry, DecodeError> {
-    let text = std::str::from_utf8(value).map_err(|_| DecodeError("not UTF-8"))?;
-    if is_compact_shape(text) {
-        return decode_compact(text);
-    }
-    decode_text(text)
+    let mut scratch = ViewScratch::new();
+    let view = decode_entry_view(value, &mut scratch)?;
+    Ok(Entry {
+        verdict: view.verdict,
+        reasons: Reasons::parse(view.reasons).map_err(|_| DecodeError("bad reason list"))?,
+        source: Source::parse(view.source).map_err(|_| DecodeError("bad source token"))?,
+    })
 }
 
 /// An entry decoded without allocating: its text borrowed from the stored value, a static
@@ -114,7 +118,7 @@ impl Default for ViewScratch {
 }
 
 /// Decodes exactly what [`decode_entry`] decodes (same values accepted, same text out), without
-/// allocating for compact values; `scratch` holds their reason list.
+/// allocating; `scratch` holds the reason list of a compact value. [`decode_entry`] is built on it.
 pub fn decode_entry_view<'a>(
     value: &'a [u8],
     scratch: &'a mut ViewScratch,
@@ -130,16 +134,7 @@ pub fn decode_entry_view<'a>(
     }
     // The text form is rare: validate it the allocating way, then borrow the same fields,
     // which decode_text keeps verbatim.
-    let entry = decode_text(text)?;
-    let mut parts = text.splitn(3, ':');
-    let (Some(_), Some(source), Some(reasons)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(DecodeError("not an integer nor v:source:reasons"));
-    };
-    Ok(EntryView {
-        verdict: entry.verdict,
-        reasons,
-        source,
-    })
+    decode_text(text)
 }
 
 fn is_compact_shape(text: &str) -> bool {
@@ -190,22 +185,7 @@ fn compact_parts(text: &str) -> Result<(Verdict, usize, u64), DecodeError> {
     Ok((verdict, source_idx, mask))
 }
 
-fn decode_compact(text: &str) -> Result<Entry, DecodeError> {
-    let (verdict, source_idx, mask) = compact_parts(text)?;
-    let source = KNOWN_SOURCES[source_idx];
-    let reasons = KNOWN_REASONS
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, r)| *r);
-    Ok(Entry {
-        verdict,
-        reasons: Reasons::from_tokens(reasons).map_err(|_| DecodeError("bad reasons"))?,
-        source: Source::parse(source).map_err(|_| DecodeError("bad source"))?,
-    })
-}
-
-fn decode_text(text: &str) -> Result<Entry, DecodeError> {
+fn decode_text(text: &str) -> Result<EntryView<'_>, DecodeError> {
     let mut parts = text.splitn(3, ':');
     let (Some(v), Some(source), Some(reasons)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(DecodeError("not an integer nor v:source:reasons"));
@@ -216,10 +196,12 @@ fn decode_text(text: &str) -> Result<Entry, DecodeError> {
         "c" => Verdict::Challenge,
         _ => return Err(DecodeError("unknown verdict letter")),
     };
-    Ok(Entry {
+    check_source(source).map_err(|_| DecodeError("bad source token"))?;
+    check_reasons(reasons).map_err(|_| DecodeError("bad reason list"))?;
+    Ok(EntryView {
         verdict,
-        source: Source::parse(source).map_err(|_| DecodeError("bad source token"))?,
-        reasons: Reasons::parse(reasons).map_err(|_| DecodeError("bad reason list"))?,
+        reasons,
+        source,
     })
 }
 

@@ -96,6 +96,28 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Validates a `REASON` list in place, so readers of stored values need not copy it.
+pub(crate) fn check_reasons(s: &str) -> Result<(), TokenError> {
+    if s.len() > MAX_REASONS_LEN {
+        return Err(TokenError::TooLong(s.len()));
+    }
+    if !s.is_empty() {
+        if let Some(bad) = s.split(',').find(|t| !is_token(t)) {
+            return Err(TokenError::Invalid(bad.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a `SOURCE` token in place.
+pub(crate) fn check_source(s: &str) -> Result<(), TokenError> {
+    if is_token(s) {
+        Ok(())
+    } else {
+        Err(TokenError::Invalid(s.to_owned()))
+    }
+}
+
 /// A comma-separated list of reason tokens, possibly empty, kept exactly as given.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Reasons(String);
@@ -108,21 +130,8 @@ impl Reasons {
 
     /// Validates a comma-separated list such as `vpn,tor` (empty is allowed).
     pub fn parse(s: &str) -> Result<Self, TokenError> {
-        if s.len() > MAX_REASONS_LEN {
-            return Err(TokenError::TooLong(s.len()));
-        }
-        if !s.is_empty() {
-            if let Some(bad) = s.split(',').find(|t| !is_token(t)) {
-                return Err(TokenError::Invalid(bad.to_owned()));
-            }
-        }
+        check_reasons(s)?;
         Ok(Reasons(s.to_owned()))
-    }
-
-    /// Builds a list from known tokens; used by callers that compute reasons themselves.
-    pub fn from_tokens<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Result<Self, TokenError> {
-        let joined = tokens.into_iter().collect::<Vec<_>>().join(",");
-        Self::parse(&joined)
     }
 
     /// The list as stored, e.g. `vpn,tor`.
@@ -172,11 +181,8 @@ impl Source {
 
     /// Validates a single token.
     pub fn parse(s: &str) -> Result<Self, TokenError> {
-        if is_token(s) {
-            Ok(Source(s.to_owned()))
-        } else {
-            Err(TokenError::Invalid(s.to_owned()))
-        }
+        check_source(s)?;
+        Ok(Source(s.to_owned()))
     }
 
     /// Whether this is an operator's pin.
