@@ -104,9 +104,7 @@ impl App {
             )
         }];
         if let Some(r) = &settings.redis {
-            let addr = redis::Client::open(r.url.as_str())
-                .map(|c| c.get_connection_info().addr().to_string())
-                .unwrap_or_default();
+            let addr = crate::cache::redis::display_address(&r.url);
             tiers.push(format!(
                 "redis ({addr}, timeout {}, ttl {})",
                 crate::duration::display(r.timeout),

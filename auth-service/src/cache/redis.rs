@@ -45,6 +45,13 @@ pub struct Stored {
     pub ttl: Duration,
 }
 
+/// `host:port` of a Redis URL, for log lines (never the password); empty if it does not parse.
+pub fn display_address(url: &str) -> String {
+    redis::Client::open(url)
+        .map(|c| c.get_connection_info().addr().to_string())
+        .unwrap_or_default()
+}
+
 /// The Redis tier.
 pub struct RedisTier {
     manager: ConnectionManager,
@@ -57,10 +64,7 @@ impl RedisTier {
     /// A lazily connecting tier (the service starts, and says it is not ready, while Redis is down).
     pub fn new(url: &str, timeout: Duration, ttl: Duration) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let display = {
-            let info = client.get_connection_info();
-            info.addr().to_string()
-        };
+        let display = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
             // Few quick retries: a failed reconnect is retried on the next call anyway.
             .set_number_of_retries(2)
