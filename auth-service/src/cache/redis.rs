@@ -64,7 +64,7 @@ impl RedisTier {
     /// A lazily connecting tier (the service starts, and says it is not ready, while Redis is down).
     pub fn new(url: &str, timeout: Duration, ttl: Duration) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let display = client.get_connection_info().addr().to_string();
+        let display = display_address(url);
         let config = ConnectionManagerConfig::new()
             // Few quick retries: a failed reconnect is retried on the next call anyway.
             .set_number_of_retries(2)
