@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
 use axum::http::HeaderValue;
 use ipcheck_core::{NormalizedIp, ReasonSet};
 
@@ -129,10 +128,8 @@ impl App {
 
 /// The `X-IPCheck-Key` value of an address.
 pub fn key_header(key: &NormalizedIp) -> HeaderValue {
-    // Built on every answer: one allocation, handed to the header without a copy. Canonical
-    // address text is plain ASCII, so the check cannot fail.
-    let mut text = String::with_capacity(44);
-    key.write_canonical(&mut text);
-    HeaderValue::from_maybe_shared(Bytes::from(text))
+    // Built on every answer: the text is written on the stack and copied once into the header's
+    // own allocation. Canonical address text is plain ASCII, so the check cannot fail.
+    HeaderValue::from_bytes(key.canonical_text().as_bytes())
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }

@@ -25,6 +25,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use thiserror::Error;
 
+pub use text::CanonicalText;
+
 /// Longest address text we will even look at; the longest valid form is well under this.
 const MAX_INPUT_LEN: usize = 64;
 
@@ -123,22 +125,21 @@ impl NormalizedIp {
         self.net.network()
     }
 
+    /// The canonical text on the stack, written without `core::fmt` (it is on every key's path).
+    pub fn canonical_text(&self) -> CanonicalText {
+        CanonicalText::of_net(&self.net)
+    }
+
     /// Appends the canonical text to `out` without an intermediate allocation.
     pub fn write_canonical(&self, out: &mut String) {
-        use fmt::Write;
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{self}");
+        out.push_str(self.canonical_text().as_str());
     }
 }
 
 impl fmt::Display for NormalizedIp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.net {
-            IpNet::V4(n) if n.prefix_len() == 32 => n.addr().fmt(f),
-            IpNet::V6(n) if n.prefix_len() == 128 => n.addr().fmt(f),
-            // std's Ipv6Addr Display is RFC 5952: lowercase, longest zero run compressed.
-            net => write!(f, "{}/{}", net.network(), net.prefix_len()),
-        }
+        // `pad` so width and alignment apply to the whole text, `/len` included.
+        f.pad(self.canonical_text().as_str())
     }
 }
 
@@ -242,6 +243,7 @@ fn check_len(given: Option<u8>, full: u8, agg: u8, input: &str) -> Result<u8, No
 }
 
 mod ipv6;
+mod text;
 
 #[cfg(test)]
 mod tests;

@@ -9,15 +9,13 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use ipcheck_core::{normalize, NormalizeError, NormalizedIp};
+use ipcheck_core::{normalize, CanonicalText, NormalizeError, NormalizedIp};
 
 use crate::error::CommandError;
 use crate::settings::{self, MAX_PREFIX_LEN};
 
-/// Longest canonical text: a full IPv6 address (39) plus `/128`.
-const MAX_CANONICAL_LEN: usize = 43;
 /// Room for prefix, braces and canonical text.
-const KEY_CAP: usize = MAX_PREFIX_LEN + 2 + MAX_CANONICAL_LEN;
+const KEY_CAP: usize = MAX_PREFIX_LEN + 2 + CanonicalText::MAX_LEN;
 
 /// A short byte string on the stack.
 #[derive(Clone)]
@@ -60,12 +58,6 @@ impl<const N: usize> StackBuf<N> {
 impl<const N: usize> Default for StackBuf<N> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl<const N: usize> fmt::Write for StackBuf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push(s.as_bytes())
     }
 }
 
@@ -139,9 +131,7 @@ fn as_own_key(arg: &[u8]) -> Option<KeyName> {
     } else {
         rest
     };
-    let ip = parse_ip(given).ok()?;
-    let mut canonical = StackBuf::<MAX_CANONICAL_LEN>::new();
-    write_canonical(&mut canonical, &ip).ok()?;
+    let canonical = parse_ip(given).ok()?.canonical_text();
     if canonical.as_bytes() != given {
         return None;
     }
@@ -150,14 +140,12 @@ fn as_own_key(arg: &[u8]) -> Option<KeyName> {
 
 /// Normalizes the address argument and builds its key with the settings in force.
 pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
-    let ip = parse_ip(arg)?;
-    let mut canonical = StackBuf::<MAX_CANONICAL_LEN>::new();
-    write_canonical(&mut canonical, &ip)?;
+    let canonical = parse_ip(arg)?.canonical_text();
     let cluster = settings::cluster_mode();
     if cluster && routing == Routing::Strict && canonical.as_bytes() != arg {
         return Err(CommandError::NotCanonical {
             given: String::from_utf8_lossy(arg).into_owned(),
-            canonical: canonical.to_text(),
+            canonical: canonical.as_str().to_owned(),
         });
     }
     build_key(settings::key_prefix(), canonical.as_bytes(), cluster)
@@ -168,14 +156,6 @@ fn parse_ip(arg: &[u8]) -> Result<NormalizedIp, CommandError> {
     let text = std::str::from_utf8(arg)
         .map_err(|_| NormalizeError::Invalid(String::from_utf8_lossy(arg).into_owned()))?;
     Ok(normalize(text, agg)?)
-}
-
-fn write_canonical<const N: usize>(
-    out: &mut StackBuf<N>,
-    ip: &NormalizedIp,
-) -> Result<(), CommandError> {
-    use fmt::Write;
-    write!(out, "{ip}").map_err(|_| CommandError::Internal("canonical address too long"))
 }
 
 /// `<prefix><canonical>`, or `<prefix>{<canonical>}` in cluster mode.
@@ -217,7 +197,7 @@ mod tests {
     fn longest_key_fits() {
         let prefix = vec![b'p'; MAX_PREFIX_LEN];
         let canonical = b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128";
-        assert_eq!(canonical.len(), MAX_CANONICAL_LEN);
+        assert_eq!(canonical.len(), CanonicalText::MAX_LEN);
         assert!(build_key(&prefix, canonical, true).is_ok());
     }
 

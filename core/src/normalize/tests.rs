@@ -191,3 +191,129 @@ proptest! {
         }
     }
 }
+
+/// What `Display` wrote before `CanonicalText`: `std`'s address Display, then `/len` unless the
+/// prefix is the full address.
+fn reference_text(net: IpNet) -> String {
+    match net {
+        IpNet::V4(n) if n.prefix_len() == 32 => n.network().to_string(),
+        IpNet::V6(n) if n.prefix_len() == 128 => n.network().to_string(),
+        net => format!("{}/{}", net.network(), net.prefix_len()),
+    }
+}
+
+/// An identity for any network, including ones `normalize` never produces (IPv4-mapped IPv6).
+fn identity(net: IpNet) -> NormalizedIp {
+    NormalizedIp { net: net.trunc() }
+}
+
+fn v6_net(addr: Ipv6Addr, len: u8) -> IpNet {
+    IpNet::V6(Ipv6Net::new_assert(addr, len))
+}
+
+/// Checks the canonical text of `ip` against `std` and `Display`, and that it fits the bound.
+fn assert_text_matches_std(ip: NormalizedIp) {
+    let text = ip.canonical_text();
+    let want = reference_text(ip.net());
+    assert_eq!(text.as_str(), want);
+    assert_eq!(text.as_bytes(), want.as_bytes());
+    assert_eq!(ip.to_string(), want);
+    assert!(text.as_bytes().len() <= CanonicalText::MAX_LEN);
+}
+
+#[test]
+fn canonical_text_cases() {
+    let v4 = |a: [u8; 4], len| identity(IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::from(a), len)));
+    let v6 = |s: &str, len| identity(v6_net(s.parse().unwrap(), len));
+    let cases = [
+        (v4([0, 0, 0, 0], 32), "0.0.0.0"),
+        (v4([255, 255, 255, 255], 32), "255.255.255.255"),
+        (v4([192, 0, 2, 1], 32), "192.0.2.1"),
+        (v4([10, 9, 100, 99], 32), "10.9.100.99"),
+        (v4([192, 0, 2, 77], 24), "192.0.2.0/24"),
+        (v4([172, 16, 5, 4], 16), "172.16.0.0/16"),
+        (v6("::", 128), "::"),
+        (v6("::1", 128), "::1"),
+        (v6("1::", 128), "1::"),
+        (v6("2001:db8:1:2::9", 64), "2001:db8:1:2::/64"),
+        (v6("2001:db8:1:2::9", 48), "2001:db8:1::/48"),
+        (v6("2001:db8::1", 128), "2001:db8::1"),
+        // A single zero group is written `0`, not `::`.
+        (v6("2001:db8:0:1:1:1:1:1", 128), "2001:db8:0:1:1:1:1:1"),
+        // The longest run wins; on a tie, the leftmost.
+        (v6("1:0:0:2:0:0:0:3", 128), "1:0:0:2::3"),
+        (v6("2001:db8:0:0:1:0:0:1", 128), "2001:db8::1:0:0:1"),
+        (v6("0:0:1:0:0:1:0:0", 128), "::1:0:0:1:0:0"),
+        (v6("1:0:0:0:0:0:0:0", 127), "1::/127"),
+        (v6("ABCD:F:FF:FFF:0:0:0:0", 64), "abcd:f:ff:fff::/64"),
+        // Longest text there is.
+        (
+            v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 127),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127",
+        ),
+        // std writes mapped addresses with a dotted quad, compatible ones in hex.
+        (v6("::ffff:192.0.2.1", 128), "::ffff:192.0.2.1"),
+        (v6("::ffff:0:0", 96), "::ffff:0.0.0.0/96"),
+        (v6("::192.0.2.1", 128), "::c000:201"),
+    ];
+    for (ip, want) in cases {
+        assert_eq!(ip.canonical_text().as_str(), want);
+        assert_text_matches_std(ip);
+    }
+    assert_eq!(
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127".len(),
+        CanonicalText::MAX_LEN
+    );
+}
+
+#[test]
+fn display_pads_the_whole_text() {
+    let ip = normalize("2001:db8::1", Aggregation::DEFAULT).unwrap();
+    assert_eq!(format!("{ip:>15}|"), "  2001:db8::/64|");
+    let text = ip.canonical_text();
+    assert_eq!(format!("{text:<15}|"), "2001:db8::/64  |");
+    assert_eq!(format!("{text:?}"), "\"2001:db8::/64\"");
+}
+
+/// IPv6 addresses with zero runs of every shape: uniform u128s almost never have any.
+fn v6_with_zero_runs() -> impl Strategy<Value = Ipv6Addr> {
+    let group = prop_oneof![3 => Just(0u16), 1 => Just(0xffff), 2 => any::<u16>()];
+    proptest::array::uniform8(group).prop_map(Ipv6Addr::from)
+}
+
+proptest! {
+    #[test]
+    fn canonical_text_v4_matches_std(a in any::<u32>()) {
+        let addr = Ipv4Addr::from(a);
+        for len in 0..=32 {
+            assert_text_matches_std(identity(IpNet::V4(Ipv4Net::new_assert(addr, len))));
+        }
+        for v4 in 16..=32 {
+            let agg = Aggregation::new(v4, 64).unwrap();
+            let ip = normalize(&addr.to_string(), agg).unwrap();
+            assert_text_matches_std(ip);
+            prop_assert_eq!(normalize(ip.canonical_text().as_str(), agg), Ok(ip));
+        }
+    }
+
+    #[test]
+    fn canonical_text_v6_matches_std(
+        addr in prop_oneof![any::<u128>().prop_map(Ipv6Addr::from), v6_with_zero_runs()],
+    ) {
+        for len in 0..=128 {
+            assert_text_matches_std(identity(v6_net(addr, len)));
+        }
+        for v6 in 32..=128 {
+            let agg = Aggregation::new(32, v6).unwrap();
+            let ip = normalize(&addr.to_string(), agg).unwrap();
+            assert_text_matches_std(ip);
+            prop_assert_eq!(normalize(ip.canonical_text().as_str(), agg), Ok(ip));
+        }
+    }
+
+    #[test]
+    fn canonical_text_mapped_matches_std(a in any::<u32>(), len in 96u8..=128) {
+        let mapped = Ipv4Addr::from(a).to_ipv6_mapped();
+        assert_text_matches_std(identity(v6_net(mapped, len)));
+    }
+}
