@@ -137,10 +137,11 @@ fn finish(
 /// The coalesced miss path: Redis, then the provider; fills the local tier before returning.
 async fn lookup(app: Arc<App>, client: Client) -> Resolved {
     let cache = app.settings.cache;
-    let key_text = client.key.to_string();
+    // On the stack and Copy: no allocation, and the SET task below takes its own copy.
+    let key_text = client.key.canonical_text();
     let mut redis_failed = false;
     if let Some(redis) = &app.redis {
-        match redis.get(&key_text).await {
+        match redis.get(key_text.as_str()).await {
             Ok(Some(stored)) => {
                 app.metrics.redis_lookup(RedisLookup::Hit);
                 let known = Known::from_entry(&stored.entry);
@@ -193,7 +194,10 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
                         .apply(facts)
                         .verdict;
                     if let Some(redis) = &writer.redis {
-                        if let Err(e) = redis.set(&key_text, verdict, &facts.to_reasons()).await {
+                        if let Err(e) = redis
+                            .set(key_text.as_str(), verdict, &facts.to_reasons())
+                            .await
+                        {
                             writer.metrics.redis_error("set", e.kind());
                             tracing::debug!(key = %key_text, error = %e, "IPCHECK SET failed");
                         }
