@@ -134,43 +134,72 @@ impl RedisTier {
     }
 }
 
-fn text(v: &Value) -> Option<String> {
+/// A reply element as text, without copying (`IPCHECK` replies are ASCII).
+fn text(v: &Value) -> Option<&str> {
     match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
+        Value::BulkString(b) => std::str::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
         _ => None,
     }
 }
 
+/// A reply element as an integer (RESP integer, or its text).
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+/// The fields of a GET hit, borrowed from the reply.
+#[derive(Default)]
+struct Fields<'a> {
+    verdict: Option<&'a str>,
+    reason: Option<&'a str>,
+    source: Option<&'a str>,
+    ttl: Option<i64>,
+}
+
+impl<'a> Fields<'a> {
+    fn visit(&mut self, k: &'a Value, v: &'a Value) {
+        match text(k) {
+            Some("verdict") => self.verdict = text(v),
+            Some("reason") => self.reason = text(v),
+            Some("source") => self.source = text(v),
+            Some("ttl") => self.ttl = int(v),
+            _ => {}
+        }
+    }
+}
+
 /// Reads the GET reply: nil, or field/value pairs (a flat array in RESP2, a map in RESP3).
+///
+/// Runs once per Redis-tier decision, so it borrows from the reply instead of copying fields.
 fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
-    let pairs: Vec<(String, String)> = match reply {
+    let mut fields = Fields::default();
+    match &reply {
         Value::Nil => return Ok(None),
-        Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
-            .collect(),
-        Value::Map(items) => items
-            .iter()
-            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-            .collect(),
+        Value::Array(items) => {
+            for kv in items.chunks_exact(2) {
+                if let [k, v] = kv {
+                    fields.visit(k, v);
+                }
+            }
+        }
+        Value::Map(items) => {
+            for (k, v) in items {
+                fields.visit(k, v);
+            }
+        }
         _ => return Err(RedisError::Reply),
-    };
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let verdict = field("verdict")
+    }
+    let verdict = fields
+        .verdict
         .and_then(|v| v.parse::<Verdict>().ok())
         .ok_or(RedisError::Reply)?;
-    let reasons = Reasons::parse(field("reason").unwrap_or("")).map_err(|_| RedisError::Reply)?;
-    let source = Source::parse(field("source").unwrap_or("api")).map_err(|_| RedisError::Reply)?;
-    let ttl = field("ttl")
-        .and_then(|t| t.parse::<i64>().ok())
-        .unwrap_or(0);
+    let reasons = Reasons::parse(fields.reason.unwrap_or("")).map_err(|_| RedisError::Reply)?;
+    let source = Source::parse(fields.source.unwrap_or("api")).map_err(|_| RedisError::Reply)?;
+    let ttl = fields.ttl.unwrap_or(0);
     Ok(Some(Stored {
         entry: Entry {
             verdict,
