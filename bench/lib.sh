@@ -44,7 +44,7 @@ need() {
 # Release builds of everything the benchmarks start (debug = 1 in the profile, for perf).
 build_release() {
     log "building release binaries into $REL"
-    (cd "$ROOT" && cargo build --release --locked -q -p ipcheck-redis -p ipcheck-auth -p ipcheck-bench) >&2
+    (cd "$ROOT" && cargo build --release --locked -q -p ipcheck-redis -p ipcheck-auth -p ipcheck-bench -p ipcheck-bench-floor) >&2
 }
 
 # A loopback TCP port no socket uses right now, below Linux's ephemeral range (32768+) so that
@@ -73,10 +73,11 @@ wait_port() {
     die "nothing listens on 127.0.0.1:$port"
 }
 
-# start_redis <name> <port> [module]: redis-server in $WORK/<name>, no persistence; with
-# "module", libipcheck.so loaded. Sets REDIS_PID.
+# start_redis <name> <port> [module [floor]]: redis-server in $WORK/<name>, no persistence; with
+# "module", libipcheck.so loaded; with "floor" also bench/floor-module's libipcheck_floor.so.
+# Sets REDIS_PID.
 start_redis() {
-    local name=$1 port=$2 module=${3:-}
+    local name=$1 port=$2 module=${3:-} floor=${4:-}
     local dir="$WORK/$name"
     mkdir -p "$dir"
     {
@@ -88,6 +89,9 @@ start_redis() {
         echo "appendonly no"
         if [ "$module" = module ]; then
             echo "loadmodule $REL/libipcheck.so"
+        fi
+        if [ "$floor" = floor ]; then
+            echo "loadmodule $REL/libipcheck_floor.so"
         fi
     } >"$dir/redis.conf"
     redis-server "$dir/redis.conf" &

@@ -1,0 +1,202 @@
+//! Bench only: `FLOOR.GET` and `FLOOR.SET`, the least any Redis module can do and still honour
+//! the `IPCHECK GET`/`SET` contract, so `bench/redis-module.sh` can show what Redis's module API
+//! costs by itself, apart from ipcheck's own work.
+//!
+//! - `FLOOR.GET <key>`: open the key, read the string and its TTL, reply with the contract's
+//!   10-element array (`verdict <value> reason <value> source <value> ttl <s> key <key>`). No
+//!   address parsing, no command filter, no decoding: the stored value is echoed three times.
+//! - `FLOOR.SET <key> <value> <seconds>`: open the key for writing, read the old value (the
+//!   contract's manual-pin check needs it), write the value, set an absolute expiry, replicate
+//!   as `SET <key> <value> PXAT <ms>` (the contract's replication form) and reply `OK`. The
+//!   arguments are trusted: no validation, no encoding.
+//!
+//! Nothing here may ever be loaded into a server that matters: it trusts its arguments. It still
+//! never panics: every pointer is checked and nothing unwraps.
+
+use std::os::raw::{c_char, c_int, c_longlong};
+
+use redis_module::raw::{self, RedisModuleCtx, RedisModuleString};
+use redis_module::{Context, RedisString, Status};
+
+const OK: c_int = raw::REDISMODULE_OK as c_int;
+const ERR: c_int = raw::REDISMODULE_ERR as c_int;
+const READ: c_int = raw::REDISMODULE_READ as c_int;
+const WRITE: c_int = raw::REDISMODULE_WRITE as c_int;
+
+/// The bytes of a Redis string, or empty if Redis has no API to read it (it always has).
+///
+/// # Safety
+/// `s` must be a live Redis string that outlives the returned slice.
+unsafe fn bytes<'a>(s: *mut RedisModuleString) -> &'a [u8] {
+    let Some(ptr_len) = raw::RedisModule_StringPtrLen else {
+        return &[];
+    };
+    let mut len = 0usize;
+    let p = ptr_len(s, &mut len);
+    if p.is_null() {
+        return &[];
+    }
+    std::slice::from_raw_parts(p.cast::<u8>(), len)
+}
+
+/// Replies with a byte string.
+///
+/// # Safety
+/// `ctx` must be the live command context.
+unsafe fn reply_bulk(ctx: *mut RedisModuleCtx, b: &[u8]) {
+    if let Some(f) = raw::RedisModule_ReplyWithStringBuffer {
+        f(ctx, b.as_ptr().cast::<c_char>(), b.len());
+    }
+}
+
+/// `FLOOR.GET <key>`.
+unsafe extern "C" fn floor_get(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    let (
+        Some(open),
+        Some(close),
+        Some(key_type),
+        Some(dma),
+        Some(get_expire),
+        Some(array),
+        Some(int),
+        Some(null),
+    ) = (
+        raw::RedisModule_OpenKey,
+        raw::RedisModule_CloseKey,
+        raw::RedisModule_KeyType,
+        raw::RedisModule_StringDMA,
+        raw::RedisModule_GetExpire,
+        raw::RedisModule_ReplyWithArray,
+        raw::RedisModule_ReplyWithLongLong,
+        raw::RedisModule_ReplyWithNull,
+    )
+    else {
+        return ERR;
+    };
+    if argc != 2 {
+        return ERR;
+    }
+    let name = *argv.add(1);
+    let key = open(ctx, name, READ);
+    if key.is_null() || key_type(key) != raw::REDISMODULE_KEYTYPE_STRING as c_int {
+        close(key);
+        null(ctx);
+        return OK;
+    }
+    let mut len = 0usize;
+    let p = dma(key, &mut len, READ);
+    let value: &[u8] = if p.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    };
+    let ttl_ms = get_expire(key);
+    array(ctx, 10);
+    reply_bulk(ctx, b"verdict");
+    reply_bulk(ctx, value);
+    reply_bulk(ctx, b"reason");
+    reply_bulk(ctx, value);
+    reply_bulk(ctx, b"source");
+    reply_bulk(ctx, value);
+    reply_bulk(ctx, b"ttl");
+    int(ctx, (ttl_ms + 500) / 1000);
+    reply_bulk(ctx, b"key");
+    reply_bulk(ctx, bytes(name));
+    close(key);
+    OK
+}
+
+/// `FLOOR.SET <key> <value> <seconds>`.
+unsafe extern "C" fn floor_set(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    let (
+        Some(open),
+        Some(close),
+        Some(key_type),
+        Some(dma),
+        Some(string_set),
+        Some(set_abs_expire),
+        Some(now_ms),
+        Some(replicate),
+        Some(simple),
+    ) = (
+        raw::RedisModule_OpenKey,
+        raw::RedisModule_CloseKey,
+        raw::RedisModule_KeyType,
+        raw::RedisModule_StringDMA,
+        raw::RedisModule_StringSet,
+        raw::RedisModule_SetAbsExpire,
+        raw::RedisModule_Milliseconds,
+        raw::RedisModule_Replicate,
+        raw::RedisModule_ReplyWithSimpleString,
+    )
+    else {
+        return ERR;
+    };
+    if argc != 4 {
+        return ERR;
+    }
+    let (name, value) = (*argv.add(1), *argv.add(2));
+    let secs: i64 = std::str::from_utf8(bytes(*argv.add(3)))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(86_400);
+    let key = open(ctx, name, READ | WRITE);
+    if key.is_null() {
+        return ERR;
+    }
+    // The manual-pin check reads the old value before writing.
+    if key_type(key) == raw::REDISMODULE_KEYTYPE_STRING as c_int {
+        let mut len = 0usize;
+        let _old = dma(key, &mut len, READ);
+    }
+    let expire_at = now_ms() + secs * 1000;
+    string_set(key, value);
+    set_abs_expire(key, expire_at);
+    close(key);
+    replicate(
+        ctx,
+        c"SET".as_ptr(),
+        c"sscl".as_ptr(),
+        name,
+        value,
+        c"PXAT".as_ptr(),
+        expire_at as c_longlong,
+    );
+    simple(ctx, c"OK".as_ptr());
+    OK
+}
+
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    let Some(create) = (unsafe { raw::RedisModule_CreateCommand }) else {
+        return Status::Err;
+    };
+    let commands: [(&std::ffi::CStr, raw::RedisModuleCmdFunc, &std::ffi::CStr); 2] = [
+        (c"floor.get", Some(floor_get), c"readonly fast"),
+        (c"floor.set", Some(floor_set), c"write deny-oom"),
+    ];
+    for (name, handler, flags) in commands {
+        // SAFETY: load context; static names and flags; plain function handlers.
+        let r = unsafe { create(ctx.ctx, name.as_ptr(), handler, flags.as_ptr(), 1, 1, 1) };
+        if r != OK {
+            return Status::Err;
+        }
+    }
+    Status::Ok
+}
+
+redis_module::redis_module! {
+    name: "ipcheckfloor",
+    version: 1,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+    commands: [],
+}
