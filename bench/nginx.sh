@@ -5,7 +5,9 @@
 #   (b) auth_request to noop-auth, a do-nothing 204     example.conf, upstream -> noop-auth
 #   (c) ipcheck-auth, local-tier hits                   example.conf + the example service config
 #   (d) ipcheck-auth with the local tier off (Redis)    ... + cache.capacity = 0
+#   (d0) noop-auth making one plain Redis GET first     the best any backend asking Redis can do
 #   (e) cold addresses, provider answering in 20 ms     ... a new address on every request
+#   (e0) noop-auth making one provider call first       the best any backend asking it can do
 #   (f) the example's micro-cache on                    ... + set $ipcheck_microcache 1
 #
 # Every variant runs the shipped nginx/example.conf, ipcheck.conf and ipcheck-upstream.conf with
@@ -53,6 +55,16 @@ NOOP_PORT=$(free_port)
 NOOP_PID=$!
 PIDS+=("$NOOP_PID")
 wait_port "$NOOP_PORT"
+NOOP_REDIS_PORT=$(free_port)
+"$REL/noop-auth" "127.0.0.1:$NOOP_REDIS_PORT" redis "redis://127.0.0.1:$REDIS_PORT/" &
+NOOP_REDIS_PID=$!
+PIDS+=("$NOOP_REDIS_PID")
+wait_port "$NOOP_REDIS_PORT"
+NOOP_PROVIDER_PORT=$(free_port)
+"$REL/noop-auth" "127.0.0.1:$NOOP_PROVIDER_PORT" provider "http://127.0.0.1:$PROVIDER_PORT/v1/lookup?ip=" &
+NOOP_PROVIDER_PID=$!
+PIDS+=("$NOOP_PROVIDER_PID")
+wait_port "$NOOP_PROVIDER_PORT"
 
 # --- wrk scripts ------------------------------------------------------------------------------
 cat >"$WORK/clients.lua" <<'EOF'
@@ -338,6 +350,12 @@ for round in $(seq "$ROUNDS"); do
     stop "$NGINX_PID"
     stop "$SERVICE_PID"
 
+    # (d0) the same shape with the least work: one plain GET of the same keys, then 204.
+    start_nginx d0 "$NOOP_REDIS_PORT"
+    warm "$WORK/clients.lua"
+    measure d0 "$WORK/clients.lua" "$NOOP_REDIS_PID"
+    stop "$NGINX_PID"
+
     # (e) cold addresses: every request waits for the 20 ms provider.
     start_service svc-e
     start_nginx e "$SERVICE_PORT"
@@ -345,6 +363,11 @@ for round in $(seq "$ROUNDS"); do
     log "(e) provider answers during the run: $(tier_count "$SERVICE_PORT" provider), mean provider call as the service measured it: $(provider_ms "$SERVICE_PORT") ms"
     stop "$NGINX_PID"
     stop "$SERVICE_PID"
+
+    # (e0) the same shape with the least work: one call to the same provider, then 204.
+    start_nginx e0 "$NOOP_PROVIDER_PORT"
+    measure e0 "$WORK/cold.lua" "$NOOP_PROVIDER_PID" $((20 + round))
+    stop "$NGINX_PID"
 
     # (f) the micro-cache on: repeat visitors never reach the service.
     start_service svc-f
@@ -358,7 +381,7 @@ for round in $(seq "$ROUNDS"); do
     stop "$SERVICE_PID"
 done
 
-for name in a b c d e f; do
+for name in a b c d d0 e e0 f; do
     RPS[$name]=$(awk -v s="${RPS_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
     P99[$name]=$(awk -v s="${P99_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }')
 done
@@ -368,7 +391,11 @@ ba=$(ratio "${RPS[b]}" "${RPS[a]}")
 cb=$(ratio "${RPS[c]}" "${RPS[b]}")
 cb99=$(ratio "${P99[c]}" "${P99[b]}")
 db=$(ratio "${RPS[d]}" "${RPS[b]}")
+d0b=$(ratio "${RPS[d0]}" "${RPS[b]}")
+dd0=$(ratio "${RPS[d]}" "${RPS[d0]}")
 eb=$(ratio "${RPS[e]}" "$BOUND")
+e0b=$(ratio "${RPS[e0]}" "$BOUND")
+ee099=$(ratio "${P99[e]}" "${P99[e0]}")
 fa=$(ratio "${RPS[f]}" "${RPS[a]}")
 cat <<EOF >&2
 
@@ -377,7 +404,9 @@ variant (mean of $ROUNDS rounds)  req/s     p99 ms
 (b) noop auth_request        ${RPS[b]}    ${P99[b]}
 (c) ipcheck, local hits      ${RPS[c]}    ${P99[c]}
 (d) ipcheck, Redis only      ${RPS[d]}    ${P99[d]}
+(d0) noop + one Redis GET    ${RPS[d0]}    ${P99[d0]}
 (e) cold, provider ${PROVIDER_MS} ms     ${RPS[e]}    ${P99[e]}   (bound ${CONNS}/${PROVIDER_MS} ms = $BOUND req/s)
+(e0) noop + one provider call ${RPS[e0]}    ${P99[e0]}
 (f) nginx micro-cache        ${RPS[f]}    ${P99[f]}
 EOF
-echo "nginx: b/a=$ba c/b=$cb ($(meets "$cb" ">=" 0.95) >=0.95) c_p99/b_p99=$cb99 ($(meets "$cb99" "<=" 1.1) <=1.1) d/b=$db ($(meets "$db" ">=" 0.85) >=0.85) e/bound=$eb ($(meets "$eb" ">=" 0.9) >=0.9) e_p99=${P99[e]}ms ($(meets "${P99[e]}" "<=" 25) <=25) f/a=$fa ($(meets "$fa" ">=" 0.7) >=0.7)"
+echo "nginx: b/a=$ba c/b=$cb ($(meets "$cb" ">=" 0.95) >=0.95) c_p99/b_p99=$cb99 ($(meets "$cb99" "<=" 1.1) <=1.1) d/b=$db ($(meets "$db" ">=" 0.85) >=0.85) [d0/b=$d0b d/d0=$dd0] e/bound=$eb ($(meets "$eb" ">=" 0.9) >=0.9) e_p99=${P99[e]}ms ($(meets "${P99[e]}" "<=" 25) <=25) [e0/bound=$e0b e0_p99=${P99[e0]}ms e_p99/e0_p99=$ee099] f/a=$fa ($(meets "$fa" ">=" 0.7) >=0.7)"

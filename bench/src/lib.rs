@@ -2,7 +2,8 @@
 //!
 //! - `noop-auth`: the do-nothing `auth_request` handler of baseline (b), on the same HTTP stack
 //!   as `ipcheck-auth` (axum on a multi-threaded tokio runtime, `TCP_NODELAY`), so the ratio
-//!   against it is the cost of ipcheck's own work.
+//!   against it is the cost of ipcheck's own work; with an argument it first makes one Redis
+//!   `GET` (baseline (d0)) or one provider call (baseline (e0)) per request.
 //! - `slow-provider`: a stand-in IP-intelligence API that answers every lookup "clean" after a
 //!   fixed delay, with keep-alive, for benchmark (e).
 //! - `local-memory`: fills the service's local tier and reports resident memory per entry.
@@ -24,12 +25,21 @@ pub fn listen_arg(bin: &str) -> SocketAddr {
     }
 }
 
-/// Serves `router` on `addr` the way `ipcheck-auth` does: multi-threaded runtime, `TCP_NODELAY`.
-pub fn serve(addr: SocketAddr, router: Router) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime `ipcheck-auth` runs on: multi-threaded, one worker per core.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
+        .expect("tokio runtime")
+}
+
+/// Serves `router` on `addr` the way `ipcheck-auth` does: multi-threaded runtime, `TCP_NODELAY`.
+pub fn serve(addr: SocketAddr, router: Router) {
+    serve_on(runtime(), addr, router);
+}
+
+/// [`serve`] on a runtime the caller already built (and may have used to connect upstreams).
+pub fn serve_on(runtime: tokio::runtime::Runtime, addr: SocketAddr, router: Router) {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
