@@ -1,7 +1,7 @@
 //! The shared state every handler gets: settings, the tiers, the provider, metrics.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use axum::http::HeaderValue;
 use ipcheck_core::{NormalizedIp, ReasonSet};
@@ -28,7 +28,7 @@ pub struct App {
     /// The provider, if configured.
     pub provider: Option<Provider>,
     /// Lookups in flight, one per address.
-    pub flights: Arc<Coalescer<Resolved>>,
+    pub flights: Coalescer<Resolved>,
     /// Counters and histograms.
     pub metrics: Metrics,
     reason_headers: Box<[HeaderValue]>,
@@ -63,7 +63,7 @@ impl App {
             local,
             redis,
             provider,
-            flights: Arc::new(Coalescer::default()),
+            flights: Coalescer::default(),
             metrics: Metrics::default(),
             reason_headers,
             unknown_policies: Mutex::new(HashSet::new()),

@@ -87,7 +87,7 @@ pub async fn decide(app: &Arc<App>, headers: &HeaderMap) -> Outcome {
             || app.metrics.coalesced_wait(),
         )
         .await
-        // The lookup task died (a bug): nothing is known, the failure mode decides.
+        // Cannot happen (see Coalescer::run); if it ever did, the failure mode decides.
         .unwrap_or(Resolved {
             known: Known::ProviderError,
             tier: Tier::None,
