@@ -55,6 +55,11 @@ taskset -c 1 "$REL/redis-load" "$PORT" 1 64 1 "$KEYS" IPCHECK SET '{ip}' block R
 VALUE=$(redis-cli -p "$PORT" GET ipcheck:10.0.0.1)
 [ -n "$VALUE" ] || die "IPCHECK SET stored nothing"
 log "stored value of 'block REASON vpn,tor': $VALUE"
+# The floor must answer in the contract's shape, or its numbers mean nothing.
+[ "$(redis-cli -p "$PORT" FLOOR.GET ipcheck:10.0.0.1 | wc -l)" -eq 10 ] ||
+    die "FLOOR.GET does not answer a 10-element reply"
+[ "$(redis-cli -p "$PORT" FLOOR.SET ipcheck:10.0.0.1 "$VALUE" 86400)" = OK ] ||
+    die "FLOOR.SET does not answer OK"
 for i in $(seq 0 255); do
     echo "HSET hash:10.0.0.$i verdict block reason vpn,tor source api ttl 86400 key ipcheck:10.0.0.$i"
 done | redis-cli -p "$PORT" >/dev/null
