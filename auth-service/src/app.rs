@@ -42,7 +42,7 @@ impl App {
         let redis = settings
             .redis
             .as_ref()
-            .map(|r| RedisTier::new(&r.url, r.timeout, r.ttl))
+            .map(|r| RedisTier::new(&r.url, r.cluster, r.timeout, r.ttl))
             .transpose()
             .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
         let provider = settings
@@ -104,8 +104,9 @@ impl App {
         }];
         if let Some(r) = &settings.redis {
             let addr = crate::cache::redis::display_address(&r.url);
+            let kind = if r.cluster { "redis cluster" } else { "redis" };
             tiers.push(format!(
-                "redis ({addr}, timeout {}, ttl {})",
+                "{kind} ({addr}, timeout {}, ttl {})",
                 crate::duration::display(r.timeout),
                 crate::duration::display(r.ttl)
             ));

@@ -127,6 +127,67 @@ impl RedisServer {
         }
     }
 
+    /// Starts `n` cluster nodes with the module loaded, introduces them to each other, gives each
+    /// an equal share of the 16384 slots, and waits until every node knows every node's slots.
+    pub fn start_cluster(n: u16) -> Vec<RedisServer> {
+        let nodes: Vec<RedisServer> = (0..n).map(|_| Self::builder().cluster().start()).collect();
+        let mut first = nodes[0].client();
+        for node in &nodes[1..] {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(node.port())
+                .query(&mut first)
+                .expect("CLUSTER MEET");
+        }
+        let share = 16384 / n;
+        for (i, node) in (0u16..).zip(&nodes) {
+            let last = if i + 1 == n {
+                16383
+            } else {
+                (i + 1) * share - 1
+            };
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(i * share)
+                .arg(last)
+                .query(&mut node.client())
+                .expect("CLUSTER ADDSLOTSRANGE");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            let mut con = node.client();
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut con)
+                    .unwrap_or_default();
+                let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query(&mut con)
+                    .unwrap_or_default();
+                if info.contains("cluster_state:ok") && slots.len() == usize::from(n) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the cluster never formed: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        nodes
+    }
+
+    /// The slot `key` hashes to (`CLUSTER KEYSLOT`, asked of this cluster node).
+    pub fn keyslot(&self, key: &str) -> u16 {
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut self.client())
+            .expect("CLUSTER KEYSLOT")
+    }
+
     /// Stops the server abruptly (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

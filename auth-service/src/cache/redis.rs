@@ -1,15 +1,26 @@
-//! The Redis tier, spoken only through the `IPCHECK` command.
+//! The Redis tier, spoken only through the `IPCHECK` command, to one server or a Redis Cluster.
 //!
 //! Every call has a deadline (50 ms by default): a slow or dead Redis costs at most that, and the
 //! decision goes on to the provider. The connection manager reconnects in the background after
 //! the server comes back, so no call ever waits for a reconnect longer than its deadline.
+//!
+//! In a cluster, each command goes to the primary serving the slot of its address argument,
+//! which is the canonical address text: the module keeps the entry under
+//! `ipcheck:{<canonical>}`, whose hash tag is exactly that text. redis-rs cannot know this by
+//! itself (for a command it does not know it would hash the subcommand name), so the route is
+//! given explicitly; `MOVED` and `ASK` during resharding are still followed by redis-rs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipcheck_core::{Entry, Reasons, Source, Verdict};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::Value;
 use thiserror::Error;
+use tokio::sync::OnceCell;
 
 /// A Redis call that gave no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -45,16 +56,56 @@ pub struct Stored {
     pub ttl: Duration,
 }
 
-/// `host:port` of a Redis URL, for log lines (never the password); empty if it does not parse.
+/// `host:port` of each node in a Redis URL (or comma-separated list), for log lines, never the
+/// password; a node that does not parse shows as empty.
 pub fn display_address(url: &str) -> String {
-    redis::Client::open(url)
-        .map(|c| c.get_connection_info().addr().to_string())
-        .unwrap_or_default()
+    url.split(',')
+        .map(|node| {
+            redis::Client::open(node.trim())
+                .map(|c| c.get_connection_info().addr().to_string())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How the tier reaches Redis.
+enum Link {
+    /// One server (or a primary behind a stable address).
+    Server(ConnectionManager),
+    /// A Redis Cluster: connected on first use, then shared; redis-rs keeps the slot map current.
+    Cluster {
+        // Boxed: the client is large and the tier holds exactly one link.
+        client: Box<ClusterClient>,
+        connection: Arc<OnceCell<ClusterConnection>>,
+    },
+}
+
+/// The shared cluster connection, connecting first if there is none yet.
+async fn cluster_connection(
+    client: &ClusterClient,
+    cell: &Arc<OnceCell<ClusterConnection>>,
+) -> redis::RedisResult<ClusterConnection> {
+    if let Some(con) = cell.get() {
+        return Ok(con.clone());
+    }
+    // Connecting learns the slot map and dials the primaries, which can take longer than one
+    // call's deadline: it runs as a task of its own, so a call that gives up does not cancel it
+    // and the next call finds the connection made.
+    let (client, cell) = (client.clone(), Arc::clone(cell));
+    let connect = tokio::spawn(async move {
+        cell.get_or_try_init(|| client.get_async_connection())
+            .await
+            .cloned()
+    });
+    connect.await.map_err(|_| {
+        redis::RedisError::from((redis::ErrorKind::Io, "the cluster connection task ended"))
+    })?
 }
 
 /// The Redis tier.
 pub struct RedisTier {
-    manager: ConnectionManager,
+    link: Link,
     timeout: Duration,
     ttl_secs: u64,
     display: String,
@@ -62,21 +113,41 @@ pub struct RedisTier {
 
 impl RedisTier {
     /// A lazily connecting tier (the service starts, and says it is not ready, while Redis is down).
-    pub fn new(url: &str, timeout: Duration, ttl: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    ///
+    /// With `cluster`, `url` holds one or more seed nodes separated by commas; any one that
+    /// answers is enough to learn the whole cluster.
+    pub fn new(url: &str, cluster: bool, timeout: Duration, ttl: Duration) -> Result<Self, String> {
         let display = display_address(url);
-        let config = ConnectionManagerConfig::new()
-            // Few quick retries: a failed reconnect is retried on the next call anyway.
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500))
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            // Deadlines are ours, per call.
-            .set_response_timeout(None);
-        let manager =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
+        let link = if cluster {
+            let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+            let client = ClusterClient::builder(nodes)
+                // Few quick retries: a failed call is retried on the next request anyway.
+                .retries(2)
+                .min_retry_wait(20)
+                .max_retry_wait(500)
+                .connection_timeout(Duration::from_secs(1))
+                .build()
+                .map_err(|e| e.to_string())?;
+            Link::Cluster {
+                client: Box::new(client),
+                connection: Arc::new(OnceCell::new()),
+            }
+        } else {
+            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let config = ConnectionManagerConfig::new()
+                // Few quick retries: a failed reconnect is retried on the next call anyway.
+                .set_number_of_retries(2)
+                .set_min_delay(Duration::from_millis(20))
+                .set_max_delay(Duration::from_millis(500))
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                // Deadlines are ours, per call.
+                .set_response_timeout(None);
+            let manager = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| e.to_string())?;
+            Link::Server(manager)
+        };
         Ok(RedisTier {
-            manager,
+            link,
             timeout,
             ttl_secs: ttl.as_secs(),
             display,
@@ -88,9 +159,30 @@ impl RedisTier {
         &self.display
     }
 
-    async fn call(&self, cmd: redis::Cmd) -> Result<Value, RedisError> {
-        let mut con = self.manager.clone();
-        match tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut con)).await {
+    /// Sends `cmd` under the deadline; in a cluster, to the primary serving `address`'s slot
+    /// (or wherever redis-rs routes it when there is no address).
+    async fn call(&self, cmd: redis::Cmd, address: Option<&str>) -> Result<Value, RedisError> {
+        let send = async {
+            match &self.link {
+                Link::Server(manager) => {
+                    let mut con = manager.clone();
+                    cmd.query_async::<Value>(&mut con).await
+                }
+                Link::Cluster { client, connection } => {
+                    let mut con = cluster_connection(client, connection).await?;
+                    match address {
+                        Some(a) => {
+                            let route = Route::with_key(a, SlotAddr::Master);
+                            let to =
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                            con.route_command(cmd, to).await
+                        }
+                        None => cmd.query_async::<Value>(&mut con).await,
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, send).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(RedisError::Failed),
             Err(_) => Err(RedisError::Timeout),
@@ -101,7 +193,7 @@ impl RedisTier {
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
         let mut cmd = redis::cmd("IPCHECK");
         cmd.arg("GET").arg(key);
-        parse_get(self.call(cmd).await?)
+        parse_get(self.call(cmd, Some(key)).await?)
     }
 
     /// `IPCHECK SET <key> <verdict> EX <ttl> REASON <reasons> SOURCE api`; a kept manual pin is fine.
@@ -121,7 +213,7 @@ impl RedisTier {
             cmd.arg("REASON").arg(reasons.as_str());
         }
         cmd.arg("SOURCE").arg("api");
-        match self.call(cmd).await? {
+        match self.call(cmd, Some(key)).await? {
             Value::Okay | Value::Nil => Ok(()),
             Value::SimpleString(s) if s == "OK" => Ok(()),
             _ => Err(RedisError::Reply),
@@ -130,7 +222,7 @@ impl RedisTier {
 
     /// `PING`, for the readiness check.
     pub async fn ping(&self) -> Result<(), RedisError> {
-        self.call(redis::cmd("PING")).await.map(|_| ())
+        self.call(redis::cmd("PING"), None).await.map(|_| ())
     }
 }
 

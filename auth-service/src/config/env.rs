@@ -23,6 +23,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("cache.local_ttl", Kind::Str),
     ("cache.negative_ttl", Kind::Str),
     ("redis.url", Kind::Str),
+    ("redis.cluster", Kind::Bool),
     ("redis.timeout", Kind::Str),
     ("redis.ttl", Kind::Str),
     ("provider.preset", Kind::Str),

@@ -133,8 +133,11 @@ pub struct CacheSettings {
 /// Settings of the Redis tier.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db`.
+    /// `redis://[user:password@]host:port/db`; with `cluster`, one or more seed nodes separated
+    /// by commas.
     pub url: String,
+    /// Whether `url` names nodes of a Redis Cluster (commands are then routed by slot).
+    pub cluster: bool,
     /// Deadline of each call.
     pub timeout: Duration,
     /// `EX` of the entries the service writes.

@@ -54,6 +54,7 @@ pub(super) struct RawCache {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRedis {
     pub(super) url: Option<String>,
+    pub(super) cluster: Option<bool>,
     pub(super) timeout: Option<ConfigDuration>,
     pub(super) ttl: Option<ConfigDuration>,
 }

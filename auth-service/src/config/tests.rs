@@ -67,6 +67,33 @@ fn full_file() {
 }
 
 #[test]
+fn redis_cluster_seeds() {
+    let s = ok("[redis]\nurl = \"redis://10.0.0.1:7000, redis://10.0.0.2:7000\"\ncluster = true\n");
+    let r = s.redis.expect("redis configured");
+    assert!(r.cluster);
+    let s = parse(
+        "test.toml",
+        "[redis]\nurl = \"redis://10.0.0.1:7000\"\n",
+        &env(&[("IPCHECK_REDIS_CLUSTER", "true")]),
+    )
+    .unwrap();
+    assert!(s.redis.expect("redis configured").cluster);
+    let e = error(
+        "[redis]\nurl = \"redis://10.0.0.1:7000,redis://10.0.0.2:7000\"\n",
+        &[],
+    );
+    assert!(
+        e.contains("redis.url") && e.contains("cluster = true"),
+        "{e}"
+    );
+    let e = error(
+        "[redis]\nurl = \"redis://10.0.0.1:7000,nonsense\"\ncluster = true\n",
+        &[],
+    );
+    assert!(e.contains("redis.url"), "{e}");
+}
+
+#[test]
 fn errors_name_key_and_file() {
     let e = error("[policies.strict]\nblock = [\"tor\", \"bogus\"]\n", &[]);
     assert!(

@@ -105,15 +105,26 @@ pub(super) fn validate(
             // An empty URL switches Redis off, so `IPCHECK_REDIS_URL=` can disable it.
             None | Some("") => None,
             Some(url) => {
-                redis::Client::open(url).map_err(|e| {
-                    err(
+                let cluster = r.cluster.unwrap_or(false);
+                let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+                if nodes.len() > 1 && !cluster {
+                    return Err(err(
                         "redis.url",
-                        format!(
-                            "not a usable Redis URL: {}",
-                            e.detail().unwrap_or("invalid URL")
-                        ),
-                    )
-                })?;
+                        "a list of nodes needs `cluster = true` (one URL for a single server)"
+                            .to_owned(),
+                    ));
+                }
+                for node in nodes {
+                    redis::Client::open(node).map_err(|e| {
+                        err(
+                            "redis.url",
+                            format!(
+                                "not a usable Redis URL: {}",
+                                e.detail().unwrap_or("invalid URL")
+                            ),
+                        )
+                    })?;
+                }
                 let ttl = r.ttl.map_or(Duration::from_secs(86_400), |d| d.0);
                 if ttl > Duration::from_secs(31_536_000) {
                     return Err(err(
@@ -129,6 +140,7 @@ pub(super) fn validate(
                 }
                 Some(RedisSettings {
                     url: url.to_owned(),
+                    cluster,
                     timeout: r.timeout.map_or(Duration::from_millis(50), |d| d.0),
                     ttl,
                 })
