@@ -21,8 +21,8 @@ pub use encoding::{
     decode_entry, decode_entry_view, encode_entry, DecodeError, EntryView, ViewScratch,
 };
 pub use normalize::{
-    cache_key, normalize, Aggregation, AggregationError, CanonicalText, NormalizeError,
-    NormalizedIp,
+    cache_key, normalize, normalize_bytes, Aggregation, AggregationError, CanonicalText,
+    NormalizeError, NormalizedIp,
 };
 pub use policy::{Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet};
 pub use verdict::{

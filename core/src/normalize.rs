@@ -20,7 +20,7 @@
 //! when the aggregation prefix is shorter than the full address.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use thiserror::Error;
@@ -145,24 +145,69 @@ impl fmt::Display for NormalizedIp {
 
 /// Normalizes address text (see the module docs for the rules) into its cache identity.
 pub fn normalize(input: &str, agg: Aggregation) -> Result<NormalizedIp, NormalizeError> {
+    normalize_bytes(input.as_bytes(), agg)
+}
+
+/// [`normalize`] for bytes of unknown encoding (non-UTF-8 is refused as invalid, quoted lossily).
+pub fn normalize_bytes(input: &[u8], agg: Aggregation) -> Result<NormalizedIp, NormalizeError> {
+    identify(input, agg).map_err(|refusal| refusal.quoting(input))
+}
+
+/// Why an input was refused, before the input is copied into a [`NormalizeError`].
+///
+/// The parsers work on bytes and never look at encodings; the text for the message is made once,
+/// only on the error path, so the path to success has neither a UTF-8 check nor an allocation.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Empty,
+    TooLong,
+    Invalid,
+    Zone,
+    BadPrefix,
+    TooWide(u8),
+}
+
+impl Refusal {
+    fn quoting(self, input: &[u8]) -> NormalizeError {
+        let text = match std::str::from_utf8(input) {
+            Ok(text) => text.to_owned(),
+            // Every accepted form is ASCII, so non-UTF-8 only ever gets here. Callers used to
+            // check UTF-8 before normalizing and refuse such input as invalid whatever its shape
+            // (even when too long); keeping that means the error never depends on the caller.
+            Err(_) => return NormalizeError::Invalid(String::from_utf8_lossy(input).into_owned()),
+        };
+        match self {
+            Refusal::Empty => NormalizeError::Empty,
+            Refusal::TooLong => NormalizeError::TooLong(input.len()),
+            Refusal::Invalid => NormalizeError::Invalid(text),
+            Refusal::Zone => NormalizeError::Zone(text),
+            Refusal::BadPrefix => NormalizeError::BadPrefix(text),
+            Refusal::TooWide(max) => NormalizeError::TooWide { input: text, max },
+        }
+    }
+}
+
+fn identify(input: &[u8], agg: Aggregation) -> Result<NormalizedIp, Refusal> {
     if input.is_empty() {
-        return Err(NormalizeError::Empty);
+        return Err(Refusal::Empty);
     }
     if input.len() > MAX_INPUT_LEN {
-        return Err(NormalizeError::TooLong(input.len()));
+        return Err(Refusal::TooLong);
     }
-    let (addr_text, prefix_text) = match input.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
+    // `/` is ASCII, and UTF-8 never uses ASCII bytes inside a multi-byte character, so splitting
+    // bytes here splits valid text exactly where splitting the `str` did.
+    let (addr_text, prefix_text) = match input.iter().position(|&b| b == b'/') {
+        Some(at) => (&input[..at], input.get(at + 1..)),
         None => (input, None),
     };
-    let addr = parse_addr(addr_text, input)?;
+    let addr = parse_addr(addr_text)?;
     let given_len = match prefix_text {
         None => None,
-        Some(p) => Some(parse_prefix_len(p, input)?),
+        Some(p) => Some(parse_prefix_len(p)?),
     };
     let net = match addr {
         IpAddr::V4(v4) => {
-            let len = check_len(given_len, 32, agg.v4, input)?;
+            let len = check_len(given_len, 32, agg.v4)?;
             IpNet::V4(Ipv4Net::new_assert(v4, len).trunc())
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -171,13 +216,13 @@ pub fn normalize(input: &str, agg: Aggregation) -> Result<NormalizedIp, Normaliz
                 let v4_len = match given_len {
                     None => None,
                     Some(l) if (96..=128).contains(&l) => Some(l - 96),
-                    Some(_) => return Err(NormalizeError::BadPrefix(input.to_owned())),
+                    Some(_) => return Err(Refusal::BadPrefix),
                 };
-                let len = check_len(v4_len, 32, agg.v4, input)?;
+                let len = check_len(v4_len, 32, agg.v4)?;
                 IpNet::V4(Ipv4Net::new_assert(v4, len).trunc())
             }
             None => {
-                let len = check_len(given_len, 128, agg.v6, input)?;
+                let len = check_len(given_len, 128, agg.v6)?;
                 IpNet::V6(Ipv6Net::new_assert(v6, len).trunc())
             }
         },
@@ -193,55 +238,52 @@ pub fn cache_key(prefix: &str, ip: &NormalizedIp) -> String {
     key
 }
 
-fn parse_addr(text: &str, input: &str) -> Result<IpAddr, NormalizeError> {
-    let invalid = || NormalizeError::Invalid(input.to_owned());
-    if let Some(inner) = text.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or_else(invalid)?;
-        if inner.contains('%') {
-            return Err(NormalizeError::Zone(input.to_owned()));
+fn parse_addr(text: &[u8]) -> Result<IpAddr, Refusal> {
+    // The common case first: a dotted quad contains neither `[` nor `:`, so whichever rule below
+    // would have applied to it, it is this one.
+    if let Some(v4) = ipv4::parse(text) {
+        return Ok(IpAddr::V4(v4));
+    }
+    if let Some(inner) = text.strip_prefix(b"[") {
+        let inner = inner.strip_suffix(b"]").ok_or(Refusal::Invalid)?;
+        if inner.contains(&b'%') {
+            return Err(Refusal::Zone);
         }
         // Brackets exist only for IPv6; `[192.0.2.1]` is not a form anyone sends honestly.
-        return ipv6::parse(inner.as_bytes())
-            .map(IpAddr::V6)
-            .ok_or_else(invalid);
+        return ipv6::parse(inner).map(IpAddr::V6).ok_or(Refusal::Invalid);
     }
-    if text.contains(':') {
-        if text.contains('%') {
-            return Err(NormalizeError::Zone(input.to_owned()));
+    if text.contains(&b':') {
+        if text.contains(&b'%') {
+            return Err(Refusal::Zone);
         }
-        return ipv6::parse(text.as_bytes())
-            .map(IpAddr::V6)
-            .ok_or_else(invalid);
+        return ipv6::parse(text).map(IpAddr::V6).ok_or(Refusal::Invalid);
     }
-    // std's parser is already strict: exactly four decimal octets, no leading zeros.
-    text.parse::<Ipv4Addr>()
-        .map(IpAddr::V4)
-        .map_err(|_| invalid())
+    Err(Refusal::Invalid)
 }
 
-fn parse_prefix_len(text: &str, input: &str) -> Result<u8, NormalizeError> {
-    let bad = || NormalizeError::BadPrefix(input.to_owned());
-    let digits_only =
-        !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
-    let no_leading_zero = text == "0" || !text.starts_with('0');
+fn parse_prefix_len(text: &[u8]) -> Result<u8, Refusal> {
+    let digits_only = !text.is_empty() && text.len() <= 3 && text.iter().all(u8::is_ascii_digit);
+    let no_leading_zero = text == b"0" || text.first() != Some(&b'0');
     if !digits_only || !no_leading_zero {
-        return Err(bad());
+        return Err(Refusal::BadPrefix);
     }
-    text.parse::<u8>().map_err(|_| bad())
+    // At most three digits, so at most 999: no overflow in a u16.
+    let value = text
+        .iter()
+        .fold(0u16, |value, &d| value * 10 + u16::from(d - b'0'));
+    u8::try_from(value).map_err(|_| Refusal::BadPrefix)
 }
 
-fn check_len(given: Option<u8>, full: u8, agg: u8, input: &str) -> Result<u8, NormalizeError> {
+fn check_len(given: Option<u8>, full: u8, agg: u8) -> Result<u8, Refusal> {
     match given {
         None => Ok(agg),
-        Some(l) if l > full => Err(NormalizeError::BadPrefix(input.to_owned())),
-        Some(l) if l < agg => Err(NormalizeError::TooWide {
-            input: input.to_owned(),
-            max: agg,
-        }),
+        Some(l) if l > full => Err(Refusal::BadPrefix),
+        Some(l) if l < agg => Err(Refusal::TooWide(agg)),
         Some(_) => Ok(agg),
     }
 }
 
+mod ipv4;
 mod ipv6;
 mod text;
 

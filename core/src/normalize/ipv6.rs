@@ -10,6 +10,8 @@
 
 use std::net::Ipv6Addr;
 
+use super::ipv4::dotted_quad;
+
 /// Parses `text` as `std` would; `None` where `std` returns an error.
 pub(super) fn parse(text: &[u8]) -> Option<Ipv6Addr> {
     let mut at = 0;
@@ -82,34 +84,6 @@ fn hex_group(text: &[u8], mut p: usize) -> Option<(u16, usize)> {
         p += 1;
     }
     (digits > 0).then_some((value, p))
-}
-
-/// A strict dotted quad at `text[p..]` (anything may follow it; the caller decides).
-fn dotted_quad(text: &[u8], mut p: usize) -> Option<([u8; 4], usize)> {
-    let mut octets = [0u8; 4];
-    for (i, octet) in octets.iter_mut().enumerate() {
-        if i > 0 {
-            if text.get(p) != Some(&b'.') {
-                return None;
-            }
-            p += 1;
-        }
-        let first = p;
-        let mut value: u32 = 0;
-        while let Some(&b) = text.get(p).filter(|b| b.is_ascii_digit()) {
-            if p - first == 3 {
-                return None;
-            }
-            value = value * 10 + u32::from(b - b'0');
-            p += 1;
-        }
-        let len = p - first;
-        if len == 0 || (len > 1 && text[first] == b'0') || value > 255 {
-            return None;
-        }
-        *octet = value as u8;
-    }
-    Some((octets, p))
 }
 
 #[cfg(test)]

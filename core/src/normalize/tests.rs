@@ -1,6 +1,6 @@
 use super::*;
 use proptest::prelude::*;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn norm(s: &str) -> Result<String, NormalizeError> {
     normalize(s, Aggregation::DEFAULT).map(|n| n.to_string())
@@ -315,5 +315,101 @@ proptest! {
     fn canonical_text_mapped_matches_std(a in any::<u32>(), len in 96u8..=128) {
         let mapped = Ipv4Addr::from(a).to_ipv6_mapped();
         assert_text_matches_std(identity(v6_net(mapped, len)));
+    }
+}
+
+#[test]
+fn bytes_refusals_keep_their_variants() {
+    let n = |b: &[u8]| normalize_bytes(b, Aggregation::DEFAULT);
+    assert_eq!(n(b""), Err(NormalizeError::Empty));
+    assert_eq!(n(&[b'9'; 65]), Err(NormalizeError::TooLong(65)));
+    assert_eq!(
+        n(b"010.0.0.1"),
+        Err(NormalizeError::Invalid("010.0.0.1".into()))
+    );
+    assert_eq!(
+        n(b"fe80::1%eth0"),
+        Err(NormalizeError::Zone("fe80::1%eth0".into()))
+    );
+    assert_eq!(
+        n(b"192.0.2.1/33"),
+        Err(NormalizeError::BadPrefix("192.0.2.1/33".into()))
+    );
+    assert_eq!(
+        n(b"192.0.2.1/24"),
+        Err(NormalizeError::TooWide {
+            input: "192.0.2.1/24".into(),
+            max: 32
+        })
+    );
+    // Valid UTF-8 that is not ASCII goes through the rules like any other text.
+    assert_eq!(
+        n("fe80::1%é".as_bytes()),
+        Err(NormalizeError::Zone("fe80::1%é".into()))
+    );
+    assert_eq!(
+        n("192.0.2.1/é".as_bytes()),
+        Err(NormalizeError::BadPrefix("192.0.2.1/é".into()))
+    );
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_invalid_whatever_their_shape() {
+    let n = |b: &[u8]| normalize_bytes(b, Aggregation::DEFAULT);
+    let invalid = |s: &str| Err(NormalizeError::Invalid(s.into()));
+    assert_eq!(n(b"\xff"), invalid("\u{fffd}"));
+    assert_eq!(n(b"192.0.2.\xff"), invalid("192.0.2.\u{fffd}"));
+    // Shapes that are a zone, a bad prefix or too long as text: the UTF-8 check callers made
+    // before normalizing refused these as invalid, and still does.
+    assert_eq!(n(b"fe80::1%\xff"), invalid("fe80::1%\u{fffd}"));
+    assert_eq!(n(b"192.0.2.1/\xc3"), invalid("192.0.2.1/\u{fffd}"));
+    let long = [0xffu8; 65];
+    assert_eq!(n(&long), invalid(&"\u{fffd}".repeat(65)));
+}
+
+/// Bytes from the address alphabet mixed with bytes that are not ASCII, so that inputs which are
+/// not UTF-8 still reach every rule.
+fn address_like_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        8 => proptest::sample::select(b"0123456789abcdefABCDEF:.[]/%".to_vec()),
+        1 => 0x80u8..=0xff,
+    ];
+    proptest::collection::vec(byte, 0..70)
+}
+
+proptest! {
+    #[test]
+    fn bytes_agree_with_text_on_any_string(s in "\\PC{0,80}") {
+        prop_assert_eq!(
+            normalize_bytes(s.as_bytes(), Aggregation::DEFAULT),
+            normalize(&s, Aggregation::DEFAULT)
+        );
+    }
+
+    #[test]
+    fn bytes_agree_with_text_on_address_like_strings(
+        s in "[0-9a-fA-F:.\\[\\]/%é]{0,70}",
+        v4 in 16u8..=32,
+        v6 in 32u8..=128,
+    ) {
+        let agg = Aggregation::new(v4, v6).unwrap();
+        prop_assert_eq!(normalize_bytes(s.as_bytes(), agg), normalize(&s, agg));
+    }
+
+    #[test]
+    fn bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+        let _ = normalize_bytes(&bytes, Aggregation::DEFAULT);
+    }
+
+    #[test]
+    fn bytes_not_utf8_are_invalid(bytes in address_like_bytes()) {
+        let got = normalize_bytes(&bytes, Aggregation::DEFAULT);
+        match std::str::from_utf8(&bytes) {
+            Ok(s) => prop_assert_eq!(got, normalize(s, Aggregation::DEFAULT)),
+            Err(_) => prop_assert_eq!(
+                got,
+                Err(NormalizeError::Invalid(String::from_utf8_lossy(&bytes).into_owned()))
+            ),
+        }
     }
 }
