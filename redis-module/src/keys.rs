@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use ipcheck_core::{normalize, CanonicalText, NormalizeError, NormalizedIp};
+use ipcheck_core::{normalize_bytes, CanonicalText, NormalizedIp};
 
 use crate::error::CommandError;
 use crate::settings::{self, MAX_PREFIX_LEN};
@@ -153,9 +153,9 @@ pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
 
 fn parse_ip(arg: &[u8]) -> Result<NormalizedIp, CommandError> {
     let agg = settings::aggregation().map_err(|_| CommandError::Internal("bad aggregation"))?;
-    let text = std::str::from_utf8(arg)
-        .map_err(|_| NormalizeError::Invalid(String::from_utf8_lossy(arg).into_owned()))?;
-    Ok(normalize(text, agg)?)
+    // No UTF-8 check first: every address is ASCII, and `normalize_bytes` refuses other bytes
+    // with the same error the check gave.
+    Ok(normalize_bytes(arg, agg)?)
 }
 
 /// `<prefix><canonical>`, or `<prefix>{<canonical>}` in cluster mode.
