@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine or a developer's: installs what is missing
-# (redis-server, nginx, and clang for the redis-module crate's bindgen), builds the module and the
+# (redis-server, nginx, clang for the redis-module crate's bindgen, openssl for the TLS tests'
+# certificates), builds the module and the
 # service the end-to-end tests start, then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v clang >/dev/null || missing+=(clang)
+command -v openssl >/dev/null || missing+=(openssl)
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"

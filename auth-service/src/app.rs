@@ -42,7 +42,7 @@ impl App {
         let redis = settings
             .redis
             .as_ref()
-            .map(|r| RedisTier::new(&r.url, r.cluster, r.timeout, r.ttl))
+            .map(RedisTier::new)
             .transpose()
             .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
         let provider = settings

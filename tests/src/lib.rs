@@ -17,6 +17,7 @@ pub mod provider;
 pub mod redis_server;
 pub mod service;
 pub mod stack;
+pub mod tls;
 
 pub use backend::Backend;
 pub use client::HttpReply;

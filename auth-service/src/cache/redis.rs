@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipcheck_core::{Entry, Reasons, Source, Verdict};
+
+use crate::config::RedisSettings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::Value;
+use redis::{TlsCertificates, Value};
 use thiserror::Error;
 use tokio::sync::OnceCell;
 
@@ -115,12 +117,22 @@ impl RedisTier {
     /// A lazily connecting tier (the service starts, and says it is not ready, while Redis is down).
     ///
     /// With `cluster`, `url` holds one or more seed nodes separated by commas; any one that
-    /// answers is enough to learn the whole cluster.
-    pub fn new(url: &str, cluster: bool, timeout: Duration, ttl: Duration) -> Result<Self, String> {
+    /// answers is enough to learn the whole cluster. `rediss://` URLs speak TLS, verified against
+    /// the system's roots or the configured CA.
+    pub fn new(settings: &RedisSettings) -> Result<Self, String> {
+        let url = settings.url.as_str();
         let display = display_address(url);
-        let link = if cluster {
+        let certs = || TlsCertificates {
+            client_tls: None,
+            root_cert: settings.tls_ca_pem.clone(),
+        };
+        let link = if settings.cluster {
             let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
-            let client = ClusterClient::builder(nodes)
+            let mut builder = ClusterClient::builder(nodes);
+            if settings.tls_ca_pem.is_some() {
+                builder = builder.certs(certs());
+            }
+            let client = builder
                 // Few quick retries: a failed call is retried on the next request anyway.
                 .retries(2)
                 .min_retry_wait(20)
@@ -133,7 +145,11 @@ impl RedisTier {
                 connection: Arc::new(OnceCell::new()),
             }
         } else {
-            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let client = match settings.tls_ca_pem {
+                Some(_) => redis::Client::build_with_tls(url, certs()),
+                None => redis::Client::open(url),
+            }
+            .map_err(|e| e.to_string())?;
             let config = ConnectionManagerConfig::new()
                 // Few quick retries: a failed reconnect is retried on the next call anyway.
                 .set_number_of_retries(2)
@@ -148,8 +164,8 @@ impl RedisTier {
         };
         Ok(RedisTier {
             link,
-            timeout,
-            ttl_secs: ttl.as_secs(),
+            timeout: settings.timeout,
+            ttl_secs: settings.ttl.as_secs(),
             display,
         })
     }

@@ -24,6 +24,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("cache.negative_ttl", Kind::Str),
     ("redis.url", Kind::Str),
     ("redis.cluster", Kind::Bool),
+    ("redis.tls_ca_file", Kind::Str),
     ("redis.timeout", Kind::Str),
     ("redis.ttl", Kind::Str),
     ("provider.preset", Kind::Str),

@@ -138,6 +138,8 @@ pub struct RedisSettings {
     pub url: String,
     /// Whether `url` names nodes of a Redis Cluster (commands are then routed by slot).
     pub cluster: bool,
+    /// PEM certificates to trust for `rediss://` instead of the system's roots (a private CA).
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Deadline of each call.
     pub timeout: Duration,
     /// `EX` of the entries the service writes.

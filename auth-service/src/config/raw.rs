@@ -55,6 +55,7 @@ pub(super) struct RawCache {
 pub(super) struct RawRedis {
     pub(super) url: Option<String>,
     pub(super) cluster: Option<bool>,
+    pub(super) tls_ca_file: Option<String>,
     pub(super) timeout: Option<ConfigDuration>,
     pub(super) ttl: Option<ConfigDuration>,
 }

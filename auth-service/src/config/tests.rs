@@ -94,6 +94,42 @@ fn redis_cluster_seeds() {
 }
 
 #[test]
+fn redis_tls_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = |url: &str, path: &std::path::Path| {
+        format!(
+            "[redis]\nurl = \"{url}\"\ntls_ca_file = \"{}\"\n",
+            path.display()
+        )
+    };
+    let s = ok(&text("rediss://10.0.0.1:6380/", &ca));
+    assert!(s.redis.expect("redis").tls_ca_pem.is_some());
+    let e = error(&text("redis://10.0.0.1:6379/", &ca), &[]);
+    assert!(
+        e.contains("redis.tls_ca_file") && e.contains("rediss://"),
+        "{e}"
+    );
+    let e = error(
+        &text("rediss://10.0.0.1:6380/", &dir.path().join("nope.pem")),
+        &[],
+    );
+    assert!(
+        e.contains("redis.tls_ca_file") && e.contains("cannot read"),
+        "{e}"
+    );
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate").unwrap();
+    let e = error(&text("rediss://10.0.0.1:6380/", &empty), &[]);
+    assert!(e.contains("no PEM certificate"), "{e}");
+}
+
+#[test]
 fn errors_name_key_and_file() {
     let e = error("[policies.strict]\nblock = [\"tor\", \"bogus\"]\n", &[]);
     assert!(

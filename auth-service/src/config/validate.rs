@@ -114,6 +114,27 @@ pub(super) fn validate(
                             .to_owned(),
                     ));
                 }
+                let tls_ca_pem = match r.tls_ca_file.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(path) => {
+                        if !nodes.iter().all(|n| n.starts_with("rediss://")) {
+                            return Err(err(
+                                "redis.tls_ca_file",
+                                "only for TLS: the URL must be rediss://".to_owned(),
+                            ));
+                        }
+                        let pem = std::fs::read(path).map_err(|e| {
+                            err("redis.tls_ca_file", format!("cannot read {path}: {e}"))
+                        })?;
+                        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                            return Err(err(
+                                "redis.tls_ca_file",
+                                format!("{path} holds no PEM certificate"),
+                            ));
+                        }
+                        Some(pem)
+                    }
+                };
                 for node in nodes {
                     redis::Client::open(node).map_err(|e| {
                         err(
@@ -141,6 +162,7 @@ pub(super) fn validate(
                 Some(RedisSettings {
                     url: url.to_owned(),
                     cluster,
+                    tls_ca_pem,
                     timeout: r.timeout.map_or(Duration::from_millis(50), |d| d.0),
                     ttl,
                 })
