@@ -104,6 +104,15 @@ impl Provider {
         format!("http://127.0.0.1:{}/v1/lookup?ip={{ip}}", self.port())
     }
 
+    /// The `[provider]` section most service tests use: the ipasis preset pointed here, no API
+    /// key, a 2 s deadline.
+    pub fn config_section(&self) -> String {
+        format!(
+            "[provider]\npreset = \"ipasis\"\nurl = \"{}\"\napi_key_env = \"\"\ntimeout = \"2s\"\n",
+            self.url_template()
+        )
+    }
+
     /// Answer this way for every address without its own answer.
     pub fn respond_default(&self, reply: Reply) {
         lock(&self.state).default = Some(reply);

@@ -19,12 +19,7 @@ url = "{redis}"
 timeout = "50ms"
 ttl = "1h"
 
-[provider]
-preset = "ipasis"
-url = "{url}"
-api_key_env = ""
-timeout = "2s"
-
+{provider_section}
 [policies.default]
 block = ["tor"]
 challenge = ["vpn"]
@@ -33,7 +28,7 @@ challenge = ["vpn"]
 block = ["vpn", "hosting", "tor"]
 "#,
         redis = redis.url(),
-        url = provider.url_template()
+        provider_section = provider.config_section()
     )
 }
 

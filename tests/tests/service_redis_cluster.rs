@@ -16,17 +16,12 @@ cluster = true
 timeout = "500ms"
 ttl = "1h"
 
-[provider]
-preset = "ipasis"
-url = "{url}"
-api_key_env = ""
-timeout = "2s"
-
+{provider_section}
 [policies.default]
 block = ["tor"]
 challenge = ["vpn"]
 "#,
-        url = provider.url_template()
+        provider_section = provider.config_section()
     )
 }
 

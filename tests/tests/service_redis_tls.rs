@@ -18,16 +18,11 @@ url = "rediss://127.0.0.1:{tls_port}/"
 {ca_line}timeout = "500ms"
 ttl = "1h"
 
-[provider]
-preset = "ipasis"
-url = "{url}"
-api_key_env = ""
-timeout = "2s"
-
+{provider_section}
 [policies.default]
 block = ["tor"]
 "#,
-        url = provider.url_template()
+        provider_section = provider.config_section()
     )
 }
 
