@@ -82,9 +82,8 @@ impl<V: Clone> Coalescer<V> {
     /// The result of the lookup for `key`: runs `lookup` unless one is already in flight, in
     /// which case `on_wait` is called (once) and the running one is awaited.
     ///
-    /// `None` only if this request was a follower whose every would-be leader vanished and it
-    /// could not lead itself, which cannot happen: kept as an `Option` so a logic slip degrades
-    /// to the failure mode instead of a panic.
+    /// Never `None` in practice: `lookup` runs at most once, in the leader branch, which returns.
+    /// It stays an `Option` so a logic slip degrades to the failure mode instead of a panic.
     pub async fn run<F, Fut>(
         &self,
         key: NormalizedIp,

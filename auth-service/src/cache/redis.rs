@@ -14,8 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipcheck_core::{Entry, Reasons, Source, Verdict};
-
-use crate::config::RedisSettings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -23,6 +21,8 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{TlsCertificates, Value};
 use thiserror::Error;
 use tokio::sync::OnceCell;
+
+use crate::config::RedisSettings;
 
 /// A Redis call that gave no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
