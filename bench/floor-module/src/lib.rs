@@ -49,32 +49,40 @@ unsafe fn reply_bulk(ctx: *mut RedisModuleCtx, b: &[u8]) {
     }
 }
 
+/// The string an open key holds, or `None` when it holds no string (empty or another type).
+///
+/// # Safety
+/// `key` must be an open key (or null) that outlives the returned slice and is not modified
+/// meanwhile.
+unsafe fn string_value<'a>(key: *mut raw::RedisModuleKey) -> Option<&'a [u8]> {
+    let (Some(key_type), Some(dma)) = (raw::RedisModule_KeyType, raw::RedisModule_StringDMA) else {
+        return None;
+    };
+    if key.is_null() || key_type(key) != raw::REDISMODULE_KEYTYPE_STRING as c_int {
+        return None;
+    }
+    let mut len = 0usize;
+    let p = dma(key, &mut len, READ);
+    if p.is_null() {
+        return Some(&[]);
+    }
+    Some(std::slice::from_raw_parts(p.cast::<u8>(), len))
+}
+
 /// `FLOOR.GET <key>`.
 unsafe extern "C" fn floor_get(
     ctx: *mut RedisModuleCtx,
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    let (
-        Some(open),
-        Some(close),
-        Some(key_type),
-        Some(dma),
-        Some(get_expire),
-        Some(array),
-        Some(int),
-        Some(null),
-    ) = (
+    let (Some(open), Some(close), Some(get_expire), Some(array), Some(int), Some(null)) = (
         raw::RedisModule_OpenKey,
         raw::RedisModule_CloseKey,
-        raw::RedisModule_KeyType,
-        raw::RedisModule_StringDMA,
         raw::RedisModule_GetExpire,
         raw::RedisModule_ReplyWithArray,
         raw::RedisModule_ReplyWithLongLong,
         raw::RedisModule_ReplyWithNull,
-    )
-    else {
+    ) else {
         return ERR;
     };
     if argc != 2 {
@@ -82,17 +90,10 @@ unsafe extern "C" fn floor_get(
     }
     let name = *argv.add(1);
     let key = open(ctx, name, READ);
-    if key.is_null() || key_type(key) != raw::REDISMODULE_KEYTYPE_STRING as c_int {
+    let Some(value) = string_value(key) else {
         close(key);
         null(ctx);
         return OK;
-    }
-    let mut len = 0usize;
-    let p = dma(key, &mut len, READ);
-    let value: &[u8] = if p.is_null() {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p.cast::<u8>(), len)
     };
     let ttl_ms = get_expire(key);
     array(ctx, 10);
@@ -119,8 +120,6 @@ unsafe extern "C" fn floor_set(
     let (
         Some(open),
         Some(close),
-        Some(key_type),
-        Some(dma),
         Some(string_set),
         Some(set_abs_expire),
         Some(now_ms),
@@ -129,8 +128,6 @@ unsafe extern "C" fn floor_set(
     ) = (
         raw::RedisModule_OpenKey,
         raw::RedisModule_CloseKey,
-        raw::RedisModule_KeyType,
-        raw::RedisModule_StringDMA,
         raw::RedisModule_StringSet,
         raw::RedisModule_SetAbsExpire,
         raw::RedisModule_Milliseconds,
@@ -153,10 +150,7 @@ unsafe extern "C" fn floor_set(
         return ERR;
     }
     // The manual-pin check reads the old value before writing.
-    if key_type(key) == raw::REDISMODULE_KEYTYPE_STRING as c_int {
-        let mut len = 0usize;
-        let _old = dma(key, &mut len, READ);
-    }
+    let _old = string_value(key);
     let expire_at = now_ms() + secs * 1000;
     string_set(key, value);
     set_abs_expire(key, expire_at);
