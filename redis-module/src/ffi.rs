@@ -9,6 +9,7 @@
 //! `expect`s below can only fire if Redis lied to us at `OnLoad`.
 
 use std::ffi::CStr;
+use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int, c_long, c_longlong};
 
 use redis_module::raw;
@@ -87,25 +88,41 @@ pub const READ: c_int = raw::REDISMODULE_READ as c_int;
 /// Open a key for writing.
 pub const WRITE: c_int = raw::REDISMODULE_WRITE as c_int;
 
-/// A command's context pointer, as handed to a handler by Redis.
+/// The context pointer Redis handed to one callback (a command handler or `OnLoad`), valid for
+/// the lifetime `'a`.
+///
+/// Every method below passes the pointer to Redis, so a `Ctx` must never exist for a pointer
+/// that is not a live context: the only way to build one is the `unsafe` [`Ctx::new`], and the
+/// lifetime keeps safe code from keeping a copy after the callback returns (a handler is
+/// generic over `'a`, so it cannot store its `Ctx` anywhere that outlives the call).
 #[derive(Clone, Copy)]
-pub struct Ctx(*mut raw::RedisModuleCtx);
+pub struct Ctx<'a> {
+    ptr: *mut raw::RedisModuleCtx,
+    call: PhantomData<&'a raw::RedisModuleCtx>,
+}
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// Wraps the pointer Redis passed to a handler or `OnLoad`.
-    pub fn new(ptr: *mut raw::RedisModuleCtx) -> Self {
-        Ctx(ptr)
+    ///
+    /// # Safety
+    /// `ptr` is the `RedisModuleCtx` Redis handed to the callback that is running now, and `'a`
+    /// ends before that callback returns (Redis frees or reuses the context afterwards).
+    pub unsafe fn new(ptr: *mut raw::RedisModuleCtx) -> Self {
+        Ctx {
+            ptr,
+            call: PhantomData,
+        }
     }
 
     /// The raw pointer, for calls not wrapped here.
     pub fn as_ptr(self) -> *mut raw::RedisModuleCtx {
-        self.0
+        self.ptr
     }
 
     /// Replies with a simple string such as `OK`.
     pub fn reply_simple(self, msg: &CStr) {
         // SAFETY: valid ctx during the handler; msg is NUL-terminated.
-        unsafe { api!(RedisModule_ReplyWithSimpleString)(self.0, msg.as_ptr()) };
+        unsafe { api!(RedisModule_ReplyWithSimpleString)(self.ptr, msg.as_ptr()) };
     }
 
     /// Replies with a bulk string (binary safe).
@@ -113,7 +130,7 @@ impl Ctx {
         // SAFETY: Redis copies `len` bytes from the pointer.
         unsafe {
             api!(RedisModule_ReplyWithStringBuffer)(
-                self.0,
+                self.ptr,
                 bytes.as_ptr().cast::<c_char>(),
                 bytes.len(),
             )
@@ -123,44 +140,48 @@ impl Ctx {
     /// Replies with an integer.
     pub fn reply_int(self, n: i64) {
         // SAFETY: valid ctx.
-        unsafe { api!(RedisModule_ReplyWithLongLong)(self.0, n as c_longlong) };
+        unsafe { api!(RedisModule_ReplyWithLongLong)(self.ptr, n as c_longlong) };
     }
 
     /// Replies with nil (RESP2 null bulk, RESP3 null).
     pub fn reply_null(self) {
         // SAFETY: valid ctx.
-        unsafe { api!(RedisModule_ReplyWithNull)(self.0) };
+        unsafe { api!(RedisModule_ReplyWithNull)(self.ptr) };
     }
 
     /// Starts an array reply of `len` elements; the caller emits exactly that many next.
     pub fn reply_array(self, len: usize) {
         // SAFETY: valid ctx.
-        unsafe { api!(RedisModule_ReplyWithArray)(self.0, len as c_long) };
+        unsafe { api!(RedisModule_ReplyWithArray)(self.ptr, len as c_long) };
     }
 
     /// Replies with an error; `msg` starts with its code (`ERR ...`, `WRONGTYPE ...`).
     pub fn reply_error(self, msg: &CStr) {
         // SAFETY: valid ctx; Redis copies the message (and turns stray newlines into spaces).
-        unsafe { api!(RedisModule_ReplyWithError)(self.0, msg.as_ptr()) };
+        unsafe { api!(RedisModule_ReplyWithError)(self.ptr, msg.as_ptr()) };
     }
 
     /// A Redis string owned by this context, freed when the guard drops.
-    pub fn create_string(self, bytes: &[u8]) -> RString {
+    pub fn create_string(self, bytes: &[u8]) -> RString<'a> {
         // SAFETY: Redis copies `len` bytes.
         let ptr = unsafe {
-            api!(RedisModule_CreateString)(self.0, bytes.as_ptr().cast::<c_char>(), bytes.len())
+            api!(RedisModule_CreateString)(self.ptr, bytes.as_ptr().cast::<c_char>(), bytes.len())
         };
         RString {
             owner: Some(self),
             ptr,
+            call: PhantomData,
         }
     }
 
     /// Opens `name` with `mode` ([`READ`], [`READ`]` | `[`WRITE`]); closed when the guard drops.
-    pub fn open_key(self, name: &RString, mode: c_int) -> Key {
+    pub fn open_key(self, name: &RString, mode: c_int) -> Key<'a> {
         // SAFETY: valid ctx and key name for the duration of the call.
-        let ptr = unsafe { api!(RedisModule_OpenKey)(self.0, name.ptr, mode) };
-        Key { ptr }
+        let ptr = unsafe { api!(RedisModule_OpenKey)(self.ptr, name.ptr, mode) };
+        Key {
+            ptr,
+            call: PhantomData,
+        }
     }
 
     /// Milliseconds since the Unix epoch, Redis's own clock.
@@ -176,7 +197,7 @@ impl Ctx {
         // string, "l" a long long; Redis copies or retains them all.
         unsafe {
             api!(RedisModule_Replicate)(
-                self.0,
+                self.ptr,
                 c"SET".as_ptr(),
                 c"sbcl".as_ptr(),
                 key.as_ptr(),
@@ -192,7 +213,7 @@ impl Ctx {
     pub fn replicate_del(self, key: &RString) {
         // SAFETY: as in replicate_set.
         unsafe {
-            api!(RedisModule_Replicate)(self.0, c"DEL".as_ptr(), c"s".as_ptr(), key.as_ptr())
+            api!(RedisModule_Replicate)(self.ptr, c"DEL".as_ptr(), c"s".as_ptr(), key.as_ptr())
         };
     }
 
@@ -201,7 +222,7 @@ impl Ctx {
     /// at load, so a SET that keeps a manual pin does not abort anyone's transaction.
     pub fn signal_modified(self, key: &RString) {
         // SAFETY: valid ctx and key.
-        unsafe { api!(RedisModule_SignalModifiedKey)(self.0, key.ptr) };
+        unsafe { api!(RedisModule_SignalModifiedKey)(self.ptr, key.ptr) };
     }
 
     /// Switches off Redis's implicit "key modified" signal on closing a write-mode key.
@@ -209,7 +230,7 @@ impl Ctx {
         // SAFETY: valid load ctx.
         unsafe {
             api!(RedisModule_SetModuleOptions)(
-                self.0,
+                self.ptr,
                 raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED as c_int,
             )
         };
@@ -218,30 +239,36 @@ impl Ctx {
     /// Fires a keyspace notification, as the equivalent core command would.
     pub fn notify(self, class: c_int, event: &CStr, key: &RString) {
         // SAFETY: valid ctx and key; Redis returns early when notifications are off.
-        unsafe { api!(RedisModule_NotifyKeyspaceEvent)(self.0, class, event.as_ptr(), key.ptr) };
+        unsafe { api!(RedisModule_NotifyKeyspaceEvent)(self.ptr, class, event.as_ptr(), key.ptr) };
     }
 
     /// The context flags (`REDISMODULE_CTX_FLAGS_*`).
     pub fn flags(self) -> c_int {
         // SAFETY: valid ctx.
-        unsafe { api!(RedisModule_GetContextFlags)(self.0) }
+        unsafe { api!(RedisModule_GetContextFlags)(self.ptr) }
     }
 }
 
-/// A `RedisModuleString` this module created; freed on drop.
-pub struct RString {
+/// A `RedisModuleString` used during one callback `'a`: one this module created (freed on
+/// drop) or a command argument.
+pub struct RString<'a> {
     /// The creating context, or `None` for a string Redis owns (a command argument).
-    owner: Option<Ctx>,
+    owner: Option<Ctx<'a>>,
     ptr: *mut raw::RedisModuleString,
+    call: PhantomData<&'a raw::RedisModuleString>,
 }
 
-impl RString {
+impl<'a> RString<'a> {
     /// A command argument, used in place (Redis frees it after the command).
     ///
     /// # Safety
-    /// `ptr` is one of the current command's `argv` strings; the result must not outlive the call.
+    /// `ptr` is one of the current command's `argv` strings, and `'a` ends before the call does.
     pub unsafe fn argument(ptr: *mut raw::RedisModuleString) -> Self {
-        RString { owner: None, ptr }
+        RString {
+            owner: None,
+            ptr,
+            call: PhantomData,
+        }
     }
 
     /// The raw pointer, for calls not wrapped here.
@@ -250,11 +277,11 @@ impl RString {
     }
 }
 
-impl Drop for RString {
+impl Drop for RString<'_> {
     fn drop(&mut self) {
         if let Some(ctx) = self.owner {
             // SAFETY: created by CreateString with this ctx and not freed elsewhere.
-            unsafe { api!(RedisModule_FreeString)(ctx.0, self.ptr) };
+            unsafe { api!(RedisModule_FreeString)(ctx.ptr, self.ptr) };
         }
     }
 }
@@ -295,12 +322,13 @@ pub enum KeyKind {
     Other,
 }
 
-/// An open key; closed on drop.
-pub struct Key {
+/// A key opened during the callback `'a`; closed on drop.
+pub struct Key<'a> {
     ptr: *mut raw::RedisModuleKey,
+    call: PhantomData<&'a raw::RedisModuleKey>,
 }
 
-impl Key {
+impl Key<'_> {
     /// What the key holds.
     pub fn kind(&self) -> KeyKind {
         if self.ptr.is_null() {
@@ -379,7 +407,7 @@ impl Key {
     }
 }
 
-impl Drop for Key {
+impl Drop for Key<'_> {
     fn drop(&mut self) {
         if !self.ptr.is_null() {
             // SAFETY: opened by OpenKey and not closed elsewhere.

@@ -17,6 +17,7 @@ use std::ptr;
 
 use redis_module::raw;
 
+use crate::bugs::{self, Site};
 use crate::ffi::{api, string_bytes, Ctx};
 use crate::keys::{key_for, remember_trusted, Routing};
 
@@ -32,11 +33,20 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
 
 unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     // Runs for every command the server executes, so it bails out after one comparison for
-    // anything that is not IPCHECK, and never lets a panic escape into Redis.
-    let _ = catch_unwind(AssertUnwindSafe(|| rewrite(fctx)));
+    // anything that is not IPCHECK, and never lets a panic escape into Redis. A caught panic
+    // leaves the command as it came (the handler then checks ACLs on the real key itself), and
+    // is counted and logged rather than hidden.
+    // SAFETY: Redis passes a filter context valid for this callback.
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| unsafe { rewrite(fctx) })) {
+        bugs::report(Site::Filter, None, &bugs::panic_message(payload.as_ref()));
+    }
 }
 
-fn rewrite(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+/// Rewrites the address argument of `IPCHECK GET|SET|DEL` to its key.
+///
+/// # Safety
+/// `fctx` is the filter context Redis passed to the running filter callback.
+unsafe fn rewrite(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     // SAFETY: fctx is valid for the duration of the callback; argument strings belong to it.
     unsafe {
         if api!(RedisModule_CommandFilterArgsCount)(fctx) < 3 {

@@ -124,6 +124,7 @@ fn trusted(arg: &[u8]) -> Option<KeyName> {
 /// `arg` itself, if it is exactly the key of a canonical address under the settings in force.
 fn as_own_key(arg: &[u8]) -> Option<KeyName> {
     let prefix = settings::key_prefix();
+    let prefix = prefix.as_bytes();
     let cluster = settings::cluster_mode();
     let rest = arg.strip_prefix(prefix)?;
     let given = if cluster {
@@ -148,7 +149,11 @@ pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
             canonical: canonical.as_str().to_owned(),
         });
     }
-    build_key(settings::key_prefix(), canonical.as_bytes(), cluster)
+    build_key(
+        settings::key_prefix().as_bytes(),
+        canonical.as_bytes(),
+        cluster,
+    )
 }
 
 fn parse_ip(arg: &[u8]) -> Result<NormalizedIp, CommandError> {

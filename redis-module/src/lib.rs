@@ -12,7 +12,7 @@
 //! - [`settings`]: load arguments and the `ipcheck.*` module configs.
 //! - [`subcommands`]: one file per subcommand, parse then execute.
 //! - [`panic_guard`]: every handler runs under `catch_unwind`; a bug is an error reply, never a
-//!   crashed server.
+//!   crashed server. [`bugs`] counts every caught panic and logs it, rate-limited.
 //! - [`filter`]: a command filter that turns the address argument of GET/SET/DEL into the real
 //!   key before Redis checks ACL key patterns and cluster slots; [`acl`] checks the real key in
 //!   the handler when a call ever arrives unfiltered.
@@ -22,6 +22,7 @@
 //! The full command reference is in the workspace README.md ("The IPCHECK command").
 
 pub mod acl;
+pub mod bugs;
 pub mod error;
 pub mod ffi;
 pub mod filter;
@@ -37,18 +38,18 @@ use redis_module::{raw, Context, RedisString, Status};
 use crate::ffi::Ctx;
 use crate::settings::LoadArgs;
 
-/// Logs a warning to the Redis log (Redis prefixes it with `<ipcheck>`).
-pub fn log_warning(ctx: Ctx, message: &str) {
-    let line = error::safe_line(message);
-    // SAFETY: valid ctx (or null, which Redis accepts); "%s" with a NUL-terminated argument.
+/// Logs a warning to the Redis log. With a context Redis prefixes the line with `<ipcheck>`;
+/// without one (the command filter has none) with `<module>`, so the line then names us itself.
+pub fn log_warning(ctx: Option<Ctx>, message: &str) {
+    let line = match ctx {
+        Some(_) => error::safe_line(message),
+        None => error::safe_line(&format!("ipcheck: {message}")),
+    };
+    let ptr = ctx.map_or(std::ptr::null_mut(), Ctx::as_ptr);
+    // SAFETY: a live ctx or null, which Redis accepts; "%s" with a NUL-terminated argument.
     unsafe {
         if let Some(log) = raw::RedisModule_Log {
-            log(
-                ctx.as_ptr(),
-                c"warning".as_ptr(),
-                c"%s".as_ptr(),
-                line.as_ptr(),
-            );
+            log(ptr, c"warning".as_ptr(), c"%s".as_ptr(), line.as_ptr());
         }
     }
 }
@@ -56,15 +57,16 @@ pub fn log_warning(ctx: Ctx, message: &str) {
 /// Module initialisation: check the API, parse load arguments, register configs and commands.
 #[cfg_attr(test, allow(dead_code))]
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    let ctx = Ctx::new(ctx.ctx);
+    // SAFETY: the context Redis passed to OnLoad, which is running; `ctx` does not leave it.
+    let ctx = unsafe { Ctx::new(ctx.ctx) };
     match std::panic::catch_unwind(|| try_init(ctx, args)) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(why)) => {
-            log_warning(ctx, &format!("refusing to load: {why}"));
+            log_warning(Some(ctx), &format!("refusing to load: {why}"));
             Status::Err
         }
         Err(_) => {
-            log_warning(ctx, "refusing to load: bug during initialisation");
+            log_warning(Some(ctx), "refusing to load: bug during initialisation");
             Status::Err
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! A panic unwinding out of a module's `extern "C"` handler aborts Redis and loses every key in
 //! memory. The workspace profiles keep `panic = "unwind"`, so `catch_unwind` here turns even a
-//! bug into `-ERR internal error`, logged with its message, while RAII guards in [`crate::ffi`]
-//! close keys and free strings on the way out.
+//! bug into `-ERR internal error`, counted and logged (rate-limited) by [`crate::bugs`], while
+//! RAII guards in [`crate::ffi`] close keys and free strings on the way out.
 //!
 //! Handlers compute everything that can fail before they start replying, so an error reply never
 //! lands in the middle of a half-written array.
@@ -13,12 +13,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw;
 
+use crate::bugs::{self, Site};
 use crate::error::{reply_line, CommandError};
 use crate::ffi::{string_bytes, Ctx, RString};
 use crate::stats;
 
 /// A subcommand implementation: arguments (`argv[0]` is `IPCHECK`) in, reply sent or error out.
-pub type Handler = fn(Ctx, &Args) -> Result<(), CommandError>;
+/// Generic over the call's lifetime `'a`, so a handler cannot keep its context or arguments.
+pub type Handler = for<'a> fn(Ctx<'a>, &Args<'a>) -> Result<(), CommandError>;
 
 /// The command's arguments.
 pub struct Args<'a> {
@@ -37,8 +39,8 @@ impl<'a> Args<'a> {
     }
 
     /// Argument `i` as a Redis string used in place, if present.
-    pub fn string(&self, i: usize) -> Option<RString> {
-        // SAFETY: an argv string of the current call; `Args` does not outlive the call.
+    pub fn string(&self, i: usize) -> Option<RString<'a>> {
+        // SAFETY: an argv string of the current call; `'a` ends before the call does.
         self.argv.get(i).map(|s| unsafe { RString::argument(*s) })
     }
 
@@ -61,7 +63,8 @@ pub unsafe fn run(
     argc: c_int,
     handler: Handler,
 ) -> c_int {
-    let ctx = Ctx::new(ctx);
+    // SAFETY: Redis's context for this call; `ctx` and `args` are dropped before `run` returns.
+    let ctx = unsafe { Ctx::new(ctx) };
     let argv: &[*mut raw::RedisModuleString] = match usize::try_from(argc) {
         // SAFETY: Redis passes argc valid pointers that live for the whole call.
         Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
@@ -76,12 +79,8 @@ pub unsafe fn run(
         }
         Err(payload) => {
             stats::ERRORS.incr();
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            crate::log_warning(ctx, &format!("bug caught in IPCHECK handler: {what}"));
+            let what = bugs::panic_message(payload.as_ref());
+            bugs::report(Site::Handler, Some(ctx), &what);
             ctx.reply_error(&reply_line(
                 "ERR",
                 &format!("internal error in IPCHECK: {what}"),

@@ -291,7 +291,7 @@ unsafe fn set_categories(ctx: Ctx, cmd: *mut raw::RedisModuleCommand, sub: &Subc
     // SAFETY: per the function contract; the category string is NUL-terminated.
     if unsafe { set(cmd, sub.categories.as_ptr()) } != raw::REDISMODULE_OK as c_int {
         crate::log_warning(
-            ctx,
+            Some(ctx),
             &format!(
                 "could not put IPCHECK {} in ACL categories '{}'",
                 sub.name.to_string_lossy(),

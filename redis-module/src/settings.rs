@@ -8,13 +8,14 @@
 //! `ipcheck.ipv6-prefix` and `ipcheck.key-prefix`, so `CONFIG GET/SET` (and `ipcheck.*` lines in
 //! redis.conf, which win over load arguments) work as for any Redis setting.
 //!
-//! Handlers run on Redis's main thread, as do config callbacks, so plain atomics are enough; the
-//! key prefix is kept as a retained `RedisModuleString`, which is also what Redis's config API
-//! wants handed back by the getter.
+//! The numbers are atomics. The key prefix, which `CONFIG SET` can replace between any two
+//! commands, is kept by value behind a lock and copied out by every reader (see
+//! [`key_prefix`]), so nothing ever borrows from a prefix that a later `CONFIG SET` frees.
 
 use std::os::raw::{c_char, c_int, c_longlong, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 use ipcheck_core::{Aggregation, AggregationError};
 use redis_module::raw;
@@ -34,7 +35,11 @@ pub const MAX_PREFIX_LEN: usize = 64;
 static TTL: AtomicI64 = AtomicI64::new(DEFAULT_TTL);
 static V4_PREFIX: AtomicI64 = AtomicI64::new(32);
 static V6_PREFIX: AtomicI64 = AtomicI64::new(64);
-static PREFIX: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+/// The key prefix the handlers and the command filter build keys with.
+static PREFIX: RwLock<KeyPrefix> = RwLock::new(KeyPrefix::DEFAULT);
+/// The same prefix as the retained `RedisModuleString` that Redis's config getter must return;
+/// only the config callbacks touch it (see [`get_prefix`]).
+static PREFIX_STRING: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
 static CLUSTER: AtomicBool = AtomicBool::new(false);
 
 /// The TTL applied by `IPCHECK SET` without `EX`, in seconds.
@@ -49,15 +54,53 @@ pub fn aggregation() -> Result<Aggregation, AggregationError> {
     Aggregation::new(u8::try_from(v4).unwrap_or(0), u8::try_from(v6).unwrap_or(0))
 }
 
-/// The key prefix in force.
-pub fn key_prefix() -> &'static [u8] {
-    let p = PREFIX.load(Ordering::Relaxed);
-    if p.is_null() {
-        return DEFAULT_PREFIX.as_bytes();
+/// A copy of the key prefix in force.
+///
+/// A copy, not a borrow: `CONFIG SET ipcheck.key-prefix` replaces the prefix between commands,
+/// and a caller holding its own 64-byte copy can never read a prefix that is gone, whichever
+/// thread or order Redis calls us in, with no `unsafe` and no allocation. Redis in fact runs
+/// commands, command filters and config callbacks one at a time (on its main thread, or on a
+/// thread holding the module GIL), so the lock is never contended: the cost per call is one
+/// uncontended read lock and a 64-byte copy.
+pub fn key_prefix() -> KeyPrefix {
+    // Nothing panics while the write lock is held; a poisoned lock still holds a whole prefix.
+    *PREFIX.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A key prefix held by value (at most [`MAX_PREFIX_LEN`] bytes, checked by [`check_prefix`]).
+#[derive(Clone, Copy)]
+pub struct KeyPrefix {
+    bytes: [u8; MAX_PREFIX_LEN],
+    len: usize,
+}
+
+impl KeyPrefix {
+    const DEFAULT: KeyPrefix = match KeyPrefix::new(DEFAULT_PREFIX.as_bytes()) {
+        Some(p) => p,
+        None => panic!("the default key prefix is longer than MAX_PREFIX_LEN"),
+    };
+
+    /// `bytes` as a prefix, or `None` when longer than [`MAX_PREFIX_LEN`].
+    const fn new(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > MAX_PREFIX_LEN {
+            return None;
+        }
+        let mut out = [0u8; MAX_PREFIX_LEN];
+        let mut i = 0;
+        while i < bytes.len() {
+            out[i] = bytes[i];
+            i += 1;
+        }
+        Some(KeyPrefix {
+            bytes: out,
+            len: bytes.len(),
+        })
     }
-    // SAFETY: the string is retained until a CONFIG SET replaces it, which cannot run while a
-    // command handler is using this slice (both run on Redis's main thread).
-    unsafe { string_bytes(p) }
+
+    /// The prefix bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// Whether the server runs in cluster mode (fixed for the life of the process).
@@ -285,59 +328,86 @@ fn register_numeric(
     }
 }
 
-extern "C" fn get_numeric(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
-    // SAFETY: privdata is one of the static AtomicI64 cells registered above.
+/// Config getter for the numeric settings.
+///
+/// # Safety
+/// `privdata` is the pointer registered with the config: one of the static `AtomicI64` cells.
+unsafe extern "C" fn get_numeric(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
+    // SAFETY: per the function contract.
     let cell = unsafe { &*privdata.cast::<AtomicI64>() };
     cell.load(Ordering::Relaxed)
 }
 
-extern "C" fn set_numeric(
+/// Config setter for the numeric settings.
+///
+/// # Safety
+/// As for [`get_numeric`].
+unsafe extern "C" fn set_numeric(
     _name: *const c_char,
     value: c_longlong,
     privdata: *mut c_void,
     _err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
     // Redis has already checked the registered min..max range.
-    // SAFETY: as in get_numeric.
+    // SAFETY: per the function contract.
     let cell = unsafe { &*privdata.cast::<AtomicI64>() };
     cell.store(value, Ordering::Relaxed);
     crate::keys::forget_trusted();
     raw::REDISMODULE_OK as c_int
 }
 
+/// Config getter for `ipcheck.key-prefix`.
+///
+/// Redis does not free what the getter returns, so this hands back the retained string itself,
+/// which Redis copies before `CONFIG GET` (or `CONFIG REWRITE`, or a `CONFIG SET` rollback) goes
+/// on. That is sound because Redis never runs a config getter and setter at the same time:
+/// both run only inside `CONFIG` (or at load) on its main thread, so the string [`set_prefix`]
+/// frees is never one a getter handed out and Redis has not copied yet. This is the one place
+/// that relies on that; keys are built from [`key_prefix`]'s copy, never from this string.
 extern "C" fn get_prefix(
     _name: *const c_char,
     _privdata: *mut c_void,
 ) -> *mut raw::RedisModuleString {
-    // Redis does not free what the getter returns, so hand back the retained string itself.
-    PREFIX.load(Ordering::Relaxed)
+    PREFIX_STRING.load(Ordering::Acquire)
 }
 
-extern "C" fn set_prefix(
+/// Config setter for `ipcheck.key-prefix`: checks the value, then stores a copy for the key
+/// builders and retains Redis's string for [`get_prefix`].
+///
+/// # Safety
+/// `value` is a live string and `err` a valid out-pointer, as Redis passes them to a setter.
+unsafe extern "C" fn set_prefix(
     _name: *const c_char,
     value: *mut raw::RedisModuleString,
     _privdata: *mut c_void,
     err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
     // SAFETY: Redis passes a live string for the duration of the callback.
-    let checked = std::str::from_utf8(unsafe { string_bytes(value) })
+    let bytes = unsafe { string_bytes(value) };
+    let checked = std::str::from_utf8(bytes)
         .map_err(|_| "key prefix must be printable ASCII".to_owned())
-        .and_then(check_prefix);
-    if let Err(why) = checked {
-        // SAFETY: Redis takes ownership of the error string.
-        unsafe {
-            *err = api!(RedisModule_CreateString)(
-                ptr::null_mut(),
-                why.as_ptr().cast::<c_char>(),
-                why.len(),
-            );
+        .and_then(check_prefix)
+        .and_then(|()| KeyPrefix::new(bytes).ok_or_else(|| "key prefix is too long".to_owned()));
+    let prefix = match checked {
+        Ok(prefix) => prefix,
+        Err(why) => {
+            // SAFETY: Redis takes ownership of the error string.
+            unsafe {
+                *err = api!(RedisModule_CreateString)(
+                    ptr::null_mut(),
+                    why.as_ptr().cast::<c_char>(),
+                    why.len(),
+                );
+            }
+            return raw::REDISMODULE_ERR as c_int;
         }
-        return raw::REDISMODULE_ERR as c_int;
-    }
-    // SAFETY: keep Redis's string alive past this call, and release the one it replaces.
-    unsafe { api!(RedisModule_RetainString)(ptr::null_mut(), value) };
-    let old = PREFIX.swap(value, Ordering::Relaxed);
+    };
+    *PREFIX.write().unwrap_or_else(PoisonError::into_inner) = prefix;
     crate::keys::forget_trusted();
+    // SAFETY: keep Redis's string alive past this call for the getter, and release the one it
+    // replaces (see get_prefix for why no getter's caller can still be reading it).
+    unsafe { api!(RedisModule_RetainString)(ptr::null_mut(), value) };
+    let old = PREFIX_STRING.swap(value, Ordering::AcqRel);
     if !old.is_null() {
         // SAFETY: retained by a previous call to this function.
         unsafe { api!(RedisModule_FreeString)(ptr::null_mut(), old) };

@@ -33,14 +33,21 @@ pub static SETS: Counter = Counter::new();
 pub static DELETES: Counter = Counter::new();
 /// Calls answered with an error by the module (argument, type, decode errors and caught bugs).
 pub static ERRORS: Counter = Counter::new();
+/// Panics caught in a subcommand handler (each also counted in [`ERRORS`]); see [`crate::bugs`].
+pub static HANDLER_PANICS: Counter = Counter::new();
+/// Panics caught in the command filter (the command went on unrewritten); see [`crate::bugs`].
+pub static FILTER_PANICS: Counter = Counter::new();
 
-/// The counters in `IPCHECK STATS` order.
-pub fn snapshot() -> [(&'static str, u64); 5] {
+/// The counters in `IPCHECK STATS` order. New counters go at the end, so readers that take
+/// the first fields by position keep working.
+pub fn snapshot() -> [(&'static str, u64); 7] {
     [
         ("hits", HITS.get()),
         ("misses", MISSES.get()),
         ("sets", SETS.get()),
         ("deletes", DELETES.get()),
         ("errors", ERRORS.get()),
+        ("handler_panics", HANDLER_PANICS.get()),
+        ("filter_panics", FILTER_PANICS.get()),
     ]
 }

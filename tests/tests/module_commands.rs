@@ -201,10 +201,22 @@ fn del_key_stats_help() {
     let _ = ipcheck::get(&mut con, "not-an-ip"); // error
     let stats = ipcheck::stats(&mut con).unwrap();
     let names: Vec<&str> = stats.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["hits", "misses", "sets", "deletes", "errors"]);
+    // New counters are appended, so readers of the first five by position keep working.
+    assert_eq!(
+        names,
+        [
+            "hits",
+            "misses",
+            "sets",
+            "deletes",
+            "errors",
+            "handler_panics",
+            "filter_panics"
+        ]
+    );
     let values: Vec<i64> = stats.iter().map(|(_, v)| *v).collect();
-    // Misses: the GET after DEL and the one above; the error is not a miss.
-    assert_eq!(values, [1, 2, 2, 1, 1]);
+    // Misses: the GET after DEL and the one above; the error is not a miss; no bug caught.
+    assert_eq!(values, [1, 2, 2, 1, 1, 0, 0]);
 
     let help: Vec<String> = redis::cmd("IPCHECK").arg("HELP").query(&mut con).unwrap();
     assert!(help[0].starts_with("IPCHECK <subcommand>"));
@@ -550,4 +562,96 @@ fn watch_sees_real_changes_only() {
         ipcheck::del(c, "192.0.2.1").unwrap(),
         1
     )));
+}
+
+/// `CONFIG SET ipcheck.key-prefix` replaces the prefix while another client keeps building keys
+/// from it: every key the module names or writes is the address under one of the prefixes that
+/// were in force, and nothing crashes or panics (the prefix is copied, never borrowed).
+#[test]
+fn key_prefix_changes_under_pipelined_load() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const ROUNDS: usize = 1_000;
+    let long = format!("{}:", "q".repeat(63));
+    let prefixes = ["pa:".to_owned(), long];
+    let ip = "192.0.2.1";
+    let keys: Vec<String> = prefixes.iter().map(|p| format!("{p}{ip}")).collect();
+    let server = RedisServer::start();
+    let mut admin = server.client();
+    let mut worker = server.client();
+    let done = AtomicBool::new(false);
+
+    let pipelines = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let mut pipelines = 0usize;
+            // Keep going until the prefix has stopped changing, and at least a few times.
+            while !done.load(Ordering::Relaxed) || pipelines < 20 {
+                let replies: Vec<Value> = redis::pipe()
+                    .cmd("IPCHECK")
+                    .arg("KEY")
+                    .arg(ip)
+                    .cmd("IPCHECK")
+                    .arg("SET")
+                    .arg(ip)
+                    .arg("block")
+                    .cmd("IPCHECK")
+                    .arg("GET")
+                    .arg(ip)
+                    .cmd("IPCHECK")
+                    .arg("KEY")
+                    .arg("::ffff:192.0.2.1")
+                    .cmd("IPCHECK")
+                    .arg("DEL")
+                    .arg(ip)
+                    .query(&mut worker)
+                    .expect("pipelined IPCHECK calls while the prefix changes");
+                let [named, stored, got, named_again, deleted] = &replies[..] else {
+                    panic!("5 replies expected: {replies:?}");
+                };
+                for k in [named, named_again] {
+                    let k: String = redis::from_redis_value(k.clone()).unwrap();
+                    assert!(keys.contains(&k), "IPCHECK KEY named {k:?}");
+                }
+                assert_eq!(*stored, Value::Okay, "{replies:?}");
+                // The GET may run under the other prefix than the SET (then it misses).
+                if let Some(hit) = ipcheck::parse_get_reply(got.clone()) {
+                    assert!(keys.contains(&hit.key), "IPCHECK GET named {:?}", hit.key);
+                    assert_eq!(hit.verdict, "block");
+                }
+                assert!(matches!(deleted, Value::Int(0 | 1)), "{replies:?}");
+                pipelines += 1;
+            }
+            pipelines
+        });
+        for i in 0..ROUNDS {
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("ipcheck.key-prefix")
+                .arg(&prefixes[i % 2])
+                .query(&mut admin)
+                .expect("CONFIG SET ipcheck.key-prefix");
+        }
+        done.store(true, Ordering::Relaxed);
+        load.join().expect("the pipelined client")
+    });
+
+    let pong: String = redis::cmd("PING").query(&mut admin).unwrap();
+    assert_eq!(pong, "PONG");
+    // The last prefix set is the one in force, for CONFIG GET and for the module alike.
+    let last = &prefixes[(ROUNDS - 1) % 2];
+    let pair: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("ipcheck.key-prefix")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(pair[1], *last);
+    assert_eq!(ipcheck::key(&mut admin, ip).unwrap(), format!("{last}{ip}"));
+    // Whatever SETs landed between a SET and its DEL under another prefix, every key in the
+    // keyspace is the address under one of the two prefixes.
+    let stored: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut admin).unwrap();
+    assert!(stored.iter().all(|k| keys.contains(k)), "{stored:?}");
+    assert_eq!(ipcheck::stat(&mut admin, "handler_panics"), 0);
+    assert_eq!(ipcheck::stat(&mut admin, "filter_panics"), 0);
+    assert!(!server.log().contains("bug caught"), "{}", server.log());
+    eprintln!("{pipelines} pipelines of 5 IPCHECK calls ran across {ROUNDS} prefix changes");
 }

@@ -317,6 +317,12 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
         stat("sets") > 0 && stat("hits") + stat("misses") > 0,
         "seed {seed}: {stats:?}"
     );
+    // No bug was caught, not even one the rate-limited log held back.
+    assert_eq!(
+        (stat("handler_panics"), stat("filter_panics")),
+        (0, 0),
+        "seed {seed}: {stats:?}"
+    );
 }
 
 #[test]

@@ -14,20 +14,20 @@ use crate::stats;
 use super::Target;
 
 /// A parsed `IPCHECK DEL`.
-pub struct Del {
-    target: Target,
+pub struct Del<'a> {
+    target: Target<'a>,
 }
 
-impl Del {
+impl<'a> Del<'a> {
     /// Validates the address and computes its key.
-    pub fn parse(args: &Args) -> Result<Self, CommandError> {
+    pub fn parse(args: &Args<'a>) -> Result<Self, CommandError> {
         super::expect_len(args, 3, "del")?;
         let target = Target::parse(args)?;
         Ok(Del { target })
     }
 
     /// Deletes the entry, replicates the deletion, replies.
-    pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
+    pub fn execute(self, ctx: Ctx<'a>) -> Result<(), CommandError> {
         let (_, name) = self.target.authorize(ctx, Access::Delete)?;
         let mut key = ctx.open_key(&name, READ | WRITE);
         match key.kind() {

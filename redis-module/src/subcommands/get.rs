@@ -16,20 +16,20 @@ use crate::stats;
 use super::Target;
 
 /// A parsed `IPCHECK GET`.
-pub struct Get {
-    target: Target,
+pub struct Get<'a> {
+    target: Target<'a>,
 }
 
-impl Get {
+impl<'a> Get<'a> {
     /// Validates the address and computes its key.
-    pub fn parse(args: &Args) -> Result<Self, CommandError> {
+    pub fn parse(args: &Args<'a>) -> Result<Self, CommandError> {
         super::expect_len(args, 3, "get")?;
         let target = Target::parse(args)?;
         Ok(Get { target })
     }
 
     /// Reads the entry and replies.
-    pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
+    pub fn execute(self, ctx: Ctx<'a>) -> Result<(), CommandError> {
         let (key_name, name) = self.target.authorize(ctx, Access::Read)?;
         let key = ctx.open_key(&name, READ);
         match key.kind() {

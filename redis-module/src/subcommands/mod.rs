@@ -16,17 +16,17 @@ use crate::keys::{resolve, KeyName, Origin, Routing};
 use crate::panic_guard::Args;
 
 /// The entry a GET, SET or DEL works on: the key named by the address argument (`argv[2]`).
-pub struct Target {
+pub struct Target<'a> {
     key: KeyName,
     origin: Origin,
     /// The argument itself when it already is the key (after the command filter), so the
     /// keyspace calls use it in place instead of copying the name.
-    arg: Option<RString>,
+    arg: Option<RString<'a>>,
 }
 
-impl Target {
+impl<'a> Target<'a> {
     /// Resolves `argv[2]` to its key; in cluster mode the address must be canonical.
-    fn parse(args: &Args) -> Result<Self, CommandError> {
+    fn parse(args: &Args<'a>) -> Result<Self, CommandError> {
         let (key, origin) = resolve(args.get(2), Routing::Strict)?;
         let arg = match origin {
             Origin::Key => args.string(2),
@@ -39,7 +39,11 @@ impl Target {
     ///
     /// When the argument was an address, Redis matched ACL key patterns against the address
     /// text, so the real key is checked here (see [`crate::acl`]).
-    fn authorize(self, ctx: Ctx, access: Access) -> Result<(KeyName, RString), CommandError> {
+    fn authorize(
+        self,
+        ctx: Ctx<'a>,
+        access: Access,
+    ) -> Result<(KeyName, RString<'a>), CommandError> {
         let name = match self.arg {
             Some(arg) => arg,
             None => ctx.create_string(self.key.as_bytes()),

@@ -26,16 +26,16 @@ use crate::stats;
 use super::Target;
 
 /// A parsed `IPCHECK SET`.
-pub struct Set {
-    target: Target,
+pub struct Set<'a> {
+    target: Target<'a>,
     entry: Entry,
     ttl_secs: i64,
     force: bool,
 }
 
-impl Set {
+impl<'a> Set<'a> {
     /// Validates every argument; nothing is touched until all are good.
-    pub fn parse(args: &Args) -> Result<Self, CommandError> {
+    pub fn parse(args: &Args<'a>) -> Result<Self, CommandError> {
         if args.len() < 4 {
             return Err(CommandError::Arity("set"));
         }
@@ -84,7 +84,7 @@ impl Set {
     }
 
     /// Stores the entry (unless a manual pin stands), replicates it, replies.
-    pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
+    pub fn execute(self, ctx: Ctx<'a>) -> Result<(), CommandError> {
         let (_, name) = self.target.authorize(ctx, Access::Write)?;
         let mut key = ctx.open_key(&name, READ | WRITE);
         match key.kind() {

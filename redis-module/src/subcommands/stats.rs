@@ -1,7 +1,8 @@
 //! `IPCHECK STATS`
 //!
-//! Reply: flat array `hits <n> misses <n> sets <n> deletes <n> errors <n>`, counted on this
-//! node since the module was loaded (a replica applying replicated writes does not count them).
+//! Reply: flat array `hits <n> misses <n> sets <n> deletes <n> errors <n> handler_panics <n>
+//! filter_panics <n>`, counted on this node since the module was loaded (a replica applying
+//! replicated writes does not count them).
 
 use crate::error::CommandError;
 use crate::ffi::Ctx;
