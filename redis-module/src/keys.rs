@@ -93,10 +93,11 @@ pub fn resolve(arg: &[u8], routing: Routing) -> Result<(KeyName, Origin), Comman
     if let Some(key) = trusted(arg) {
         return Ok((key, Origin::Key));
     }
-    if let Some(key) = as_own_key(arg) {
+    let prefix = settings::key_prefix();
+    if let Some(key) = as_own_key(arg, prefix.as_bytes()) {
         return Ok((key, Origin::Key));
     }
-    Ok((key_for(arg, routing)?, Origin::Address))
+    Ok((key_under(prefix.as_bytes(), arg, routing)?, Origin::Address))
 }
 
 thread_local! {
@@ -121,10 +122,9 @@ fn trusted(arg: &[u8]) -> Option<KeyName> {
     TRUSTED.with(|t| t.borrow().as_ref().filter(|k| k.as_bytes() == arg).cloned())
 }
 
-/// `arg` itself, if it is exactly the key of a canonical address under the settings in force.
-fn as_own_key(arg: &[u8]) -> Option<KeyName> {
-    let prefix = settings::key_prefix();
-    let prefix = prefix.as_bytes();
+/// `arg` itself, if it is exactly the key of a canonical address under `prefix` and the other
+/// settings in force.
+fn as_own_key(arg: &[u8], prefix: &[u8]) -> Option<KeyName> {
     let cluster = settings::cluster_mode();
     let rest = arg.strip_prefix(prefix)?;
     let given = if cluster {
@@ -141,6 +141,11 @@ fn as_own_key(arg: &[u8]) -> Option<KeyName> {
 
 /// Normalizes the address argument and builds its key with the settings in force.
 pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
+    key_under(settings::key_prefix().as_bytes(), arg, routing)
+}
+
+/// [`key_for`] with the key prefix already read.
+fn key_under(prefix: &[u8], arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
     let canonical = parse_ip(arg)?.canonical_text();
     let cluster = settings::cluster_mode();
     if cluster && routing == Routing::Strict && canonical.as_bytes() != arg {
@@ -149,11 +154,7 @@ pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
             canonical: canonical.as_str().to_owned(),
         });
     }
-    build_key(
-        settings::key_prefix().as_bytes(),
-        canonical.as_bytes(),
-        cluster,
-    )
+    build_key(prefix, canonical.as_bytes(), cluster)
 }
 
 fn parse_ip(arg: &[u8]) -> Result<NormalizedIp, CommandError> {
