@@ -119,6 +119,11 @@ impl Categories {
         Categories(self.0 & other.0)
     }
 
+    /// The categories in either set.
+    pub fn union(self, other: Categories) -> Categories {
+        Categories(self.0 | other.0)
+    }
+
     /// The members, in vocabulary order.
     pub fn iter(self) -> impl Iterator<Item = Category> {
         Category::ALL.into_iter().filter(move |c| self.contains(*c))
