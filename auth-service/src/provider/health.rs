@@ -118,7 +118,7 @@ impl Health {
                 format!("provider: {name}: ok (the last {calls} lookups answered, for {age})")
             }
             Err(ProviderError::Auth(code)) => format!(
-                "provider: {name}: {} (HTTP {code}) for {age} ({calls} lookups failed)",
+                "provider: {name}: refusing {} (HTTP {code}) for {age} ({calls} lookups failed)",
                 refused_key(spec)
             ),
             Err(e) => format!("provider: {name}: down: {e} for {age} ({calls} lookups failed)"),
@@ -126,11 +126,11 @@ impl Health {
     }
 }
 
-/// "refusing the API key in IPASIS_API_KEY", or what a refusal means without a key.
+/// What the provider refused: "the API key in IPASIS_API_KEY" (the variable, never the value).
 pub fn refused_key(spec: &ProviderSpec) -> String {
     match &spec.api_key_env {
-        Some(var) => format!("refusing the API key in {var}"),
-        None => "refusing the requests as unauthorized although provider.api_key_env is empty (no key is sent)".to_owned(),
+        Some(var) => format!("the API key in {var}"),
+        None => "the requests, which carry no API key (provider.api_key_env is empty)".to_owned(),
     }
 }
 

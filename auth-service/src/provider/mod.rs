@@ -231,7 +231,7 @@ impl Provider {
             ProviderError::Auth(code) => tracing::error!(
                 provider = %name,
                 failures,
-                "the provider is {} (HTTP {code}): every lookup fails and each policy's on_error decides; set a valid key and restart ({failures} failed lookups since the last such line, at most one per {interval})",
+                "the provider refused {} (HTTP {code}): every lookup fails and each policy's on_error decides; set a valid key and restart ({failures} failed lookups since the last such line, at most one per {interval})",
                 health::refused_key(&self.spec)
             ),
             e => tracing::warn!(
