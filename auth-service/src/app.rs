@@ -1,6 +1,6 @@
 //! The shared state every handler gets: settings, the tiers, the provider, metrics.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use axum::http::HeaderValue;
@@ -9,12 +9,13 @@ use ipcheck_core::{NormalizedIp, ReasonSet};
 use crate::cache::local::LocalCache;
 use crate::cache::redis::RedisTier;
 use crate::coalesce::Coalescer;
-use crate::config::Settings;
+use crate::config::{Settings, UnknownPolicy};
 use crate::decide::Resolved;
 use crate::metrics::Metrics;
 use crate::provider::{ApiKey, Provider};
 
-/// How many distinct unknown policy names get their own warning (the rest only count).
+/// How many distinct unknown policy names get their own error line and `/readyz` count (the rest
+/// only count in the metric).
 const UNKNOWN_POLICY_LOG_LIMIT: usize = 64;
 
 /// Everything a request needs, shared as `State<Arc<App>>`.
@@ -32,7 +33,7 @@ pub struct App {
     /// Counters and histograms.
     pub metrics: Metrics,
     reason_headers: Box<[HeaderValue]>,
-    unknown_policies: Mutex<HashSet<String>>,
+    unknown_policies: Mutex<BTreeMap<String, u64>>,
 }
 
 impl App {
@@ -58,15 +59,19 @@ impl App {
                 HeaderValue::from_static(text)
             })
             .collect();
+        let metrics = Metrics::default();
+        if provider.is_some() {
+            metrics.provider_configured();
+        }
         Ok(App {
             settings,
             local,
             redis,
             provider,
             flights: Coalescer::default(),
-            metrics: Metrics::default(),
+            metrics,
             reason_headers,
-            unknown_policies: Mutex::new(HashSet::new()),
+            unknown_policies: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -75,20 +80,53 @@ impl App {
         self.reason_headers[reasons.bits()].clone()
     }
 
-    /// Counts a request for an unconfigured policy and warns once per name.
+    /// Counts a request for an unconfigured policy and logs an error once per name.
     pub fn unknown_policy(&self, name: &str) {
         self.metrics.unknown_policy();
         let mut seen = self
             .unknown_policies
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if seen.len() < UNKNOWN_POLICY_LOG_LIMIT && seen.insert(name.to_owned()) {
-            tracing::error!(
-                policy = name,
-                configured = ?self.settings.policies.names(),
-                "X-IPCheck-Policy names a policy that is not configured; answering with the default policy's on_error verdict (fix the nginx config or add the policy)"
+        if let Some(count) = seen.get_mut(name) {
+            *count += 1;
+            return;
+        }
+        if seen.len() >= UNKNOWN_POLICY_LOG_LIMIT {
+            return;
+        }
+        seen.insert(name.to_owned(), 1);
+        let answer = match self.settings.unknown_policy {
+            UnknownPolicy::Closed => "blocking every such request (unknown_policy = \"closed\")",
+            UnknownPolicy::Open => "allowing every such request (unknown_policy = \"open\")",
+            UnknownPolicy::Default => {
+                "deciding such requests with the default policy (unknown_policy = \"default\")"
+            }
+        };
+        tracing::error!(
+            policy = name,
+            configured = ?self.settings.policies.names(),
+            "X-IPCheck-Policy names a policy that is not configured; {answer}, reason policy-error; fix $ipcheck_policy in the nginx config or add [policies.{name}]"
+        );
+    }
+
+    /// The `/readyz` line about policies: the unknown names requested so far, with counts.
+    pub fn policies_line(&self) -> String {
+        let seen = self
+            .unknown_policies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.is_empty() {
+            return format!(
+                "policies: {}; no unknown policy name requested\n",
+                self.settings.policies.names().join(", ")
             );
         }
+        let names: Vec<String> = seen.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+        format!(
+            "policies: unknown policy names requested: {} (unknown_policy = {})\n",
+            names.join(", "),
+            self.settings.unknown_policy.as_str()
+        )
     }
 
     /// A one-line summary of the active tiers, for the first log line and `check-config`.

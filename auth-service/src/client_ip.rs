@@ -44,28 +44,28 @@ impl ClientIpSource {
     }
 }
 
-/// Walks `X-Forwarded-For` (every instance, in order) plus `X-Real-IP` as the last hop.
+/// Walks `X-Forwarded-For` (every instance, in order) plus `X-Real-IP` as the last hop, from the
+/// right, on raw bytes: the client writes the left end, so a byte there that is not UTF-8 (or
+/// any other garbage) must not matter unless the walk actually reaches it.
 fn forwarded(headers: &HeaderMap, trusted: &[IpNet], agg: Aggregation) -> Option<Client> {
-    let mut hops: Vec<&str> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        hops.extend(
-            value
-                .to_str()
-                .ok()?
-                .split(',')
-                .map(str::trim)
-                .filter(|h| !h.is_empty()),
-        );
-    }
-    // nginx's own peer is the last hop; appending it (even twice) is safe and means a request
-    // that did not come through the trusted proxies is judged by its real address.
-    if let Some(real) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()) {
-        hops.push(real.trim());
-    }
+    let values: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        // nginx's own peer is the last hop; appending it (even twice) is safe and means a
+        // request that did not come through the trusted proxies is judged by its real address.
+        .chain(headers.get("x-real-ip").map(|v| v.as_bytes()))
+        .collect();
+    let hops = values.iter().rev().flat_map(|value| {
+        value
+            .rsplit(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .filter(|h| !h.is_empty())
+    });
     let mut leftmost = None;
-    for hop in hops.iter().rev() {
+    for hop in hops {
         // A hop we cannot read ends the walk: nothing to its left can be trusted either.
-        let client = parse_client(hop, agg)?;
+        let client = parse_client(std::str::from_utf8(hop).ok()?, agg)?;
         if !trusted.iter().any(|n| n.contains(&client.ip)) {
             return Some(client);
         }
@@ -108,8 +108,9 @@ fn strip_port(text: &str) -> Option<&str> {
     }
 }
 
+/// Digits only (no sign) and within 0..=65535.
 fn is_port(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+    text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok()
 }
 
 #[cfg(test)]
@@ -129,6 +130,7 @@ mod tests {
     fn ports_and_brackets() {
         assert_eq!(key("192.0.2.1").as_deref(), Some("192.0.2.1"));
         assert_eq!(key("192.0.2.1:5678").as_deref(), Some("192.0.2.1"));
+        assert_eq!(key("192.0.2.1:65535").as_deref(), Some("192.0.2.1"));
         assert_eq!(key("[2001:db8::1]:443").as_deref(), Some("2001:db8::/64"));
         assert_eq!(key("[2001:db8::1]").as_deref(), Some("2001:db8::/64"));
         assert_eq!(key("2001:DB8::1").as_deref(), Some("2001:db8::/64"));
@@ -147,6 +149,10 @@ mod tests {
             "2001:db8::/64",
             "fe80::1%eth0",
             "192.0.2.1:123456",
+            "1.2.3.4:99999",
+            "1.2.3.4:65536",
+            "[2001:db8::1]:65536",
+            "1.2.3.4:+80",
         ] {
             assert_eq!(key(bad), None, "{bad}");
         }
@@ -158,6 +164,17 @@ mod tests {
             h.append(
                 axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn raw_headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v).unwrap(),
             );
         }
         h
@@ -228,6 +245,32 @@ mod tests {
         assert_eq!(client_of(&s, &v6).as_deref(), Some("2001:db8::1"));
     }
 
+    #[test]
+    fn forwarded_for_reads_bytes_and_stops_where_the_walk_stops() {
+        let s = ClientIpSource::ForwardedFor {
+            trusted: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        let ip = |h: HeaderMap| s.client(&h, agg()).map(|c| c.ip.to_string());
+        // Not UTF-8 left of the real client: never reached, so it changes nothing.
+        let spoofed = raw_headers(&[
+            ("x-forwarded-for", b"\xff\xfe, 203.0.113.9"),
+            ("x-real-ip", b"10.0.0.2"),
+        ]);
+        assert_eq!(ip(spoofed).as_deref(), Some("203.0.113.9"));
+        // In an earlier header instance, the same.
+        let split = raw_headers(&[
+            ("x-forwarded-for", b"1.2.3.4\xff"),
+            ("x-forwarded-for", b"203.0.113.9, 10.0.0.7"),
+        ]);
+        assert_eq!(ip(split).as_deref(), Some("203.0.113.9"));
+        // The walk reaches the unreadable hop (everything right of it is trusted): no address.
+        let reached = raw_headers(&[
+            ("x-forwarded-for", b"203.0.113.9\xff, 10.0.0.7"),
+            ("x-real-ip", b"10.0.0.2"),
+        ]);
+        assert_eq!(ip(reached), None);
+    }
+
     mod props {
         use super::*;
         use proptest::prelude::*;
@@ -275,6 +318,29 @@ mod tests {
                 let joined = chain.join(", ");
                 let got = client_of(&s, &[("x-forwarded-for", &joined), ("x-real-ip", "10.1.2.3")]);
                 prop_assert_eq!(got, Some(client.to_string()));
+            }
+
+            // Arbitrary bytes left of the real client never change the answer.
+            #[test]
+            fn bytes_left_of_the_client_never_matter(
+                junk in proptest::collection::vec(any::<u8>(), 0..40),
+                client in any::<u32>(),
+                proxies in proptest::collection::vec(0u8..=255, 0..3),
+            ) {
+                let client = IpAddr::V4(Ipv4Addr::from(client));
+                let trusted: IpNet = "10.0.0.0/8".parse().unwrap();
+                prop_assume!(!trusted.contains(&client));
+                // Whatever HeaderValue can carry at all (no control bytes but tab).
+                let junk: Vec<u8> = junk.into_iter().filter(|b| *b >= 0x20 || *b == b'\t').filter(|b| *b != 0x7f).collect();
+                let s = ClientIpSource::ForwardedFor { trusted: vec![trusted] };
+                let mut value = junk;
+                value.extend_from_slice(format!(", {client}").as_bytes());
+                for p in &proxies {
+                    value.extend_from_slice(format!(", 10.0.0.{p}").as_bytes());
+                }
+                let h = raw_headers(&[("x-forwarded-for", &value), ("x-real-ip", b"10.1.2.3")]);
+                let got = s.client(&h, agg()).map(|c| c.ip);
+                prop_assert_eq!(got, Some(client));
             }
 
             // No header value makes extraction panic.

@@ -13,6 +13,7 @@ use ipcheck_core::{Decision, Policy, ReasonSet, Verdict};
 use crate::app::{key_header, App};
 use crate::cache::Known;
 use crate::client_ip::Client;
+use crate::config::UnknownPolicy;
 use crate::metrics::{RedisLookup, Tier};
 
 /// The request header nginx uses to pick a policy.
@@ -55,9 +56,24 @@ pub async fn decide(app: &Arc<App>, headers: &HeaderMap) -> Outcome {
                 Some(p) => p,
                 None => {
                     app.unknown_policy(name);
-                    let key = client.map_or_else(empty, |c| key_header(&c.key));
-                    let decision = policies.default_policy().failure(ReasonSet::NONE);
-                    return finish(app, decision, None, Tier::None, key);
+                    // A configuration error: the operator's unknown_policy decides, blocking
+                    // unless told otherwise, because the named policy may have been fail-closed.
+                    let verdict = match app.settings.unknown_policy {
+                        UnknownPolicy::Default => None,
+                        UnknownPolicy::Closed => Some(Verdict::Block),
+                        UnknownPolicy::Open => Some(Verdict::Allow),
+                    };
+                    match verdict {
+                        None => policies.default_policy(),
+                        Some(verdict) => {
+                            let key = client.map_or_else(empty, |c| key_header(&c.key));
+                            let decision = Decision {
+                                verdict,
+                                reasons: ReasonSet::POLICY_ERROR,
+                            };
+                            return finish(app, decision, None, Tier::None, key);
+                        }
+                    }
                 }
             }
         }
@@ -210,12 +226,8 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
             }
         }
         Err(e) => {
-            tracing::warn!(
-                key = %key_text,
-                provider = %provider.spec().name,
-                error = %e,
-                "provider lookup failed; on_error decides and the failure is remembered for negative_ttl"
-            );
+            // The provider logs failures itself, rate-limited (one line per kind, not per address).
+            tracing::debug!(key = %key_text, error = %e, "provider lookup failed");
             app.local
                 .insert(client.key, Known::ProviderError, cache.negative_ttl);
             Resolved {

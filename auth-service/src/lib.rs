@@ -48,11 +48,12 @@ pub fn check_config(file: &Path) -> ExitCode {
                 }
             }
             println!(
-                "{}: ok; listen {}; tiers: {}; policies: {}",
+                "{}: ok; listen {}; tiers: {}; policies: {}; unknown policy names: {}",
                 settings.origin,
                 settings.listen,
                 App::tiers_summary(&settings),
-                settings.policies.names().join(", ")
+                settings.policies.names().join(", "),
+                settings.unknown_policy.as_str()
             );
             ExitCode::SUCCESS
         }

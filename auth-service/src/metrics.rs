@@ -70,7 +70,11 @@ pub struct Metrics {
     provider_sum_micros: AtomicU64,
     coalesced_waits: AtomicU64,
     unknown_policy: AtomicU64,
+    provider_up: AtomicU64,
 }
+
+/// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
+const NO_PROVIDER: u64 = u64::MAX;
 
 /// Outcome of a Redis lookup, for `ipcheck_redis_lookups_total`.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +100,7 @@ impl Default for Metrics {
             provider_sum_micros: AtomicU64::new(0),
             coalesced_waits: AtomicU64::new(0),
             unknown_policy: AtomicU64::new(0),
+            provider_up: AtomicU64::new(NO_PROVIDER),
         }
     }
 }
@@ -137,6 +142,13 @@ impl Metrics {
         if let Some(e) = error {
             inc(&self.provider_errors[e.kind_index()]);
         }
+        self.provider_up
+            .store(u64::from(error.is_none()), Ordering::Relaxed);
+    }
+
+    /// A provider is configured: `ipcheck_provider_up` is exported, 1 until a call fails.
+    pub fn provider_configured(&self) {
+        self.provider_up.store(1, Ordering::Relaxed);
     }
 
     /// A request that waited for another request's lookup instead of starting its own.
@@ -252,6 +264,12 @@ impl Metrics {
             "ipcheck_unknown_policy_total {}",
             get(&self.unknown_policy)
         );
+        let up = get(&self.provider_up);
+        if up != NO_PROVIDER {
+            out.push_str("# HELP ipcheck_provider_up Whether the latest provider call answered (1) or failed (0); 1 before any call.\n");
+            out.push_str("# TYPE ipcheck_provider_up gauge\n");
+            let _ = writeln!(out, "ipcheck_provider_up {up}");
+        }
         out.push_str("# HELP ipcheck_local_entries Entries in the in-process cache.\n");
         out.push_str("# TYPE ipcheck_local_entries gauge\n");
         let _ = writeln!(out, "ipcheck_local_entries {local_entries}");
@@ -277,5 +295,19 @@ mod tests {
         assert!(text.contains("ipcheck_provider_duration_seconds_bucket{le=\"0.025\"} 0"));
         assert!(text.contains("ipcheck_provider_duration_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("ipcheck_local_entries 3"));
+    }
+
+    #[test]
+    fn provider_up_follows_the_latest_call() {
+        let m = Metrics::default();
+        assert!(!m.render(0).contains("ipcheck_provider_up"));
+        m.provider_configured();
+        assert!(m.render(0).contains("ipcheck_provider_up 1"));
+        m.provider_call(Duration::from_millis(1), Some(ProviderError::Auth(401)));
+        let text = m.render(0);
+        assert!(text.contains("ipcheck_provider_up 0"));
+        assert!(text.contains("ipcheck_provider_errors_total{kind=\"auth\"} 1"));
+        m.provider_call(Duration::from_millis(1), None);
+        assert!(m.render(0).contains("ipcheck_provider_up 1"));
     }
 }

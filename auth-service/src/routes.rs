@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `/auth` (any method) | 204 allow, 403 block, 401 challenge; empty body; `X-IPCheck-*` headers |
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 when every configured dependency answers, else 503 naming which does not |
+//! | `GET /readyz` | 200 when what this instance needs (Redis, if configured) answers, else 503; the body also reports the provider and unknown policy names, which never make it unready |
 //! | `GET /metrics` | Prometheus text format |
 
 use std::sync::Arc;
@@ -70,16 +70,10 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
             }),
         }
     };
-    let provider = async {
-        match &app.provider {
-            None => None,
-            Some(p) => Some(p.reachable().await),
-        }
-    };
-    let (redis, provider) = tokio::join!(redis, provider);
+    let redis = redis.await;
     let mut body = String::new();
     let mut ready = true;
-    for (name, state) in [("redis", redis), ("provider", provider)] {
+    for (name, state) in [("redis", redis)] {
         match state {
             None => body.push_str(&format!("{name}: not configured\n")),
             Some(Ok(())) => body.push_str(&format!("{name}: ok\n")),
@@ -89,12 +83,24 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
             }
         }
     }
+    body.push_str(&provider_line(&app));
+    body.push_str(&app.policies_line());
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, body).into_response()
+}
+
+/// The provider's state as its latest real lookups found it (a probe would spend quota). Reported,
+/// never a reason to be unready: a third-party outage must not take a whole fleet out of its load
+/// balancer, and each policy's `on_error` already says what an outage means.
+fn provider_line(app: &App) -> String {
+    match &app.provider {
+        None => "provider: not configured\n".to_owned(),
+        Some(p) => format!("{}\n", p.status_line()),
+    }
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

@@ -119,6 +119,11 @@ impl Categories {
         Categories(self.0 & other.0)
     }
 
+    /// The categories in either set.
+    pub fn union(self, other: Categories) -> Categories {
+        Categories(self.0 | other.0)
+    }
+
     /// The members, in vocabulary order.
     pub fn iter(self) -> impl Iterator<Item = Category> {
         Category::ALL.into_iter().filter(move |c| self.contains(*c))
@@ -176,6 +181,10 @@ impl ReasonSet {
     pub const PROVIDER_ERROR: ReasonSet = ReasonSet(1 << 8);
     /// No usable client address; the policy's failure mode decided.
     pub const NO_CLIENT_IP: ReasonSet = ReasonSet(1 << 9);
+    /// The request named a policy that is not configured; the unknown-policy setting decided.
+    pub const POLICY_ERROR: ReasonSet = ReasonSet(1 << 10);
+    /// Redis could not be asked and the policy fails closed on that.
+    pub const REDIS_ERROR: ReasonSet = ReasonSet(1 << 11);
     /// How many distinct sets exist (for tables indexed by [`ReasonSet::bits`]).
     pub const COUNT: usize = 1 << KNOWN_REASONS.len();
 
@@ -432,6 +441,20 @@ mod tests {
             (d.verdict, d.reasons.to_text().as_str()),
             (Verdict::Allow, "no-client-ip")
         );
+    }
+
+    #[test]
+    fn named_reason_sets_match_their_tokens() {
+        for (set, token) in [
+            (ReasonSet::ALLOWLIST, "allowlist"),
+            (ReasonSet::DENYLIST, "denylist"),
+            (ReasonSet::PROVIDER_ERROR, "provider-error"),
+            (ReasonSet::NO_CLIENT_IP, "no-client-ip"),
+            (ReasonSet::POLICY_ERROR, "policy-error"),
+            (ReasonSet::REDIS_ERROR, "redis-error"),
+        ] {
+            assert_eq!(set.to_text(), token);
+        }
     }
 
     #[test]

@@ -50,18 +50,35 @@ pub fn request_from(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<HttpReply> {
+    let raw: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    request_bytes_from(source, dest, method, path, &raw)
+}
+
+/// [`request_from`] with header values as raw bytes, sent as they are (e.g. `\xff`, which no
+/// `&str` can hold but a client can send).
+pub fn request_bytes_from(
+    source: IpAddr,
+    dest: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+) -> std::io::Result<HttpReply> {
     let socket = Socket::new(Domain::for_address(dest), Type::STREAM, None)?;
     socket.bind(&SocketAddr::new(source, 0).into())?;
     socket.connect_timeout(&dest.into(), Duration::from_secs(5))?;
     let mut conn: std::net::TcpStream = socket.into();
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n")
+            .into_bytes();
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req.extend_from_slice(k.as_bytes());
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(v);
+        req.extend_from_slice(b"\r\n");
     }
-    req.push_str("\r\n");
-    conn.write_all(req.as_bytes())?;
+    req.extend_from_slice(b"\r\n");
+    conn.write_all(&req)?;
     let mut raw = Vec::new();
     conn.read_to_end(&mut raw)?;
     parse_reply(&raw)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::client::{request_from, HttpReply};
+use crate::client::{request_bytes_from, request_from, HttpReply};
 use crate::paths::service_binary;
 use crate::ports::{free_port, wait_for_port};
 
@@ -72,6 +72,13 @@ impl Service {
     /// `GET path` with these request headers.
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpReply {
         http_request(self.port, "GET", path, headers)
+            .unwrap_or_else(|e| panic!("GET {path} failed: {e}\nservice log:\n{}", self.log()))
+    }
+
+    /// `GET path` with header values as raw bytes (anything a client can put on the wire).
+    pub fn get_raw(&self, path: &str, headers: &[(&str, &[u8])]) -> HttpReply {
+        let dest = SocketAddr::from(([127, 0, 0, 1], self.port));
+        request_bytes_from(IpAddr::from([127, 0, 0, 1]), dest, "GET", path, headers)
             .unwrap_or_else(|e| panic!("GET {path} failed: {e}\nservice log:\n{}", self.log()))
     }
 

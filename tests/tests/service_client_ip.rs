@@ -119,3 +119,52 @@ fn forwarded_for_rightmost_untrusted_beats_a_spoofed_leftmost() {
     );
     assert_eq!(r.header("x-ipcheck-key"), Some("2001:db8::/64"));
 }
+
+#[test]
+fn a_non_utf8_byte_left_of_the_client_changes_nothing() {
+    let provider = Provider::start();
+    provider.respond("203.0.113.9", Reply::flags(&["tor"]));
+    // The default policy blocks tor and fails open.
+    let svc = Service::start(&config(
+        &provider,
+        "header = \"x-forwarded-for\"\ntrusted_proxies = [\"10.0.0.0/8\"]",
+    ));
+    // The client wrote a \xff in its own hop; the trusted proxy appended the real address.
+    // Before the fix the whole header was unreadable: no address, and on_error let a Tor exit in.
+    let r = svc.get_raw(
+        "/auth",
+        &[
+            ("X-Forwarded-For", b"1.1.1.1\xff, 203.0.113.9"),
+            ("X-Real-IP", b"10.0.0.3"),
+        ],
+    );
+    assert_eq!(r.decision(), (403, "block", "tor", "provider"));
+    assert_eq!(r.header("x-ipcheck-key"), Some("203.0.113.9"));
+    // Only a hop the walk reaches can end it: here the \xff hop is the one to judge.
+    let r = svc.get_raw(
+        "/auth",
+        &[
+            ("X-Forwarded-For", b"203.0.113.9\xff, 10.0.0.7"),
+            ("X-Real-IP", b"10.0.0.3"),
+        ],
+    );
+    assert_eq!(r.decision(), (204, "allow", "no-client-ip", "none"));
+}
+
+#[test]
+fn ports_above_65535_are_not_an_address() {
+    let provider = Provider::start();
+    let svc = Service::start(&config(&provider, ""));
+    for text in ["1.2.3.4:99999", "1.2.3.4:65536", "[2001:db8::1]:70000"] {
+        let r = svc.auth(text);
+        assert_eq!(
+            r.decision(),
+            (204, "allow", "no-client-ip", "none"),
+            "{text}"
+        );
+        assert_eq!(r.header("x-ipcheck-key"), Some(""), "{text}");
+    }
+    assert_eq!(provider.calls(), 0, "{:?}", provider.seen());
+    let r = svc.auth("1.2.3.4:65535");
+    assert_eq!(r.header("x-ipcheck-key"), Some("1.2.3.4"));
+}

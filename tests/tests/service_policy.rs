@@ -149,9 +149,9 @@ fn every_header_on_every_decision() {
     let r = svc.get("/auth", &[("X-Real-IP", "010.0.0.1")]);
     assert_eq!(r.decision(), (204, "allow", "no-client-ip", "none"));
 
-    // An unknown policy is a config error: the default policy's failure verdict, logged.
+    // An unknown policy is a config error: blocked (unknown_policy defaults to closed), logged.
     let r = svc.auth_policy("192.0.2.50", "no-such-policy");
-    assert_eq!(r.decision(), (204, "allow", "", "none"));
+    assert_eq!(r.decision(), (403, "block", "policy-error", "none"));
     assert_eq!(r.header("x-ipcheck-key"), Some("192.0.2.50"));
     assert!(svc.log().contains("no-such-policy"), "{}", svc.log());
     // An empty policy header (nginx's `set $ipcheck_policy ""`) is the default policy.
@@ -222,4 +222,74 @@ fn stored_facts_and_manual_pins_across_policies() {
         (403, "block", "", "redis")
     );
     assert_eq!(provider.calls(), 0, "Redis answered every lookup");
+}
+
+#[test]
+fn unknown_policy_fails_closed_counted_logged_once_and_shown_in_readyz() {
+    let provider = Provider::start();
+    provider.respond_default(Reply::flags(&["tor"]));
+    let svc = start(&provider, None);
+    // A typo of a fail-closed policy's name must not let a Tor exit in.
+    for _ in 0..3 {
+        let r = svc.auth_policy("192.0.2.60", "strcit");
+        assert_eq!(r.decision(), (403, "block", "policy-error", "none"));
+        assert_eq!(r.header("x-ipcheck-key"), Some("192.0.2.60"));
+    }
+    // Decided without a lookup.
+    assert_eq!(provider.calls(), 0);
+    let log = svc.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("strcit")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("ERROR"), "{}", lines[0]);
+    let metrics = svc.get("/metrics", &[]).body;
+    assert!(
+        metrics.contains("ipcheck_unknown_policy_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ipcheck_decisions_total{verdict=\"block\",reason=\"policy-error\"} 3"),
+        "{metrics}"
+    );
+    let ready = svc.get("/readyz", &[]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert!(
+        ready
+            .body
+            .contains("policies: unknown policy names requested: strcit (3)"),
+        "{}",
+        ready.body
+    );
+}
+
+#[test]
+fn unknown_policy_open_and_default_only_when_chosen() {
+    let provider = Provider::start();
+    provider.respond_default(Reply::flags(&["tor"]));
+    let svc = Service::builder(&format!(
+        "unknown_policy = \"open\"\n{}",
+        config(&provider, None)
+    ))
+    .env(KEY_VAR, "test-key")
+    .start();
+    assert_eq!(
+        svc.auth_policy("192.0.2.61", "strcit").decision(),
+        (204, "allow", "policy-error", "none")
+    );
+    // The environment overrides the file: the default policy decides (it blocks tor).
+    let svc = Service::builder(&format!(
+        "unknown_policy = \"open\"\n{}",
+        config(&provider, None)
+    ))
+    .env(KEY_VAR, "test-key")
+    .env("IPCHECK_UNKNOWN_POLICY", "default")
+    .start();
+    assert_eq!(
+        svc.auth_policy("192.0.2.62", "strcit").decision(),
+        (403, "block", "tor", "provider")
+    );
+    assert!(
+        svc.log().contains("unknown_policy = \"default\""),
+        "{}",
+        svc.log()
+    );
 }

@@ -152,13 +152,98 @@ fn dead_provider_is_a_provider_error() {
         svc.auth("192.0.2.40").decision(),
         (204, "allow", "provider-error", "provider")
     );
+    // A third-party outage is reported, never a reason to take the instance out of rotation.
     let ready = svc.get("/readyz", &[]);
-    assert_eq!(ready.status, 503);
+    assert_eq!(ready.status, 200, "{}", ready.body);
     assert!(
-        ready.body.contains("provider: unreachable"),
+        ready
+            .body
+            .contains("provider: ipasis: down: connection failed for "),
         "{}",
         ready.body
     );
+    let metrics = svc.get("/metrics", &[]).body;
+    assert!(metrics.contains("ipcheck_provider_up 0"), "{metrics}");
+}
+
+#[test]
+fn partial_schema_drift_is_a_provider_error() {
+    let provider = Provider::start();
+    // Still carries mapped fields, but privacy.vpn is gone: never "not a VPN".
+    provider.respond_default(Reply::Body(
+        r#"{"privacy":{"crawler":false,"tor":false,"proxy":false,"relay":false,"hosting":false}}"#
+            .into(),
+    ));
+    let svc = start(&provider, "closed");
+    assert_eq!(
+        svc.auth("192.0.2.70").decision(),
+        (403, "block", "provider-error", "provider")
+    );
+    assert_eq!(provider.calls_for("192.0.2.70"), 1);
+    // Only what the policies decide on is required: relay and hosting may go missing.
+    provider.respond(
+        "192.0.2.71",
+        Reply::Body(r#"{"privacy":{"vpn":true,"tor":false}}"#.into()),
+    );
+    assert_eq!(
+        svc.auth("192.0.2.71").decision(),
+        (401, "challenge", "vpn", "provider")
+    );
+    let metrics = svc.get("/metrics", &[]).body;
+    assert!(
+        metrics.contains("ipcheck_provider_errors_total{kind=\"schema_drift\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_refused_api_key_is_named_counted_apart_and_logged_rate_limited() {
+    let provider = Provider::start();
+    provider.respond_default(Reply::Status(401));
+    let svc = start(&provider, "open");
+    for i in 0..20 {
+        assert_eq!(
+            svc.auth(&format!("192.0.2.{}", 100 + i)).decision(),
+            (204, "allow", "provider-error", "provider")
+        );
+    }
+    assert_eq!(provider.calls(), 20);
+    let log = svc.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refused the API key in TEST_KEY"))
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.len() <= 2,
+        "one line per interval, not one per address:\n{log}"
+    );
+    assert!(lines[0].contains("ERROR"), "{}", lines[0]);
+    assert!(!log.contains("192.0.2.1"), "no line per address:\n{log}");
+    let metrics = svc.get("/metrics", &[]).body;
+    assert!(
+        metrics.contains("ipcheck_provider_errors_total{kind=\"auth\"} 20"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ipcheck_provider_up 0"), "{metrics}");
+    let ready = svc.get("/readyz", &[]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert!(
+        ready
+            .body
+            .contains("provider: ipasis: refusing the API key in TEST_KEY (HTTP 401) for "),
+        "{}",
+        ready.body
+    );
+    for text in [&log, &ready.body, &metrics] {
+        assert!(!text.contains(KEY), "the key leaked:\n{text}");
+    }
+    // 403 is the same refusal.
+    provider.respond("192.0.2.200", Reply::Status(403));
+    svc.auth("192.0.2.200");
+    assert!(svc
+        .get("/metrics", &[])
+        .body
+        .contains("ipcheck_provider_errors_total{kind=\"auth\"} 21"));
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("provider.fields.hosting", Kind::List),
     ("provider.fields.relay", Kind::List),
     ("provider.fields.crawler", Kind::List),
+    ("unknown_policy", Kind::Str),
 ];
 
 /// Per-policy keys, matched as `IPCHECK_POLICIES_<NAME>_<FIELD>`; longest first so `_ALLOW`

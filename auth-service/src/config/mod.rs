@@ -115,8 +115,34 @@ pub struct Settings {
     pub provider: Option<ProviderSpec>,
     /// The named policies.
     pub policies: Policies,
+    /// What a request naming an unconfigured policy gets.
+    pub unknown_policy: UnknownPolicy,
     /// Non-fatal findings (unused environment variables, ignored settings), logged at startup.
     pub warnings: Vec<String>,
+}
+
+/// What a request naming a policy that is not configured gets (`unknown_policy`). Such a name is
+/// a mistake in the nginx config, so the default protects rather than lets everyone in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownPolicy {
+    /// Block, reason `policy-error` (the default).
+    #[default]
+    Closed,
+    /// Allow, reason `policy-error`.
+    Open,
+    /// Decide with the `default` policy, as if no policy had been named.
+    Default,
+}
+
+impl UnknownPolicy {
+    /// The config word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownPolicy::Closed => "closed",
+            UnknownPolicy::Open => "open",
+            UnknownPolicy::Default => "default",
+        }
+    }
 }
 
 /// Settings of the in-process LRU tier.
@@ -162,6 +188,14 @@ impl Policies {
     /// A policy by name (`default` included).
     pub fn get(&self, name: &str) -> Option<&Arc<Policy>> {
         self.named.get(name)
+    }
+
+    /// Every category some policy blocks or challenges on: a provider reply must say something
+    /// about each of them, or the absence of a flag would read as "clean".
+    pub fn decisive_categories(&self) -> Categories {
+        self.named.values().fold(Categories::EMPTY, |all, p| {
+            all.union(p.block).union(p.challenge)
+        })
     }
 
     /// The policy names, sorted.

@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) provider: Option<RawProvider>,
     #[serde(default)]
     pub(super) policies: BTreeMap<String, RawPolicy>,
+    pub(super) unknown_policy: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -248,3 +248,58 @@ fn custom_provider_by_configuration_alone() {
     assert_eq!(p.name, "custom");
     assert_eq!(p.auth_value, "Token {key}");
 }
+
+#[test]
+fn unknown_policy_defaults_to_closed_and_is_validated() {
+    assert_eq!(ok("").unknown_policy, UnknownPolicy::Closed);
+    assert_eq!(
+        ok("unknown_policy = \"open\"").unknown_policy,
+        UnknownPolicy::Open
+    );
+    let s = parse(
+        "test.toml",
+        "unknown_policy = \"open\"",
+        &env(&[("IPCHECK_UNKNOWN_POLICY", "default")]),
+    )
+    .unwrap();
+    assert_eq!(s.unknown_policy, UnknownPolicy::Default);
+    let e = error("unknown_policy = \"allow\"", &[]);
+    assert!(
+        e.contains("unknown_policy") && e.contains("'allow'") && e.contains("closed"),
+        "{e}"
+    );
+    let e = error("", &[("IPCHECK_UNKNOWN_POLICY", "strict")]);
+    assert!(e.contains("IPCHECK_UNKNOWN_POLICY"), "{e}");
+}
+
+#[test]
+fn every_decisive_category_needs_a_field() {
+    let s = ok(r#"
+        [provider]
+        preset = "ipasis"
+        [policies.default]
+        block = ["tor"]
+        [policies.strict]
+        block = ["vpn"]
+        challenge = ["hosting"]
+    "#);
+    let policies = &s.policies;
+    assert_eq!(
+        policies.decisive_categories().to_reasons().as_str(),
+        "vpn,tor,hosting"
+    );
+    // A reply without vpn is drift, because policy strict blocks on it.
+    let mapping = &s.provider.unwrap().mapping;
+    let lost_vpn =
+        serde_json::json!({"privacy": {"tor": false, "hosting": false, "crawler": false}});
+    assert!(mapping.map(&lost_vpn).is_err());
+    // ipqs maps no hosting: a policy that challenges on it could never see it.
+    let e = error(
+        "[provider]\npreset = \"ipqs\"\napi_key_env = \"\"\nurl = \"https://x.example/{ip}\"\n[policies.edge]\nchallenge = [\"hosting\"]\n",
+        &[],
+    );
+    assert!(
+        e.contains("provider.fields.hosting") && e.contains("edge"),
+        "{e}"
+    );
+}

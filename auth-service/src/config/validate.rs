@@ -170,12 +170,27 @@ pub(super) fn validate(
         },
     };
 
-    let provider = match raw.provider {
+    let mut provider = match raw.provider {
         None => None,
         Some(p) => provider_spec(p, err)?,
     };
 
     let policies = policies(raw.policies, err)?;
+    if let Some(spec) = &mut provider {
+        require_decisive_fields(spec, &policies, err)?;
+    }
+
+    let unknown_policy = match raw.unknown_policy.as_deref().map(str::trim) {
+        None | Some("closed") => UnknownPolicy::Closed,
+        Some("open") => UnknownPolicy::Open,
+        Some("default") => UnknownPolicy::Default,
+        Some(other) => {
+            return Err(err(
+                "unknown_policy",
+                format!("'{other}': expected closed (block), open (allow) or default (use the default policy)"),
+            ))
+        }
+    };
 
     Ok(Settings {
         origin: origin.to_owned(),
@@ -188,8 +203,42 @@ pub(super) fn validate(
         redis,
         provider,
         policies,
+        unknown_policy,
         warnings,
     })
+}
+
+/// Every category a policy decides on must be readable from a reply: a mapping without a path
+/// for it could never flag it (a silent hole), and a reply missing it is drift, not "clean".
+fn require_decisive_fields(
+    spec: &mut ProviderSpec,
+    policies: &Policies,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let decisive = policies.decisive_categories();
+    if let Some(c) = decisive.iter().find(|c| !spec.mapping.has_paths(*c)) {
+        let users: Vec<&str> = policies
+            .names()
+            .into_iter()
+            .filter(|n| {
+                policies
+                    .get(n)
+                    .is_some_and(|p| p.block.union(p.challenge).contains(c))
+            })
+            .collect();
+        return Err(err(
+            &format!("provider.fields.{}", c.as_str()),
+            format!(
+                "no JSON path for '{}', which policies {} block or challenge on: add its provider field (e.g. {} = [\"privacy.{}\"]) or remove it from those policies",
+                c.as_str(),
+                users.join(", "),
+                c.as_str(),
+                c.as_str()
+            ),
+        ));
+    }
+    spec.mapping.require(decisive);
+    Ok(())
 }
 
 pub(super) fn provider_spec(

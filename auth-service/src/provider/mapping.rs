@@ -1,9 +1,11 @@
 //! From a provider's JSON reply to [`Categories`]: a list of JSON paths per category.
 //!
 //! A category is set when any of its paths holds `true`. A path that is absent, `null` or not a
-//! boolean says nothing. A reply in which no path of any category holds a boolean is schema
-//! drift: the provider changed its format (or answered with an error object) and the absence of
-//! flags must not be read as "clean".
+//! boolean says nothing. A reply is schema drift, never a clean answer, when no path of any
+//! category holds a boolean, or when a *required* category (one some policy blocks or challenges
+//! on, see [`FieldMapping::require`]) has no boolean at any of its paths: the provider changed its
+//! format (or answered with an error object), and the absence of a flag must not be read as
+//! "not a VPN".
 
 use ipcheck_core::{Categories, Category};
 use serde_json::Value;
@@ -12,6 +14,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldMapping {
     fields: Vec<(Category, Vec<Vec<String>>)>,
+    required: Categories,
 }
 
 /// The reply held none of the fields the mapping expects.
@@ -26,6 +29,7 @@ impl FieldMapping {
                 .into_iter()
                 .map(|(c, paths)| (c, paths.into_iter().map(split_path).collect()))
                 .collect(),
+            required: Categories::EMPTY,
         }
     }
 
@@ -38,30 +42,43 @@ impl FieldMapping {
         }
     }
 
+    /// Makes a reply that says nothing about one of `categories` drift (the policies decide on
+    /// them). Computed once from the configured policies.
+    pub fn require(&mut self, categories: Categories) {
+        self.required = categories;
+    }
+
+    /// Whether `category` has at least one path.
+    pub fn has_paths(&self, category: Category) -> bool {
+        self.fields
+            .iter()
+            .any(|(c, paths)| *c == category && !paths.is_empty())
+    }
+
     /// Whether any category has at least one path.
     pub fn is_empty(&self) -> bool {
         self.fields.iter().all(|(_, p)| p.is_empty())
     }
 
-    /// The categories the reply flags, or [`SchemaDrift`] when it carries none of the fields.
+    /// The categories the reply flags, or [`SchemaDrift`] when it carries none of the fields or
+    /// nothing about a required category.
     pub fn map(&self, reply: &Value) -> Result<Categories, SchemaDrift> {
-        let mut found_any = false;
+        let mut answered = Categories::EMPTY;
         let mut set = Categories::EMPTY;
         for (category, paths) in &self.fields {
             for path in paths {
                 if let Some(flag) = lookup(reply, path).and_then(Value::as_bool) {
-                    found_any = true;
+                    answered.insert(*category);
                     if flag {
                         set.insert(*category);
                     }
                 }
             }
         }
-        if found_any {
-            Ok(set)
-        } else {
-            Err(SchemaDrift)
+        if answered.is_empty() || answered.intersection(self.required) != self.required {
+            return Err(SchemaDrift);
         }
+        Ok(set)
     }
 }
 
@@ -128,6 +145,24 @@ mod tests {
             m.map(&json!({"success": false, "message": "Invalid key"})),
             Err(SchemaDrift)
         );
+    }
+
+    #[test]
+    fn partial_drift_is_not_clean() {
+        let mut m = Preset::Ipasis.mapping();
+        m.require(Categories::EMPTY.with(Category::Vpn).with(Category::Tor));
+        // Still carries some mapped fields, but has lost privacy.vpn: not "not a VPN".
+        let lost_vpn = json!({"privacy": {"crawler": false, "tor": false, "proxy": false,
+            "relay": false, "hosting": false}});
+        assert_eq!(m.map(&lost_vpn), Err(SchemaDrift));
+        // A boolean through any one of a category's paths is enough.
+        let older_vpn = json!({"privacy": {"tor": false}, "security": {"is_vpn": true}});
+        assert_eq!(text(m.map(&older_vpn).unwrap()), "vpn");
+        let wrong_type = json!({"privacy": {"tor": false, "vpn": "false"}});
+        assert_eq!(m.map(&wrong_type), Err(SchemaDrift));
+        // Categories no policy decides on may be absent.
+        let enough = json!({"privacy": {"tor": true, "vpn": false}});
+        assert_eq!(text(m.map(&enough).unwrap()), "tor");
     }
 
     #[test]

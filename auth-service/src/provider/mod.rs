@@ -1,17 +1,19 @@
 //! The third-party IP-intelligence API: one pooled HTTP client, a deadline on every call, and
 //! nothing about the API key or the request URL (which may carry the key) in any error.
 
+pub mod health;
 pub mod mapping;
 pub mod preset;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
 use ipcheck_core::Categories;
 use thiserror::Error;
 
+use health::{Health, LogLimiter, LOG_INTERVAL};
 use mapping::FieldMapping;
 
 /// Largest reply body read; anything bigger is not an IP lookup.
@@ -83,14 +85,17 @@ pub enum ProviderError {
     /// HTTP 429: over quota or rate limit.
     #[error("rate limited (HTTP 429)")]
     RateLimited,
+    /// HTTP 401 or 403: the provider refused the API key (every lookup will fail alike).
+    #[error("the provider refused the API key (HTTP {0})")]
+    Auth(u16),
     /// Any other non-2xx status.
     #[error("HTTP status {0}")]
     Status(u16),
     /// The body is not JSON (or too big).
     #[error("undecodable body")]
     Decode,
-    /// Valid JSON without any field the mapping expects.
-    #[error("schema drift: none of the mapped fields in the reply")]
+    /// Valid JSON without the mapped fields (any of them, or one a policy decides on).
+    #[error("schema drift: the reply lacks a mapped field the policies need")]
     SchemaDrift,
     /// Any other transport failure.
     #[error("request failed")]
@@ -99,7 +104,7 @@ pub enum ProviderError {
 
 impl ProviderError {
     /// Every kind, in metric order.
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 8] = [
         "timeout",
         "connect",
         "rate_limited",
@@ -107,6 +112,7 @@ impl ProviderError {
         "decode",
         "schema_drift",
         "request",
+        "auth",
     ];
 
     /// The index of this kind in [`ProviderError::KINDS`].
@@ -119,6 +125,7 @@ impl ProviderError {
             ProviderError::Decode => 4,
             ProviderError::SchemaDrift => 5,
             ProviderError::Request => 6,
+            ProviderError::Auth(_) => 7,
         }
     }
 
@@ -141,6 +148,8 @@ pub struct Provider {
     client: reqwest::Client,
     key: Option<ApiKey>,
     auth: Option<(HeaderName, HeaderValue)>,
+    health: Health,
+    warnings: LogLimiter,
 }
 
 impl fmt::Debug for Provider {
@@ -179,6 +188,8 @@ impl Provider {
             client,
             key,
             auth,
+            health: Health::default(),
+            warnings: LogLimiter::new(ProviderError::KINDS.len(), LOG_INTERVAL),
         })
     }
 
@@ -187,8 +198,52 @@ impl Provider {
         &self.spec
     }
 
-    /// Asks the provider about one address.
+    /// Asks the provider about one address; records the outcome for `/readyz` and logs failures,
+    /// rate-limited.
     pub async fn lookup(&self, ip: IpAddr) -> Result<Categories, ProviderError> {
+        let result = self.call(ip).await;
+        self.observe(result.map(|_| ()), Instant::now());
+        result
+    }
+
+    /// The `/readyz` line about the provider, from the latest real calls.
+    pub fn status_line(&self) -> String {
+        self.health.line(&self.spec, Instant::now())
+    }
+
+    fn observe(&self, outcome: Result<(), ProviderError>, now: Instant) {
+        let previous = self.health.record(outcome, now);
+        let name = &self.spec.name;
+        let e = match outcome {
+            Ok(()) => {
+                if let Some(Err(e)) = previous {
+                    tracing::info!(provider = %name, "provider answering again (it was failing: {e})");
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        let Some(failures) = self.warnings.admit(e.kind_index(), now) else {
+            return;
+        };
+        let interval = crate::duration::display(LOG_INTERVAL);
+        match e {
+            ProviderError::Auth(code) => tracing::error!(
+                provider = %name,
+                failures,
+                "the provider refused {} (HTTP {code}): every lookup fails and each policy's on_error decides; set a valid key and restart ({failures} failed lookups since the last such line, at most one per {interval})",
+                health::refused_key(&self.spec)
+            ),
+            e => tracing::warn!(
+                provider = %name,
+                failures,
+                kind = ProviderError::KINDS[e.kind_index()],
+                "provider lookups failing: {e}; on_error decides and each failure is remembered for negative_ttl ({failures} failed lookups since the last such line, at most one per {interval})"
+            ),
+        }
+    }
+
+    async fn call(&self, ip: IpAddr) -> Result<Categories, ProviderError> {
         let mut url = self.spec.url.replace("{ip}", &ip.to_string());
         if let Some(key) = &self.key {
             url = url.replace("{key}", &key.0);
@@ -205,8 +260,10 @@ impl Provider {
             .await
             .map_err(|e| ProviderError::from_reqwest(&e))?;
         let status = response.status();
-        if status.as_u16() == 429 {
-            return Err(ProviderError::RateLimited);
+        match status.as_u16() {
+            429 => return Err(ProviderError::RateLimited),
+            code @ (401 | 403) => return Err(ProviderError::Auth(code)),
+            _ => {}
         }
         if !status.is_success() {
             return Err(ProviderError::Status(status.as_u16()));
@@ -228,25 +285,5 @@ impl Provider {
             .mapping
             .map(&json)
             .map_err(|_| ProviderError::SchemaDrift)
-    }
-
-    /// Whether the provider's host accepts TCP connections (no API call: that would cost quota).
-    pub async fn reachable(&self) -> Result<(), String> {
-        let (host, port) = self
-            .spec
-            .endpoint()
-            .ok_or_else(|| "no host in provider.url".to_owned())?;
-        match tokio::time::timeout(
-            self.spec.timeout,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("cannot connect to {host}:{port}: {e}")),
-            Err(_) => Err(format!(
-                "no connection to {host}:{port} within the provider timeout"
-            )),
-        }
     }
 }
