@@ -13,7 +13,7 @@ use thiserror::Error;
 pub const MAX_REASONS_LEN: usize = 128;
 
 /// Reason tokens with a compact encoding. Append only: positions are stored in Redis.
-pub const KNOWN_REASONS: [&str; 10] = [
+pub const KNOWN_REASONS: [&str; 12] = [
     "vpn",
     "proxy",
     "tor",
@@ -24,6 +24,8 @@ pub const KNOWN_REASONS: [&str; 10] = [
     "denylist",
     "provider-error",
     "no-client-ip",
+    "policy-error",
+    "redis-error",
 ];
 
 /// Source tokens with a compact encoding. Append only: positions are stored in Redis.
