@@ -5,7 +5,9 @@
 //! | `/auth` (any method) | 204 allow, 403 block, 401 challenge; empty body; `X-IPCheck-*` headers |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when every configured dependency answers, else 503 naming which does not |
-//! | `GET /metrics` | Prometheus text format |
+//!
+//! `GET /metrics` (Prometheus text format) is served by [`metrics_router`] on a listener of its
+//! own (`metrics.listen`), never on the `/auth` port.
 
 use std::sync::Arc;
 
@@ -35,6 +37,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/auth", any(auth))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(app)
+}
+
+/// `/metrics` alone, for the metrics listener.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .with_state(app)
 }
@@ -64,16 +72,27 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     let redis = async {
         match &app.redis {
             None => None,
-            Some(r) => Some(match r.ping().await {
+            // Verified (module, ACL, prefixes), not only reachable; cached for a few seconds.
+            Some(r) => Some(match r.verified().await {
                 Ok(()) => Ok(()),
-                Err(e) => Err(format!("{} {e}", r.display())),
+                Err(e) => Err(format!(
+                    "{} ({} {}): {}",
+                    if e.kind.is_misconfiguration() {
+                        "misconfigured"
+                    } else {
+                        "down"
+                    },
+                    r.display(),
+                    e.kind,
+                    e.detail
+                )),
             }),
         }
     };
     let provider = async {
         match &app.provider {
             None => None,
-            Some(p) => Some(p.reachable().await),
+            Some(p) => Some(p.reachable().await.map_err(|e| format!("unreachable: {e}"))),
         }
     };
     let (redis, provider) = tokio::join!(redis, provider);
@@ -85,7 +104,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
             Some(Ok(())) => body.push_str(&format!("{name}: ok\n")),
             Some(Err(e)) => {
                 ready = false;
-                body.push_str(&format!("{name}: unreachable: {e}\n"));
+                body.push_str(&format!("{name}: {e}\n"));
             }
         }
     }
@@ -103,7 +122,13 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(app.local.len()),
+        {
+            let mut text = app.metrics.render(app.local.len());
+            if let Some(redis) = &app.redis {
+                redis.health().render(&mut text);
+            }
+            text
+        },
     )
         .into_response()
 }

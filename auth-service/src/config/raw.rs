@@ -7,6 +7,8 @@ use super::*;
 pub(super) struct RawConfig {
     pub(super) listen: Option<String>,
     #[serde(default)]
+    pub(super) metrics: RawMetrics,
+    #[serde(default)]
     pub(super) log: RawLog,
     #[serde(default)]
     pub(super) client_ip: RawClientIp,
@@ -18,6 +20,12 @@ pub(super) struct RawConfig {
     pub(super) provider: Option<RawProvider>,
     #[serde(default)]
     pub(super) policies: BTreeMap<String, RawPolicy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -48,6 +56,7 @@ pub(super) struct RawCache {
     pub(super) capacity: Option<usize>,
     pub(super) local_ttl: Option<ConfigDuration>,
     pub(super) negative_ttl: Option<ConfigDuration>,
+    pub(super) degraded_ttl: Option<ConfigDuration>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +67,7 @@ pub(super) struct RawRedis {
     pub(super) tls_ca_file: Option<String>,
     pub(super) timeout: Option<ConfigDuration>,
     pub(super) ttl: Option<ConfigDuration>,
+    pub(super) key_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -86,4 +96,5 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     pub(super) deny: Vec<String>,
     pub(super) on_error: Option<String>,
+    pub(super) on_redis_error: Option<String>,
 }
