@@ -81,7 +81,7 @@ block = ["tor"]
         Some("1"),
         "one Redis lookup: {stats:?}"
     );
-    let metrics = svc.get("/metrics", &[]).body;
+    let metrics = svc.metrics();
     let waits: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("ipcheck_coalesced_waits_total "))

@@ -22,7 +22,7 @@ use redis::{TlsCertificates, Value};
 use tokio::sync::OnceCell;
 
 pub use super::redis_error::{ErrorKind, RedisError};
-use super::redis_health::{Health, Op};
+use super::redis_health::{Health, Op, State};
 use super::redis_verify::{self as verify, Expected};
 use crate::config::RedisSettings;
 
@@ -88,6 +88,13 @@ async fn cluster_connection(
     })?
 }
 
+/// A verification's result, when it ran, and the tier's state right after.
+struct Verification {
+    at: Instant,
+    state: State,
+    result: Result<(), RedisError>,
+}
+
 /// The Redis tier.
 pub struct RedisTier {
     link: Link,
@@ -96,8 +103,8 @@ pub struct RedisTier {
     display: String,
     expected: Expected,
     health: Health,
-    /// The last verification and when it ran; the lock also keeps checks from overlapping.
-    verification: tokio::sync::Mutex<Option<(Instant, Result<(), RedisError>)>>,
+    /// The last verification; the lock also keeps checks from overlapping.
+    verification: tokio::sync::Mutex<Option<Verification>>,
 }
 
 impl RedisTier {
@@ -268,13 +275,15 @@ impl RedisTier {
         }
     }
 
-    /// Whether Redis works as the service needs (see [`verify`]), checked at most once per
-    /// [`VERIFY_CACHE`]; the result also sets the tier's state.
+    /// Whether Redis works as the service needs (see [`verify`]). A result is reused for
+    /// [`VERIFY_CACHE`] unless the tier's state changed meanwhile (Redis went down or came
+    /// back), so `/readyz` probes neither hammer Redis nor lag behind it. The result also sets
+    /// the tier's state.
     pub async fn verified(&self) -> Result<(), RedisError> {
         let mut last = self.verification.lock().await;
-        if let Some((at, result)) = last.as_ref() {
-            if at.elapsed() < VERIFY_CACHE {
-                return result.clone();
+        if let Some(v) = last.as_ref() {
+            if v.at.elapsed() < VERIFY_CACHE && v.state == self.health.state() {
+                return v.result.clone();
             }
         }
         let result = self.verify().await;
@@ -282,7 +291,11 @@ impl RedisTier {
             self.health.failed(Op::Verify, e);
         }
         self.health.verified(result.as_ref().map(|_| ()));
-        *last = Some((Instant::now(), result.clone()));
+        *last = Some(Verification {
+            at: Instant::now(),
+            state: self.health.state(),
+            result: result.clone(),
+        });
         result
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Every call's outcome is recorded here. A failing Redis fails on every request, so errors are
 //! not logged one by one: a line is written when the state changes (WARN for down, ERROR for
-//! misconfigured, INFO when Redis answers again), at most one per [`LOG_INTERVAL`]; changes in
-//! between are counted and summed up by [`Health::flush`], which the service calls periodically.
+//! misconfigured, INFO when Redis works again), at most one per state per [`LOG_INTERVAL`], so
+//! a flapping Redis cannot flood the log; changes held back are counted and summed up, with the
+//! state they ended in, by [`Health::flush`], which the service calls periodically.
 //!
 //! Misconfigured is sticky: one GET succeeding says nothing about a missing SET permission or a
 //! prefix mismatch, so only a passing verification ([`Health::verified`]) clears it.
@@ -93,7 +94,9 @@ pub fn next_state(current: State, failure: ErrorKind) -> Option<State> {
 }
 
 struct LogGate {
-    last: Option<Instant>,
+    /// When a change to each state (by `State as usize`) was last logged.
+    last: [Option<Instant>; 4],
+    /// Changes not logged since the last line.
     suppressed: u64,
 }
 
@@ -115,7 +118,7 @@ impl Health {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             gate: Mutex::new(LogGate {
-                last: None,
+                last: [None; 4],
                 suppressed: 0,
             }),
         }
@@ -165,14 +168,12 @@ impl Health {
         }
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if gate
-            .last
-            .is_some_and(|t| now.duration_since(t) < LOG_INTERVAL)
-        {
+        let last = &mut gate.last[next as usize];
+        if last.is_some_and(|t| now.duration_since(t) < LOG_INTERVAL) {
             gate.suppressed += 1;
             return;
         }
-        gate.last = Some(now);
+        *last = Some(now);
         let suppressed = std::mem::take(&mut gate.suppressed);
         drop(gate);
         self.log(next, cause, suppressed);
@@ -191,7 +192,7 @@ impl Health {
         };
         match state {
             State::Ok | State::Unknown => {
-                tracing::info!(redis = %addr, "Redis answers again: the Redis tier is up{also}")
+                tracing::info!(redis = %addr, "Redis answers as the service needs: the Redis tier is up{also}")
             }
             State::Down => tracing::warn!(
                 redis = %addr, op, kind, error,
@@ -207,14 +208,14 @@ impl Health {
     /// Writes the summary line for state changes the gate held back, once the interval is over.
     pub fn flush(&self) {
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        let due = gate.last.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
-        if gate.suppressed == 0 || !due {
+        let state = self.state();
+        let recent = gate.last[state as usize].is_some_and(|t| t.elapsed() < LOG_INTERVAL);
+        if gate.suppressed == 0 || recent {
             return;
         }
+        gate.last[state as usize] = Some(Instant::now());
         let suppressed = std::mem::take(&mut gate.suppressed);
-        gate.last = Some(Instant::now());
         drop(gate);
-        let state = self.state();
         let addr = &self.display;
         let msg = format!(
             "the Redis tier changed state {suppressed} times in the last {}s; it is now {}",
