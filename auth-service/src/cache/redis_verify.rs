@@ -81,44 +81,41 @@ pub fn compare_key(
     }
     let shown = format!("IPCHECK KEY {address} = {reply}");
     let mut problems = Vec::new();
-    match reply.find(marker) {
-        Some(at) => {
-            let (head, tail) = reply.split_at(at);
-            let module_cluster = head.ends_with('{') && tail.ends_with('}');
-            let module_prefix = if module_cluster {
-                &head[..head.len() - 1]
-            } else {
-                head
-            };
-            let canonical = tail.trim_end_matches('}');
-            if module_prefix != expected.key_prefix {
-                problems.push(format!(
-                    "module key-prefix \"{module_prefix}\" ({shown}) but redis.key_prefix = \"{}\"",
-                    expected.key_prefix
-                ));
-            }
-            let (name, full, ours) = match family {
-                Family::V4 => ("ipv4", 32, expected.aggregation.v4()),
-                Family::V6 => ("ipv6", 128, expected.aggregation.v6()),
-            };
-            let module_len = canonical
-                .split_once('/')
-                .and_then(|(_, len)| len.parse::<u8>().ok())
-                .unwrap_or(full);
-            if module_len != ours {
-                problems.push(format!(
-                    "module {name}-prefix {module_len} ({shown}) but aggregation.{name}_prefix = {ours}"
-                ));
-            }
-            if module_cluster != expected.cluster {
-                problems.push(format!(
-                    "module cluster mode is {} ({shown}) but redis.cluster = {}",
-                    if module_cluster { "on" } else { "off" },
-                    expected.cluster
-                ));
-            }
+    if let Some(at) = reply.find(marker) {
+        let (head, tail) = reply.split_at(at);
+        let module_cluster = head.ends_with('{') && tail.ends_with('}');
+        let module_prefix = if module_cluster {
+            &head[..head.len() - 1]
+        } else {
+            head
+        };
+        let canonical = tail.trim_end_matches('}');
+        if module_prefix != expected.key_prefix {
+            problems.push(format!(
+                "module key-prefix \"{module_prefix}\" ({shown}) but redis.key_prefix = \"{}\"",
+                expected.key_prefix
+            ));
         }
-        None => {}
+        let (name, full, ours) = match family {
+            Family::V4 => ("ipv4", 32, expected.aggregation.v4()),
+            Family::V6 => ("ipv6", 128, expected.aggregation.v6()),
+        };
+        let module_len = canonical
+            .split_once('/')
+            .and_then(|(_, len)| len.parse::<u8>().ok())
+            .unwrap_or(full);
+        if module_len != ours {
+            problems.push(format!(
+                "module {name}-prefix {module_len} ({shown}) but aggregation.{name}_prefix = {ours}"
+            ));
+        }
+        if module_cluster != expected.cluster {
+            problems.push(format!(
+                "module cluster mode is {} ({shown}) but redis.cluster = {}",
+                if module_cluster { "on" } else { "off" },
+                expected.cluster
+            ));
+        }
     }
     if problems.is_empty() {
         problems.push(format!("{shown} but the service expects {want}"));
