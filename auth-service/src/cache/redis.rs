@@ -324,9 +324,10 @@ impl RedisTier {
             )
             .await
         {
-            // The module refused the probe's verdict: the ACL let the call through.
+            // The module refused the probe's verdict: the ACL let the call through. Any other
+            // refusal (a read-only replica, ...) is a problem to report.
             Ok(_) => {}
-            Err(e) if e.kind == ErrorKind::Error => {}
+            Err(e) if e.kind == ErrorKind::Error && e.detail.contains(verify::PROBE_VERDICT) => {}
             Err(e) => return Err(verify::explain(&step, &e, prefix)),
         }
         for probe_spec in verify::KEY_PROBES {
