@@ -188,7 +188,8 @@ EOF
 }
 
 # start_service <name> <edit...>: ipcheck-auth on the shipped example config wired to this run's
-# Redis and provider; edits are "<from>=><to>" pairs. Sets SERVICE_PID and SERVICE_PORT.
+# Redis and provider; edits are "<from>=><to>" pairs. Sets SERVICE_PID, SERVICE_PORT and
+# METRICS_PORT (/metrics has a listener of its own).
 start_service() {
     local name=$1
     shift
@@ -202,14 +203,16 @@ start_service() {
     done
     printf '%s\n' "$config" >"$WORK/$name.toml"
     SERVICE_PORT=$(free_port)
+    METRICS_PORT=$(free_port)
     IPASIS_API_KEY=bench "$REL/ipcheck-auth" --config "$WORK/$name.toml" \
-        --listen "127.0.0.1:$SERVICE_PORT" >"$WORK/$name.log" 2>&1 &
+        --listen "127.0.0.1:$SERVICE_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+        >"$WORK/$name.log" 2>&1 &
     SERVICE_PID=$!
     PIDS+=("$SERVICE_PID")
     wait_port "$SERVICE_PORT"
 }
 
-# tier_count <port> <tier>: the service's ipcheck_cache_total for one tier.
+# tier_count <metrics port> <tier>: the service's ipcheck_cache_total for one tier.
 tier_count() {
     curl -s "http://127.0.0.1:$1/metrics" |
         awk -v t="tier=\"$2\"" 'index($0, "ipcheck_cache_total{") == 1 && index($0, t) { print $2 }'
@@ -304,7 +307,7 @@ record() {
     [ "$bad" -eq 0 ] || log "($name) WARNING: $bad answers were not 2xx/3xx"
 }
 
-# provider_ms <port>: the mean provider call latency the service measured, in ms.
+# provider_ms <metrics port>: the mean provider call latency the service measured, in ms.
 provider_ms() {
     curl -s "http://127.0.0.1:$1/metrics" | awk '
         /^ipcheck_provider_duration_seconds_sum/ { s = $2 }
@@ -334,9 +337,9 @@ for round in $(seq "$ROUNDS"); do
     start_service svc-c
     start_nginx c "$SERVICE_PORT"
     warm "$WORK/clients.lua"
-    before=$(tier_count "$SERVICE_PORT" local)
+    before=$(tier_count "$METRICS_PORT" local)
     measure c "$WORK/clients.lua" "$SERVICE_PID"
-    log "(c) local-tier answers during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
+    log "(c) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
     stop "$NGINX_PID"
     stop "$SERVICE_PID"
 
@@ -344,9 +347,9 @@ for round in $(seq "$ROUNDS"); do
     start_service svc-d "capacity = 100000=>capacity = 0"
     start_nginx d "$SERVICE_PORT"
     warm "$WORK/clients.lua"
-    before=$(tier_count "$SERVICE_PORT" redis)
+    before=$(tier_count "$METRICS_PORT" redis)
     measure d "$WORK/clients.lua" "$SERVICE_PID"
-    log "(d) Redis answers during the run: $(($(tier_count "$SERVICE_PORT" redis) - before))"
+    log "(d) Redis answers during the run: $(($(tier_count "$METRICS_PORT" redis) - before))"
     stop "$NGINX_PID"
     stop "$SERVICE_PID"
 
@@ -360,7 +363,7 @@ for round in $(seq "$ROUNDS"); do
     start_service svc-e
     start_nginx e "$SERVICE_PORT"
     measure e "$WORK/cold.lua" "$SERVICE_PID" $((10 + round))
-    log "(e) provider answers during the run: $(tier_count "$SERVICE_PORT" provider), mean provider call as the service measured it: $(provider_ms "$SERVICE_PORT") ms"
+    log "(e) provider answers during the run: $(tier_count "$METRICS_PORT" provider), mean provider call as the service measured it: $(provider_ms "$METRICS_PORT") ms"
     stop "$NGINX_PID"
     stop "$SERVICE_PID"
 
@@ -374,9 +377,9 @@ for round in $(seq "$ROUNDS"); do
     # shellcheck disable=SC2016 # nginx variables, literally
     start_nginx f "$SERVICE_PORT" 'set $ipcheck_microcache 0;=>set $ipcheck_microcache 1;'
     warm "$WORK/clients.lua"
-    before=$(tier_count "$SERVICE_PORT" local)
+    before=$(tier_count "$METRICS_PORT" local)
     measure f "$WORK/clients.lua" "$SERVICE_PID"
-    log "(f) requests that still reached the service during the run: $(($(tier_count "$SERVICE_PORT" local) - before))"
+    log "(f) requests that still reached the service during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
     stop "$NGINX_PID"
     stop "$SERVICE_PID"
 done

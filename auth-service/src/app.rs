@@ -43,7 +43,7 @@ impl App {
         let redis = settings
             .redis
             .as_ref()
-            .map(RedisTier::new)
+            .map(|r| RedisTier::new(r, settings.aggregation))
             .transpose()
             .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
         let provider = settings

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use ipcheck_core::{Decision, Policy, ReasonSet, Verdict};
 
 use crate::app::{key_header, App};
-use crate::cache::Known;
+use crate::cache::{local_ttl, Known, Unpinned};
 use crate::client_ip::Client;
 use crate::config::UnknownPolicy;
 use crate::metrics::{RedisLookup, Tier};
@@ -116,21 +116,27 @@ fn empty() -> HeaderValue {
 }
 
 fn apply(app: &App, policy: &Policy, known: Known, tier: Tier, key: HeaderValue) -> Outcome {
+    let (decision, header) = rule(policy, known);
+    finish(app, decision, header, tier, key)
+}
+
+/// What `policy` decides from what the tiers found, with a pin's own reason header. Pure: the
+/// decision rules are tested on their own below.
+pub fn rule(policy: &Policy, known: Known) -> (Decision, Option<HeaderValue>) {
     match known {
-        Known::Facts(facts) => finish(app, policy.apply(facts), None, tier, key),
+        Known::Facts(facts) => (policy.apply(facts), None),
         Known::Pinned {
             verdict,
             header,
             reasons,
-        } => finish(app, Decision { verdict, reasons }, Some(header), tier, key),
-        Known::ProviderError => finish(
-            app,
-            policy.failure(ReasonSet::PROVIDER_ERROR),
-            None,
-            tier,
-            key,
-        ),
-        Known::Nothing => finish(app, policy.failure(ReasonSet::NONE), None, tier, key),
+        } => (Decision { verdict, reasons }, Some(header)),
+        Known::ProviderError => (policy.failure(ReasonSet::PROVIDER_ERROR), None),
+        Known::Nothing => (policy.failure(ReasonSet::NONE), None),
+        // A pin may be hiding in Redis: the policy says whether that matters more than the facts.
+        Known::WithoutRedis(found) => match policy.redis_failure() {
+            Some(decision) => (decision, None),
+            None => rule(policy, found.known()),
+        },
     }
 }
 
@@ -151,6 +157,9 @@ fn finish(
 }
 
 /// The coalesced miss path: Redis, then the provider; fills the local tier before returning.
+///
+/// When Redis could not be asked, what the provider says is returned as
+/// [`Known::WithoutRedis`], and kept locally for `cache.degraded_ttl` at most.
 async fn lookup(app: Arc<App>, client: Client) -> Resolved {
     let cache = app.settings.cache;
     // On the stack and Copy: no allocation, and the SET task below takes its own copy.
@@ -169,13 +178,21 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
             }
             Ok(None) => app.metrics.redis_lookup(RedisLookup::Miss),
             Err(e) => {
+                // Counted and logged (on a state change) by the tier itself.
                 app.metrics.redis_lookup(RedisLookup::Error);
-                app.metrics.redis_error("get", e.kind());
                 tracing::debug!(key = %key_text, error = %e, "IPCHECK GET gave no answer; going on without Redis");
                 redis_failed = true;
             }
         }
     }
+    let found = |unpinned: Unpinned| {
+        if redis_failed {
+            Known::WithoutRedis(unpinned)
+        } else {
+            unpinned.known()
+        }
+    };
+    let keep = |ttl| local_ttl(ttl, redis_failed, cache.degraded_ttl);
     let Some(provider) = &app.provider else {
         // Nothing else to ask. Remember that briefly, unless Redis merely failed to answer.
         if !redis_failed {
@@ -183,7 +200,7 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
                 .insert(client.key, Known::Nothing, cache.negative_ttl);
         }
         return Resolved {
-            known: Known::Nothing,
+            known: found(Unpinned::Nothing),
             tier: Tier::None,
         };
     };
@@ -192,16 +209,17 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
     app.metrics.provider_call(started.elapsed(), result.err());
     match result {
         Ok(facts) => {
-            let known = Known::Facts(facts);
+            let known = found(Unpinned::Facts(facts));
             let ttl = app
                 .settings
                 .redis
                 .as_ref()
                 .map_or(cache.local_ttl, |r| r.ttl);
-            app.local.insert(client.key, known.clone(), ttl);
+            app.local.insert(client.key, known.clone(), keep(ttl));
             if app.redis.is_some() {
                 let writer = Arc::clone(&app);
-                // Off the response path: the waiting requests are answered meanwhile.
+                // Off the response path: the waiting requests are answered meanwhile. A manual
+                // pin that GET could not see is kept by the module (SOURCE api never replaces it).
                 tokio::spawn(async move {
                     let verdict = writer
                         .settings
@@ -214,7 +232,6 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
                             .set(key_text.as_str(), verdict, &facts.to_reasons())
                             .await
                         {
-                            writer.metrics.redis_error("set", e.kind());
                             tracing::debug!(key = %key_text, error = %e, "IPCHECK SET failed");
                         }
                     }
@@ -228,12 +245,83 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
         Err(e) => {
             // The provider logs failures itself, rate-limited (one line per kind, not per address).
             tracing::debug!(key = %key_text, error = %e, "provider lookup failed");
+            let known = found(Unpinned::ProviderError);
             app.local
-                .insert(client.key, Known::ProviderError, cache.negative_ttl);
+                .insert(client.key, known.clone(), keep(cache.negative_ttl));
             Resolved {
-                known: Known::ProviderError,
+                known,
                 tier: Tier::Provider,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipcheck_core::{Categories, Category, FailureMode, RedisFailureMode};
+
+    fn policy(on_error: FailureMode, on_redis_error: RedisFailureMode) -> Policy {
+        Policy {
+            block: Categories::EMPTY.with(Category::Tor),
+            on_error,
+            on_redis_error,
+            ..Policy::default()
+        }
+    }
+
+    fn decided(p: &Policy, known: Known) -> (Verdict, String) {
+        let (d, _) = rule(p, known);
+        (d.verdict, d.reasons.to_text())
+    }
+
+    #[test]
+    fn without_redis_each_policy_decides_from_its_on_redis_error() {
+        let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
+        let lenient = policy(FailureMode::Open, RedisFailureMode::Continue);
+        let open = policy(FailureMode::Closed, RedisFailureMode::Open);
+        let clean = Known::WithoutRedis(Unpinned::Facts(Categories::EMPTY));
+        // One coalesced lookup's answer, read by three policies.
+        assert_eq!(
+            decided(&strict, clean.clone()),
+            (Verdict::Block, "redis-error".into())
+        );
+        assert_eq!(
+            decided(&lenient, clean.clone()),
+            (Verdict::Allow, "".into())
+        );
+        assert_eq!(
+            decided(&open, clean),
+            (Verdict::Allow, "redis-error".into())
+        );
+        // Continuing uses the facts, and the provider's failure still goes to on_error.
+        let tor = Known::WithoutRedis(Unpinned::Facts(Categories::EMPTY.with(Category::Tor)));
+        assert_eq!(decided(&lenient, tor), (Verdict::Block, "tor".into()));
+        let failed = Known::WithoutRedis(Unpinned::ProviderError);
+        assert_eq!(
+            decided(&lenient, failed.clone()),
+            (Verdict::Allow, "provider-error".into())
+        );
+        assert_eq!(
+            decided(&strict, failed),
+            (Verdict::Block, "redis-error".into())
+        );
+    }
+
+    #[test]
+    fn with_redis_asked_on_redis_error_plays_no_part() {
+        let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
+        assert_eq!(
+            decided(&strict, Known::Facts(Categories::EMPTY)),
+            (Verdict::Allow, "".into())
+        );
+        let pin = Known::Pinned {
+            verdict: Verdict::Block,
+            header: HeaderValue::from_static("my-list"),
+            reasons: ReasonSet::NONE,
+        };
+        let (d, header) = rule(&policy(FailureMode::Open, RedisFailureMode::Open), pin);
+        assert_eq!(d.verdict, Verdict::Block);
+        assert_eq!(header.unwrap(), "my-list");
     }
 }

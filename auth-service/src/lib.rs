@@ -19,21 +19,21 @@ pub mod coalesce;
 pub mod config;
 pub mod decide;
 pub mod duration;
+pub mod listen;
 pub mod metrics;
 pub mod provider;
 pub mod routes;
 pub mod shutdown;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 
 use crate::app::App;
 use crate::config::{LogFormat, Settings};
+use crate::listen::Listen;
 
 /// `ipcheck-auth check-config FILE`: validates the file and prints a summary; 0 if valid.
 pub fn check_config(file: &Path) -> ExitCode {
@@ -48,9 +48,10 @@ pub fn check_config(file: &Path) -> ExitCode {
                 }
             }
             println!(
-                "{}: ok; listen {}; tiers: {}; policies: {}; unknown policy names: {}",
+                "{}: ok; listen {}; metrics {}; tiers: {}; policies: {}; unknown policy names: {}",
                 settings.origin,
                 settings.listen,
+                metrics_summary(&settings),
                 App::tiers_summary(&settings),
                 settings.policies.names().join(", "),
                 settings.unknown_policy.as_str()
@@ -64,9 +65,38 @@ pub fn check_config(file: &Path) -> ExitCode {
     }
 }
 
+/// Verifies Redis at startup, then keeps its state honest: re-verifies while it is not known to
+/// work (a misconfiguration is cleared only by a passing check), and writes the summary of
+/// state changes the log gate held back. Redis may come up after the service, so a failed
+/// check never stops the start; the tier's state change logs it (ERROR when misconfigured).
+async fn watch_redis(app: Arc<App>) {
+    let Some(redis) = &app.redis else { return };
+    let mut tick = tokio::time::interval(cache::redis::VERIFY_CACHE);
+    loop {
+        tick.tick().await;
+        if redis.health().state() != cache::redis_health::State::Ok {
+            let _ = redis.verified().await;
+        }
+        redis.health().flush();
+    }
+}
+
+/// Where `/metrics` is served, for the first log line and `check-config`.
+fn metrics_summary(settings: &Settings) -> String {
+    settings
+        .metrics_listen
+        .as_ref()
+        .map_or_else(|| "off".to_owned(), Listen::to_string)
+}
+
 /// Runs the service until SIGTERM/SIGINT with the config file (or the embedded default),
-/// `listen` overriding the configured address.
-pub fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
+/// `listen` and `metrics_listen` overriding the configured addresses (`Some(None)` turns the
+/// metrics listener off).
+pub fn run(
+    config_path: Option<&Path>,
+    listen: Option<Listen>,
+    metrics_listen: Option<Option<Listen>>,
+) -> ExitCode {
     let mut settings = match config::load(config_path) {
         Ok(s) => s,
         Err(e) => {
@@ -76,6 +106,18 @@ pub fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
     };
     if let Some(addr) = listen {
         settings.listen = addr;
+    }
+    if let Some(addr) = metrics_listen {
+        settings.metrics_listen = addr;
+    }
+    if settings.metrics_listen.is_some()
+        && settings.metrics_listen.as_ref() == Some(&settings.listen)
+    {
+        eprintln!(
+            "error: the metrics listener {} is also the /auth listener: give it its own address",
+            settings.listen
+        );
+        return ExitCode::FAILURE;
     }
     init_logging(&settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -117,28 +159,60 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("{}: provider enabled but no API key", settings.origin))?,
         None => None,
     };
-    let listen = settings.listen;
+    let listen = settings.listen.clone();
+    let metrics_listen = settings.metrics_listen.clone();
     let summary = App::tiers_summary(&settings);
+    let metrics_text = metrics_summary(&settings);
     let warnings = settings.warnings.clone();
     let app = Arc::new(App::new(settings, key)?);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?
-        // Decisions are tiny single writes; never let Nagle hold one back.
-        .tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+    let auth = listen::bind(&listen).await?;
+    let metrics = match &metrics_listen {
+        Some(addr) => Some(listen::bind(addr).await?),
+        None => None,
+    };
     tracing::info!(
-        "ipcheck-auth {} listening on {listen}; tiers: {summary}",
+        "ipcheck-auth {} listening on {listen} (metrics: {metrics_text}); tiers: {summary}",
         env!("CARGO_PKG_VERSION")
     );
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    axum::serve(listener, routes::router(app))
-        .with_graceful_shutdown(shutdown::signal())
-        .await
-        .context("server error")?;
+    if app.redis.is_some() {
+        tokio::spawn(watch_redis(Arc::clone(&app)));
+    }
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let auth_server = listen::serve(
+        auth,
+        routes::router(Arc::clone(&app)),
+        until_stopped(stopped.clone()),
+    );
+    let metrics_server = async {
+        match metrics {
+            Some(bound) => {
+                listen::serve(
+                    bound,
+                    routes::metrics_router(Arc::clone(&app)),
+                    until_stopped(stopped.clone()),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (auth_result, metrics_result) = tokio::join!(auth_server, metrics_server);
+    auth_result.context("server error")?;
+    metrics_result.context("metrics server error")?;
+    if let Listen::Unix(path) = &listen {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -43,8 +43,6 @@ const VERDICTS: [Verdict; 3] = [Verdict::Allow, Verdict::Block, Verdict::Challen
 const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-const REDIS_OPS: [&str; 2] = ["get", "set"];
-const REDIS_KINDS: [&str; 3] = ["timeout", "error", "reply"];
 
 fn verdict_index(v: Verdict) -> usize {
     match v {
@@ -63,7 +61,6 @@ pub struct Metrics {
     decisions: Box<[AtomicU64]>,
     tiers: Box<[AtomicU64]>,
     redis_lookups: Box<[AtomicU64]>,
-    redis_errors: Box<[AtomicU64]>,
     provider_requests: AtomicU64,
     provider_errors: Box<[AtomicU64]>,
     provider_buckets: Box<[AtomicU64]>,
@@ -93,7 +90,6 @@ impl Default for Metrics {
             decisions: counters(VERDICTS.len() * ReasonSet::COUNT),
             tiers: counters(Tier::ALL.len()),
             redis_lookups: counters(3),
-            redis_errors: counters(REDIS_OPS.len() * REDIS_KINDS.len()),
             provider_requests: AtomicU64::new(0),
             provider_errors: counters(ProviderError::KINDS.len()),
             provider_buckets: counters(LATENCY_BUCKETS.len() + 1),
@@ -119,13 +115,6 @@ impl Metrics {
     /// One Redis lookup's outcome.
     pub fn redis_lookup(&self, outcome: RedisLookup) {
         inc(&self.redis_lookups[outcome as usize]);
-    }
-
-    /// One failed Redis call (`op` is `get` or `set`, `kind` a [`crate::cache::redis::RedisError`] kind).
-    pub fn redis_error(&self, op: &str, kind: &str) {
-        let o = REDIS_OPS.iter().position(|x| *x == op).unwrap_or(0);
-        let k = REDIS_KINDS.iter().position(|x| *x == kind).unwrap_or(1);
-        inc(&self.redis_errors[o * REDIS_KINDS.len() + k]);
     }
 
     /// One provider call and how long it took, with its error if it failed.
@@ -161,7 +150,8 @@ impl Metrics {
         inc(&self.unknown_policy);
     }
 
-    /// The Prometheus text exposition of everything, plus the local cache's size.
+    /// The Prometheus text exposition of everything, plus the local cache's size (the Redis
+    /// tier's errors and state are rendered by [`crate::cache::redis_health::Health::render`]).
     pub fn render(&self, local_entries: usize) -> String {
         let mut out = String::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -199,17 +189,6 @@ impl Metrics {
                 "ipcheck_redis_lookups_total{{result=\"{result}\"}} {}",
                 get(&self.redis_lookups[i])
             );
-        }
-        out.push_str("# HELP ipcheck_redis_errors_total Redis calls without an answer, by operation and kind.\n");
-        out.push_str("# TYPE ipcheck_redis_errors_total counter\n");
-        for (o, op) in REDIS_OPS.iter().enumerate() {
-            for (k, kind) in REDIS_KINDS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "ipcheck_redis_errors_total{{op=\"{op}\",kind=\"{kind}\"}} {}",
-                    get(&self.redis_errors[o * REDIS_KINDS.len() + k])
-                );
-            }
         }
         out.push_str("# HELP ipcheck_provider_requests_total Provider calls made.\n");
         out.push_str("# TYPE ipcheck_provider_requests_total counter\n");

@@ -5,7 +5,9 @@
 //! | `/auth` (any method) | 204 allow, 403 block, 401 challenge; empty body; `X-IPCheck-*` headers |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when what this instance needs (Redis, if configured) answers, else 503; the body also reports the provider and unknown policy names, which never make it unready |
-//! | `GET /metrics` | Prometheus text format |
+//!
+//! `GET /metrics` (Prometheus text format) is served by [`metrics_router`] on a listener of its
+//! own (`metrics.listen`), never on the `/auth` port.
 
 use std::sync::Arc;
 
@@ -35,6 +37,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/auth", any(auth))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(app)
+}
+
+/// `/metrics` alone, for the metrics listener.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .with_state(app)
 }
@@ -61,28 +69,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let redis = async {
-        match &app.redis {
-            None => None,
-            Some(r) => Some(match r.ping().await {
-                Ok(()) => Ok(()),
-                Err(e) => Err(format!("{} {e}", r.display())),
-            }),
-        }
-    };
-    let redis = redis.await;
-    let mut body = String::new();
-    let mut ready = true;
-    for (name, state) in [("redis", redis)] {
-        match state {
-            None => body.push_str(&format!("{name}: not configured\n")),
-            Some(Ok(())) => body.push_str(&format!("{name}: ok\n")),
-            Some(Err(e)) => {
-                ready = false;
-                body.push_str(&format!("{name}: unreachable: {e}\n"));
-            }
-        }
-    }
+    let (ready, mut body) = redis_line(&app).await;
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
     let status = if ready {
@@ -91,6 +78,31 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, body).into_response()
+}
+
+/// Redis verified (module, ACL, prefixes), not only reachable; the result is cached for a few
+/// seconds. The only dependency that makes the instance unready: without it pins are invisible.
+async fn redis_line(app: &App) -> (bool, String) {
+    let Some(r) = &app.redis else {
+        return (true, "redis: not configured\n".to_owned());
+    };
+    match r.verified().await {
+        Ok(()) => (true, "redis: ok\n".to_owned()),
+        Err(e) => {
+            let state = if e.kind.is_misconfiguration() {
+                "misconfigured"
+            } else {
+                "down"
+            };
+            let line = format!(
+                "redis: {state} ({} {}): {}\n",
+                r.display(),
+                e.kind,
+                e.detail
+            );
+            (false, line)
+        }
+    }
 }
 
 /// The provider's state as its latest real lookups found it (a probe would spend quota). Reported,
@@ -109,7 +121,13 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(app.local.len()),
+        {
+            let mut text = app.metrics.render(app.local.len());
+            if let Some(redis) = &app.redis {
+                redis.health().render(&mut text);
+            }
+            text
+        },
     )
         .into_response()
 }

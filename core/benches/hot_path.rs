@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ipcheck_core::{
     normalize, normalize_bytes, Aggregation, Categories, Category, FailureMode, Policy,
+    RedisFailureMode,
 };
 
 fn normalization(c: &mut Criterion) {
@@ -61,6 +62,7 @@ fn policy(c: &mut Criterion) {
             "2001:db8:dead::/48".parse().unwrap(),
         ],
         on_error: FailureMode::Closed,
+        on_redis_error: RedisFailureMode::Closed,
     };
     let addr: IpAddr = "198.51.100.7".parse().unwrap();
     let mut group = c.benchmark_group("policy");

@@ -24,7 +24,9 @@ pub use normalize::{
     cache_key, normalize, normalize_bytes, Aggregation, AggregationError, CanonicalText,
     NormalizeError, NormalizedIp,
 };
-pub use policy::{Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet};
+pub use policy::{
+    Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet, RedisFailureMode,
+};
 pub use verdict::{
     Entry, Reasons, Source, TokenError, Verdict, VerdictError, KNOWN_REASONS, KNOWN_SOURCES,
 };

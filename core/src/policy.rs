@@ -183,7 +183,7 @@ impl ReasonSet {
     pub const NO_CLIENT_IP: ReasonSet = ReasonSet(1 << 9);
     /// The request named a policy that is not configured; the unknown-policy setting decided.
     pub const POLICY_ERROR: ReasonSet = ReasonSet(1 << 10);
-    /// Redis could not be asked and the policy fails closed on that.
+    /// Redis could not be asked; the policy's `on_redis_error` decided.
     pub const REDIS_ERROR: ReasonSet = ReasonSet(1 << 11);
     /// How many distinct sets exist (for tables indexed by [`ReasonSet::bits`]).
     pub const COUNT: usize = 1 << KNOWN_REASONS.len();
@@ -246,6 +246,20 @@ impl FailureMode {
     }
 }
 
+/// What a policy does when Redis could not be asked (a timeout, an error, Redis down).
+///
+/// Redis holds the operators' manual pins; without it a pinned address looks unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedisFailureMode {
+    /// Go on without Redis, to the provider: the pins are not seen meanwhile.
+    #[default]
+    Continue,
+    /// Allow, with reason `redis-error`.
+    Open,
+    /// Block, with reason `redis-error`: a pinned address is never let in unseen.
+    Closed,
+}
+
 /// A verdict with the reasons behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -270,6 +284,8 @@ pub struct Policy {
     pub deny: Vec<IpNet>,
     /// What to answer when no facts can be had.
     pub on_error: FailureMode,
+    /// What a Redis failure means for this policy.
+    pub on_redis_error: RedisFailureMode,
 }
 
 impl Default for Policy {
@@ -282,6 +298,7 @@ impl Default for Policy {
             allow: Vec::new(),
             deny: Vec::new(),
             on_error: FailureMode::Open,
+            on_redis_error: RedisFailureMode::Continue,
         }
     }
 }
@@ -346,6 +363,20 @@ impl Policy {
             reasons,
         }
     }
+
+    /// The decision when Redis could not be asked, or `None` to go on with whatever the other
+    /// tiers found (`on_redis_error = "continue"`).
+    pub fn redis_failure(&self) -> Option<Decision> {
+        let verdict = match self.on_redis_error {
+            RedisFailureMode::Continue => return None,
+            RedisFailureMode::Open => Verdict::Allow,
+            RedisFailureMode::Closed => Verdict::Block,
+        };
+        Some(Decision {
+            verdict,
+            reasons: ReasonSet::REDIS_ERROR,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +398,7 @@ mod tests {
                 "2001:db8::/32".parse().unwrap(),
             ],
             on_error: FailureMode::Closed,
+            on_redis_error: RedisFailureMode::Closed,
         }
     }
 
@@ -455,6 +487,20 @@ mod tests {
         ] {
             assert_eq!(set.to_text(), token);
         }
+    }
+
+    #[test]
+    fn redis_failure_mode() {
+        let mut p = policy();
+        let d = p.redis_failure().expect("closed decides");
+        assert_eq!(
+            (d.verdict, d.reasons.to_text().as_str()),
+            (Verdict::Block, "redis-error")
+        );
+        p.on_redis_error = RedisFailureMode::Open;
+        assert_eq!(p.redis_failure().map(|d| d.verdict), Some(Verdict::Allow));
+        p.on_redis_error = RedisFailureMode::Continue;
+        assert_eq!(p.redis_failure(), None);
     }
 
     #[test]

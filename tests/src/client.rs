@@ -84,6 +84,28 @@ pub fn request_bytes_from(
     parse_reply(&raw)
 }
 
+/// One HTTP/1.1 request (`Connection: close`) over the unix socket at `socket`, with a 10 s
+/// deadline.
+pub fn request_unix(
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpReply> {
+    let mut conn = std::os::unix::net::UnixStream::connect(socket)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw)?;
+    parse_reply(&raw)
+}
+
 /// Parses a whole `Connection: close` HTTP/1.1 answer (no chunked bodies: nginx and the
 /// service send Content-Length for everything the tests read).
 pub fn parse_reply(raw: &[u8]) -> std::io::Result<HttpReply> {

@@ -188,6 +188,22 @@ impl RedisServer {
             .expect("CLUSTER KEYSLOT")
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, ...) to the server process: `STOP` freezes it
+    /// with its connections open, as a stalled host would, `CONT` lets it go on.
+    pub fn signal(&self, name: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .map(Child::id)
+            .expect("signal a running server");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}: {status}");
+    }
+
     /// Stops the server abruptly (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,5 +1,5 @@
 //! The `ipcheck-auth` binary under test, with a config file in its own temp dir, on a port
-//! picked at run time, its log captured to a file for assertions.
+//! picked at run time (and `/metrics` on another), its log captured to a file for assertions.
 
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +15,7 @@ use crate::ports::{free_port, wait_for_port};
 pub struct Service {
     child: Option<Child>,
     port: u16,
+    metrics_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -52,6 +53,19 @@ impl Service {
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener on 127.0.0.1.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
+    /// `GET /metrics` from the metrics listener: the Prometheus text.
+    pub fn metrics(&self) -> String {
+        let reply = http_request(self.metrics_port, "GET", "/metrics", &[])
+            .unwrap_or_else(|e| panic!("GET /metrics failed: {e}\nservice log:\n{}", self.log()));
+        assert_eq!(reply.status, 200, "/metrics: {}", reply.body);
+        reply.body
     }
 
     /// The process id, for signals.
@@ -134,11 +148,13 @@ impl ServiceBuilder {
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = free_port();
-            match spawn(dir.path(), port, &self.config, &self.env) {
+            let metrics_port = free_port();
+            match spawn(dir.path(), (port, metrics_port), &self.config, &self.env) {
                 Ok(child) => {
                     return Service {
                         child: Some(child),
                         port,
+                        metrics_port,
                         dir,
                     }
                 }
@@ -150,7 +166,8 @@ impl ServiceBuilder {
 }
 
 /// The `ipcheck-auth` command with the test's own `IPCHECK_*`/`RUST_LOG` variables removed, so
-/// only what a test sets explicitly reaches it.
+/// only what a test sets explicitly reaches it; the metrics listener is off (its default port
+/// is fixed, so parallel tests would fight over it) unless `--metrics-listen` is given.
 pub fn service_command() -> Command {
     let mut cmd = Command::new(service_binary());
     for (key, _) in std::env::vars() {
@@ -158,10 +175,16 @@ pub fn service_command() -> Command {
             cmd.env_remove(key);
         }
     }
+    cmd.env("IPCHECK_METRICS_LISTEN", "");
     cmd
 }
 
-fn spawn(dir: &Path, port: u16, config: &str, env: &[(String, String)]) -> Result<Child, String> {
+fn spawn(
+    dir: &Path,
+    (port, metrics_port): (u16, u16),
+    config: &str,
+    env: &[(String, String)],
+) -> Result<Child, String> {
     let config_path = dir.join("ipcheck.toml");
     fs::write(&config_path, config).expect("write the service config");
     let log = fs::File::create(dir.join("service.log")).expect("create the service log");
@@ -171,6 +194,8 @@ fn spawn(dir: &Path, port: u16, config: &str, env: &[(String, String)]) -> Resul
         .arg(&config_path)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{metrics_port}"))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);

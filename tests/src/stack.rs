@@ -63,7 +63,16 @@ pub struct Stack {
 impl Stack {
     /// Starts everything with the given `local_ttl` and nginx edits.
     pub fn start_with(local_ttl: &str, nginx: impl FnOnce(NginxSetup) -> NginxSetup) -> Stack {
-        let redis = RedisServer::start();
+        Self::start_on(RedisServer::start(), local_ttl, nginx)
+    }
+
+    /// Starts everything on this Redis (e.g. one that persists its data), with the given
+    /// `local_ttl` and nginx edits.
+    pub fn start_on(
+        redis: RedisServer,
+        local_ttl: &str,
+        nginx: impl FnOnce(NginxSetup) -> NginxSetup,
+    ) -> Stack {
         let provider = Provider::start();
         let backend = Backend::start();
         let service = Service::builder(&example_service_config(&redis, &provider, local_ttl))

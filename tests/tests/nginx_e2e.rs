@@ -265,7 +265,21 @@ fn redis_killed_and_restarted_causes_no_5xx() {
     }
     let errors: Vec<_> = statuses.iter().filter(|(_, _, s)| *s >= 500).collect();
     assert!(errors.is_empty(), "5xx answers: {errors:?}");
-    assert!(statuses.iter().all(|(_, _, s)| *s == 200), "{statuses:?}");
+    // The lenient `/` goes on without Redis; the strict `/login` fails closed while Redis cannot
+    // be asked (on_redis_error = "closed": a pin there would be invisible), and until the
+    // service has reconnected after the restart.
+    for (i, (source, path, status)) in statuses.iter().enumerate() {
+        let phase = i / 30;
+        let ok = match (*path, phase) {
+            ("/", _) | ("/login", 0) => *status == 200,
+            ("/login", 1) => *status == 403,
+            _ => *status == 200 || *status == 403,
+        };
+        assert!(
+            ok,
+            "{source} {path} in phase {phase}: {status}\n{statuses:?}"
+        );
+    }
 
     // The service reconnects by itself: a new client's verdict lands in Redis again.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -30,6 +30,11 @@ block = ["tor"]
         url = provider.url_template()
     ));
     let port = svc.port();
+    // The service checks Redis at startup (IPCHECK GET/SET probes on 0.0.0.0, which the module
+    // counts too): wait until that is done, and count from there.
+    let ready = svc.get("/readyz", &[]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let misses_before = module_misses(&redis);
     const N: usize = 1000;
     let barrier = Arc::new(Barrier::new(N));
     let threads: Vec<_> = (0..N)
@@ -59,6 +64,22 @@ block = ["tor"]
         1,
         "one provider call for one cold address"
     );
+    assert_eq!(
+        module_misses(&redis) - misses_before,
+        1,
+        "one Redis lookup for one cold address"
+    );
+    let metrics = svc.metrics();
+    let waits: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ipcheck_coalesced_waits_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(waits > 0, "{metrics}");
+}
+
+/// The module's `IPCHECK STATS` miss counter.
+fn module_misses(redis: &RedisServer) -> u64 {
     let mut con = redis.client();
     let stats: Vec<redis::Value> = redis::cmd("IPCHECK").arg("STATS").query(&mut con).unwrap();
     let stats: Vec<String> = stats
@@ -70,22 +91,9 @@ block = ["tor"]
             other => format!("{other:?}"),
         })
         .collect();
-    let field = |name: &str| {
-        stats
-            .chunks(2)
-            .find(|kv| kv[0] == name)
-            .map(|kv| kv[1].clone())
-    };
-    assert_eq!(
-        field("misses").as_deref(),
-        Some("1"),
-        "one Redis lookup: {stats:?}"
-    );
-    let metrics = svc.get("/metrics", &[]).body;
-    let waits: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ipcheck_coalesced_waits_total "))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(waits > 0, "{metrics}");
+    stats
+        .chunks(2)
+        .find(|kv| kv[0] == "misses")
+        .and_then(|kv| kv[1].parse().ok())
+        .unwrap_or_else(|| panic!("no misses in {stats:?}"))
 }

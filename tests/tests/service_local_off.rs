@@ -41,6 +41,6 @@ fn capacity_zero_answers_every_request_from_redis() {
         service.auth("192.0.2.10").decision(),
         (204, "allow", "", "redis")
     );
-    let metrics = service.get("/metrics", &[]).body;
+    let metrics = service.metrics();
     assert!(metrics.contains("ipcheck_local_entries 0"), "{metrics}");
 }

@@ -163,7 +163,7 @@ fn the_api_key_is_never_logged() {
         svc.auth("192.0.2.5");
         provider.set_delay(Duration::ZERO);
         let readyz = svc.get("/readyz", &[]).body;
-        let metrics = svc.get("/metrics", &[]).body;
+        let metrics = svc.metrics();
         svc.terminate(Duration::from_secs(5));
         let log = svc.log();
         assert!(!log.is_empty());
@@ -234,7 +234,22 @@ fn health_readiness_and_metrics() {
     assert!(r.body.contains("redis: not configured"), "{}", r.body);
     svc.auth("192.0.2.1");
     svc.auth("192.0.2.1");
-    let m = svc.get("/metrics", &[]);
+    // /metrics has a listener of its own: not on the /auth port, and no /auth there.
+    assert_eq!(svc.get("/metrics", &[]).status, 404);
+    let on_metrics_port = |path: &str| {
+        ipcheck_tests::service::http_request(
+            svc.metrics_port(),
+            "GET",
+            path,
+            &[("X-Real-IP", "192.0.2.1")],
+        )
+        .unwrap()
+    };
+    assert_eq!(on_metrics_port("/auth").status, 404);
+    assert!(on_metrics_port("/auth")
+        .header("x-ipcheck-verdict")
+        .is_none());
+    let m = on_metrics_port("/metrics");
     assert_eq!(m.status, 200);
     assert!(m
         .header("content-type")
@@ -269,5 +284,53 @@ fn environment_overrides_the_file() {
     assert_eq!(
         svc.get("/auth", &[("X-IPCheck-Policy", "edge")]).decision(),
         (403, "block", "no-client-ip", "none")
+    );
+}
+
+#[test]
+fn listens_on_a_unix_socket() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("auth.sock");
+    // A socket file left by an earlier run (no one listening) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = service_command()
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        match ipcheck_tests::client::request_unix(
+            &socket,
+            "GET",
+            "/auth",
+            &[("X-Real-IP", "192.0.2.1")],
+        ) {
+            Ok(reply) => break reply,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!(
+                "no answer on {}: {e}\n{}",
+                socket.display(),
+                std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+            ),
+        }
+    };
+    assert_eq!(reply.decision(), (204, "allow", "", "none"));
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(
+        text.contains(&format!("listening on unix:{}", socket.display())),
+        "{text}"
     );
 }

@@ -97,7 +97,7 @@ fn failures_fall_to_on_error_and_are_remembered() {
         );
         assert_eq!(provider.calls_for(ip), 1, "{ip}");
     }
-    let metrics = open.get("/metrics", &[]).body;
+    let metrics = open.metrics();
     for line in [
         "ipcheck_provider_errors_total{kind=\"status\"} 1",
         "ipcheck_provider_errors_total{kind=\"rate_limited\"} 1",
@@ -133,7 +133,7 @@ fn timeout_costs_at_most_the_deadline() {
     let took = started.elapsed();
     assert_eq!(r.decision(), (403, "block", "provider-error", "provider"));
     assert!(took < Duration::from_millis(1500), "took {took:?}");
-    let metrics = svc.get("/metrics", &[]).body;
+    let metrics = svc.metrics();
     assert!(
         metrics.contains("ipcheck_provider_errors_total{kind=\"timeout\"} 1"),
         "{metrics}"

@@ -179,8 +179,8 @@ fn redis_stopped_mid_test_and_started_again() {
     }
     let ready = svc.get("/readyz", &[]);
     assert_eq!(ready.status, 503);
-    assert!(ready.body.contains("redis: unreachable"), "{}", ready.body);
-    let metrics = svc.get("/metrics", &[]).body;
+    assert!(ready.body.contains("redis: down"), "{}", ready.body);
+    let metrics = svc.metrics();
     assert!(
         metrics.contains("ipcheck_redis_lookups_total{result=\"error\"} 5"),
         "{metrics}"
@@ -241,7 +241,7 @@ fn slow_redis_costs_at_most_its_deadline() {
         "{:?}",
         started.elapsed()
     );
-    let metrics = svc.get("/metrics", &[]).body;
+    let metrics = svc.metrics();
     assert!(
         metrics.contains("ipcheck_redis_errors_total{op=\"get\",kind=\"timeout\"} 1"),
         "{metrics}"
@@ -268,4 +268,177 @@ fn starts_while_redis_is_down() {
         assert!(Instant::now() < deadline, "never became ready");
         sleep(Duration::from_millis(100));
     }
+}
+
+/// The service's config with `url` as the Redis URL (for ACL users and wrong passwords).
+fn config_with_url(provider: &Provider, url: &str) -> String {
+    format!(
+        "[redis]\nurl = \"{url}\"\ntimeout = \"50ms\"\n{}\n[policies.default]\nblock = [\"tor\"]\n",
+        provider.config_section()
+    )
+}
+
+/// Polls `/readyz` until its body contains `text` (the startup check runs in the background).
+fn readyz_says(svc: &Service, text: &str) -> ipcheck_tests::HttpReply {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = svc.get("/readyz", &[]);
+        if ready.body.contains(text) {
+            return ready;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said {text:?}: {}\nlog:\n{}",
+            ready.body,
+            svc.log()
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls the service log until a line contains every one of `parts`.
+fn wait_for_log_line(svc: &Service, parts: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = svc.log();
+        if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {parts:?}:\n{log}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn module_not_loaded_is_unready_and_logged_as_an_error() {
+    let provider = Provider::start();
+    let redis = RedisServer::builder().without_module().start();
+    let svc = Service::start(&config(&provider, &redis, "60s"));
+    let line = wait_for_log_line(&svc, &["ERROR", "misconfigured", "module_missing"]);
+    assert!(line.contains("not loaded"), "{line}");
+    let ready = readyz_says(&svc, "module is not loaded");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(
+        ready.body.contains("redis: misconfigured"),
+        "{}",
+        ready.body
+    );
+    // Decisions go on without Redis, and the kind is counted.
+    assert_eq!(svc.auth("192.0.2.60").status, 204);
+    let metrics = svc.metrics();
+    assert!(
+        metrics.contains("ipcheck_redis_errors_total{op=\"get\",kind=\"module_missing\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ipcheck_redis_up 0"), "{metrics}");
+    assert!(
+        metrics.contains("ipcheck_redis_state{state=\"misconfigured\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_user_without_set_permission_is_unready_naming_it() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    redis.acl_user("reader", &["%R~ipcheck:*", "+ipcheck|get", "+ipcheck|key"]);
+    let port = redis.port();
+    let svc = Service::start(&config_with_url(
+        &provider,
+        &format!("redis://reader:pass@127.0.0.1:{port}/"),
+    ));
+    let ready = readyz_says(&svc, "+ipcheck|set");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("noperm"), "{}", ready.body);
+    wait_for_log_line(&svc, &["ERROR", "noperm"]);
+    // The password is never shown.
+    assert!(!svc.log().contains(":pass@"), "{}", svc.log());
+    assert!(!ready.body.contains(":pass@"), "{}", ready.body);
+
+    // With the permission the same service becomes ready.
+    redis.acl_user(
+        "reader",
+        &[
+            "%RW~ipcheck:*",
+            "+ipcheck|get",
+            "+ipcheck|set",
+            "+ipcheck|key",
+        ],
+    );
+    let ready = readyz_says(&svc, "redis: ok");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    wait_for_log_line(&svc, &["INFO", "the Redis tier is up"]);
+}
+
+#[test]
+fn module_prefixes_that_differ_from_the_service_are_named() {
+    let provider = Provider::start();
+    let redis = RedisServer::builder()
+        .module_args(&["ipv6-prefix", "56"])
+        .start();
+    let svc = Service::start(&config(&provider, &redis, "60s"));
+    let ready = readyz_says(&svc, "ipv6-prefix");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(
+        ready.body.contains(
+            "module ipv6-prefix 56 (IPCHECK KEY 2001:db8::1 = ipcheck:2001:db8::/56) but aggregation.ipv6_prefix = 64"
+        ),
+        "{}",
+        ready.body
+    );
+    wait_for_log_line(&svc, &["ERROR", "ipv6-prefix 56"]);
+}
+
+#[test]
+fn a_wrong_password_is_an_auth_error() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    redis.acl_user("svc", &["%RW~ipcheck:*", "+ipcheck"]);
+    let port = redis.port();
+    let svc = Service::start(&config_with_url(
+        &provider,
+        &format!("redis://svc:wrong-one@127.0.0.1:{port}/"),
+    ));
+    let ready = readyz_says(&svc, "auth");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(
+        ready.body.contains("password in redis.url"),
+        "{}",
+        ready.body
+    );
+    wait_for_log_line(&svc, &["ERROR", "auth"]);
+    assert!(
+        !svc.log().contains("wrong-one"),
+        "the password leaked:\n{}",
+        svc.log()
+    );
+}
+
+#[test]
+fn redis_down_is_logged_once_not_per_request() {
+    let provider = Provider::start();
+    let mut redis = RedisServer::start();
+    let svc = Service::start(&config(&provider, &redis, "60s"));
+    readyz_says(&svc, "redis: ok");
+    redis.kill();
+    for i in 1..=20 {
+        svc.auth(&format!("192.0.2.{i}"));
+    }
+    let line = wait_for_log_line(&svc, &["WARN", "Redis is down"]);
+    // A killed server: the connection drops, then reconnecting is refused or runs out of time.
+    assert!(
+        ["refused", "timeout"].iter().any(|k| line.contains(k)),
+        "{line}"
+    );
+    let downs = svc.log().matches("Redis is down").count();
+    assert_eq!(downs, 1, "one line for twenty failures:\n{}", svc.log());
+    let metrics = svc.metrics();
+    assert!(
+        metrics.contains("ipcheck_redis_state{state=\"down\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ipcheck_redis_up 0"), "{metrics}");
 }

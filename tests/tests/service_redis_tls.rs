@@ -81,7 +81,7 @@ fn a_server_certificate_nobody_vouches_for_is_refused() {
 
     let ready = svc.get("/readyz", &[]);
     assert_eq!(ready.status, 503, "{}", ready.body);
-    assert!(ready.body.contains("redis: unreachable"), "{}", ready.body);
+    assert!(ready.body.contains("redis: down"), "{}", ready.body);
     // Decisions go on without Redis, and nothing reaches it.
     assert_eq!(
         svc.auth("192.0.2.41").decision(),

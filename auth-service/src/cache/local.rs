@@ -25,7 +25,7 @@ use axum::http::HeaderValue;
 use hashbrown::HashTable;
 use ipcheck_core::{Categories, NormalizedIp, ReasonSet, Verdict};
 
-use super::Known;
+use super::{Known, Unpinned};
 
 /// Shards; a power of two well above the core count keeps collisions between cores rare.
 const SHARDS: usize = 64;
@@ -36,6 +36,7 @@ enum Stored {
     Pinned(Box<(Verdict, HeaderValue, ReasonSet)>),
     ProviderError,
     Nothing,
+    WithoutRedis(Unpinned),
 }
 
 impl Stored {
@@ -49,6 +50,7 @@ impl Stored {
             } => Stored::Pinned(Box::new((verdict, header, reasons))),
             Known::ProviderError => Stored::ProviderError,
             Known::Nothing => Stored::Nothing,
+            Known::WithoutRedis(u) => Stored::WithoutRedis(u),
         }
     }
 
@@ -62,6 +64,7 @@ impl Stored {
             },
             Stored::ProviderError => Known::ProviderError,
             Stored::Nothing => Known::Nothing,
+            Stored::WithoutRedis(u) => Known::WithoutRedis(*u),
         }
     }
 }
@@ -311,6 +314,7 @@ mod tests {
         );
         cache.insert(v4(3), Known::ProviderError, ttl);
         cache.insert(v4(4), Known::Nothing, ttl);
+        cache.insert(v4(5), Known::WithoutRedis(Unpinned::Facts(facts)), ttl);
         let now = Instant::now();
         assert!(matches!(cache.get(&v4(1), now), Some(Known::Facts(f)) if f == facts));
         match cache.get(&v4(2), now) {
@@ -324,10 +328,14 @@ mod tests {
         }
         assert!(matches!(cache.get(&v4(3), now), Some(Known::ProviderError)));
         assert!(matches!(cache.get(&v4(4), now), Some(Known::Nothing)));
+        assert!(matches!(
+            cache.get(&v4(5), now),
+            Some(Known::WithoutRedis(Unpinned::Facts(f))) if f == facts
+        ));
         // Replacing keeps one entry per key.
         cache.insert(v4(1), Known::Nothing, ttl);
         assert!(matches!(cache.get(&v4(1), now), Some(Known::Nothing)));
-        assert_eq!(cache.len(), 4);
+        assert_eq!(cache.len(), 5);
     }
 
     #[test]

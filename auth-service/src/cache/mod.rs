@@ -2,6 +2,11 @@
 
 pub mod local;
 pub mod redis;
+pub mod redis_error;
+pub mod redis_health;
+pub mod redis_verify;
+
+use std::time::Duration;
 
 use axum::http::HeaderValue;
 use ipcheck_core::{Categories, Entry, ReasonSet, Verdict};
@@ -24,6 +29,42 @@ pub enum Known {
     ProviderError,
     /// Nothing to go on (no provider configured): the policy's failure mode decides.
     Nothing,
+    /// What the other tiers found while Redis could not be asked: a manual pin may be hiding,
+    /// so each policy's `on_redis_error` decides first.
+    WithoutRedis(Unpinned),
+}
+
+/// What can be known without Redis (a pin is only ever in Redis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpinned {
+    /// Provider facts.
+    Facts(Categories),
+    /// The provider failed.
+    ProviderError,
+    /// No provider configured.
+    Nothing,
+}
+
+impl Unpinned {
+    /// The same knowledge, as if Redis had been asked.
+    pub fn known(self) -> Known {
+        match self {
+            Unpinned::Facts(facts) => Known::Facts(facts),
+            Unpinned::ProviderError => Known::ProviderError,
+            Unpinned::Nothing => Known::Nothing,
+        }
+    }
+}
+
+/// How long the local tier keeps an answer it would keep for `ttl`: an answer obtained while
+/// Redis could not be asked only for `degraded_ttl` at most, so an operator's pin in Redis wins
+/// again within that time once Redis is back.
+pub fn local_ttl(ttl: Duration, redis_failed: bool, degraded_ttl: Duration) -> Duration {
+    if redis_failed {
+        ttl.min(degraded_ttl)
+    } else {
+        ttl
+    }
 }
 
 impl Known {
@@ -40,5 +81,18 @@ impl Known {
         } else {
             Known::Facts(Categories::from_reasons(&entry.reasons))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_without_redis_are_kept_briefly() {
+        let s = Duration::from_secs;
+        assert_eq!(local_ttl(s(60), false, s(5)), s(60));
+        assert_eq!(local_ttl(s(60), true, s(5)), s(5));
+        assert_eq!(local_ttl(s(2), true, s(5)), s(2), "never longer than asked");
     }
 }

@@ -11,43 +11,26 @@
 //! given explicitly; `MOVED` and `ASK` during resharding are still followed by redis-rs.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ipcheck_core::{Entry, Reasons, Source, Verdict};
+use ipcheck_core::{Aggregation, Entry, Reasons, Source, Verdict};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{TlsCertificates, Value};
-use thiserror::Error;
 use tokio::sync::OnceCell;
 
+pub use super::redis_error::{ErrorKind, RedisError};
+use super::redis_health::{Health, Op, State};
+use super::redis_verify::{self as verify, Expected};
 use crate::config::RedisSettings;
 
-/// A Redis call that gave no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum RedisError {
-    /// The deadline passed.
-    #[error("timed out")]
-    Timeout,
-    /// Connection or command error.
-    #[error("failed")]
-    Failed,
-    /// The reply was not what `IPCHECK` sends.
-    #[error("unexpected reply")]
-    Reply,
-}
-
-impl RedisError {
-    /// Metric label.
-    pub fn kind(self) -> &'static str {
-        match self {
-            RedisError::Timeout => "timeout",
-            RedisError::Failed => "error",
-            RedisError::Reply => "reply",
-        }
-    }
-}
+/// Deadline of each verification call: longer than a lookup's, so a first connection (or a
+/// refused login, which redis-rs retries) has time to say what is wrong.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a verification result is reused, so `/readyz` probes do not hammer Redis.
+pub const VERIFY_CACHE: Duration = Duration::from_secs(5);
 
 /// An entry read back with `IPCHECK GET`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,12 +88,23 @@ async fn cluster_connection(
     })?
 }
 
+/// A verification's result, when it ran, and the tier's state right after.
+struct Verification {
+    at: Instant,
+    state: State,
+    result: Result<(), RedisError>,
+}
+
 /// The Redis tier.
 pub struct RedisTier {
     link: Link,
     timeout: Duration,
     ttl_secs: u64,
     display: String,
+    expected: Expected,
+    health: Health,
+    /// The last verification; the lock also keeps checks from overlapping.
+    verification: tokio::sync::Mutex<Option<Verification>>,
 }
 
 impl RedisTier {
@@ -119,7 +113,7 @@ impl RedisTier {
     /// With `cluster`, `url` holds one or more seed nodes separated by commas; any one that
     /// answers is enough to learn the whole cluster. `rediss://` URLs speak TLS, verified against
     /// the system's roots or the configured CA.
-    pub fn new(settings: &RedisSettings) -> Result<Self, String> {
+    pub fn new(settings: &RedisSettings, aggregation: Aggregation) -> Result<Self, String> {
         let url = settings.url.as_str();
         let display = display_address(url);
         let certs = || TlsCertificates {
@@ -166,7 +160,14 @@ impl RedisTier {
             link,
             timeout: settings.timeout,
             ttl_secs: settings.ttl.as_secs(),
+            health: Health::new(display.clone()),
             display,
+            expected: Expected {
+                key_prefix: settings.key_prefix.clone(),
+                aggregation,
+                cluster: settings.cluster,
+            },
+            verification: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -175,9 +176,38 @@ impl RedisTier {
         &self.display
     }
 
-    /// Sends `cmd` under the deadline; in a cluster, to the primary serving `address`'s slot
+    /// The tier's state, error counters and log gate.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Sends `cmd` under the lookup deadline and records the outcome as `op`.
+    async fn call(
+        &self,
+        op: Op,
+        cmd: redis::Cmd,
+        address: Option<&str>,
+    ) -> Result<Value, RedisError> {
+        let result = self.send(cmd, address, self.timeout).await;
+        self.record(op, &result);
+        result
+    }
+
+    fn record<T>(&self, op: Op, result: &Result<T, RedisError>) {
+        match result {
+            Ok(_) => self.health.answered(),
+            Err(e) => self.health.failed(op, e),
+        }
+    }
+
+    /// Sends `cmd` under `deadline`; in a cluster, to the primary serving `address`'s slot
     /// (or wherever redis-rs routes it when there is no address).
-    async fn call(&self, cmd: redis::Cmd, address: Option<&str>) -> Result<Value, RedisError> {
+    async fn send(
+        &self,
+        cmd: redis::Cmd,
+        address: Option<&str>,
+        deadline: Duration,
+    ) -> Result<Value, RedisError> {
         let send = async {
             match &self.link {
                 Link::Server(manager) => {
@@ -198,10 +228,10 @@ impl RedisTier {
                 }
             }
         };
-        match tokio::time::timeout(self.timeout, send).await {
+        match tokio::time::timeout(deadline, send).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(RedisError::Failed),
-            Err(_) => Err(RedisError::Timeout),
+            Ok(Err(e)) => Err(RedisError::from(&e)),
+            Err(_) => Err(RedisError::bare(ErrorKind::Timeout)),
         }
     }
 
@@ -209,7 +239,12 @@ impl RedisTier {
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
         let mut cmd = redis::cmd("IPCHECK");
         cmd.arg("GET").arg(key);
-        parse_get(self.call(cmd, Some(key)).await?)
+        let reply = self.call(Op::Get, cmd, Some(key)).await?;
+        let parsed = parse_get(reply);
+        if let Err(e) = &parsed {
+            self.health.failed(Op::Get, e);
+        }
+        parsed
     }
 
     /// `IPCHECK SET <key> <verdict> EX <ttl> REASON <reasons> SOURCE api`; a kept manual pin is fine.
@@ -229,16 +264,95 @@ impl RedisTier {
             cmd.arg("REASON").arg(reasons.as_str());
         }
         cmd.arg("SOURCE").arg("api");
-        match self.call(cmd, Some(key)).await? {
+        match self.call(Op::Set, cmd, Some(key)).await? {
             Value::Okay | Value::Nil => Ok(()),
             Value::SimpleString(s) if s == "OK" => Ok(()),
-            _ => Err(RedisError::Reply),
+            _ => {
+                let e = RedisError::bare(ErrorKind::Reply);
+                self.health.failed(Op::Set, &e);
+                Err(e)
+            }
         }
     }
 
-    /// `PING`, for the readiness check.
-    pub async fn ping(&self) -> Result<(), RedisError> {
-        self.call(redis::cmd("PING"), None).await.map(|_| ())
+    /// Whether Redis works as the service needs (see [`verify`]). A result is reused for
+    /// [`VERIFY_CACHE`] unless the tier's state changed meanwhile (Redis went down or came
+    /// back), so `/readyz` probes neither hammer Redis nor lag behind it. The result also sets
+    /// the tier's state.
+    pub async fn verified(&self) -> Result<(), RedisError> {
+        let mut last = self.verification.lock().await;
+        if let Some(v) = last.as_ref() {
+            if v.at.elapsed() < VERIFY_CACHE && v.state == self.health.state() {
+                return v.result.clone();
+            }
+        }
+        let result = self.verify().await;
+        if let Err(e) = &result {
+            self.health.failed(Op::Verify, e);
+        }
+        self.health.verified(result.as_ref().map(|_| ()));
+        *last = Some(Verification {
+            at: Instant::now(),
+            state: self.health.state(),
+            result: result.clone(),
+        });
+        result
+    }
+
+    /// One verification, uncached.
+    async fn verify(&self) -> Result<(), RedisError> {
+        let prefix = &self.expected.key_prefix;
+        let probe = |args: &[&str]| {
+            let mut cmd = redis::cmd("IPCHECK");
+            cmd.arg(args);
+            cmd
+        };
+        let step = format!("IPCHECK GET {}", verify::PROBE_ADDRESS);
+        self.send(
+            probe(&["GET", verify::PROBE_ADDRESS]),
+            Some(verify::PROBE_ADDRESS),
+            VERIFY_TIMEOUT,
+        )
+        .await
+        .map_err(|e| verify::explain(&step, &e, prefix))?;
+        let step = format!("IPCHECK SET {}", verify::PROBE_ADDRESS);
+        match self
+            .send(
+                probe(&["SET", verify::PROBE_ADDRESS, verify::PROBE_VERDICT]),
+                Some(verify::PROBE_ADDRESS),
+                VERIFY_TIMEOUT,
+            )
+            .await
+        {
+            // The module refused the probe's verdict: the ACL let the call through. Any other
+            // refusal (a read-only replica, ...) is a problem to report.
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Error && e.detail.contains(verify::PROBE_VERDICT) => {}
+            Err(e) => return Err(verify::explain(&step, &e, prefix)),
+        }
+        for probe_spec in verify::KEY_PROBES {
+            let address = probe_spec.0;
+            let step = format!("IPCHECK KEY {address}");
+            let reply = match self
+                .send(probe(&["KEY", address]), Some(address), VERIFY_TIMEOUT)
+                .await
+            {
+                Ok(reply) => reply,
+                Err(e) if e.kind == ErrorKind::NoPerm => {
+                    tracing::debug!(redis = %self.display, "{step}: not permitted, so the module's prefixes are not checked (grant +ipcheck|key to check them)");
+                    return Ok(());
+                }
+                Err(e) => return Err(verify::explain(&step, &e, prefix)),
+            };
+            let Some(key) = text(&reply) else {
+                return Err(RedisError {
+                    kind: ErrorKind::Reply,
+                    detail: format!("{step}: unexpected reply {reply:?}"),
+                });
+            };
+            verify::compare_key(&self.expected, probe_spec, key)?;
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +398,7 @@ impl<'a> Fields<'a> {
 ///
 /// Runs once per Redis-tier decision, so it borrows from the reply instead of copying fields.
 fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
+    let bad = || RedisError::bare(ErrorKind::Reply);
     let mut fields = Fields::default();
     match &reply {
         Value::Nil => return Ok(None),
@@ -299,14 +414,14 @@ fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
                 fields.visit(k, v);
             }
         }
-        _ => return Err(RedisError::Reply),
+        _ => return Err(bad()),
     }
     let verdict = fields
         .verdict
         .and_then(|v| v.parse::<Verdict>().ok())
-        .ok_or(RedisError::Reply)?;
-    let reasons = Reasons::parse(fields.reason.unwrap_or("")).map_err(|_| RedisError::Reply)?;
-    let source = Source::parse(fields.source.unwrap_or("api")).map_err(|_| RedisError::Reply)?;
+        .ok_or_else(bad)?;
+    let reasons = Reasons::parse(fields.reason.unwrap_or("")).map_err(|_| bad())?;
+    let source = Source::parse(fields.source.unwrap_or("api")).map_err(|_| bad())?;
     let ttl = fields.ttl.unwrap_or(0);
     Ok(Some(Stored {
         entry: Entry {
@@ -346,10 +461,11 @@ mod tests {
         assert!(stored.entry.source.is_manual());
         assert_eq!(stored.entry.reasons.as_str(), "vpn,tor");
         assert_eq!(stored.ttl, Duration::from_secs(42));
-        assert_eq!(parse_get(Value::Int(1)), Err(RedisError::Reply));
+        let reply_error = Err(RedisError::bare(ErrorKind::Reply));
+        assert_eq!(parse_get(Value::Int(1)), reply_error);
         assert_eq!(
             parse_get(Value::Array(vec![bulk("verdict"), bulk("maybe")])),
-            Err(RedisError::Reply)
+            reply_error
         );
     }
 }

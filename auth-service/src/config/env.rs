@@ -13,6 +13,7 @@ pub(super) enum Kind {
 /// Every fixed key an environment variable can override, with its value kind.
 pub(super) const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Str),
+    ("metrics.listen", Kind::Str),
     ("log.format", Kind::Str),
     ("log.level", Kind::Str),
     ("client_ip.header", Kind::Str),
@@ -22,11 +23,13 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("cache.capacity", Kind::Int),
     ("cache.local_ttl", Kind::Str),
     ("cache.negative_ttl", Kind::Str),
+    ("cache.degraded_ttl", Kind::Str),
     ("redis.url", Kind::Str),
     ("redis.cluster", Kind::Bool),
     ("redis.tls_ca_file", Kind::Str),
     ("redis.timeout", Kind::Str),
     ("redis.ttl", Kind::Str),
+    ("redis.key_prefix", Kind::Str),
     ("provider.preset", Kind::Str),
     ("provider.url", Kind::Str),
     ("provider.api_key_env", Kind::Str),
@@ -46,6 +49,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
 /// never swallows `_ALLOW_CRAWLERS`.
 pub(super) const POLICY_KEYS: &[(&str, Kind)] = &[
     ("allow_crawlers", Kind::Bool),
+    ("on_redis_error", Kind::Str),
     ("challenge", Kind::List),
     ("on_error", Kind::Str),
     ("block", Kind::List),

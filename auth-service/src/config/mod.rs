@@ -7,13 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use ipcheck_core::{Aggregation, Categories, Category, FailureMode, Policy};
+use ipcheck_core::{Aggregation, Categories, Category, FailureMode, Policy, RedisFailureMode};
 use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
@@ -21,13 +20,14 @@ use toml::Value;
 
 use crate::client_ip::ClientIpSource;
 use crate::duration::ConfigDuration;
+use crate::listen::{Listen, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
 use crate::provider::mapping::FieldMapping;
 use crate::provider::preset::Preset;
 use crate::provider::ProviderSpec;
 
 /// The configuration used when no file is given: in-process cache only, no provider, fail open.
 pub const EMBEDDED_DEFAULT: &str = r#"
-listen = "127.0.0.1:8080"
+listen = "127.0.0.1:9217"
 
 [policies.default]
 on_error = "open"
@@ -97,8 +97,10 @@ pub enum LogFormat {
 pub struct Settings {
     /// Where the config came from (file path or "embedded default").
     pub origin: String,
-    /// The address to listen on.
-    pub listen: SocketAddr,
+    /// Where `/auth`, `/healthz` and `/readyz` are served.
+    pub listen: Listen,
+    /// Where `/metrics` is served; `None` when `metrics.listen = ""` turns it off.
+    pub metrics_listen: Option<Listen>,
     /// Log line format.
     pub log_format: LogFormat,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
@@ -154,6 +156,9 @@ pub struct CacheSettings {
     pub local_ttl: Duration,
     /// How long a provider failure is remembered for an address.
     pub negative_ttl: Duration,
+    /// Longest an answer obtained while Redis could not be asked is kept locally, so an
+    /// operator's pin in Redis wins again within this time once Redis is back.
+    pub degraded_ttl: Duration,
 }
 
 /// Settings of the Redis tier.
@@ -170,6 +175,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
     /// `EX` of the entries the service writes.
     pub ttl: Duration,
+    /// The module's `ipcheck.key-prefix`, which the service checks at startup and in `/readyz`.
+    pub key_prefix: String,
 }
 
 /// The named policies, `default` always among them.

@@ -7,6 +7,8 @@ use super::*;
 pub(super) struct RawConfig {
     pub(super) listen: Option<String>,
     #[serde(default)]
+    pub(super) metrics: RawMetrics,
+    #[serde(default)]
     pub(super) log: RawLog,
     #[serde(default)]
     pub(super) client_ip: RawClientIp,
@@ -19,6 +21,12 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) policies: BTreeMap<String, RawPolicy>,
     pub(super) unknown_policy: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -49,6 +57,7 @@ pub(super) struct RawCache {
     pub(super) capacity: Option<usize>,
     pub(super) local_ttl: Option<ConfigDuration>,
     pub(super) negative_ttl: Option<ConfigDuration>,
+    pub(super) degraded_ttl: Option<ConfigDuration>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +68,7 @@ pub(super) struct RawRedis {
     pub(super) tls_ca_file: Option<String>,
     pub(super) timeout: Option<ConfigDuration>,
     pub(super) ttl: Option<ConfigDuration>,
+    pub(super) key_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,4 +97,5 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     pub(super) deny: Vec<String>,
     pub(super) on_error: Option<String>,
+    pub(super) on_redis_error: Option<String>,
 }

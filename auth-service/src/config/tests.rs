@@ -22,7 +22,16 @@ fn error(text: &str, vars: &[(&str, &str)]) -> String {
 #[test]
 fn embedded_default() {
     let s = parse("embedded", EMBEDDED_DEFAULT, &[]).unwrap();
-    assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(s.listen.to_string(), "127.0.0.1:9217");
+    assert_eq!(
+        s.metrics_listen.map(|l| l.to_string()).as_deref(),
+        Some("127.0.0.1:9218")
+    );
+    assert_eq!(s.cache.degraded_ttl, Duration::from_secs(5));
+    assert_eq!(
+        s.policies.default_policy().on_redis_error,
+        RedisFailureMode::Continue
+    );
     assert!(s.redis.is_none());
     assert!(s.provider.is_none());
     assert_eq!(s.cache.local_ttl, Duration::from_secs(60));
@@ -178,7 +187,7 @@ fn environment_overrides() {
         &vars,
     )
     .unwrap();
-    assert_eq!(s.listen.port(), 9999);
+    assert_eq!(s.listen.port(), Some(9999));
     assert_eq!(s.cache.local_ttl, Duration::from_secs(2));
     assert!(s.redis.is_some());
     let strict = s.policies.get("strict").unwrap();
@@ -302,4 +311,58 @@ fn every_decisive_category_needs_a_field() {
         e.contains("provider.fields.hosting") && e.contains("edge"),
         "{e}"
     );
+}
+
+#[test]
+fn listeners_redis_failure_and_degraded_ttl() {
+    let s = ok(r#"
+        listen = "unix:/run/ipcheck/auth.sock"
+        [metrics]
+        listen = ""
+        [cache]
+        degraded_ttl = "2s"
+        [redis]
+        url = "redis://127.0.0.1:6379/"
+        key_prefix = "ic:"
+        [policies.strict]
+        on_redis_error = "closed"
+        [policies.lenient]
+        on_redis_error = "open"
+    "#);
+    assert_eq!(s.listen.to_string(), "unix:/run/ipcheck/auth.sock");
+    assert!(s.metrics_listen.is_none(), "\"\" turns /metrics off");
+    assert_eq!(s.cache.degraded_ttl, Duration::from_secs(2));
+    assert_eq!(s.redis.unwrap().key_prefix, "ic:");
+    let mode = |name: &str| s.policies.get(name).unwrap().on_redis_error;
+    assert_eq!(mode("strict"), RedisFailureMode::Closed);
+    assert_eq!(mode("lenient"), RedisFailureMode::Open);
+    assert_eq!(mode("default"), RedisFailureMode::Continue);
+
+    let s = parse(
+        "test.toml",
+        "",
+        &env(&[
+            ("IPCHECK_METRICS_LISTEN", "127.0.0.1:9300"),
+            ("IPCHECK_POLICIES_STRICT_ON_REDIS_ERROR", "closed"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.metrics_listen.unwrap().port(), Some(9300));
+    assert_eq!(
+        s.policies.get("strict").unwrap().on_redis_error,
+        RedisFailureMode::Closed
+    );
+
+    let e = error("[policies.x]\non_redis_error = \"fail\"\n", &[]);
+    assert!(
+        e.contains("policies.x.on_redis_error") && e.contains("continue, open or closed"),
+        "{e}"
+    );
+    let e = error(
+        "listen = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n",
+        &[],
+    );
+    assert!(e.contains("key `metrics.listen`"), "{e}");
+    let e = error("[redis]\nurl = \"redis://h/\"\nkey_prefix = \"\"\n", &[]);
+    assert!(e.contains("key `redis.key_prefix`"), "{e}");
 }

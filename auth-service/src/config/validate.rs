@@ -29,13 +29,30 @@ pub(super) fn validate(
     err: &dyn Fn(&str, String) -> ConfigError,
     mut warnings: Vec<String>,
 ) -> Result<Settings, ConfigError> {
-    let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
-    let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        err(
-            "listen",
-            format!("'{listen_text}' is not an address:port (e.g. 127.0.0.1:8080)"),
-        )
-    })?;
+    let listen: Listen = raw
+        .listen
+        .as_deref()
+        .unwrap_or(DEFAULT_LISTEN)
+        .trim()
+        .parse()
+        .map_err(|e| err("listen", e))?;
+    let metrics_listen = match raw
+        .metrics
+        .listen
+        .as_deref()
+        .unwrap_or(DEFAULT_METRICS_LISTEN)
+        .trim()
+    {
+        // An empty address turns the metrics listener off.
+        "" => None,
+        text => Some(text.parse().map_err(|e| err("metrics.listen", e))?),
+    };
+    if metrics_listen.as_ref() == Some(&listen) {
+        return Err(err(
+            "metrics.listen",
+            format!("'{listen}' is also `listen`: give /metrics a listener of its own (or \"\" for none)"),
+        ));
+    }
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".to_owned());
     tracing_subscriber::EnvFilter::try_new(&log_level)
@@ -97,6 +114,10 @@ pub(super) fn validate(
             .cache
             .negative_ttl
             .map_or(Duration::from_secs(30), |d| d.0),
+        degraded_ttl: raw
+            .cache
+            .degraded_ttl
+            .map_or(Duration::from_secs(5), |d| d.0),
     };
 
     let redis = match raw.redis {
@@ -159,12 +180,21 @@ pub(super) fn validate(
                         "must be whole seconds (it is sent as EX)".to_owned(),
                     ));
                 }
+                let key_prefix = r.key_prefix.unwrap_or_else(|| "ipcheck:".to_owned());
+                if key_prefix.is_empty() || key_prefix.len() > 64 {
+                    return Err(err(
+                        "redis.key_prefix",
+                        "1 to 64 bytes, the module's ipcheck.key-prefix (default \"ipcheck:\")"
+                            .to_owned(),
+                    ));
+                }
                 Some(RedisSettings {
                     url: url.to_owned(),
                     cluster,
                     tls_ca_pem,
                     timeout: r.timeout.map_or(Duration::from_millis(50), |d| d.0),
                     ttl,
+                    key_prefix,
                 })
             }
         },
@@ -195,6 +225,7 @@ pub(super) fn validate(
     Ok(Settings {
         origin: origin.to_owned(),
         listen,
+        metrics_listen,
         log_format: raw.log.format.unwrap_or(LogFormat::Plain),
         log_level,
         client_ip,
@@ -379,6 +410,17 @@ pub(super) fn policies(
                 ))
             }
         };
+        let on_redis_error = match p.on_redis_error.as_deref().unwrap_or("continue") {
+            "continue" => RedisFailureMode::Continue,
+            "open" => RedisFailureMode::Open,
+            "closed" => RedisFailureMode::Closed,
+            other => {
+                return Err(err(
+                    &key("on_redis_error"),
+                    format!("'{other}': expected continue, open or closed"),
+                ))
+            }
+        };
         let policy = Policy {
             block: category_list("block", &p.block)?,
             challenge: category_list("challenge", &p.challenge)?,
@@ -386,6 +428,7 @@ pub(super) fn policies(
             allow: parse_cidrs(&key("allow"), &p.allow, err)?,
             deny: parse_cidrs(&key("deny"), &p.deny, err)?,
             on_error,
+            on_redis_error,
         };
         named.insert(name, Arc::new(policy));
     }

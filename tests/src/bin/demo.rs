@@ -39,7 +39,7 @@ fn main() {
     );
     println!(
         "  curl -s http://127.0.0.1:{}/metrics | head",
-        stack.service.port()
+        stack.service.metrics_port()
     );
     println!("\nCtrl-C stops everything.");
     loop {
