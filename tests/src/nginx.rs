@@ -2,7 +2,8 @@
 //! `ipcheck-upstream.conf`), in its own prefix directory on run-time ports.
 //!
 //! The shipped files are copied verbatim except for a few literal substitutions (listen port,
-//! service and backend addresses, the micro-cache path, and switches a test flips on purpose);
+//! service and backend addresses, the gate's socket and log, the micro-cache path, and switches
+//! a test flips on purpose);
 //! each substitution must match, so a test fails loudly if the shipped file drifts.
 
 use std::fs;
@@ -106,8 +107,19 @@ impl Nginx {
                 ],
                 "ipcheck-upstream.conf" => vec![
                     (
-                        "server 127.0.0.1:8080;".into(),
+                        "server 127.0.0.1:9217;".into(),
                         format!("server 127.0.0.1:{};", setup.service_port),
+                    ),
+                    (
+                        "/run/nginx-ipcheck-gate.sock".into(),
+                        dir.path().join("gate.sock").display().to_string(),
+                    ),
+                    (
+                        "/var/log/nginx/ipcheck-gate.log".into(),
+                        dir.path()
+                            .join("logs/ipcheck-gate.log")
+                            .display()
+                            .to_string(),
                     ),
                     (
                         "/var/lib/nginx/ipcheck".into(),
@@ -183,6 +195,11 @@ impl Nginx {
     /// `http://[::1]:<port><path>`.
     pub fn url_v6(&self, path: &str) -> String {
         format!("http://[::1]:{}{}", self.port, path)
+    }
+
+    /// The gate's log so far: one line per auth answer that was not a valid ipcheck verdict.
+    pub fn gate_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/ipcheck-gate.log")).unwrap_or_default()
     }
 
     /// nginx's error log so far.
