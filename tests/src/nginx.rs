@@ -2,7 +2,7 @@
 //! `ipcheck-upstream.conf`), in its own prefix directory on run-time ports.
 //!
 //! The shipped files are copied verbatim except for a few literal substitutions (listen port,
-//! service and backend addresses, the gate's socket and log, the micro-cache path, and switches
+//! service and backend addresses, the gate's port and log, the micro-cache path, and switches
 //! a test flips on purpose);
 //! each substitution must match, so a test fails loudly if the shipped file drifts.
 
@@ -111,8 +111,8 @@ impl Nginx {
                         format!("server 127.0.0.1:{};", setup.service_port),
                     ),
                     (
-                        "/run/nginx-ipcheck-gate.sock".into(),
-                        dir.path().join("gate.sock").display().to_string(),
+                        "127.0.0.1:9219".into(),
+                        format!("127.0.0.1:{}", free_port()),
                     ),
                     (
                         "/var/log/nginx/ipcheck-gate.log".into(),
