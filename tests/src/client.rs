@@ -50,18 +50,28 @@ pub fn request_from(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<HttpReply> {
-    let socket = Socket::new(Domain::for_address(dest), Type::STREAM, None)?;
-    socket.bind(&SocketAddr::new(source, 0).into())?;
-    socket.connect_timeout(&dest.into(), Duration::from_secs(5))?;
-    let mut conn: std::net::TcpStream = socket.into();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    conn.write_all(req.as_bytes())?;
+    raw_request_from(source, dest, req.as_bytes())
+}
+
+/// Sends `request` byte for byte from `source` to `dest` and reads the answer until the server
+/// closes (so the request should ask for `Connection: close`, or be HTTP/1.0), 10 s deadline.
+pub fn raw_request_from(
+    source: IpAddr,
+    dest: SocketAddr,
+    request: &[u8],
+) -> std::io::Result<HttpReply> {
+    let socket = Socket::new(Domain::for_address(dest), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&dest.into(), Duration::from_secs(5))?;
+    let mut conn: std::net::TcpStream = socket.into();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.write_all(request)?;
     let mut raw = Vec::new();
     conn.read_to_end(&mut raw)?;
     parse_reply(&raw)

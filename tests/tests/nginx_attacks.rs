@@ -61,6 +61,41 @@ fn many_or_odd_client_headers_never_cause_a_5xx() {
     }
 }
 
+#[test]
+fn malformed_or_unusual_requests_never_cause_a_5xx() {
+    let stack = Stack::start();
+    let dest = ([127, 0, 0, 1], stack.nginx.port()).into();
+    let many_headers: String = (0..200).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    let huge = "b".repeat(20_000);
+    // (request, the status a clean client must get; None = any 4xx will do)
+    let cases: Vec<(String, Option<u16>)> = vec![
+        (
+            "POST /login HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 11\r\n\r\nhello=world".into(),
+            Some(200),
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".into(),
+            Some(200),
+        ),
+        ("GET /login HTTP/1.0\r\n\r\n".into(), Some(200)),
+        (format!("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{many_headers}\r\n"), Some(200)),
+        (format!("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Huge: {huge}\r\n\r\n"), None),
+        ("GET /login%zz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(), None),
+        ("GET /login%00 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(), None),
+        ("GET /../login HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(), None),
+        ("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Bin: \x02\x03\x04\x7f\r\n\r\n".into(), Some(200)),
+    ];
+    for (n, (request, want)) in cases.iter().enumerate() {
+        let source = format!("127.0.3.{}", n + 1).parse().expect("address");
+        let r = ipcheck_tests::client::raw_request_from(source, dest, request.as_bytes())
+            .unwrap_or_else(|e| panic!("{request:.80?}: {e}"));
+        match want {
+            Some(status) => assert_eq!(r.status, *status, "{request:.80?}: {r:?}"),
+            None => assert!((400..500).contains(&r.status), "{request:.80?}: {r:?}"),
+        }
+    }
+}
+
 /// A stand-in for "some other application" on the port `ipcheck_auth` points at.
 fn wrong_app(status: u16, headers: &[(&str, &str)]) -> HttpStub {
     let headers: Vec<(String, String)> = headers
