@@ -160,20 +160,24 @@ impl Nginx {
         );
         let conf_path = dir.path().join("nginx.conf");
         fs::write(&conf_path, main_conf).expect("write nginx.conf");
+        // Configuration errors found before error_log is open go to stderr: keep them.
+        let stderr_path = dir.path().join("logs/stderr.log");
+        let stderr = fs::File::create(&stderr_path).expect("nginx stderr file");
         let mut child = Command::new(nginx_binary())
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
             .arg(&conf_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("run nginx");
         if !wait_for_port(port, Duration::from_secs(10)) {
             let _ = child.kill();
             let _ = child.wait();
             let log = fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
-            panic!("nginx did not start: {log}");
+            let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+            panic!("nginx did not start: {stderr}{log}");
         }
         Nginx {
             child: Some(child),

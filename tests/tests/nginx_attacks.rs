@@ -183,6 +183,7 @@ fn every_spelling_of_a_protected_route_is_protected() {
         "//login",
         "/./login",
         "/static/../login",
+        "/a;b/../login",
         "/signup",
         "/signup/",
         "/SIGNUP",
@@ -203,6 +204,21 @@ fn every_spelling_of_a_protected_route_is_protected() {
         "the backend saw {:?}",
         stack.backend.requests()
     );
+    // Path parameters mid-path, which servlet containers strip before resolving dot segments,
+    // so that they reach /login: refused outright, for everyone.
+    for path in [
+        "/;x/login",
+        "/.;/login",
+        "/static/..;/login",
+        "/static/%2e%2e;/login",
+        "/static/..%3B/login",
+    ] {
+        for client in [vpn, "127.0.0.61"] {
+            let r = stack.get_as(client, path, &[]);
+            assert_eq!(r.status, 400, "{path} as {client}: {r:?}");
+        }
+    }
+    assert!(stack.backend.requests().is_empty());
     // Other routes that merely start with the name stay on the lenient policy.
     for path in [
         "/loginhelp",
