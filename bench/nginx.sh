@@ -139,7 +139,9 @@ start_nginx() {
     example=$(subst "$example" "server 127.0.0.1:9000;" "server 127.0.0.1:$backend_port;")
     example=$(subst "$example" "# set_real_ip_from  10.0.0.0/8;" "set_real_ip_from  127.0.0.1;")
     example=$(subst "$example" "# real_ip_header    X-Forwarded-For;" "real_ip_header    X-Forwarded-For;")
-    upstream=$(subst "$upstream" "server 127.0.0.1:8080;" "server 127.0.0.1:$auth_port;")
+    upstream=$(subst "$upstream" "server 127.0.0.1:9217;" "server 127.0.0.1:$auth_port;")
+    upstream=$(subst "$upstream" "127.0.0.1:9219" "127.0.0.1:$(free_port)")
+    upstream=$(subst "$upstream" "/var/log/nginx/ipcheck-gate.log" "$dir/logs/ipcheck-gate.log")
     upstream=$(subst "$upstream" "/var/lib/nginx/ipcheck" "$dir/microcache")
     local edit
     for edit in "$@"; do

@@ -63,11 +63,11 @@ pub fn request_bytes_from(
     path: &str,
     headers: &[(&str, &[u8])],
 ) -> std::io::Result<HttpReply> {
-    let socket = Socket::new(Domain::for_address(dest), Type::STREAM, None)?;
-    socket.bind(&SocketAddr::new(source, 0).into())?;
-    socket.connect_timeout(&dest.into(), Duration::from_secs(5))?;
-    let mut conn: std::net::TcpStream = socket.into();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    raw_request_from(source, dest, &request_bytes(method, path, headers))
+}
+
+/// A `Connection: close` HTTP/1.1 request with these headers, byte for byte.
+fn request_bytes(method: &str, path: &str, headers: &[(&str, &[u8])]) -> Vec<u8> {
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n")
             .into_bytes();
@@ -78,10 +78,7 @@ pub fn request_bytes_from(
         req.extend_from_slice(b"\r\n");
     }
     req.extend_from_slice(b"\r\n");
-    conn.write_all(&req)?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw)?;
-    parse_reply(&raw)
+    req
 }
 
 /// One HTTP/1.1 request (`Connection: close`) over the unix socket at `socket`, with a 10 s
@@ -94,13 +91,26 @@ pub fn request_unix(
 ) -> std::io::Result<HttpReply> {
     let mut conn = std::os::unix::net::UnixStream::connect(socket)?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    conn.write_all(req.as_bytes())?;
+    let raw: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    conn.write_all(&request_bytes(method, path, &raw))?;
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply)?;
+    parse_reply(&reply)
+}
+
+/// Sends `request` byte for byte from `source` to `dest` and reads the answer until the server
+/// closes (so the request should ask for `Connection: close`, or be HTTP/1.0), 10 s deadline.
+pub fn raw_request_from(
+    source: IpAddr,
+    dest: SocketAddr,
+    request: &[u8],
+) -> std::io::Result<HttpReply> {
+    let socket = Socket::new(Domain::for_address(dest), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&dest.into(), Duration::from_secs(5))?;
+    let mut conn: std::net::TcpStream = socket.into();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.write_all(request)?;
     let mut raw = Vec::new();
     conn.read_to_end(&mut raw)?;
     parse_reply(&raw)

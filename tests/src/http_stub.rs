@@ -119,20 +119,25 @@ fn serve_connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Response) {
     }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
+/// One line as bytes, decoded lossily: a client's odd header bytes (DEL, ESC, 0x80+), which nginx
+/// passes on, must not make the stand-in drop the connection (that would be a 502 the test
+/// blames on nginx or the service).
+fn read_line_lossy(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut raw = Vec::new();
+    if reader.read_until(b'\n', &mut raw).ok()? == 0 {
         return None;
     }
+    Some(String::from_utf8_lossy(&raw).into_owned())
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let line = read_line_lossy(reader)?;
     let mut parts = line.split_whitespace();
     let method = parts.next()?.to_owned();
     let target = parts.next()?.to_owned();
     let mut headers = BTreeMap::new();
     loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
+        let h = read_line_lossy(reader)?;
         let h = h.trim_end();
         if h.is_empty() {
             break;

@@ -2,7 +2,8 @@
 //! `ipcheck-upstream.conf`), in its own prefix directory on run-time ports.
 //!
 //! The shipped files are copied verbatim except for a few literal substitutions (listen port,
-//! service and backend addresses, the micro-cache path, and switches a test flips on purpose);
+//! service and backend addresses, the gate's port and log, the micro-cache path, and switches
+//! a test flips on purpose);
 //! each substitution must match, so a test fails loudly if the shipped file drifts.
 
 use std::fs;
@@ -106,8 +107,19 @@ impl Nginx {
                 ],
                 "ipcheck-upstream.conf" => vec![
                     (
-                        "server 127.0.0.1:8080;".into(),
+                        "server 127.0.0.1:9217;".into(),
                         format!("server 127.0.0.1:{};", setup.service_port),
+                    ),
+                    (
+                        "127.0.0.1:9219".into(),
+                        format!("127.0.0.1:{}", free_port()),
+                    ),
+                    (
+                        "/var/log/nginx/ipcheck-gate.log".into(),
+                        dir.path()
+                            .join("logs/ipcheck-gate.log")
+                            .display()
+                            .to_string(),
                     ),
                     (
                         "/var/lib/nginx/ipcheck".into(),
@@ -148,20 +160,24 @@ impl Nginx {
         );
         let conf_path = dir.path().join("nginx.conf");
         fs::write(&conf_path, main_conf).expect("write nginx.conf");
+        // Configuration errors found before error_log is open go to stderr: keep them.
+        let stderr_path = dir.path().join("logs/stderr.log");
+        let stderr = fs::File::create(&stderr_path).expect("nginx stderr file");
         let mut child = Command::new(nginx_binary())
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
             .arg(&conf_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("run nginx");
         if !wait_for_port(port, Duration::from_secs(10)) {
             let _ = child.kill();
             let _ = child.wait();
             let log = fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
-            panic!("nginx did not start: {log}");
+            let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+            panic!("nginx did not start: {stderr}{log}");
         }
         Nginx {
             child: Some(child),
@@ -183,6 +199,11 @@ impl Nginx {
     /// `http://[::1]:<port><path>`.
     pub fn url_v6(&self, path: &str) -> String {
         format!("http://[::1]:{}{}", self.port, path)
+    }
+
+    /// The gate's log so far: one line per auth answer that was not a valid ipcheck verdict.
+    pub fn gate_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/ipcheck-gate.log")).unwrap_or_default()
     }
 
     /// nginx's error log so far.

@@ -65,13 +65,18 @@ fn verdicts_reach_the_user_and_the_backend() {
         .expect("backend reached");
     assert_eq!(seen.header("x-ipcheck-cache"), Some("local"));
 
-    // A crawler flagged as hosting passes the strict policy, which challenges hosting.
+    // Crawlers do not log in: a crawler flagged as hosting is challenged by the strict policy
+    // like any hosting address (allow_crawlers = false there) ...
     let r = stack.get_as("127.0.0.4", "/login", &[]);
+    assert_eq!(r.status, 302, "{r:?}");
+    assert!(stack.backend.last_request_for("/login").is_none());
+    // ... and still crawls the lenient rest of the site.
+    let r = stack.get_as("127.0.0.4", "/about", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     let seen = stack
         .backend
-        .last_request_for("/login")
-        .expect("crawler reached /login");
+        .last_request_for("/about")
+        .expect("crawler reached /about");
     assert_eq!(seen.header("x-ipcheck-reason"), Some("crawler"));
 
     // Hosting without the crawler flag is challenged: redirected to the challenge page,
@@ -143,6 +148,30 @@ fn client_supplied_headers_change_nothing() {
 }
 
 #[test]
+fn a_crawler_that_is_also_tor_is_refused_on_strict_locations_only() {
+    let stack = Stack::start();
+    let crawler = "127.0.0.12";
+    stack
+        .provider
+        .respond(crawler, Reply::flags(&["crawler", "tor"]));
+    for path in ["/login", "/signup"] {
+        let r = stack.get_as(crawler, path, &[]);
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+        assert_eq!(r.body, "{\"error\":\"access denied\",\"reason\":\"tor\"}\n");
+    }
+    assert!(stack.backend.last_request_for("/login").is_none());
+    // The lenient policy still lets crawlers through, whatever else they are.
+    let r = stack.get_as(crawler, "/", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = stack
+        .backend
+        .last_request_for("/")
+        .expect("crawler reached /");
+    assert_eq!(seen.header("x-ipcheck-verdict"), Some("allow"));
+    assert_eq!(seen.header("x-ipcheck-reason"), Some("crawler"));
+}
+
+#[test]
 fn provider_down_strict_fails_closed_lenient_fails_open() {
     let stack = Stack::start();
     stack.provider.respond_default(Reply::Status(500));
@@ -164,18 +193,23 @@ fn protected_paths() -> Vec<String> {
     let text = std::fs::read_to_string(workspace_root().join("nginx/example.conf"))
         .expect("read example.conf");
     let mut paths = Vec::new();
-    let mut current: Option<String> = None;
+    let mut current: Option<Vec<String>> = None;
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("location ") {
             let words: Vec<&str> = rest.trim_end_matches('{').split_whitespace().collect();
             current = match words.as_slice() {
-                ["=", path] => Some(path.to_string()),
-                [path] if path.starts_with('/') => Some(format!("{path}probe")),
+                ["=", path] => Some(vec![path.to_string()]),
+                [path] if path.starts_with('/') => Some(vec![format!("{path}probe")]),
+                // `~* ^/(?:login|signup)...`: one path per name of the alternation.
+                ["~*", regex] => regex
+                    .strip_prefix("^/(?:")
+                    .and_then(|r| r.split_once(')'))
+                    .map(|(names, _)| names.split('|').map(|n| format!("/{n}")).collect()),
                 _ => None,
             };
         } else if line.starts_with("auth_request ") {
-            if let Some(path) = current.take() {
-                paths.push(path);
+            if let Some(found) = current.take() {
+                paths.extend(found);
             }
         } else if line == "}" {
             current = None;

@@ -1,8 +1,8 @@
 //! The baselines of benchmark 3: `auth_request` backends that allow everything after doing the
 //! least that a backend in their position must do.
 //!
-//! - `noop-auth 127.0.0.1:8081`: baseline (b). Every request gets `204 No Content` and nothing
-//!   else happens: the best any auth backend on this HTTP stack can do.
+//! - `noop-auth 127.0.0.1:8081`: baseline (b). Every request gets `204 No Content` (with
+//!   `X-IPCheck-Verdict: allow`, which nginx's gate requires) and nothing else happens: the best any auth backend on this HTTP stack can do.
 //! - `noop-auth 127.0.0.1:8081 redis redis://127.0.0.1:6379/`: baseline (d0). Each request first
 //!   reads `GET ipcheck:<X-Real-IP>` (plain Redis, no module) over the same kind of multiplexed
 //!   connection the service uses: the best any backend that asks Redis once per request can do.
@@ -102,7 +102,12 @@ fn main() {
     let upstream = Arc::new(upstream);
     let router = Router::new().fallback(any(move |headers: HeaderMap| {
         let upstream = Arc::clone(&upstream);
-        async move { answer(&upstream, &headers).await }
+        // The verdict header too: nginx's ipcheck gate treats an answer without it as "not
+        // ipcheck-auth" (unreachable), which is not the path these baselines measure.
+        async move {
+            let status = answer(&upstream, &headers).await;
+            (status, [("x-ipcheck-verdict", "allow")])
+        }
     }));
     ipcheck_bench::serve_on(runtime, addr, router);
 }

@@ -27,8 +27,12 @@ fn main() {
     println!("  curl -si --interface 127.0.0.2 {}", url("/login"));
     println!("  # challenge: hosting on /login is redirected to the challenge page");
     println!("  curl -si --interface 127.0.0.3 {}", url("/login"));
-    println!("  # crawlers pass even from hosting ranges");
+    println!("  # crawlers crawl the lenient pages even from hosting ranges ...");
+    println!("  curl -si --interface 127.0.0.5 {}", url("/"));
+    println!("  # ... but do not log in: the strict policy has allow_crawlers = false");
     println!("  curl -si --interface 127.0.0.5 {}", url("/login"));
+    println!("  # every spelling of /login is /login");
+    println!("  curl -si --interface 127.0.0.2 {}", url("/LOGIN/"));
     println!("  # what Redis holds, and an operator's pin (takes effect within local_ttl, 60 s)");
     println!("  redis-cli -p {redis} IPCHECK GET 127.0.0.2");
     println!("  redis-cli -p {redis} IPCHECK SET 127.0.0.1 block SOURCE manual");
