@@ -211,7 +211,8 @@ fn spawn(
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("exited with {status}:\n{}", read_log()));
         }
-        if wait_for_port(port, Duration::from_millis(50)) {
+        // The port opens a moment before the startup line is written; tests read that line.
+        if wait_for_port(port, Duration::from_millis(50)) && read_log().contains("listening on") {
             return Ok(child);
         }
     }

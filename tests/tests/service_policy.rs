@@ -241,7 +241,7 @@ fn unknown_policy_fails_closed_counted_logged_once_and_shown_in_readyz() {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("strcit")).collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("ERROR"), "{}", lines[0]);
-    let metrics = svc.get("/metrics", &[]).body;
+    let metrics = svc.metrics();
     assert!(
         metrics.contains("ipcheck_unknown_policy_total 3"),
         "{metrics}"

@@ -162,7 +162,7 @@ fn dead_provider_is_a_provider_error() {
         "{}",
         ready.body
     );
-    let metrics = svc.get("/metrics", &[]).body;
+    let metrics = svc.metrics();
     assert!(metrics.contains("ipcheck_provider_up 0"), "{metrics}");
 }
 
@@ -189,7 +189,7 @@ fn partial_schema_drift_is_a_provider_error() {
         svc.auth("192.0.2.71").decision(),
         (401, "challenge", "vpn", "provider")
     );
-    let metrics = svc.get("/metrics", &[]).body;
+    let metrics = svc.metrics();
     assert!(
         metrics.contains("ipcheck_provider_errors_total{kind=\"schema_drift\"} 1"),
         "{metrics}"
@@ -219,7 +219,7 @@ fn a_refused_api_key_is_named_counted_apart_and_logged_rate_limited() {
     );
     assert!(lines[0].contains("ERROR"), "{}", lines[0]);
     assert!(!log.contains("192.0.2.1"), "no line per address:\n{log}");
-    let metrics = svc.get("/metrics", &[]).body;
+    let metrics = svc.metrics();
     assert!(
         metrics.contains("ipcheck_provider_errors_total{kind=\"auth\"} 20"),
         "{metrics}"
@@ -240,10 +240,11 @@ fn a_refused_api_key_is_named_counted_apart_and_logged_rate_limited() {
     // 403 is the same refusal.
     provider.respond("192.0.2.200", Reply::Status(403));
     svc.auth("192.0.2.200");
-    assert!(svc
-        .get("/metrics", &[])
-        .body
-        .contains("ipcheck_provider_errors_total{kind=\"auth\"} 21"));
+    let metrics = svc.metrics();
+    assert!(
+        metrics.contains("ipcheck_provider_errors_total{kind=\"auth\"} 21"),
+        "{metrics}"
+    );
 }
 
 #[test]
