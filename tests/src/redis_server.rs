@@ -364,11 +364,16 @@ fn serves_as(port: u16, pid: u32) -> bool {
         return false;
     };
     let _ = con.set_read_timeout(Some(Duration::from_secs(2)));
-    let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut con) else {
+    let Ok(info) = redis::cmd("INFO")
+        .arg("server")
+        .arg("persistence")
+        .query::<String>(&mut con)
+    else {
         return false;
     };
-    info.lines()
-        .any(|l| l.trim() == format!("process_id:{pid}"))
+    // INFO answers while the RDB or AOF is still loading, when every other command is refused.
+    let mut lines = info.lines().map(str::trim);
+    lines.clone().any(|l| l == format!("process_id:{pid}")) && lines.any(|l| l == "loading:0")
 }
 
 /// Spawns redis-server and waits for it to accept connections; on failure returns its log.
