@@ -109,6 +109,15 @@ impl App {
         );
     }
 
+    /// Whether any request named a policy that is not configured.
+    pub fn unknown_policy_seen(&self) -> bool {
+        let seen = self
+            .unknown_policies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        !seen.is_empty()
+    }
+
     /// The `/readyz` line about policies: the unknown names requested so far, with counts.
     pub fn policies_line(&self) -> String {
         let seen = self

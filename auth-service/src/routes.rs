@@ -68,8 +68,23 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// The first line says it all (`ready`, `ready, degraded: provider`, `not ready: redis`); one line
+/// per part follows. Degraded parts are loud but never unready: see [`provider_line`].
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let (ready, mut body) = redis_line(&app).await;
+    let (ready, redis) = redis_line(&app).await;
+    let mut degraded = Vec::new();
+    if app.provider.as_ref().is_some_and(|p| p.failing()) {
+        degraded.push("provider");
+    }
+    if app.unknown_policy_seen() {
+        degraded.push("policies");
+    }
+    let mut body = match (ready, degraded.is_empty()) {
+        (false, _) => "not ready: redis\n".to_owned(),
+        (true, true) => "ready\n".to_owned(),
+        (true, false) => format!("ready, degraded: {}\n", degraded.join(", ")),
+    };
+    body.push_str(&redis);
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
     let status = if ready {

@@ -253,6 +253,11 @@ fn unknown_policy_fails_closed_counted_logged_once_and_shown_in_readyz() {
     let ready = svc.get("/readyz", &[]);
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert!(
+        ready.body.starts_with("ready, degraded: policies\n"),
+        "{}",
+        ready.body
+    );
+    assert!(
         ready
             .body
             .contains("policies: unknown policy names requested: strcit (3)"),

@@ -156,6 +156,11 @@ fn dead_provider_is_a_provider_error() {
     let ready = svc.get("/readyz", &[]);
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert!(
+        ready.body.starts_with("ready, degraded: provider\n"),
+        "{}",
+        ready.body
+    );
+    assert!(
         ready
             .body
             .contains("provider: ipasis: down: connection failed for "),
@@ -164,6 +169,13 @@ fn dead_provider_is_a_provider_error() {
     );
     let metrics = svc.metrics();
     assert!(metrics.contains("ipcheck_provider_up 0"), "{metrics}");
+    // Never answered since startup: as likely a wrong provider.url as an outage, so an error.
+    let log = svc.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("no lookup has been answered since startup")),
+        "{log}"
+    );
 }
 
 #[test]

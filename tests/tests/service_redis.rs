@@ -322,6 +322,11 @@ fn module_not_loaded_is_unready_and_logged_as_an_error() {
     let ready = readyz_says(&svc, "module is not loaded");
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(
+        ready.body.starts_with("not ready: redis\n"),
+        "{}",
+        ready.body
+    );
+    assert!(
         ready.body.contains("redis: misconfigured"),
         "{}",
         ready.body
@@ -441,4 +446,24 @@ fn redis_down_is_logged_once_not_per_request() {
         "{metrics}"
     );
     assert!(metrics.contains("ipcheck_redis_up 0"), "{metrics}");
+}
+
+#[test]
+fn redis_never_reached_since_startup_is_an_error() {
+    let provider = Provider::start();
+    // A port nothing listens on: a wrong redis.url looks exactly like this.
+    let port = ipcheck_tests::free_port();
+    let svc = Service::start(&config_with_url(
+        &provider,
+        &format!("redis://127.0.0.1:{port}/"),
+    ));
+    let line = wait_for_log_line(&svc, &["ERROR", "cannot be reached since startup"]);
+    assert!(line.contains("redis.url"), "{line}");
+    let ready = readyz_says(&svc, "redis: down");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(
+        ready.body.starts_with("not ready: redis\n"),
+        "{}",
+        ready.body
+    );
 }

@@ -176,10 +176,16 @@ impl Health {
         *last = Some(now);
         let suppressed = std::mem::take(&mut gate.suppressed);
         drop(gate);
-        self.log(next, cause, suppressed);
+        self.log(previous, next, cause, suppressed);
     }
 
-    fn log(&self, state: State, cause: Option<(Op, &RedisError)>, suppressed: u64) {
+    fn log(
+        &self,
+        previous: State,
+        state: State,
+        cause: Option<(Op, &RedisError)>,
+        suppressed: u64,
+    ) {
         let addr = &self.display;
         let also = if suppressed > 0 {
             format!(" ({suppressed} earlier state changes not logged)")
@@ -194,6 +200,12 @@ impl Health {
             State::Ok | State::Unknown => {
                 tracing::info!(redis = %addr, "Redis answers as the service needs: the Redis tier is up{also}")
             }
+            // Never reached since startup: as likely a wrong redis.url as an outage, and pins are
+            // invisible until it is fixed, so it is an error, not a warning.
+            State::Down if previous == State::Unknown => tracing::error!(
+                redis = %addr, op, kind, error,
+                "Redis cannot be reached since startup (check redis.url): decisions go on without it (each policy's on_redis_error decides){also}"
+            ),
             State::Down => tracing::warn!(
                 redis = %addr, op, kind, error,
                 "Redis is down or too slow: decisions go on without it (each policy's on_redis_error decides){also}"

@@ -366,3 +366,17 @@ fn listeners_redis_failure_and_degraded_ttl() {
     let e = error("[redis]\nurl = \"redis://h/\"\nkey_prefix = \"\"\n", &[]);
     assert!(e.contains("key `redis.key_prefix`"), "{e}");
 }
+
+#[test]
+fn trusting_every_address_is_refused() {
+    for net in ["0.0.0.0/0", "::/0"] {
+        let e = error(
+            &format!("[client_ip]\nheader = \"x-forwarded-for\"\ntrusted_proxies = [\"10.0.0.0/8\", \"{net}\"]\n"),
+            &[],
+        );
+        assert!(
+            e.contains("client_ip.trusted_proxies[1]") && e.contains("trusts every address"),
+            "{e}"
+        );
+    }
+}

@@ -63,6 +63,17 @@ pub(super) fn validate(
         &raw.client_ip.trusted_proxies,
         err,
     )?;
+    // Trusting every address means the leftmost X-Forwarded-For hop, which the client writes,
+    // would be the client: anyone could choose their own address.
+    if let Some(i) = trusted.iter().position(|n| n.prefix_len() == 0) {
+        return Err(err(
+            &format!("client_ip.trusted_proxies[{i}]"),
+            format!(
+                "'{}' trusts every address, so any client could name its own address in X-Forwarded-For; list only your proxies' addresses or networks",
+                trusted[i]
+            ),
+        ));
+    }
     let client_ip = match raw.client_ip.header.as_deref().unwrap_or("x-real-ip") {
         h if h.eq_ignore_ascii_case("x-real-ip") => {
             if !trusted.is_empty() {

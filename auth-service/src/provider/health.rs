@@ -101,6 +101,12 @@ impl Health {
         }
     }
 
+    /// Whether the latest real call failed.
+    pub fn failing(&self) -> bool {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_some_and(|l| l.outcome.is_err())
+    }
+
     /// The `/readyz` line, e.g. `provider: refusing the API key in IPASIS_API_KEY (HTTP 401)
     /// for 12s (20 calls)`. Names the key's variable, never its value.
     pub fn line(&self, spec: &ProviderSpec, now: Instant) -> String {

@@ -7,6 +7,7 @@ pub mod preset;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
@@ -129,6 +130,16 @@ impl ProviderError {
         }
     }
 
+    /// Whether the failure points at the configuration (or the provider's format) rather than
+    /// at an outage: a 4xx other than 429, an answer that is not JSON, or a decisive field gone.
+    pub fn is_misconfiguration(self) -> bool {
+        match self {
+            ProviderError::Status(code) => (400..500).contains(&code),
+            ProviderError::Decode | ProviderError::SchemaDrift | ProviderError::Auth(_) => true,
+            _ => false,
+        }
+    }
+
     fn from_reqwest(e: &reqwest::Error) -> Self {
         if e.is_timeout() {
             ProviderError::Timeout
@@ -150,6 +161,8 @@ pub struct Provider {
     auth: Option<(HeaderName, HeaderValue)>,
     health: Health,
     warnings: LogLimiter,
+    /// Whether any lookup has been answered since startup.
+    answered_once: AtomicBool,
 }
 
 impl fmt::Debug for Provider {
@@ -190,6 +203,7 @@ impl Provider {
             auth,
             health: Health::default(),
             warnings: LogLimiter::new(ProviderError::KINDS.len(), LOG_INTERVAL),
+            answered_once: AtomicBool::new(false),
         })
     }
 
@@ -206,6 +220,11 @@ impl Provider {
         result
     }
 
+    /// Whether the latest real call failed (`/readyz` then says the instance is degraded).
+    pub fn failing(&self) -> bool {
+        self.health.failing()
+    }
+
     /// The `/readyz` line about the provider, from the latest real calls.
     pub fn status_line(&self) -> String {
         self.health.line(&self.spec, Instant::now())
@@ -216,6 +235,7 @@ impl Provider {
         let name = &self.spec.name;
         let e = match outcome {
             Ok(()) => {
+                self.answered_once.store(true, Ordering::Relaxed);
                 if let Some(Err(e)) = previous {
                     tracing::info!(provider = %name, "provider answering again (it was failing: {e})");
                 }
@@ -234,6 +254,14 @@ impl Provider {
                 "the provider refused {} (HTTP {code}): every lookup fails and each policy's on_error decides; set a valid key and restart ({failures} failed lookups since the last such line, at most one per {interval})",
                 health::refused_key(&self.spec)
             ),
+            e if e.is_misconfiguration() || !self.answered_once.load(Ordering::Relaxed) => {
+                tracing::error!(
+                    provider = %name,
+                    failures,
+                    kind = ProviderError::KINDS[e.kind_index()],
+                    "provider lookups failing: {e}, and no lookup has been answered since startup or the answer says the configuration is wrong (check provider.url and provider.fields); on_error decides everywhere ({failures} failed lookups since the last such line, at most one per {interval})"
+                )
+            }
             e => tracing::warn!(
                 provider = %name,
                 failures,
