@@ -5,7 +5,8 @@
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-REL="$TARGET/release"
+# The profiling profile: the release code with debug info kept, for perf (see Cargo.toml).
+REL="$TARGET/profiling"
 export PATH="$PATH:/usr/sbin"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ipcheck-bench.XXXXXX")"
@@ -41,10 +42,10 @@ need() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$pkg" >&2
 }
 
-# Release builds of everything the benchmarks start (debug = 1 in the profile, for perf).
+# Release-optimized builds of everything the benchmarks start, with the debug info perf needs.
 build_release() {
-    log "building release binaries into $REL"
-    (cd "$ROOT" && cargo build --release --locked -q -p ipcheck-redis -p ipcheck-auth -p ipcheck-bench -p ipcheck-bench-floor) >&2
+    log "building release binaries (profile profiling) into $REL"
+    (cd "$ROOT" && cargo build --profile profiling --locked -q -p ipcheck-redis -p ipcheck-auth -p ipcheck-bench -p ipcheck-bench-floor) >&2
 }
 
 # A loopback TCP port no socket uses right now, below Linux's ephemeral range (32768+) so that
