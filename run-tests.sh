@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine or a developer's: installs what is missing
 # (redis-server, nginx, clang for the redis-module crate's bindgen, openssl for the TLS tests'
-# certificates), builds the module and the
-# service the end-to-end tests start, then runs every test in the workspace.
+# certificates, systemd for `systemd-analyze verify` of the shipped unit), builds the module and
+# the service the end-to-end tests start, then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
