@@ -11,8 +11,10 @@
 //!   [`Source`] that produced it.
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
+//! - [`log_limit`] says when a repeated fault earns a log line, for the module and the service.
 
 pub mod encoding;
+pub mod log_limit;
 pub mod normalize;
 pub mod policy;
 pub mod verdict;
@@ -20,6 +22,7 @@ pub mod verdict;
 pub use encoding::{
     decode_entry, decode_entry_view, encode_entry, DecodeError, EntryView, ViewScratch,
 };
+pub use log_limit::LogLimiter;
 pub use normalize::{
     cache_key, normalize, normalize_bytes, Aggregation, AggregationError, CanonicalText,
     NormalizeError, NormalizedIp,

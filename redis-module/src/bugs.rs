@@ -12,6 +12,8 @@ use std::any::Any;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ipcheck_core::LogLimiter;
+
 use crate::ffi::Ctx;
 use crate::stats::{self, Counter};
 
@@ -36,8 +38,8 @@ impl Site {
     }
 
     fn limiter(self) -> &'static Mutex<LogLimiter> {
-        static HANDLER: Mutex<LogLimiter> = Mutex::new(LogLimiter::new());
-        static FILTER: Mutex<LogLimiter> = Mutex::new(LogLimiter::new());
+        static HANDLER: Mutex<LogLimiter> = Mutex::new(LogLimiter::new(LOG_INTERVAL));
+        static FILTER: Mutex<LogLimiter> = Mutex::new(LogLimiter::new(LOG_INTERVAL));
         match self {
             Site::Handler => &HANDLER,
             Site::Filter => &FILTER,
@@ -89,73 +91,9 @@ pub fn report(site: Site, ctx: Option<Ctx>, what: &str) {
     }
 }
 
-/// Decides when a repeated event earns a log line: the first one at once, then at most one
-/// per [`LOG_INTERVAL`], each reporting the events held back since the previous line.
-#[derive(Debug)]
-pub struct LogLimiter {
-    last_line: Option<Instant>,
-    unlogged: u64,
-}
-
-impl LogLimiter {
-    /// No line written yet.
-    pub const fn new() -> Self {
-        LogLimiter {
-            last_line: None,
-            unlogged: 0,
-        }
-    }
-
-    /// Notes one event at `now`. Returns `Some(n)` when a line is due now, `n` counting this
-    /// event and every one held back since the previous line; `None` while the previous line is
-    /// less than [`LOG_INTERVAL`] old.
-    pub fn note(&mut self, now: Instant) -> Option<u64> {
-        self.unlogged += 1;
-        if self
-            .last_line
-            .is_some_and(|t| now.saturating_duration_since(t) < LOG_INTERVAL)
-        {
-            return None;
-        }
-        self.last_line = Some(now);
-        Some(std::mem::take(&mut self.unlogged))
-    }
-}
-
-impl Default for LogLimiter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn first_event_logs_then_one_line_per_interval_with_the_held_back_count() {
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut l = LogLimiter::new();
-        assert_eq!(l.note(at(0)), Some(1));
-        assert_eq!(l.note(at(1)), None);
-        assert_eq!(l.note(at(9_999)), None);
-        // Interval over: the line reports the two held back and this one.
-        assert_eq!(l.note(at(10_000)), Some(3));
-        assert_eq!(l.note(at(10_001)), None);
-        // A long quiet spell: the next event logs at once, with the one held back before it.
-        assert_eq!(l.note(at(60_000)), Some(2));
-        assert_eq!(l.note(at(70_000)), Some(1));
-    }
-
-    #[test]
-    fn a_clock_going_backwards_holds_lines_back_rather_than_flooding() {
-        let t0 = Instant::now() + Duration::from_secs(100);
-        let mut l = LogLimiter::new();
-        assert_eq!(l.note(t0), Some(1));
-        assert_eq!(l.note(t0 - Duration::from_secs(50)), None);
-        assert_eq!(l.note(t0 + LOG_INTERVAL), Some(2));
-    }
 
     #[test]
     fn panic_payload_text() {

@@ -8,30 +8,25 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ipcheck_core::LogLimiter;
+
 use super::{ProviderError, ProviderSpec};
 
 /// At most one log line per failure kind in this interval.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// One log line per kind per interval; the line carries how many failures it stands for.
+/// One log line per kind per interval ([`LogLimiter`] for each kind); the line carries how many
+/// failures it stands for.
 #[derive(Debug)]
-pub struct LogLimiter {
-    interval: Duration,
-    kinds: Mutex<Vec<KindState>>,
+pub struct KindLogLimiter {
+    kinds: Mutex<Vec<LogLimiter>>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct KindState {
-    last_line: Option<Instant>,
-    pending: u64,
-}
-
-impl LogLimiter {
+impl KindLogLimiter {
     /// A limiter over `kinds` kinds (indexes `0..kinds`).
     pub fn new(kinds: usize, interval: Duration) -> Self {
-        LogLimiter {
-            interval,
-            kinds: Mutex::new(vec![KindState::default(); kinds]),
+        KindLogLimiter {
+            kinds: Mutex::new(vec![LogLimiter::new(interval); kinds]),
         }
     }
 
@@ -40,16 +35,7 @@ impl LogLimiter {
     /// since the last line); `None`: stay quiet.
     pub fn admit(&self, kind: usize, now: Instant) -> Option<u64> {
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
-        let state = kinds.get_mut(kind)?;
-        state.pending += 1;
-        let due = state
-            .last_line
-            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
-        if !due {
-            return None;
-        }
-        state.last_line = Some(now);
-        Some(std::mem::take(&mut state.pending))
+        kinds.get_mut(kind)?.note(now)
     }
 }
 
@@ -146,7 +132,7 @@ mod tests {
 
     #[test]
     fn one_line_per_kind_per_interval_with_a_count() {
-        let limiter = LogLimiter::new(2, Duration::from_secs(10));
+        let limiter = KindLogLimiter::new(2, Duration::from_secs(10));
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         assert_eq!(limiter.admit(0, at(0)), Some(1));

@@ -14,7 +14,7 @@ use axum::http::{HeaderName, HeaderValue};
 use ipcheck_core::Categories;
 use thiserror::Error;
 
-use health::{Health, LogLimiter, LOG_INTERVAL};
+use health::{Health, KindLogLimiter, LOG_INTERVAL};
 use mapping::FieldMapping;
 
 /// Largest reply body read; anything bigger is not an IP lookup.
@@ -160,7 +160,7 @@ pub struct Provider {
     key: Option<ApiKey>,
     auth: Option<(HeaderName, HeaderValue)>,
     health: Health,
-    warnings: LogLimiter,
+    warnings: KindLogLimiter,
     /// Whether any lookup has been answered since startup.
     answered_once: AtomicBool,
 }
@@ -202,7 +202,7 @@ impl Provider {
             key,
             auth,
             health: Health::default(),
-            warnings: LogLimiter::new(ProviderError::KINDS.len(), LOG_INTERVAL),
+            warnings: KindLogLimiter::new(ProviderError::KINDS.len(), LOG_INTERVAL),
             answered_once: AtomicBool::new(false),
         })
     }
