@@ -142,7 +142,9 @@ start_nginx() {
     upstream=$(subst "$upstream" "server 127.0.0.1:9217;" "server 127.0.0.1:$auth_port;")
     upstream=$(subst "$upstream" "127.0.0.1:9219" "127.0.0.1:$(free_port)")
     upstream=$(subst "$upstream" "/var/log/nginx/ipcheck-gate.log" "$dir/logs/ipcheck-gate.log")
-    upstream=$(subst "$upstream" "/var/lib/nginx/ipcheck" "$dir/microcache")
+    local microcache
+    microcache=$(<"$ROOT/nginx/ipcheck-microcache.conf")
+    microcache=$(subst "$microcache" "/var/lib/nginx/ipcheck" "$dir/microcache")
     local edit
     for edit in "$@"; do
         local from=${edit%%=>*} to=${edit#*=>}
@@ -151,6 +153,7 @@ start_nginx() {
     printf '%s\n' "$example" >"$dir/ipcheck/example.conf"
     printf '%s\n' "$upstream" >"$dir/ipcheck/ipcheck-upstream.conf"
     printf '%s\n' "$server" >"$dir/ipcheck/ipcheck.conf"
+    printf '%s\n' "$microcache" >"$dir/ipcheck/ipcheck-microcache.conf"
     local user=""
     [ "$(id -u)" -ne 0 ] || user="user root;"
     cat >"$dir/nginx.conf" <<EOF
@@ -171,6 +174,8 @@ http {
     uwsgi_temp_path $dir/uwsgi_temp;
     scgi_temp_path $dir/scgi_temp;
     include ipcheck/ipcheck-upstream.conf;
+    # Only (f) turns the micro-cache on; the zone costs the others nothing.
+    include ipcheck/ipcheck-microcache.conf;
     include ipcheck/example.conf;
 
     # The protected application: a page from this same nginx.

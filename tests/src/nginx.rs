@@ -37,6 +37,8 @@ pub struct NginxSetup {
     pub backend_port: u16,
     /// Extra `(file, from, to)` substitutions in the shipped files, each of which must match.
     pub edits: Vec<(&'static str, String, String)>,
+    /// Whether `http { }` includes `ipcheck-microcache.conf`.
+    pub microcache: bool,
 }
 
 impl NginxSetup {
@@ -46,6 +48,7 @@ impl NginxSetup {
             service_port,
             backend_port,
             edits: Vec::new(),
+            microcache: false,
         }
     }
 
@@ -55,8 +58,10 @@ impl NginxSetup {
         self
     }
 
-    /// Turns on the optional micro-cache the way an operator would.
-    pub fn with_microcache(self) -> Self {
+    /// Turns on the optional micro-cache the way an operator would: the zone's file included at
+    /// http level, and the server's switch set to 1.
+    pub fn with_microcache(mut self) -> Self {
+        self.microcache = true;
         self.edit(
             "example.conf",
             "set $ipcheck_microcache 0;",
@@ -93,7 +98,12 @@ impl Nginx {
         fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
         let port = free_port();
         let cache_dir = dir.path().join("microcache");
-        for file in ["ipcheck.conf", "ipcheck-upstream.conf", "example.conf"] {
+        for file in [
+            "ipcheck.conf",
+            "ipcheck-upstream.conf",
+            "ipcheck-microcache.conf",
+            "example.conf",
+        ] {
             let shipped = workspace_root().join("nginx").join(file);
             let mut text = fs::read_to_string(&shipped).expect("read shipped nginx config");
             let mut wiring: Vec<(String, String)> = match file {
@@ -121,11 +131,11 @@ impl Nginx {
                             .display()
                             .to_string(),
                     ),
-                    (
-                        "/var/lib/nginx/ipcheck".into(),
-                        cache_dir.display().to_string(),
-                    ),
                 ],
+                "ipcheck-microcache.conf" => vec![(
+                    "/var/lib/nginx/ipcheck".into(),
+                    cache_dir.display().to_string(),
+                )],
                 _ => vec![],
             };
             wiring.extend(
@@ -141,6 +151,11 @@ impl Nginx {
             fs::write(conf_dir.join(file), text).expect("write nginx config");
         }
         let d = dir.path().display();
+        let microcache = if setup.microcache {
+            "include ipcheck/ipcheck-microcache.conf;"
+        } else {
+            ""
+        };
         // Running as root, nginx would drop workers to `nobody`, who cannot enter the temp dir.
         let user = if fs::metadata("/proc/self")
             .map(|m| m.uid() == 0)
@@ -156,7 +171,7 @@ impl Nginx {
              http {{\n  access_log {d}/logs/access.log;\n  client_body_temp_path {d}/client_body;\n\
                proxy_temp_path {d}/proxy_temp;\n  fastcgi_temp_path {d}/fastcgi_temp;\n\
                uwsgi_temp_path {d}/uwsgi_temp;\n  scgi_temp_path {d}/scgi_temp;\n\
-               include ipcheck/ipcheck-upstream.conf;\n  include ipcheck/example.conf;\n}}\n"
+               include ipcheck/ipcheck-upstream.conf;\n  {microcache}\n  include ipcheck/example.conf;\n}}\n"
         );
         let conf_path = dir.path().join("nginx.conf");
         fs::write(&conf_path, main_conf).expect("write nginx.conf");

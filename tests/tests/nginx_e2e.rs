@@ -449,7 +449,12 @@ fn shipped_nginx_files_pass_nginx_t_as_shipped() {
     let conf_dir = dir.path().join("ipcheck");
     std::fs::create_dir_all(&conf_dir).expect("mkdir");
     std::fs::create_dir_all(dir.path().join("logs")).expect("mkdir");
-    for file in ["ipcheck.conf", "ipcheck-upstream.conf", "example.conf"] {
+    for file in [
+        "ipcheck.conf",
+        "ipcheck-upstream.conf",
+        "ipcheck-microcache.conf",
+        "example.conf",
+    ] {
         std::fs::copy(
             workspace_root().join("nginx").join(file),
             conf_dir.join(file),
@@ -459,7 +464,67 @@ fn shipped_nginx_files_pass_nginx_t_as_shipped() {
     let d = dir.path().display();
     let main = format!(
         "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{}}\n\
-         http {{\n include ipcheck/ipcheck-upstream.conf;\n include ipcheck/example.conf;\n}}\n"
+         http {{\n include ipcheck/ipcheck-upstream.conf;\n include ipcheck/ipcheck-microcache.conf;\n\
+         include ipcheck/example.conf;\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), main).expect("write");
+    let out = Command::new(nginx_binary())
+        .arg("-t")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .output()
+        .expect("run nginx -t");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("test is successful"),
+        "{stderr}"
+    );
+}
+
+/// The README's protected-location snippet, as the README shows it (the test fails if it moves).
+fn readme_snippet() -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let start = readme
+        .find("A protected location sets two variables and asks:\n\n```nginx\n")
+        .expect("the README's protected-location snippet");
+    let body = &readme[start..];
+    let body = &body[body.find("```nginx\n").expect("fence") + "```nginx\n".len()..];
+    body[..body.find("```").expect("closing fence")].to_owned()
+}
+
+#[test]
+fn the_drop_in_alone_protects_a_location_without_a_cache_directory() {
+    // A server of the operator's own: the two drop-in files, one location protected with the
+    // README's snippet, nothing from example.conf, no micro-cache file and no cache directory.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf_dir = dir.path().join("ipcheck");
+    std::fs::create_dir_all(&conf_dir).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("logs")).expect("mkdir");
+    let d = dir.path().display();
+    for file in ["ipcheck.conf", "ipcheck-upstream.conf"] {
+        let text = std::fs::read_to_string(workspace_root().join("nginx").join(file))
+            .expect("read shipped file");
+        assert!(
+            !text.contains("proxy_cache_path"),
+            "{file} needs a cache directory"
+        );
+        // Only paths change: the gate's log, which the test cannot write under /var/log.
+        let text = text.replace(
+            "/var/log/nginx/ipcheck-gate.log",
+            &format!("{d}/logs/ipcheck-gate.log"),
+        );
+        std::fs::write(conf_dir.join(file), text).expect("write");
+    }
+    // Only the address changes: nginx -t resolves upstream host names.
+    let snippet =
+        readme_snippet().replace("proxy_pass http://app;", "proxy_pass http://127.0.0.1:9;");
+    let port = free_port();
+    let main = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{}}\n\
+         http {{\n include ipcheck/ipcheck-upstream.conf;\n\
+           server {{\n listen 127.0.0.1:{port};\n include ipcheck/ipcheck.conf;\n{snippet}\n}}\n}}\n"
     );
     std::fs::write(dir.path().join("nginx.conf"), main).expect("write");
     let out = Command::new(nginx_binary())
