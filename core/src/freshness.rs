@@ -12,8 +12,10 @@ pub struct Freshness {
     /// Within its fresh time: serve it as is. A stale entry is only for when nothing better
     /// can be had (the provider gave no answer).
     pub fresh: bool,
-    /// Whole seconds left of the fresh time, rounded up (so at least 1 while fresh); 0 once
-    /// stale; -1 for a key without expiry (fresh for good).
+    /// Seconds left of the fresh time, rounded to the nearest second as Redis's `TTL` rounds
+    /// (so, without a stale window, exactly the key's `ttl`); 0 once stale, and possibly in
+    /// the last half second of fresh time (`fresh` is what decides); -1 for a key without
+    /// expiry (fresh for good).
     pub fresh_ttl_secs: i64,
 }
 
@@ -30,7 +32,7 @@ pub fn freshness(remaining_ms: Option<i64>, stale_secs: u32) -> Freshness {
     if fresh_ms > 0 {
         Freshness {
             fresh: true,
-            fresh_ttl_secs: (fresh_ms + 999) / 1000,
+            fresh_ttl_secs: (fresh_ms + 500) / 1000,
         }
     } else {
         Freshness {

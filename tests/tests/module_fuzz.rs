@@ -23,6 +23,8 @@ const WORDS: &[&str] = &[
     "source",
     "FORCE",
     "force",
+    "STALE",
+    "stale",
     "PX",
     "NX",
     "GET",
@@ -61,7 +63,7 @@ const WORDS: &[&str] = &[
 ];
 const VERDICTS: &[&str] = &["allow", "block", "challenge", "ALLOW", "Block", "deny", ""];
 const OPTIONS: &[&str] = &[
-    "EX", "ex", "REASON", "SOURCE", "source", "FORCE", "force", "PX", "KEEPTTL",
+    "EX", "ex", "STALE", "stale", "REASON", "SOURCE", "source", "FORCE", "force", "PX", "KEEPTTL",
 ];
 const IPS: &[&str] = &[
     "192.0.2.1",
@@ -161,6 +163,12 @@ fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
                     let opt = pick(rng, OPTIONS);
                     let value = match opt.to_ascii_uppercase().as_slice() {
                         b"EX" => pick(rng, &["1", "60", "86400", "31536000", "0", "-1", "x", ""]),
+                        b"STALE" => pick(
+                            rng,
+                            &[
+                                "0", "1", "604800", "31536000", "31536001", "-1", "x", "", "07",
+                            ],
+                        ),
                         b"REASON" => pick(
                             rng,
                             &["vpn", "vpn,tor", "tor,vpn", "my-feed", "", "A", "a,,b"],
