@@ -60,7 +60,8 @@ fn provider_down_stale_entries_decide_on_strict_and_lenient() {
     let r = stack.get_as(tor, "/", &[]);
     assert_eq!(r.status, 302, "{r:?}");
     assert!(
-        r.header("location").is_some_and(|l| l.ends_with("/challenge")),
+        r.header("location")
+            .is_some_and(|l| l.ends_with("/challenge")),
         "{r:?}"
     );
     assert!(

@@ -19,7 +19,7 @@ use thiserror::Error;
 use toml::Value;
 
 use crate::client_ip::ClientIpSource;
-use crate::duration::ConfigDuration;
+use crate::duration::{ConfigDuration, ConfigWindow};
 use crate::listen::{Listen, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
 use crate::provider::mapping::FieldMapping;
 use crate::provider::preset::Preset;
