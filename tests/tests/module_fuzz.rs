@@ -313,6 +313,29 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
         before,
         "seed {seed}: a key outside the prefix changed"
     );
+    // Every entry the module wrote reads back (no corrupt value, a stale window never past its
+    // limit, never on a manual pin), and its key lives no longer than EX + STALE allow.
+    let keys: Vec<String> = redis::cmd("KEYS").arg("ipcheck:*").query(&mut con).unwrap();
+    for key in keys.iter().filter(|k| k.as_str() != "ipcheck") {
+        let kind: String = redis::cmd("TYPE").arg(key).query(&mut con).unwrap();
+        if kind != "string" {
+            continue;
+        }
+        let reply: Value = redis::cmd("IPCHECK")
+            .arg("GET")
+            .arg(key)
+            .query(&mut con)
+            .unwrap_or_else(|e| panic!("seed {seed}: {key} does not read back: {e}"));
+        let Value::Array(items) = reply else {
+            continue; // expired meanwhile
+        };
+        assert_eq!(items.len(), 14, "seed {seed}: {key}: {items:?}");
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut con).unwrap();
+        assert!(
+            (0..=2 * 31_536_000).contains(&ttl),
+            "seed {seed}: {key} ttl {ttl}"
+        );
+    }
     let stats: Vec<(String, i64)> = redis::cmd("IPCHECK").arg("STATS").query(&mut con).unwrap();
     let stat = |name: &str| stats.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
     eprintln!("seed {seed}: {cases} vectors, module counters {stats:?}");
