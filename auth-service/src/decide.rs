@@ -344,6 +344,20 @@ mod tests {
     }
 
     #[test]
+    fn stale_facts_are_judged_by_the_policy_like_fresh_ones() {
+        let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
+        let tor = Categories::EMPTY.with(Category::Tor);
+        assert_eq!(
+            decided(&strict, Known::Stale(tor)),
+            (Verdict::Block, "tor".into())
+        );
+        assert_eq!(
+            decided(&strict, Known::Stale(Categories::EMPTY)),
+            (Verdict::Allow, "".into())
+        );
+    }
+
+    #[test]
     fn with_redis_asked_on_redis_error_plays_no_part() {
         let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
         assert_eq!(
