@@ -2,8 +2,8 @@
 //!
 //! Lists first (no lookup needed), then the local tier, then one coalesced lookup per address
 //! that asks Redis and, on a miss, a stale entry or a Redis failure, the provider; when the
-//! provider gives no answer, [`provider_gave_no_answer`] serves stale facts or the failure. What is cached are facts;
-//! the requested policy turns them into a verdict on every request.
+//! provider gives no answer, `provider_gave_no_answer` serves stale facts or the failure. What
+//! is cached are facts; the requested policy turns them into a verdict on every request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

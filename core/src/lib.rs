@@ -11,7 +11,7 @@
 //!   [`Source`] that produced it.
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
-//! - [`freshness`] says whether a stored entry is fresh or stale from its key's remaining time.
+//! - [`freshness`](mod@freshness) says whether a stored entry is fresh or stale from its key's remaining time.
 //! - [`log_limit`] says when a repeated fault earns a log line, for the module and the service.
 
 pub mod encoding;
