@@ -48,13 +48,15 @@ mod tests {
 
     #[test]
     fn without_a_window_fresh_until_gone() {
+        // Rounded as ttl is: without a window, fresh_ttl is the key's ttl.
         assert_eq!(
             freshness(Some(1), 0),
             Freshness {
                 fresh: true,
-                fresh_ttl_secs: 1
+                fresh_ttl_secs: 0
             }
         );
+        assert_eq!(freshness(Some(1500), 0).fresh_ttl_secs, 2);
         assert_eq!(
             freshness(Some(86_400_000), 0),
             Freshness {
@@ -77,13 +79,13 @@ mod tests {
         // Written with EX 1 day STALE 7 days: the key lives 8 days.
         let written = 8 * day * 1000;
         assert_eq!(freshness(Some(written), 7 * day as u32).fresh_ttl_secs, day);
-        // One millisecond of fresh time left still counts as a second.
+        // One millisecond of fresh time left: still fresh (`fresh` decides, not fresh_ttl).
         let f = freshness(Some(7 * day * 1000 + 1), 7 * day as u32);
         assert_eq!(
             f,
             Freshness {
                 fresh: true,
-                fresh_ttl_secs: 1
+                fresh_ttl_secs: 0
             }
         );
         // Exactly the window left: stale.
