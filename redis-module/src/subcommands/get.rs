@@ -7,8 +7,8 @@
 //! second), or -1 if the key somehow has no expiry. `fresh` is 1 while the entry is within its
 //! fresh time (always for an entry written without `STALE`, and for a manual pin), 0 once it is
 //! stale; `fresh_ttl` is the seconds of fresh time left, rounded as `ttl` is (so equal to `ttl`
-//! without a stale window; 0 when stale; -1 without expiry). The last two were appended: a reader that stops after `key` still works.
-//! Read-only: served by replicas and from `EVAL_RO`.
+//! without a stale window; 0 when stale; -1 without expiry). The last two were appended: a
+//! reader that stops after `key` still works. Read-only: served by replicas and from `EVAL_RO`.
 
 use ipcheck_core::{decode_entry_view, freshness, ViewScratch};
 
