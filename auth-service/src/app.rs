@@ -153,9 +153,10 @@ impl App {
             let addr = crate::cache::redis::display_address(&r.url);
             let kind = if r.cluster { "redis cluster" } else { "redis" };
             tiers.push(format!(
-                "{kind} ({addr}, timeout {}, ttl {})",
+                "{kind} ({addr}, timeout {}, ttl {}, stale_ttl {})",
                 crate::duration::display(r.timeout),
-                crate::duration::display(r.ttl)
+                crate::duration::display(r.ttl),
+                crate::duration::display(r.stale_ttl)
             ));
         }
         if let Some(p) = &settings.provider {

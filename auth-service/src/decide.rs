@@ -1,11 +1,12 @@
 //! The decision: request in, client address, policy, the tiers in order, verdict out.
 //!
 //! Lists first (no lookup needed), then the local tier, then one coalesced lookup per address
-//! that asks Redis and, on a miss or a Redis failure, the provider. What is cached are facts;
-//! the requested policy turns them into a verdict on every request.
+//! that asks Redis and, on a miss, a stale entry or a Redis failure, the provider; when the
+//! provider gives no answer, `provider_gave_no_answer` serves stale facts or the failure. What
+//! is cached are facts; the requested policy turns them into a verdict on every request.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue};
 use ipcheck_core::{Decision, Policy, ReasonSet, Verdict};
@@ -15,6 +16,7 @@ use crate::cache::{local_ttl, Known, Unpinned};
 use crate::client_ip::Client;
 use crate::config::UnknownPolicy;
 use crate::metrics::{RedisLookup, Tier};
+use crate::stale::{self, RedisHit};
 
 /// The request header nginx uses to pick a policy.
 pub const POLICY_HEADER: &str = "x-ipcheck-policy";
@@ -92,7 +94,8 @@ pub async fn decide(app: &Arc<App>, headers: &HeaderMap) -> Outcome {
     }
     let key = key_header(&client.key);
     if let Some(known) = app.local.get(&client.key, Instant::now()) {
-        return apply(app, policy, known, Tier::Local, key);
+        let tier = stale::local_tier(&known);
+        return apply(app, policy, known, tier, key);
     }
     let flight_app = Arc::clone(app);
     let resolved = app
@@ -124,7 +127,7 @@ fn apply(app: &App, policy: &Policy, known: Known, tier: Tier, key: HeaderValue)
 /// decision rules are tested on their own below.
 pub fn rule(policy: &Policy, known: Known) -> (Decision, Option<HeaderValue>) {
     match known {
-        Known::Facts(facts) => (policy.apply(facts), None),
+        Known::Facts(facts) | Known::Stale(facts) => (policy.apply(facts), None),
         Known::Pinned {
             verdict,
             header,
@@ -165,16 +168,22 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
     // On the stack and Copy: no allocation, and the SET task below takes its own copy.
     let key_text = client.key.canonical_text();
     let mut redis_failed = false;
+    // A stale entry's facts, for when the provider gives no answer.
+    let mut stale_facts = None;
     if let Some(redis) = &app.redis {
         match redis.get(key_text.as_str()).await {
             Ok(Some(stored)) => {
                 app.metrics.redis_lookup(RedisLookup::Hit);
-                let known = Known::from_entry(&stored.entry);
-                app.local.insert(client.key, known.clone(), stored.ttl);
-                return Resolved {
-                    known,
-                    tier: Tier::Redis,
-                };
+                match RedisHit::of(&stored) {
+                    RedisHit::Use { known, local_ttl } => {
+                        app.local.insert(client.key, known.clone(), local_ttl);
+                        return Resolved {
+                            known,
+                            tier: Tier::Redis,
+                        };
+                    }
+                    RedisHit::Stale(s) => stale_facts = Some(s),
+                }
             }
             Ok(None) => app.metrics.redis_lookup(RedisLookup::Miss),
             Err(e) => {
@@ -194,6 +203,10 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
     };
     let keep = |ttl| local_ttl(ttl, redis_failed, cache.degraded_ttl);
     let Some(provider) = &app.provider else {
+        if stale_facts.is_some() {
+            // Nothing to ask, but something stale to go on.
+            return provider_gave_no_answer(&app, client, stale_facts, Known::Nothing, None);
+        }
         // Nothing else to ask. Remember that briefly, unless Redis merely failed to answer.
         if !redis_failed {
             app.local
@@ -245,14 +258,37 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
         Err(e) => {
             // The provider logs failures itself, rate-limited (one line per kind, not per address).
             tracing::debug!(key = %key_text, error = %e, "provider lookup failed");
-            let known = found(Unpinned::ProviderError);
-            app.local
-                .insert(client.key, known.clone(), keep(cache.negative_ttl));
-            Resolved {
-                known,
-                tier: Tier::Provider,
-            }
+            let failed = found(Unpinned::ProviderError);
+            let failed_ttl = keep(cache.negative_ttl);
+            provider_gave_no_answer(&app, client, stale_facts, failed, Some(failed_ttl))
         }
+    }
+}
+
+/// The one path for "the provider gave no answer": stale facts first, else `failed` (for the
+/// policy's `on_error`), kept locally for `failed_ttl` (None: not kept). See [`crate::stale`].
+fn provider_gave_no_answer(
+    app: &App,
+    client: Client,
+    stale_facts: Option<stale::Stale>,
+    failed: Known,
+    failed_ttl: Option<Duration>,
+) -> Resolved {
+    let cache = app.settings.cache;
+    let kept = failed_ttl.is_some() || stale_facts.is_some();
+    let answer = stale::no_answer(
+        stale_facts,
+        failed,
+        failed_ttl.unwrap_or_default(),
+        cache.negative_ttl,
+    );
+    if kept {
+        app.local
+            .insert(client.key, answer.known.clone(), answer.local_ttl);
+    }
+    Resolved {
+        known: answer.known,
+        tier: answer.tier,
     }
 }
 
@@ -305,6 +341,20 @@ mod tests {
         assert_eq!(
             decided(&strict, failed),
             (Verdict::Block, "redis-error".into())
+        );
+    }
+
+    #[test]
+    fn stale_facts_are_judged_by_the_policy_like_fresh_ones() {
+        let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
+        let tor = Categories::EMPTY.with(Category::Tor);
+        assert_eq!(
+            decided(&strict, Known::Stale(tor)),
+            (Verdict::Block, "tor".into())
+        );
+        assert_eq!(
+            decided(&strict, Known::Stale(Categories::EMPTY)),
+            (Verdict::Allow, "".into())
         );
     }
 

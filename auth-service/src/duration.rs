@@ -13,6 +13,18 @@ pub struct ConfigDuration(pub Duration);
 /// Parses `<integer><unit>` with unit `ms`, `s`, `m`, `h` or `d`; zero is refused because every
 /// duration here is a deadline or a lifetime, and zero of either is a mistake.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration_or_zero(text)?;
+    if d.is_zero() {
+        return Err(format!(
+            "duration '{}' must be greater than zero",
+            text.trim()
+        ));
+    }
+    Ok(d)
+}
+
+/// As [`parse_duration`], zero allowed: for windows that may be switched off ("0s").
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -33,9 +45,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if d.is_zero() {
-        return Err(format!("duration '{text}' must be greater than zero"));
-    }
     Ok(d)
 }
 
@@ -81,6 +90,36 @@ impl<'de> Deserialize<'de> for ConfigDuration {
     }
 }
 
+/// A duration read from the config where zero means "off" (e.g. `redis.stale_ttl = "0s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigWindow(pub Duration);
+
+impl<'de> Deserialize<'de> for ConfigWindow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ConfigWindow;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"0s\", \"30s\", \"7d\", or seconds as an integer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                parse_duration_or_zero(v)
+                    .map(ConfigWindow)
+                    .map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(|s| ConfigWindow(Duration::from_secs(s)))
+                    .map_err(|_| E::custom(format!("duration {v} must not be negative")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ConfigWindow(Duration::from_secs(v)))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +134,12 @@ mod tests {
         for bad in ["", "ms", "0s", "1.5s", "10x", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_duration_or_zero("0s"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_duration_or_zero("7d"),
+            Ok(Duration::from_secs(604_800))
+        );
+        assert!(parse_duration_or_zero("-1s").is_err());
         assert_eq!(display(Duration::from_millis(50)), "50ms");
         assert_eq!(display(Duration::from_secs(86_400)), "24h");
         assert_eq!(display(Duration::from_secs(60)), "60s");

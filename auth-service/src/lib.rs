@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod provider;
 pub mod routes;
 pub mod shutdown;
+pub mod stale;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -20,13 +20,21 @@ pub enum Tier {
     Redis,
     /// The provider, just now.
     Provider,
+    /// A stale Redis entry, because the provider gave no answer (see `crate::stale`).
+    Stale,
     /// No tier: a list, a missing address, or nothing known.
     None,
 }
 
 impl Tier {
     /// Every tier, in metric order.
-    pub const ALL: [Tier; 4] = [Tier::Local, Tier::Redis, Tier::Provider, Tier::None];
+    pub const ALL: [Tier; 5] = [
+        Tier::Local,
+        Tier::Redis,
+        Tier::Provider,
+        Tier::Stale,
+        Tier::None,
+    ];
 
     /// The header and label value.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +42,7 @@ impl Tier {
             Tier::Local => "local",
             Tier::Redis => "redis",
             Tier::Provider => "provider",
+            Tier::Stale => "stale",
             Tier::None => "none",
         }
     }

@@ -10,9 +10,17 @@
 //!   order, so decoding gives back the exact text that was stored. Redis keeps short integer
 //!   strings in its integer encoding, so such a value costs no more than a 6-byte string.
 //!   Example: `block`, `vpn,tor`, `api` is `1 | 0 << 2 | 0b101 << 6` = `321`.
+//!   An entry with a stale window (see [`crate::freshness`]) adds `stale_secs << 38`: bits 6..38
+//!   stay reserved for 32 reason tokens, and the window (at most [`MAX_STALE`], 25 bits) ends
+//!   below bit 63, so the value is still one integer Redis keeps in a single small allocation.
+//!   An entry without one (everything written before stale windows existed) is unchanged.
 //! - **Text** (anything else): `<v>:<source>:<reasons>` with `v` one of `a`, `b`, `c`, e.g.
-//!   `b:my-feed:spam,vpn`. Tokens never contain `:`, so the split is unambiguous, and a text
+//!   `b:my-feed:spam,vpn`, followed by `:<stale seconds>` when there is a stale window, e.g.
+//!   `b:my-feed:spam:604800`. Tokens never contain `:`, so the split is unambiguous, and a text
 //!   value never parses as an integer.
+//!
+//! A manual pin never has a stale window (a pin is final until it expires): [`encode_stored`]
+//! drops it and the decoders refuse a value that carries one.
 
 use thiserror::Error;
 
@@ -23,6 +31,12 @@ use crate::verdict::{
 const SOURCE_SHIFT: u32 = 2;
 const SOURCE_BITS: u64 = 0b1111;
 const REASON_SHIFT: u32 = 6;
+/// Reason bits reserved in the compact form (the vocabulary may grow to this many tokens).
+const REASON_BITS: u32 = 32;
+const STALE_SHIFT: u32 = REASON_SHIFT + REASON_BITS;
+
+/// Longest stale window, in seconds (one year, as `EX`); fits the 25 bits the compact form has.
+pub const MAX_STALE: u32 = 31_536_000;
 
 /// A stored value that is not an ipcheck entry (written by something else, or corrupted).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -37,7 +51,7 @@ fn verdict_code(v: Verdict) -> u64 {
     }
 }
 
-fn compact(entry: &Entry) -> Option<u64> {
+fn compact(entry: &Entry, stale_secs: u32) -> Option<u64> {
     let source = KNOWN_SOURCES
         .iter()
         .position(|s| *s == entry.source.as_str())? as u64;
@@ -53,12 +67,29 @@ fn compact(entry: &Entry) -> Option<u64> {
         last = Some(pos);
         mask |= 1 << pos;
     }
-    Some(verdict_code(entry.verdict) | source << SOURCE_SHIFT | mask << REASON_SHIFT)
+    Some(
+        verdict_code(entry.verdict)
+            | source << SOURCE_SHIFT
+            | mask << REASON_SHIFT
+            | u64::from(stale_secs) << STALE_SHIFT,
+    )
 }
 
-/// Encodes an entry into its stored string (compact integer when possible).
+/// Encodes an entry without a stale window (fresh until gone), exactly as before stale windows
+/// existed.
 pub fn encode_entry(entry: &Entry) -> String {
-    match compact(entry) {
+    encode_stored(entry, 0)
+}
+
+/// Encodes an entry and the length of its stale window in seconds (0: none). The window is
+/// clamped to [`MAX_STALE`], and dropped for a manual pin, which is never stale.
+pub fn encode_stored(entry: &Entry, stale_secs: u32) -> String {
+    let stale_secs = if entry.source.is_manual() {
+        0
+    } else {
+        stale_secs.min(MAX_STALE)
+    };
+    match compact(entry, stale_secs) {
         Some(n) => n.to_string(),
         None => {
             let v = match entry.verdict {
@@ -66,20 +97,25 @@ pub fn encode_entry(entry: &Entry) -> String {
                 Verdict::Block => 'b',
                 Verdict::Challenge => 'c',
             };
-            format!("{v}:{}:{}", entry.source, entry.reasons)
+            if stale_secs == 0 {
+                format!("{v}:{}:{}", entry.source, entry.reasons)
+            } else {
+                format!("{v}:{}:{}:{stale_secs}", entry.source, entry.reasons)
+            }
         }
     }
 }
 
-/// Decodes a stored value; refuses anything [`encode_entry`] could not have written.
-pub fn decode_entry(value: &[u8]) -> Result<Entry, DecodeError> {
+/// Decodes a stored value with its stale window in seconds (0: none).
+pub fn decode_stored(value: &[u8]) -> Result<(Entry, u32), DecodeError> {
     let mut scratch = ViewScratch::new();
     let view = decode_entry_view(value, &mut scratch)?;
-    Ok(Entry {
-        verdict: view.verdict,
-        reasons: Reasons::parse(view.reasons).map_err(|_| DecodeError("bad reason list"))?,
-        source: Source::parse(view.source).map_err(|_| DecodeError("bad source token"))?,
-    })
+    Ok((view.to_entry()?, view.stale_secs))
+}
+
+/// Decodes a stored value; refuses anything [`encode_entry`] could not have written.
+pub fn decode_entry(value: &[u8]) -> Result<Entry, DecodeError> {
+    decode_stored(value).map(|(entry, _)| entry)
 }
 
 /// An entry decoded without allocating: its text borrowed from the stored value, a static
@@ -92,12 +128,23 @@ pub struct EntryView<'a> {
     pub reasons: &'a str,
     /// The source token, as [`Source::as_str`] would give it.
     pub source: &'a str,
+    /// The stale window in seconds: how long before the key expires the entry stops being
+    /// fresh (0: fresh until gone; always 0 for a manual pin).
+    pub stale_secs: u32,
 }
 
 impl EntryView<'_> {
     /// Whether this is an operator's pin, as [`Source::is_manual`].
     pub fn is_manual(&self) -> bool {
         self.source == Source::MANUAL
+    }
+
+    fn to_entry(self) -> Result<Entry, DecodeError> {
+        Ok(Entry {
+            verdict: self.verdict,
+            reasons: Reasons::parse(self.reasons).map_err(|_| DecodeError("bad reason list"))?,
+            source: Source::parse(self.source).map_err(|_| DecodeError("bad source token"))?,
+        })
     }
 }
 
@@ -124,17 +171,23 @@ pub fn decode_entry_view<'a>(
     scratch: &'a mut ViewScratch,
 ) -> Result<EntryView<'a>, DecodeError> {
     let text = std::str::from_utf8(value).map_err(|_| DecodeError("not UTF-8"))?;
-    if is_compact_shape(text) {
-        let (verdict, source_idx, mask) = compact_parts(text)?;
-        return Ok(EntryView {
+    let view = if is_compact_shape(text) {
+        let (verdict, source_idx, mask, stale_secs) = compact_parts(text)?;
+        EntryView {
             verdict,
             reasons: join_known_reasons(mask, &mut scratch.0),
             source: KNOWN_SOURCES[source_idx],
-        });
+            stale_secs,
+        }
+    } else {
+        // The text form is rare: validate it the allocating way, then borrow the same
+        // fields, which decode_text keeps verbatim.
+        decode_text(text)?
+    };
+    if view.is_manual() && view.stale_secs != 0 {
+        return Err(DecodeError("manual pin with a stale window"));
     }
-    // The text form is rare: validate it the allocating way, then borrow the same fields,
-    // which decode_text keeps verbatim.
-    decode_text(text)
+    Ok(view)
 }
 
 fn is_compact_shape(text: &str) -> bool {
@@ -160,8 +213,8 @@ fn join_known_reasons(mask: u64, out: &mut [u8; 128]) -> &str {
     std::str::from_utf8(&out[..len]).unwrap_or("")
 }
 
-/// Validates a compact value: verdict, index into [`KNOWN_SOURCES`], reason bit set.
-fn compact_parts(text: &str) -> Result<(Verdict, usize, u64), DecodeError> {
+/// Validates a compact value: verdict, index into [`KNOWN_SOURCES`], reason bit set, stale window.
+fn compact_parts(text: &str) -> Result<(Verdict, usize, u64, u32), DecodeError> {
     if text.len() > 1 && text.starts_with('0') {
         return Err(DecodeError("integer with a leading zero"));
     }
@@ -178,18 +231,36 @@ fn compact_parts(text: &str) -> Result<(Verdict, usize, u64), DecodeError> {
     if source_idx >= KNOWN_SOURCES.len() {
         return Err(DecodeError("unknown source code"));
     }
-    let mask = n >> REASON_SHIFT;
+    let mask = (n >> REASON_SHIFT) & ((1 << REASON_BITS) - 1);
     if mask >> KNOWN_REASONS.len() != 0 {
         return Err(DecodeError("unknown reason bits"));
     }
-    Ok((verdict, source_idx, mask))
+    let stale = n >> STALE_SHIFT;
+    if stale > u64::from(MAX_STALE) {
+        return Err(DecodeError("stale window too long"));
+    }
+    Ok((verdict, source_idx, mask, stale as u32))
+}
+
+/// The optional `:<stale seconds>` of the text form: canonical decimal, 1..=[`MAX_STALE`].
+fn text_stale(text: Option<&str>) -> Result<u32, DecodeError> {
+    let Some(text) = text else { return Ok(0) };
+    let bad = DecodeError("bad stale window");
+    if text.is_empty() || text.starts_with('0') || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n <= MAX_STALE => Ok(n),
+        _ => Err(bad),
+    }
 }
 
 fn decode_text(text: &str) -> Result<EntryView<'_>, DecodeError> {
-    let mut parts = text.splitn(3, ':');
+    let mut parts = text.splitn(4, ':');
     let (Some(v), Some(source), Some(reasons)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(DecodeError("not an integer nor v:source:reasons"));
     };
+    let stale_secs = text_stale(parts.next())?;
     let verdict = match v {
         "a" => Verdict::Allow,
         "b" => Verdict::Block,
@@ -202,6 +273,7 @@ fn decode_text(text: &str) -> Result<EntryView<'_>, DecodeError> {
         verdict,
         reasons,
         source,
+        stale_secs,
     })
 }
 
@@ -270,6 +342,44 @@ mod tests {
     }
 
     #[test]
+    fn stale_window_in_the_compact_form() {
+        let e = entry(Verdict::Block, "vpn,tor", "api");
+        // Without a window: exactly today's value.
+        assert_eq!(encode_stored(&e, 0), "321");
+        let week = 604_800u32;
+        let v = encode_stored(&e, week);
+        assert_eq!(v, (321u64 | u64::from(week) << 38).to_string());
+        assert!(
+            v.len() <= 19,
+            "fits an i64, so Redis keeps it as one integer: {v}"
+        );
+        assert_eq!(decode_stored(v.as_bytes()), Ok((e.clone(), week)));
+        assert_eq!(decode_stored(b"321"), Ok((e, 0)));
+        let max = encode_stored(&entry(Verdict::Challenge, "", "list"), MAX_STALE);
+        assert!(max.parse::<i64>().is_ok(), "{max}");
+    }
+
+    #[test]
+    fn stale_window_in_the_text_form() {
+        let e = entry(Verdict::Challenge, "spam", "feed");
+        assert_eq!(encode_stored(&e, 0), "c:feed:spam");
+        assert_eq!(encode_stored(&e, 60), "c:feed:spam:60");
+        assert_eq!(decode_stored(b"c:feed:spam:60"), Ok((e, 60)));
+        let empty = entry(Verdict::Allow, "", "feed");
+        assert_eq!(encode_stored(&empty, 5), "a:feed::5");
+        assert_eq!(decode_stored(b"a:feed::5"), Ok((empty, 5)));
+    }
+
+    #[test]
+    fn a_manual_pin_is_never_stale() {
+        let pin = entry(Verdict::Block, "tor", "manual");
+        assert_eq!(encode_stored(&pin, 3600), encode_entry(&pin));
+        let raw = (9u64 | 4 << 6 | 3600 << 38).to_string();
+        assert!(decode_entry(raw.as_bytes()).is_err());
+        assert!(decode_entry(b"b:manual:tor:60").is_err());
+    }
+
+    #[test]
     fn garbage_is_refused() {
         for bad in [
             &b""[..],
@@ -285,6 +395,16 @@ mod tests {
             // The first reason bit past the vocabulary: 1 << (6 + KNOWN_REASONS.len()).
             b"262144",
             b"60",
+            // A reason bit in the reserved range, past the vocabulary.
+            b"137438953472",
+            // A stale window longer than MAX_STALE, and one past 64 bits.
+            b"9223372036854775807",
+            b"18446744073709551615",
+            b"b:api:vpn:",
+            b"b:api:vpn:0",
+            b"b:api:vpn:07",
+            b"b:api:vpn:31536001",
+            b"b:api:vpn:1:2",
         ] {
             assert!(
                 decode_entry(bad).is_err(),
@@ -319,6 +439,15 @@ mod tests {
         }
 
         #[test]
+        fn round_trip_with_a_window(e in arb_entry(), stale in 0..=MAX_STALE) {
+            let expected = if e.source.is_manual() { 0 } else { stale };
+            prop_assert_eq!(
+                decode_stored(encode_stored(&e, stale).as_bytes()),
+                Ok((e, expected))
+            );
+        }
+
+        #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             let _ = decode_entry(&bytes);
         }
@@ -339,11 +468,13 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..40),
                 "[0-9]{1,21}".prop_map(String::into_bytes),
                 "[abcx]:[a-z_:-]{0,6}:[a-z,]{0,12}".prop_map(String::into_bytes),
+                "[abcx]:[a-z_-]{0,6}:[a-z,]{0,12}:[0-9]{0,9}".prop_map(String::into_bytes),
             ]
         ) {
             let mut scratch = ViewScratch::new();
             match (decode_entry(&bytes), decode_entry_view(&bytes, &mut scratch)) {
                 (Ok(e), Ok(v)) => {
+                    prop_assert_eq!(decode_stored(&bytes).map(|(_, s)| s), Ok(v.stale_secs));
                     prop_assert_eq!(v.verdict, e.verdict);
                     prop_assert_eq!(v.reasons, e.reasons.as_str());
                     prop_assert_eq!(v.source, e.source.as_str());

@@ -11,17 +11,21 @@
 //!   [`Source`] that produced it.
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
+//! - [`freshness`](mod@freshness) says whether a stored entry is fresh or stale from its key's remaining time.
 //! - [`log_limit`] says when a repeated fault earns a log line, for the module and the service.
 
 pub mod encoding;
+pub mod freshness;
 pub mod log_limit;
 pub mod normalize;
 pub mod policy;
 pub mod verdict;
 
 pub use encoding::{
-    decode_entry, decode_entry_view, encode_entry, DecodeError, EntryView, ViewScratch,
+    decode_entry, decode_entry_view, decode_stored, encode_entry, encode_stored, DecodeError,
+    EntryView, ViewScratch, MAX_STALE,
 };
+pub use freshness::{freshness, Freshness};
 pub use log_limit::LogLimiter;
 pub use normalize::{
     cache_key, normalize, normalize_bytes, Aggregation, AggregationError, CanonicalText,

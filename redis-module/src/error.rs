@@ -5,7 +5,7 @@
 
 use std::ffi::CString;
 
-use ipcheck_core::{DecodeError, NormalizeError, TokenError, VerdictError};
+use ipcheck_core::{DecodeError, NormalizeError, TokenError, VerdictError, MAX_STALE};
 use thiserror::Error;
 
 use crate::settings::MAX_TTL;
@@ -39,8 +39,14 @@ pub enum CommandError {
     /// `EX` is not an integer in range.
     #[error("EX must be an integer from 1 to {MAX_TTL}, got '{0}'")]
     Ttl(String),
+    /// `STALE` is not an integer in range.
+    #[error("STALE must be an integer from 0 to {MAX_STALE}, got '{0}'")]
+    Stale(String),
+    /// `STALE` on a manual pin, which is final until it expires.
+    #[error("STALE does not apply to SOURCE manual: a pin is final until it expires; drop STALE")]
+    StalePin,
     /// An option word SET does not know.
-    #[error("syntax error: unknown option '{0}' (expected EX, REASON, SOURCE or FORCE)")]
+    #[error("syntax error: unknown option '{0}' (expected EX, STALE, REASON, SOURCE or FORCE)")]
     UnknownOption(String),
     /// An option repeated.
     #[error("syntax error: {0} given more than once")]

@@ -15,6 +15,10 @@ pub struct Hit {
     pub ttl: i64,
     /// The Redis key.
     pub key: String,
+    /// Within its fresh time (`fresh 1`), or stale (`fresh 0`).
+    pub fresh: bool,
+    /// Seconds of fresh time left (0 when stale).
+    pub fresh_ttl: i64,
 }
 
 fn text(v: &Value) -> String {
@@ -34,18 +38,39 @@ pub fn parse_get_reply(v: Value) -> Option<Hit> {
         Value::Array(items) => items,
         other => panic!("IPCHECK GET replied {other:?}"),
     };
-    assert_eq!(items.len(), 10, "{items:?}");
+    assert_eq!(items.len(), 14, "{items:?}");
     let names: Vec<String> = items.iter().step_by(2).map(text).collect();
-    assert_eq!(names, ["verdict", "reason", "source", "ttl", "key"]);
-    let Value::Int(ttl) = items[7] else {
-        panic!("ttl is not an integer: {:?}", items[7]);
+    assert_eq!(
+        names,
+        [
+            "verdict",
+            "reason",
+            "source",
+            "ttl",
+            "key",
+            "fresh",
+            "fresh_ttl"
+        ]
+    );
+    let int = |i: usize| match items[i] {
+        Value::Int(n) => n,
+        ref other => panic!("{} is not an integer: {other:?}", names[i / 2]),
     };
+    let ttl = int(7);
+    let fresh = match int(11) {
+        0 => false,
+        1 => true,
+        n => panic!("fresh is {n}, not 0 or 1"),
+    };
+    let fresh_ttl = int(13);
     Some(Hit {
         verdict: text(&items[1]),
         reason: text(&items[3]),
         source: text(&items[5]),
         ttl,
         key: text(&items[9]),
+        fresh,
+        fresh_ttl,
     })
 }
 

@@ -11,6 +11,9 @@ fn hit(verdict: &str, reason: &str, source: &str, ttl: i64, key: &str) -> Hit {
         source: source.into(),
         ttl,
         key: key.into(),
+        // Without a stale window an entry is fresh until gone: fresh_ttl is ttl.
+        fresh: true,
+        fresh_ttl: ttl,
     }
 }
 
@@ -125,6 +128,125 @@ fn ttl_is_explicit_or_default_and_rounds_like_ttl() {
     // An entry really expires.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(ipcheck::get(&mut con, "192.0.2.8").unwrap(), None);
+}
+
+/// Polls `IPCHECK GET` until `done` holds (the entry's life moves on by the clock, not by us).
+fn wait_until(
+    con: &mut redis::Connection,
+    ip: &str,
+    what: &str,
+    done: impl Fn(&Option<Hit>) -> bool,
+) -> Option<Hit> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let h = ipcheck::get(con, ip).unwrap();
+        if done(&h) {
+            return h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ip} never became {what}: {h:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn stale_window_fresh_then_stale_then_gone() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let ok = ipcheck::set(
+        &mut con,
+        &[
+            "192.0.2.30",
+            "block",
+            "REASON",
+            "tor",
+            "EX",
+            "1",
+            "stale",
+            "2",
+        ],
+    )
+    .unwrap();
+    assert_eq!(ok, Some("OK".into()));
+    let h = ipcheck::get(&mut con, "192.0.2.30").unwrap().unwrap();
+    assert_eq!(
+        (h.verdict.as_str(), h.reason.as_str(), h.source.as_str()),
+        ("block", "tor", "api")
+    );
+    assert!(h.fresh, "{h:?}");
+    assert_eq!((h.ttl, h.fresh_ttl), (3, 1), "the key lives EX + STALE");
+    // The value records the window (compact form: 2 << 38 on top of today's value).
+    let raw: String = redis::cmd("GET")
+        .arg("ipcheck:192.0.2.30")
+        .query(&mut con)
+        .unwrap();
+    // Today's value for block/tor/api is 1 | 0b100 << 6 = 257.
+    assert_eq!(raw, (257u64 | 2 << 38).to_string());
+    let stale = wait_until(&mut con, "192.0.2.30", "stale", |h| {
+        h.as_ref().is_some_and(|h| !h.fresh)
+    })
+    .unwrap();
+    assert_eq!(stale.fresh_ttl, 0);
+    assert_eq!(stale.verdict, "block", "a stale entry keeps its facts");
+    assert!(stale.ttl <= 2, "{stale:?}");
+    wait_until(&mut con, "192.0.2.30", "gone", Option::is_none);
+
+    // STALE 0 is today's entry exactly: fresh until gone, same value.
+    ipcheck::set(&mut con, &["192.0.2.31", "allow", "STALE", "0"]).unwrap();
+    let h = ipcheck::get(&mut con, "192.0.2.31").unwrap().unwrap();
+    assert_eq!(h, hit("allow", "", "api", 86400, "ipcheck:192.0.2.31"));
+    let raw: String = redis::cmd("GET")
+        .arg("ipcheck:192.0.2.31")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(raw, "0");
+
+    // The text form carries the window too.
+    ipcheck::set(
+        &mut con,
+        &[
+            "192.0.2.32",
+            "challenge",
+            "REASON",
+            "spam",
+            "SOURCE",
+            "feed",
+            "EX",
+            "60",
+            "STALE",
+            "600",
+        ],
+    )
+    .unwrap();
+    let raw: String = redis::cmd("GET")
+        .arg("ipcheck:192.0.2.32")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(raw, "c:feed:spam:600");
+    let h = ipcheck::get(&mut con, "192.0.2.32").unwrap().unwrap();
+    assert!(h.fresh && h.fresh_ttl == 60 && h.ttl == 660, "{h:?}");
+
+    // A value an older module wrote (no window) is fresh until gone.
+    let _: () = redis::cmd("SET")
+        .arg("ipcheck:192.0.2.33")
+        .arg("321")
+        .arg("EX")
+        .arg(50)
+        .query(&mut con)
+        .unwrap();
+    let h = ipcheck::get(&mut con, "192.0.2.33").unwrap().unwrap();
+    assert_eq!(h, hit("block", "vpn,tor", "api", 50, "ipcheck:192.0.2.33"));
+
+    // A manual pin written over a stale entry is never stale.
+    ipcheck::set(
+        &mut con,
+        &["192.0.2.32", "block", "SOURCE", "manual", "EX", "60"],
+    )
+    .unwrap();
+    let h = ipcheck::get(&mut con, "192.0.2.32").unwrap().unwrap();
+    assert!(h.fresh && h.ttl == 60, "{h:?}");
 }
 
 #[test]
@@ -261,6 +383,34 @@ fn malformed_calls_get_precise_errors() {
             "EX must be",
         ),
         (&["SET", "192.0.2.1", "block", "EX"][..], "EX needs a value"),
+        (
+            &["SET", "192.0.2.1", "block", "STALE", "-1"][..],
+            "STALE must be an integer from 0 to 31536000, got '-1'",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "STALE", "31536001"][..],
+            "STALE must be",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "STALE", "1", "stale", "2"][..],
+            "STALE given more than once",
+        ),
+        (
+            &["SET", "192.0.2.1", "block", "STALE"][..],
+            "STALE needs a value",
+        ),
+        (
+            &[
+                "SET",
+                "192.0.2.1",
+                "block",
+                "SOURCE",
+                "manual",
+                "STALE",
+                "60",
+            ][..],
+            "STALE does not apply to SOURCE manual",
+        ),
         (
             &["SET", "192.0.2.1", "block", "EX", "5", "EX", "6"][..],
             "EX given more than once",

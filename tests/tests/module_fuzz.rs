@@ -23,6 +23,8 @@ const WORDS: &[&str] = &[
     "source",
     "FORCE",
     "force",
+    "STALE",
+    "stale",
     "PX",
     "NX",
     "GET",
@@ -61,7 +63,7 @@ const WORDS: &[&str] = &[
 ];
 const VERDICTS: &[&str] = &["allow", "block", "challenge", "ALLOW", "Block", "deny", ""];
 const OPTIONS: &[&str] = &[
-    "EX", "ex", "REASON", "SOURCE", "source", "FORCE", "force", "PX", "KEEPTTL",
+    "EX", "ex", "STALE", "stale", "REASON", "SOURCE", "source", "FORCE", "force", "PX", "KEEPTTL",
 ];
 const IPS: &[&str] = &[
     "192.0.2.1",
@@ -161,6 +163,12 @@ fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
                     let opt = pick(rng, OPTIONS);
                     let value = match opt.to_ascii_uppercase().as_slice() {
                         b"EX" => pick(rng, &["1", "60", "86400", "31536000", "0", "-1", "x", ""]),
+                        b"STALE" => pick(
+                            rng,
+                            &[
+                                "0", "1", "604800", "31536000", "31536001", "-1", "x", "", "07",
+                            ],
+                        ),
                         b"REASON" => pick(
                             rng,
                             &["vpn", "vpn,tor", "tor,vpn", "my-feed", "", "A", "a,,b"],
@@ -305,6 +313,29 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
         before,
         "seed {seed}: a key outside the prefix changed"
     );
+    // Every entry the module wrote reads back (no corrupt value, a stale window never past its
+    // limit, never on a manual pin), and its key lives no longer than EX + STALE allow.
+    let keys: Vec<String> = redis::cmd("KEYS").arg("ipcheck:*").query(&mut con).unwrap();
+    for key in keys.iter().filter(|k| k.as_str() != "ipcheck") {
+        let kind: String = redis::cmd("TYPE").arg(key).query(&mut con).unwrap();
+        if kind != "string" {
+            continue;
+        }
+        let reply: Value = redis::cmd("IPCHECK")
+            .arg("GET")
+            .arg(key)
+            .query(&mut con)
+            .unwrap_or_else(|e| panic!("seed {seed}: {key} does not read back: {e}"));
+        let Value::Array(items) = reply else {
+            continue; // expired meanwhile
+        };
+        assert_eq!(items.len(), 14, "seed {seed}: {key}: {items:?}");
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut con).unwrap();
+        assert!(
+            (0..=2 * 31_536_000).contains(&ttl),
+            "seed {seed}: {key} ttl {ttl}"
+        );
+    }
     let stats: Vec<(String, i64)> = redis::cmd("IPCHECK").arg("STATS").query(&mut con).unwrap();
     let stat = |name: &str| stats.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
     eprintln!("seed {seed}: {cases} vectors, module counters {stats:?}");

@@ -135,3 +135,41 @@ fn functions_call_ipcheck() {
         "manual"
     );
 }
+
+#[test]
+fn lua_tells_fresh_from_stale() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    ipcheck::set(
+        &mut con,
+        &[
+            "192.0.2.5",
+            "block",
+            "REASON",
+            "tor",
+            "EX",
+            "1",
+            "STALE",
+            "600",
+        ],
+    )
+    .unwrap();
+    // The README's Lua: r[12] is fresh (1/0), r[14] fresh_ttl.
+    let script = "local r = redis.call('IPCHECK', 'GET', KEYS[1]); \
+                  if r[12] == 1 then return 'fresh' else return 'stale ' .. r[14] end";
+    let read = |con: &mut redis::Connection| -> String {
+        redis::cmd("EVAL_RO")
+            .arg(script)
+            .arg(1)
+            .arg("192.0.2.5")
+            .query(con)
+            .unwrap()
+    };
+    assert_eq!(read(&mut con), "fresh");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while read(&mut con) == "fresh" {
+        assert!(std::time::Instant::now() < deadline, "never stale");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(read(&mut con), "stale 0");
+}

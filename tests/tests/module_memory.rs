@@ -61,6 +61,18 @@ fn an_entry_costs_no_more_than_a_bare_set() {
             .ignore();
         p.cmd("EXPIRE").arg(&key).arg(86400).ignore();
     });
+    // With a stale window the value is a longer integer (the window in bits 38..63).
+    let stale = per_entry(&mut con, n, |p, i| {
+        p.cmd("IPCHECK")
+            .arg("SET")
+            .arg(ip(i))
+            .arg("block")
+            .arg("REASON")
+            .arg("vpn,tor")
+            .arg("STALE")
+            .arg(604_800)
+            .ignore();
+    });
     let module = per_entry(&mut con, n, |p, i| {
         p.cmd("IPCHECK")
             .arg("SET")
@@ -83,9 +95,15 @@ fn an_entry_costs_no_more_than_a_bare_set() {
 
     eprintln!(
         "{n} entries, bytes per entry: bare SET EX {bare:.1}, hash+EXPIRE {hash:.1}, \
-         IPCHECK SET {module:.1} ({:.3}x), after one IPCHECK GET each {after_reads:.1} ({:.3}x)",
+         IPCHECK SET {module:.1} ({:.3}x), after one IPCHECK GET each {after_reads:.1} ({:.3}x), \
+         with STALE 604800 {stale:.1} ({:.3}x)",
         module / bare,
-        after_reads / bare
+        after_reads / bare,
+        stale / bare
+    );
+    assert!(
+        stale <= bare * 1.15,
+        "IPCHECK SET ... STALE {stale:.1} B vs bare {bare:.1} B"
     );
     assert!(
         module <= bare * 1.10,

@@ -78,6 +78,71 @@ fn replica_sees_sets_with_the_same_absolute_expiry_and_serves_get() {
 }
 
 #[test]
+fn replica_and_aof_carry_the_stale_window() {
+    let mut master = RedisServer::builder()
+        .conf("appendonly yes")
+        .conf("appendfsync always")
+        .start();
+    let replica = RedisServer::builder().replica_of(&master).start();
+    replica.wait_replica_synced();
+    let mut m = master.client();
+    let mut r = replica.client();
+    // Fresh for 1 s, then stale for 1 h: the replica and a replay must both see it go stale.
+    ipcheck::set(
+        &mut m,
+        &[
+            "192.0.2.40",
+            "block",
+            "REASON",
+            "tor",
+            "EX",
+            "1",
+            "STALE",
+            "3600",
+        ],
+    )
+    .unwrap();
+    wait_replicas(&mut m);
+    let key = "ipcheck:192.0.2.40";
+    let at = pexpiretime(&mut m, key);
+    assert_eq!(
+        pexpiretime(&mut r, key),
+        at,
+        "same absolute end of the stale window"
+    );
+    let stale = |con: &mut Connection| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let h = ipcheck::get(con, "192.0.2.40").unwrap().unwrap();
+            if !h.fresh {
+                return h;
+            }
+            assert!(std::time::Instant::now() < deadline, "never stale: {h:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let hr = stale(&mut r);
+    assert_eq!((hr.verdict.as_str(), hr.reason.as_str()), ("block", "tor"));
+    assert_eq!(hr.fresh_ttl, 0);
+    assert!(
+        hr.ttl > 3500,
+        "the replica keeps it for the stale window: {hr:?}"
+    );
+    stale(&mut m);
+    drop(replica);
+
+    // The AOF replays the window: after a restart the entry is still there, and stale.
+    let aof = aof_text(&master);
+    assert!(aof.contains("PXAT"), "{aof}");
+    master.kill();
+    master.restart();
+    let mut con = master.client();
+    assert_eq!(pexpiretime(&mut con, key), at);
+    let h = ipcheck::get(&mut con, "192.0.2.40").unwrap().unwrap();
+    assert!(!h.fresh && h.verdict == "block" && h.ttl > 3500, "{h:?}");
+}
+
+#[test]
 fn entries_and_ttls_survive_debug_reload() {
     let server = RedisServer::start();
     let mut con = server.client();

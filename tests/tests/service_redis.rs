@@ -82,8 +82,15 @@ fn provider_answers_are_stored_as_facts_and_read_back() {
     assert_eq!(entry["verdict"], "challenge");
     assert_eq!(entry["reason"], "vpn,hosting");
     assert_eq!(entry["source"], "api");
+    // Fresh for redis.ttl, then kept stale for redis.stale_ttl (default 7 days).
+    let fresh_ttl: u64 = entry["fresh_ttl"].parse().unwrap();
+    assert!((3590..=3600).contains(&fresh_ttl), "fresh_ttl {fresh_ttl}");
+    assert_eq!(entry["fresh"], "1");
     let ttl: u64 = entry["ttl"].parse().unwrap();
-    assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
+    assert!(
+        (3590 + 604_800..=3600 + 604_800).contains(&ttl),
+        "ttl {ttl}"
+    );
 
     // A second instance sharing Redis reads the facts and applies its requested policy.
     let other = Service::start(&config(&provider, &redis, "60s"));
@@ -466,4 +473,26 @@ fn redis_never_reached_since_startup_is_an_error() {
         "{}",
         ready.body
     );
+}
+
+#[test]
+fn stale_ttl_zero_writes_entries_fresh_until_gone() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let text = config(&provider, &redis, "60s");
+    assert!(text.contains("ttl = \"1h\"\n"));
+    let text = text.replacen("ttl = \"1h\"\n", "ttl = \"1h\"\nstale_ttl = \"0s\"\n", 1);
+    let svc = Service::start(&text);
+    assert_eq!(svc.auth("192.0.2.77").decision().0, 204);
+    let entry = wait_for_entry(&redis, "192.0.2.77");
+    let ttl: u64 = entry["ttl"].parse().unwrap();
+    assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
+    assert_eq!(entry["fresh_ttl"], entry["ttl"]);
+    // Stored as before stale windows existed: the compact value alone.
+    let mut con = redis.client();
+    let raw: String = redis::cmd("GET")
+        .arg("ipcheck:192.0.2.77")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(raw, "0");
 }

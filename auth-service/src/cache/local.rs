@@ -33,6 +33,7 @@ const SHARDS: usize = 64;
 /// [`Known`] as stored: the common cases inline, a manual pin's reason text boxed.
 enum Stored {
     Facts(Categories),
+    Stale(Categories),
     Pinned(Box<(Verdict, HeaderValue, ReasonSet)>),
     ProviderError,
     Nothing,
@@ -43,6 +44,7 @@ impl Stored {
     fn new(known: Known) -> Stored {
         match known {
             Known::Facts(facts) => Stored::Facts(facts),
+            Known::Stale(facts) => Stored::Stale(facts),
             Known::Pinned {
                 verdict,
                 header,
@@ -57,6 +59,7 @@ impl Stored {
     fn known(&self) -> Known {
         match self {
             Stored::Facts(facts) => Known::Facts(*facts),
+            Stored::Stale(facts) => Known::Stale(*facts),
             Stored::Pinned(pin) => Known::Pinned {
                 verdict: pin.0,
                 header: pin.1.clone(),

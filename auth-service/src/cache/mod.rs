@@ -25,6 +25,9 @@ pub enum Known {
         /// The known tokens among them, for metrics.
         reasons: ReasonSet,
     },
+    /// Facts from a stale Redis entry, served because the provider gave no answer (see
+    /// [`crate::stale`]): the requested policy decides, as for [`Known::Facts`].
+    Stale(Categories),
     /// The provider failed recently: the policy's failure mode decides.
     ProviderError,
     /// Nothing to go on (no provider configured): the policy's failure mode decides.

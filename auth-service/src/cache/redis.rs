@@ -37,8 +37,13 @@ pub const VERIFY_CACHE: Duration = Duration::from_secs(5);
 pub struct Stored {
     /// The entry.
     pub entry: Entry,
-    /// Seconds it has left in Redis.
+    /// Seconds it has left in Redis (until gone).
     pub ttl: Duration,
+    /// Within its fresh time (`fresh 1`). An entry from a module without stale windows, which
+    /// does not say, is fresh until gone.
+    pub fresh: bool,
+    /// Seconds of fresh time left (0 when stale; `ttl` from such a module).
+    pub fresh_ttl: Duration,
 }
 
 /// `host:port` of each node in a Redis URL (or comma-separated list), for log lines, never the
@@ -100,6 +105,7 @@ pub struct RedisTier {
     link: Link,
     timeout: Duration,
     ttl_secs: u64,
+    stale_secs: u64,
     display: String,
     expected: Expected,
     health: Health,
@@ -160,6 +166,7 @@ impl RedisTier {
             link,
             timeout: settings.timeout,
             ttl_secs: settings.ttl.as_secs(),
+            stale_secs: settings.stale_ttl.as_secs(),
             health: Health::new(display.clone()),
             display,
             expected: Expected {
@@ -247,7 +254,9 @@ impl RedisTier {
         parsed
     }
 
-    /// `IPCHECK SET <key> <verdict> EX <ttl> REASON <reasons> SOURCE api`; a kept manual pin is fine.
+    /// `IPCHECK SET <key> <verdict> EX <ttl> [STALE <stale_ttl>] REASON <reasons> SOURCE api`;
+    /// a kept manual pin is fine. STALE is left out when it is 0, so `redis.stale_ttl = "0s"`
+    /// works with a module that predates stale windows.
     pub async fn set(
         &self,
         key: &str,
@@ -260,6 +269,9 @@ impl RedisTier {
             .arg(verdict.as_str())
             .arg("EX")
             .arg(self.ttl_secs);
+        if self.stale_secs > 0 {
+            cmd.arg("STALE").arg(self.stale_secs);
+        }
         if !reasons.is_empty() {
             cmd.arg("REASON").arg(reasons.as_str());
         }
@@ -380,6 +392,8 @@ struct Fields<'a> {
     reason: Option<&'a str>,
     source: Option<&'a str>,
     ttl: Option<i64>,
+    fresh: Option<i64>,
+    fresh_ttl: Option<i64>,
 }
 
 impl<'a> Fields<'a> {
@@ -389,6 +403,8 @@ impl<'a> Fields<'a> {
             Some("reason") => self.reason = text(v),
             Some("source") => self.source = text(v),
             Some("ttl") => self.ttl = int(v),
+            Some("fresh") => self.fresh = int(v),
+            Some("fresh_ttl") => self.fresh_ttl = int(v),
             _ => {}
         }
     }
@@ -423,13 +439,17 @@ fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
     let reasons = Reasons::parse(fields.reason.unwrap_or("")).map_err(|_| bad())?;
     let source = Source::parse(fields.source.unwrap_or("api")).map_err(|_| bad())?;
     let ttl = fields.ttl.unwrap_or(0);
+    let fresh_ttl = fields.fresh_ttl.unwrap_or(ttl);
+    let secs = |s: i64| Duration::from_secs(s.max(0) as u64);
     Ok(Some(Stored {
         entry: Entry {
             verdict,
             reasons,
             source,
         },
-        ttl: Duration::from_secs(ttl.max(0) as u64),
+        ttl: secs(ttl),
+        fresh: fields.fresh.is_none_or(|f| f != 0),
+        fresh_ttl: secs(fresh_ttl),
     }))
 }
 
@@ -461,6 +481,25 @@ mod tests {
         assert!(stored.entry.source.is_manual());
         assert_eq!(stored.entry.reasons.as_str(), "vpn,tor");
         assert_eq!(stored.ttl, Duration::from_secs(42));
+        // A module without stale windows: fresh until gone.
+        assert!(stored.fresh);
+        assert_eq!(stored.fresh_ttl, Duration::from_secs(42));
+        let stale = Value::Array(vec![
+            bulk("verdict"),
+            bulk("block"),
+            bulk("ttl"),
+            Value::Int(600),
+            bulk("fresh"),
+            Value::Int(0),
+            bulk("fresh_ttl"),
+            Value::Int(0),
+        ]);
+        let stored = parse_get(stale).unwrap().unwrap();
+        assert!(!stored.fresh);
+        assert_eq!(
+            (stored.ttl, stored.fresh_ttl),
+            (Duration::from_secs(600), Duration::ZERO)
+        );
         let reply_error = Err(RedisError::bare(ErrorKind::Reply));
         assert_eq!(parse_get(Value::Int(1)), reply_error);
         assert_eq!(

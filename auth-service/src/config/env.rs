@@ -29,6 +29,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("redis.tls_ca_file", Kind::Str),
     ("redis.timeout", Kind::Str),
     ("redis.ttl", Kind::Str),
+    ("redis.stale_ttl", Kind::Str),
     ("redis.key_prefix", Kind::Str),
     ("provider.preset", Kind::Str),
     ("provider.url", Kind::Str),

@@ -19,7 +19,7 @@ use thiserror::Error;
 use toml::Value;
 
 use crate::client_ip::ClientIpSource;
-use crate::duration::ConfigDuration;
+use crate::duration::{ConfigDuration, ConfigWindow};
 use crate::listen::{Listen, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
 use crate::provider::mapping::FieldMapping;
 use crate::provider::preset::Preset;
@@ -173,8 +173,11 @@ pub struct RedisSettings {
     pub tls_ca_pem: Option<Vec<u8>>,
     /// Deadline of each call.
     pub timeout: Duration,
-    /// `EX` of the entries the service writes.
+    /// `EX` of the entries the service writes: how long a provider answer is fresh (used as is).
     pub ttl: Duration,
+    /// `STALE` of the entries the service writes: how long after its fresh time an answer is
+    /// kept, stale, to decide from when the provider gives no answer (0: not kept).
+    pub stale_ttl: Duration,
     /// The module's `ipcheck.key-prefix`, which the service checks at startup and in `/readyz`.
     pub key_prefix: String,
 }

@@ -68,6 +68,7 @@ pub(super) struct RawRedis {
     pub(super) tls_ca_file: Option<String>,
     pub(super) timeout: Option<ConfigDuration>,
     pub(super) ttl: Option<ConfigDuration>,
+    pub(super) stale_ttl: Option<ConfigWindow>,
     pub(super) key_prefix: Option<String>,
 }
 

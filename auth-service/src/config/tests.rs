@@ -64,6 +64,7 @@ fn full_file() {
     let redis = s.redis.unwrap();
     assert_eq!(redis.timeout, Duration::from_millis(20));
     assert_eq!(redis.ttl, Duration::from_secs(86_400));
+    assert_eq!(redis.stale_ttl, Duration::from_secs(7 * 86_400));
     let provider = s.provider.unwrap();
     assert_eq!(provider.name, "ipasis");
     assert_eq!(provider.api_key_env.as_deref(), Some("IPASIS_API_KEY"));
@@ -378,5 +379,26 @@ fn trusting_every_address_is_refused() {
             e.contains("client_ip.trusted_proxies[1]") && e.contains("trusts every address"),
             "{e}"
         );
+    }
+}
+
+#[test]
+fn redis_stale_ttl() {
+    let redis = |stale: &str| {
+        ok(&format!(
+            "[redis]\nurl = \"redis://127.0.0.1:6379/\"\nstale_ttl = \"{stale}\"\n"
+        ))
+        .redis
+        .unwrap()
+        .stale_ttl
+    };
+    assert_eq!(redis("0s"), Duration::ZERO);
+    assert_eq!(redis("2d"), Duration::from_secs(172_800));
+    for bad in ["366d", "1500ms"] {
+        let e = error(
+            &format!("[redis]\nurl = \"redis://127.0.0.1:6379/\"\nstale_ttl = \"{bad}\"\n"),
+            &[],
+        );
+        assert!(e.contains("redis.stale_ttl"), "{e}");
     }
 }

@@ -191,6 +191,20 @@ pub(super) fn validate(
                         "must be whole seconds (it is sent as EX)".to_owned(),
                     ));
                 }
+                let stale_ttl = r.stale_ttl.map_or(Duration::from_secs(7 * 86_400), |d| d.0);
+                if stale_ttl > Duration::from_secs(31_536_000) {
+                    return Err(err(
+                        "redis.stale_ttl",
+                        "at most 365d (the module's STALE limit); \"0s\" keeps no stale answers"
+                            .to_owned(),
+                    ));
+                }
+                if stale_ttl.subsec_nanos() != 0 {
+                    return Err(err(
+                        "redis.stale_ttl",
+                        "must be whole seconds (it is sent as STALE)".to_owned(),
+                    ));
+                }
                 let key_prefix = r.key_prefix.unwrap_or_else(|| "ipcheck:".to_owned());
                 if key_prefix.is_empty() || key_prefix.len() > 64 {
                     return Err(err(
@@ -205,6 +219,7 @@ pub(super) fn validate(
                     tls_ca_pem,
                     timeout: r.timeout.map_or(Duration::from_millis(50), |d| d.0),
                     ttl,
+                    stale_ttl,
                     key_prefix,
                 })
             }

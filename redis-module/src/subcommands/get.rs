@@ -1,11 +1,16 @@
 //! `IPCHECK GET <ip>`
 //!
 //! Reply: nil on a miss; on a hit a flat array
-//! `verdict <v> reason <reasons> source <source> ttl <seconds left> key <key>`.
-//! `ttl` is rounded as Redis's `TTL` rounds (to the nearest second), or -1 if the key somehow
-//! has no expiry. Read-only: served by replicas and from `EVAL_RO`.
+//! `verdict <v> reason <reasons> source <source> ttl <seconds left> key <key>
+//! fresh <1|0> fresh_ttl <seconds>`.
+//! `ttl` is the time until the entry is gone, rounded as Redis's `TTL` rounds (to the nearest
+//! second), or -1 if the key somehow has no expiry. `fresh` is 1 while the entry is within its
+//! fresh time (always for an entry written without `STALE`, and for a manual pin), 0 once it is
+//! stale; `fresh_ttl` is the seconds of fresh time left, rounded as `ttl` is (so equal to `ttl`
+//! without a stale window; 0 when stale; -1 without expiry). The last two were appended: a
+//! reader that stops after `key` still works. Read-only: served by replicas and from `EVAL_RO`.
 
-use ipcheck_core::{decode_entry_view, ViewScratch};
+use ipcheck_core::{decode_entry_view, freshness, ViewScratch};
 
 use crate::acl::Access;
 use crate::error::CommandError;
@@ -49,9 +54,11 @@ impl<'a> Get<'a> {
                     }
                 })?;
                 // Redis's TTL command rounds the remaining milliseconds to the nearest second.
-                let ttl = key.ttl_ms().map_or(-1, |ms| (ms + 500) / 1000);
+                let remaining_ms = key.ttl_ms();
+                let ttl = remaining_ms.map_or(-1, |ms| (ms + 500) / 1000);
+                let fresh = freshness(remaining_ms, entry.stale_secs);
                 stats::HITS.incr();
-                ctx.reply_array(10);
+                ctx.reply_array(14);
                 ctx.reply_bulk(b"verdict");
                 ctx.reply_bulk(entry.verdict.as_str().as_bytes());
                 ctx.reply_bulk(b"reason");
@@ -62,6 +69,10 @@ impl<'a> Get<'a> {
                 ctx.reply_int(ttl);
                 ctx.reply_bulk(b"key");
                 ctx.reply_bulk(key_name.as_bytes());
+                ctx.reply_bulk(b"fresh");
+                ctx.reply_int(i64::from(fresh.fresh));
+                ctx.reply_bulk(b"fresh_ttl");
+                ctx.reply_int(fresh.fresh_ttl_secs);
                 Ok(())
             }
         }

@@ -1,19 +1,27 @@
-//! `IPCHECK SET <ip> <verdict> [EX <seconds>] [REASON <reasons>] [SOURCE <source>] [FORCE]`
+//! `IPCHECK SET <ip> <verdict> [EX <seconds>] [STALE <seconds>] [REASON <reasons>]
+//! [SOURCE <source>] [FORCE]`
 //!
 //! Reply: `OK`, or nil when an existing `manual` entry was kept.
 //!
 //! - `<verdict>`: `allow`, `block` or `challenge`, any case, stored lowercase.
-//! - `EX`: 1..=31536000 seconds; default `ipcheck.default-ttl` (86400).
+//! - `EX`: 1..=31536000 seconds the entry is fresh; default `ipcheck.default-ttl` (86400).
+//! - `STALE`: 0..=31536000 seconds the entry stays, stale, after its fresh time (default 0:
+//!   gone when no longer fresh). The key expires after EX + STALE; the value records STALE so
+//!   `IPCHECK GET` can tell fresh from stale. Refused with `SOURCE manual` (a pin is final).
 //! - `REASON`: comma-separated `[a-z0-9_-]+` tokens, at most 128 bytes; default empty.
 //! - `SOURCE`: one token; default `api`. `manual` marks an operator's pin.
 //! - `FORCE`: replace a manual pin even though this SET is not manual.
 //!
 //! Option names are case-insensitive and each may appear once. The write reaches replicas and
-//! the AOF as `SET <key> <value> PXAT <absolute ms>`, so a replay never extends the TTL.
+//! the AOF as `SET <key> <value> PXAT <absolute ms>`, so a replay never extends the TTL; the
+//! value carries the stale window and PXAT the end of it, so a replica tells fresh from stale
+//! exactly as the primary does.
 
 use std::borrow::Cow;
 
-use ipcheck_core::{decode_entry_view, encode_entry, Entry, Reasons, Source, Verdict, ViewScratch};
+use ipcheck_core::{
+    decode_entry_view, encode_stored, Entry, Reasons, Source, Verdict, ViewScratch, MAX_STALE,
+};
 use redis_module::raw;
 
 use crate::acl::Access;
@@ -30,6 +38,7 @@ pub struct Set<'a> {
     target: Target<'a>,
     entry: Entry,
     ttl_secs: i64,
+    stale_secs: u32,
     force: bool,
 }
 
@@ -42,6 +51,7 @@ impl<'a> Set<'a> {
         let target = Target::parse(args)?;
         let verdict: Verdict = utf8(args.get(3)).parse()?;
         let mut ttl: Option<i64> = None;
+        let mut stale: Option<i64> = None;
         let mut reasons: Option<Reasons> = None;
         let mut source: Option<Source> = None;
         let mut force = false;
@@ -55,6 +65,13 @@ impl<'a> Set<'a> {
                     let secs = parse_int(v, 1, MAX_TTL)
                         .map_err(|_| CommandError::Ttl(String::from_utf8_lossy(v).into_owned()))?;
                     once(&mut ttl, secs, opt)?;
+                }
+                SetOption::Stale => {
+                    let v = value()?;
+                    let secs = parse_int(v, 0, i64::from(MAX_STALE)).map_err(|_| {
+                        CommandError::Stale(String::from_utf8_lossy(v).into_owned())
+                    })?;
+                    once(&mut stale, secs, opt)?;
                 }
                 SetOption::Reason => {
                     let r = Reasons::parse(&utf8(value()?)).map_err(CommandError::Reason)?;
@@ -71,14 +88,21 @@ impl<'a> Set<'a> {
                 }
             }
         }
+        let entry = Entry {
+            verdict,
+            reasons: reasons.unwrap_or_default(),
+            source: source.unwrap_or_default(),
+        };
+        // In range by parse_int above.
+        let stale_secs = u32::try_from(stale.unwrap_or(0)).unwrap_or(0);
+        if stale_secs > 0 && entry.source.is_manual() {
+            return Err(CommandError::StalePin);
+        }
         Ok(Set {
             target,
-            entry: Entry {
-                verdict,
-                reasons: reasons.unwrap_or_default(),
-                source: source.unwrap_or_default(),
-            },
+            entry,
             ttl_secs: ttl.unwrap_or_else(settings::default_ttl),
+            stale_secs,
             force,
         })
     }
@@ -97,8 +121,8 @@ impl<'a> Set<'a> {
                 }
             }
         }
-        let value = encode_entry(&self.entry);
-        let expire_at = ctx.now_ms() + self.ttl_secs * 1000;
+        let value = encode_stored(&self.entry, self.stale_secs);
+        let expire_at = ctx.now_ms() + (self.ttl_secs + i64::from(self.stale_secs)) * 1000;
         key.write(value.as_bytes())
             .map_err(|_| CommandError::Internal("Redis refused to write the key"))?;
         if key.set_expire_at(expire_at).is_err() {
@@ -134,6 +158,7 @@ fn utf8(bytes: &[u8]) -> Cow<'_, str> {
 #[derive(Clone, Copy)]
 enum SetOption {
     Ex,
+    Stale,
     Reason,
     Source,
     Force,
@@ -144,6 +169,7 @@ impl SetOption {
     fn parse(word: &[u8]) -> Result<Self, CommandError> {
         [
             SetOption::Ex,
+            SetOption::Stale,
             SetOption::Reason,
             SetOption::Source,
             SetOption::Force,
@@ -157,6 +183,7 @@ impl SetOption {
     fn name(self) -> &'static str {
         match self {
             SetOption::Ex => "EX",
+            SetOption::Stale => "STALE",
             SetOption::Reason => "REASON",
             SetOption::Source => "SOURCE",
             SetOption::Force => "FORCE",
