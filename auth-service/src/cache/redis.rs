@@ -236,7 +236,8 @@ impl RedisTier {
             }
         };
         match tokio::time::timeout(deadline, send).await {
-            Ok(Ok(v)) => Ok(v),
+            // A cluster connection hands a server's error reply back as a value.
+            Ok(Ok(v)) => v.extract_error().map_err(|e| RedisError::from(&e)),
             Ok(Err(e)) => Err(RedisError::from(&e)),
             Err(_) => Err(RedisError::bare(ErrorKind::Timeout)),
         }
@@ -328,19 +329,23 @@ impl RedisTier {
         .await
         .map_err(|e| verify::explain(&step, &e, prefix))?;
         let step = format!("IPCHECK SET {}", verify::PROBE_ADDRESS);
-        match self
+        let answer = self
             .send(
-                probe(&["SET", verify::PROBE_ADDRESS, verify::PROBE_VERDICT]),
+                probe(&verify::SET_PROBE),
                 Some(verify::PROBE_ADDRESS),
                 VERIFY_TIMEOUT,
             )
-            .await
-        {
-            // The module refused the probe's verdict: the ACL let the call through. Any other
-            // refusal (a read-only replica, ...) is a problem to report.
-            Ok(_) => {}
-            Err(e) if e.kind == ErrorKind::Error && e.detail.contains(verify::PROBE_VERDICT) => {}
-            Err(e) => return Err(verify::explain(&step, &e, prefix)),
+            .await;
+        match verify::set_probe_outcome(answer.as_ref().map(|_| ()), self.stale_secs > 0) {
+            Ok(()) => {}
+            Err(Some(e)) => return Err(e),
+            // A refusal that is not the module's (NOPERM, a read-only replica, ...).
+            Err(None) => {
+                let e = answer.err().unwrap_or_else(|| {
+                    verify::misconfigured(ErrorKind::Reply, "no answer".to_owned())
+                });
+                return Err(verify::explain(&step, &e, prefix));
+            }
         }
         for probe_spec in verify::KEY_PROBES {
             let address = probe_spec.0;

@@ -2,12 +2,14 @@
 //!
 //! 1. `IPCHECK GET 0.0.0.0`: the module is loaded, the credentials work, and the user may read
 //!    the service's keys.
-//! 2. `IPCHECK SET 0.0.0.0 ipcheck-probe`: the user may write them. Redis checks the ACL
-//!    (subcommand and key, which the module's command filter has already rewritten to the real
-//!    key) before the module runs, and the module then refuses `ipcheck-probe` as a verdict; so
-//!    the reply is `NOPERM` when the user may not write, and a verdict error when it may, and
-//!    nothing is ever written. (`ACL DRYRUN` would need a permission the service's user should
-//!    not have; a real `SET ... EX 1` would write and replicate an entry on every check.)
+//! 2. `IPCHECK SET 0.0.0.0 allow STALE 1 EX 0`: the user may write them, and the module knows
+//!    stale windows. Redis checks the ACL (subcommand and key, which the module's command filter
+//!    has already rewritten to the real key) before the module runs, and the module parses every
+//!    option before it writes anything: a module that knows `STALE` then refuses `EX 0`, one that
+//!    predates it refuses `STALE` as an unknown option. So the reply is `NOPERM` when the user may
+//!    not write, and one of those two errors when it may, and nothing is ever written. (`ACL
+//!    DRYRUN` would need a permission the service's user should not have; a real `SET ... EX 1`
+//!    would write and replicate an entry on every check.)
 //! 3. `IPCHECK KEY 192.0.2.1` and `IPCHECK KEY 2001:db8::1`: the module's key prefix and
 //!    aggregation prefixes agree with `redis.key_prefix` and `aggregation`, else the service
 //!    and the operators' scripts would look at different keys. A user without `+ipcheck|key` is
@@ -19,8 +21,43 @@ use super::redis_error::{ErrorKind, RedisError};
 
 /// The address the GET and SET probes use: never a client's.
 pub const PROBE_ADDRESS: &str = "0.0.0.0";
-/// The verdict the SET probe sends, which the module refuses after the ACL check.
-pub const PROBE_VERDICT: &str = "ipcheck-probe";
+/// The SET probe: an `EX` the module refuses after the ACL check, with `STALE` before it.
+pub const SET_PROBE: [&str; 7] = ["SET", PROBE_ADDRESS, "allow", "STALE", "1", "EX", "0"];
+
+/// What the SET probe's answer says: `Ok` when the user may write and the module is recent
+/// enough for what the service sends (`STALE` only when `redis.stale_ttl` is not 0).
+pub fn set_probe_outcome(
+    answer: Result<(), &RedisError>,
+    sends_stale: bool,
+) -> Result<(), Option<RedisError>> {
+    let Err(e) = answer else {
+        // The module wrote an entry with EX 0: not a module this service knows.
+        return Err(Some(misconfigured(
+            ErrorKind::Reply,
+            "IPCHECK SET accepted EX 0: not the ipcheck module this service was built for"
+                .to_owned(),
+        )));
+    };
+    if e.kind != ErrorKind::Error {
+        // NOPERM, a read-only replica, ...: the caller explains it.
+        return Err(None);
+    }
+    if e.detail.contains("unknown option 'STALE'") {
+        return if sends_stale {
+            Err(Some(misconfigured(
+                ErrorKind::ModuleMissing,
+                "the loaded ipcheck module predates stale windows (IPCHECK SET refuses STALE), so every write would fail: upgrade the module, or set redis.stale_ttl = \"0s\"".to_owned(),
+            )))
+        } else {
+            Ok(())
+        };
+    }
+    if e.detail.contains("EX must be") {
+        Ok(())
+    } else {
+        Err(None)
+    }
+}
 /// The addresses `IPCHECK KEY` is asked about, with the text their canonical form starts with
 /// at any allowed prefix length (IPv4 /16.., IPv6 /32..).
 pub const KEY_PROBES: [(&str, &str, Family); 2] = [
@@ -167,6 +204,36 @@ mod tests {
             aggregation: Aggregation::new(v4, v6).unwrap(),
             cluster,
         }
+    }
+
+    fn module_error(detail: &str) -> RedisError {
+        RedisError {
+            kind: ErrorKind::Error,
+            detail: detail.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_set_probe_tells_permission_and_module_version_apart() {
+        let current = module_error("ERR EX must be an integer from 1 to 31536000, got '0'");
+        assert!(set_probe_outcome(Err(&current), true).is_ok());
+        let old = module_error(
+            "ERR syntax error: unknown option 'STALE' (expected EX, REASON, SOURCE or FORCE)",
+        );
+        // An old module is fine as long as the service sends no STALE.
+        assert!(set_probe_outcome(Err(&old), false).is_ok());
+        let e = set_probe_outcome(Err(&old), true).unwrap_err().unwrap();
+        assert_eq!(e.kind, ErrorKind::ModuleMissing);
+        assert!(e.detail.contains("redis.stale_ttl"), "{}", e.detail);
+        // Not the module's refusal: the caller explains NOPERM and the like.
+        let noperm = RedisError {
+            kind: ErrorKind::NoPerm,
+            detail: "NOPERM".to_owned(),
+        };
+        assert!(set_probe_outcome(Err(&noperm), true).unwrap_err().is_none());
+        // Something accepted EX 0: not this module.
+        let e = set_probe_outcome(Ok(()), false).unwrap_err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Reply);
     }
 
     #[test]
