@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 pub use super::redis_error::{ErrorKind, RedisError};
 use super::redis_health::{Health, Op, State};
 use super::redis_verify::{self as verify, Expected};
+use crate::breaker::{Admit, Breaker};
 use crate::config::RedisSettings;
 
 /// Deadline of each verification call: longer than a lookup's, so a first connection (or a
@@ -103,6 +104,9 @@ pub struct RedisTier {
     display: String,
     expected: Expected,
     health: Health,
+    /// Opens after consecutive failed GET/SET calls, so a dead Redis costs no deadline per
+    /// lookup; verifications bypass it and close it when they pass.
+    breaker: Breaker,
     /// The last verification; the lock also keeps checks from overlapping.
     verification: tokio::sync::Mutex<Option<Verification>>,
 }
@@ -161,6 +165,7 @@ impl RedisTier {
             timeout: settings.timeout,
             ttl_secs: settings.ttl.as_secs(),
             health: Health::new(display.clone()),
+            breaker: Breaker::new("redis", settings.breaker),
             display,
             expected: Expected {
                 key_prefix: settings.key_prefix.clone(),
@@ -181,15 +186,26 @@ impl RedisTier {
         &self.health
     }
 
-    /// Sends `cmd` under the lookup deadline and records the outcome as `op`.
+    /// The circuit breaker of the lookup calls.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Sends `cmd` under the lookup deadline and records the outcome as `op`; while the breaker
+    /// is open, fails at once with [`ErrorKind::BreakerOpen`] without asking Redis.
     async fn call(
         &self,
         op: Op,
         cmd: redis::Cmd,
         address: Option<&str>,
     ) -> Result<Value, RedisError> {
+        let admitted = self.breaker.admit();
+        if admitted == Admit::Reject {
+            return Err(RedisError::bare(ErrorKind::BreakerOpen));
+        }
         let result = self.send(cmd, address, self.timeout).await;
         self.record(op, &result);
+        self.breaker.record(result.is_ok());
         result
     }
 
@@ -290,6 +306,9 @@ impl RedisTier {
         if let Err(e) = &result {
             self.health.failed(Op::Verify, e);
         }
+        // The breaker's other way back: a passing verification (watch_redis runs one every few
+        // seconds while the tier is not ok) closes it even when no lookup probes.
+        self.breaker.record(result.is_ok());
         self.health.verified(result.as_ref().map(|_| ()));
         *last = Some(Verification {
             at: Instant::now(),

@@ -69,6 +69,22 @@ pub(super) struct RawRedis {
     pub(super) timeout: Option<ConfigDuration>,
     pub(super) ttl: Option<ConfigDuration>,
     pub(super) key_prefix: Option<String>,
+    pub(super) breaker: Option<RawBreaker>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreaker {
+    pub(super) failures: Option<u32>,
+    pub(super) cooldown: Option<ConfigDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    pub(super) rate: Option<f64>,
+    pub(super) burst: Option<u32>,
+    pub(super) daily_quota: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +98,8 @@ pub(super) struct RawProvider {
     pub(super) timeout: Option<ConfigDuration>,
     #[serde(default)]
     pub(super) fields: BTreeMap<String, Vec<String>>,
+    pub(super) breaker: Option<RawBreaker>,
+    pub(super) budget: Option<RawBudget>,
 }
 
 #[derive(Deserialize, Default)]
