@@ -168,10 +168,11 @@ impl App {
                 .map(|(h, port)| format!("{h}:{port}"))
                 .unwrap_or_default();
             tiers.push(format!(
-                "provider ({} at {host}, timeout {}, negative_ttl {})",
+                "provider ({} at {host}, timeout {}, negative_ttl {}, {})",
                 p.name,
                 crate::duration::display(p.timeout),
-                crate::duration::display(settings.cache.negative_ttl)
+                crate::duration::display(settings.cache.negative_ttl),
+                p.budget.summary()
             ));
         }
         tiers.join(", ")

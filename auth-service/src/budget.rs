@@ -34,6 +34,21 @@ pub struct BudgetSettings {
     pub daily_quota: u64,
 }
 
+impl BudgetSettings {
+    /// For the startup line and `check-config`: `budget 2/s (burst 3), 1000 a day`.
+    pub fn summary(&self) -> String {
+        let rate = if self.rate > 0.0 {
+            format!("{}/s (burst {})", self.rate, self.burst.max(1))
+        } else {
+            "unlimited".to_owned()
+        };
+        match self.daily_quota {
+            0 => format!("budget {rate}"),
+            n => format!("budget {rate}, {n} a day"),
+        }
+    }
+}
+
 /// Which limit refused a call (the metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -217,6 +232,20 @@ mod tests {
         assert_eq!(b.admit(0, t), Ok(()));
         clock.advance(Duration::from_secs(1));
         assert_eq!(b.admit(0, t), Err(Limit::Daily));
+    }
+
+    #[test]
+    fn summary() {
+        let s = |rate, burst, daily_quota| {
+            BudgetSettings {
+                rate,
+                burst,
+                daily_quota,
+            }
+            .summary()
+        };
+        assert_eq!(s(0.0, 0, 0), "budget unlimited");
+        assert_eq!(s(2.5, 3, 1000), "budget 2.5/s (burst 3), 1000 a day");
     }
 
     #[test]
