@@ -3,8 +3,8 @@
 //! goes the provider's "no answer" way (on_error), counted by limit and logged at most once per
 //! [`LOG_INTERVAL`].
 //!
-//! The budget is per instance: N instances may together spend N times it. Sharing it through
-//! Redis is not done yet (issue #10).
+//! This is each instance's own budget; with `shared = true` the fleet's, counted in Redis
+//! ([`crate::budget_shared`]), applies after it.
 
 use std::fmt::Write;
 use std::num::NonZeroU32;
@@ -32,6 +32,9 @@ pub struct BudgetSettings {
     pub burst: u32,
     /// Calls per UTC day; 0 = no quota.
     pub daily_quota: u64,
+    /// Whether the limits also apply to all instances together, counted in Redis
+    /// ([`crate::budget_shared`]).
+    pub shared: bool,
 }
 
 impl BudgetSettings {
@@ -42,9 +45,10 @@ impl BudgetSettings {
         } else {
             "unlimited".to_owned()
         };
+        let shared = if self.shared { ", shared" } else { "" };
         match self.daily_quota {
-            0 => format!("budget {rate}"),
-            n => format!("budget {rate}, {n} a day"),
+            0 => format!("budget {rate}{shared}"),
+            n => format!("budget {rate}, {n} a day{shared}"),
         }
     }
 }
@@ -114,23 +118,34 @@ impl<C: Clock> Budget<C> {
     pub fn admit(&self, unix_secs: u64, now: Instant) -> Result<(), Limit> {
         let result = self.take(unix_secs);
         if let Err(limit) = result {
-            self.denied[limit as usize].fetch_add(1, Ordering::Relaxed);
-            let line = self.log.lock().unwrap_or_else(|p| p.into_inner())[limit as usize].note(now);
-            if let Some(denied) = line {
-                let s = self.settings;
-                let what = match limit {
-                    Limit::Rate => format!("rate {}/s, burst {}", s.rate, s.burst.max(1)),
-                    Limit::Daily => format!("daily_quota {}", s.daily_quota),
-                };
-                tracing::warn!(
-                    limit = limit.as_str(),
-                    denied,
-                    "provider budget exhausted ({what}): no provider call, each policy's on_error decides, reason provider-error ({denied} calls refused since the last such line, at most one per {}); raise [provider.budget] if this is legitimate traffic",
-                    crate::duration::display(LOG_INTERVAL)
-                );
-            }
+            self.deny(limit, now);
         }
         result
+    }
+
+    /// Counts and logs (at most once per [`LOG_INTERVAL`] per limit) a call `limit` refused,
+    /// here or in the budget shared through Redis.
+    pub fn deny(&self, limit: Limit, now: Instant) {
+        self.denied[limit as usize].fetch_add(1, Ordering::Relaxed);
+        let line = self.log.lock().unwrap_or_else(|p| p.into_inner())[limit as usize].note(now);
+        if let Some(denied) = line {
+            let s = self.settings;
+            let what = match limit {
+                Limit::Rate => format!("rate {}/s, burst {}", s.rate, s.burst.max(1)),
+                Limit::Daily => format!("daily_quota {}", s.daily_quota),
+            };
+            let whose = if s.shared {
+                "this instance's or the fleet's (shared through Redis)"
+            } else {
+                "this instance's"
+            };
+            tracing::warn!(
+                limit = limit.as_str(),
+                denied,
+                "provider budget exhausted ({whose} {what}): no provider call, each policy's on_error decides, reason provider-error ({denied} calls refused since the last such line, at most one per {}); raise [provider.budget] if this is legitimate traffic",
+                crate::duration::display(LOG_INTERVAL)
+            );
+        }
     }
 
     fn take(&self, unix_secs: u64) -> Result<(), Limit> {
@@ -182,6 +197,7 @@ mod tests {
             rate,
             burst,
             daily_quota,
+            shared: false,
         };
         (Budget::with_clock(settings, clock.clone()), clock)
     }
@@ -241,6 +257,7 @@ mod tests {
                 rate,
                 burst,
                 daily_quota,
+                shared: false,
             }
             .summary()
         };

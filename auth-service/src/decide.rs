@@ -238,7 +238,10 @@ async fn ask_provider(app: Arc<App>, client: Client, redis_failed: bool) -> Reso
             tier: Tier::None,
         };
     };
-    match provider.ask(client.ip, &app.metrics).await {
+    match provider
+        .ask(client.ip, &app.metrics, app.redis.as_ref())
+        .await
+    {
         Ok(facts) => {
             let known = without_redis(Unpinned::Facts(facts), redis_failed);
             let ttl = app

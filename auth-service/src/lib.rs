@@ -15,6 +15,7 @@
 pub mod app;
 pub mod breaker;
 pub mod budget;
+pub mod budget_shared;
 pub mod cache;
 pub mod client_ip;
 pub mod coalesce;

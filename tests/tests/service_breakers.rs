@@ -366,3 +366,107 @@ block = ["tor"]
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(provider.calls(), 1);
 }
+
+fn shared_budget_service(provider: &Provider, redis_url: &str, budget: &str) -> Service {
+    Service::start(&format!(
+        r#"
+[redis]
+url = "{redis_url}"
+timeout = "500ms"
+
+[provider]
+preset = "ipasis"
+url = "{url}"
+api_key_env = ""
+
+[provider.budget]
+shared = true
+{budget}
+
+[policies.default]
+block = ["tor"]
+on_error = "closed"
+"#,
+        url = provider.url_template()
+    ))
+}
+
+#[test]
+fn a_shared_budget_bounds_the_whole_fleet() {
+    let provider = Provider::start();
+    provider.respond_default(Reply::clean());
+    let redis = RedisServer::start();
+    let daily = [
+        shared_budget_service(&provider, &redis.url(), "daily_quota = 3"),
+        shared_budget_service(&provider, &redis.url(), "daily_quota = 3"),
+    ];
+    for (n, svc) in daily.iter().enumerate() {
+        assert_eq!(svc.get("/readyz", &[]).status, 200);
+        for i in 1..=10 {
+            svc.auth(&format!("198.51.{n}.{i}"));
+        }
+    }
+    assert_eq!(
+        provider.calls(),
+        3,
+        "3 for both instances together, not 3 each"
+    );
+    assert_eq!(
+        metric(
+            &daily[1],
+            "ipcheck_provider_budget_denied_total{limit=\"daily\"}"
+        ),
+        10
+    );
+    // The rate: one call per 100 s window for the fleet, whatever each instance's burst.
+    let rate = [
+        shared_budget_service(&provider, &redis.url(), "rate = 0.01\nburst = 5"),
+        shared_budget_service(&provider, &redis.url(), "rate = 0.01\nburst = 5"),
+    ];
+    for (n, svc) in rate.iter().enumerate() {
+        for i in 1..=10 {
+            svc.auth(&format!("203.0.{n}.{i}"));
+        }
+    }
+    let calls = provider.calls() - 3;
+    // 2 if the test straddles two windows; 10 (5 each) if nothing were shared.
+    assert!((1..=2).contains(&calls), "{calls} calls");
+}
+
+#[test]
+fn without_permission_for_the_shared_budget_each_instance_keeps_its_own() {
+    let provider = Provider::start();
+    provider.respond_default(Reply::clean());
+    let redis = RedisServer::start();
+    // What the lookups need, and not +eval.
+    redis.acl_user(
+        "svc",
+        &[
+            "%RW~ipcheck:*",
+            "+ipcheck|get",
+            "+ipcheck|set",
+            "+ipcheck|key",
+        ],
+    );
+    let url = format!("redis://svc:pass@127.0.0.1:{}/", redis.port());
+    let svc = shared_budget_service(&provider, &url, "daily_quota = 2");
+    let ready = svc.get("/readyz", &[]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    for i in 1..=5 {
+        svc.auth(&format!("198.51.100.{i}"));
+    }
+    assert_eq!(
+        provider.calls(),
+        2,
+        "the instance's own quota still applies"
+    );
+    let log = svc.log();
+    assert_eq!(
+        log.matches("the shared provider budget cannot be counted")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("+eval +incr +expire"), "{log}");
+    assert_eq!(svc.get("/readyz", &[]).status, 200, "not a lookup problem");
+}

@@ -24,7 +24,8 @@ use tokio::sync::OnceCell;
 pub use super::redis_error::{ErrorKind, RedisError};
 use super::redis_health::{Health, Op, State};
 use super::redis_verify::{self as verify, Expected};
-use crate::breaker::{Admit, Breaker};
+use crate::breaker::{Admit, Breaker, State as BreakerState};
+use crate::budget_shared::{self, Ask};
 use crate::config::RedisSettings;
 
 /// Deadline of each verification call: longer than a lookup's, so a first connection (or a
@@ -289,6 +290,35 @@ impl RedisTier {
                 Err(e)
             }
         }
+    }
+
+    /// The key prefix the module uses (`redis.key_prefix`).
+    pub fn key_prefix(&self) -> &str {
+        &self.expected.key_prefix
+    }
+
+    /// Asks the provider budget shared through Redis ([`budget_shared`]): the script's reply.
+    /// Not asked while the breaker is not closed. Its failures are counted (`op="budget"`) but
+    /// change neither the tier's state nor its breaker: its permissions (`+eval +incr +expire`)
+    /// are not the lookups', and the caller falls back to the instance's own budget.
+    pub async fn shared_budget(&self, ask: &Ask) -> Result<i64, RedisError> {
+        if self.breaker.state() != BreakerState::Closed {
+            return Err(RedisError::bare(ErrorKind::BreakerOpen));
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(budget_shared::SCRIPT)
+            .arg(2)
+            .arg(&ask.keys[0])
+            .arg(&ask.keys[1])
+            .arg(&ask.args[..]);
+        let result = self
+            .send(cmd, Some(&ask.keys[0]), self.timeout)
+            .await
+            .and_then(|reply| int(&reply).ok_or_else(|| RedisError::bare(ErrorKind::Reply)));
+        if let Err(e) = &result {
+            self.health.count(Op::Budget, e);
+        }
+        result
     }
 
     /// Whether Redis works as the service needs (see [`verify`]). A result is reused for

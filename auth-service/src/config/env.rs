@@ -44,6 +44,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("provider.budget.rate", Kind::Float),
     ("provider.budget.burst", Kind::Int),
     ("provider.budget.daily_quota", Kind::Int),
+    ("provider.budget.shared", Kind::Bool),
     ("provider.fields.vpn", Kind::List),
     ("provider.fields.proxy", Kind::List),
     ("provider.fields.tor", Kind::List),

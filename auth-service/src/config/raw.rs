@@ -85,6 +85,7 @@ pub(super) struct RawBudget {
     pub(super) rate: Option<f64>,
     pub(super) burst: Option<u32>,
     pub(super) daily_quota: Option<u64>,
+    pub(super) shared: Option<bool>,
 }
 
 #[derive(Deserialize)]

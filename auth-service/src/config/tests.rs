@@ -426,4 +426,16 @@ fn breakers_and_budget() {
     assert!(e.contains("key `provider.budget.burst`"), "{e}");
     let e = error(&format!("{base}[redis.breaker]\ncooldown = \"0s\"\n"), &[]);
     assert!(e.contains("key `redis.breaker.cooldown`"), "{e}");
+    let e = error(
+        "[provider]\npreset = \"ipasis\"\n[provider.budget]\nshared = true\n",
+        &[],
+    );
+    assert!(e.contains("key `provider.budget.shared`"), "{e}");
+    assert!(
+        ok(&format!("{base}[provider.budget]\nshared = true\n"))
+            .provider
+            .unwrap()
+            .budget
+            .shared
+    );
 }

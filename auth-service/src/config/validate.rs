@@ -220,6 +220,12 @@ pub(super) fn validate(
     let policies = policies(raw.policies, err)?;
     if let Some(spec) = &mut provider {
         require_decisive_fields(spec, &policies, err)?;
+        if spec.budget.shared && redis.is_none() {
+            return Err(err(
+                "provider.budget.shared",
+                "shares the budget through Redis, which is not configured: set redis.url or shared = false".to_owned(),
+            ));
+        }
     }
 
     let unknown_policy = match raw.unknown_policy.as_deref().map(str::trim) {
@@ -505,5 +511,6 @@ fn budget_settings(
         rate,
         burst,
         daily_quota: raw.daily_quota.unwrap_or(0),
+        shared: raw.shared.unwrap_or(false),
     })
 }

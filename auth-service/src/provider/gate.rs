@@ -1,4 +1,5 @@
-//! What stands between a lookup and a provider call: the circuit breaker, then the budget.
+//! What stands between a lookup and a provider call: the circuit breaker, then the budget (this
+//! instance's, then the fleet's in Redis when shared).
 //! Whether the call failed, was not made because the breaker is open, or was over budget, the
 //! lookup gets one answer, [`NoAnswer`], and takes one path for it.
 
@@ -10,6 +11,8 @@ use ipcheck_core::Categories;
 use super::{Provider, ProviderError};
 use crate::breaker::Admit;
 use crate::budget::Limit;
+use crate::budget_shared::Shared;
+use crate::cache::redis::{RedisError, RedisTier};
 use crate::metrics::Metrics;
 
 /// Why the provider gave no facts.
@@ -52,8 +55,14 @@ impl std::fmt::Display for NoAnswer {
 }
 
 impl Provider {
-    /// Asks about `ip` if the breaker and the budget allow; records the call in `metrics`.
-    pub async fn ask(&self, ip: IpAddr, metrics: &Metrics) -> Result<Categories, NoAnswer> {
+    /// Asks about `ip` if the breaker and the budget allow (the shared budget through `redis`);
+    /// records the call in `metrics`.
+    pub async fn ask(
+        &self,
+        ip: IpAddr,
+        metrics: &Metrics,
+        redis: Option<&RedisTier>,
+    ) -> Result<Categories, NoAnswer> {
         let admitted = self.breaker.admit();
         if admitted == Admit::Reject {
             return Err(NoAnswer::BreakerOpen);
@@ -65,11 +74,52 @@ impl Provider {
             self.breaker.abandon(admitted);
             return Err(NoAnswer::OverBudget(limit));
         }
+        if let (Some(shared), Some(redis)) = (&self.shared, redis) {
+            let ask = shared.ask(redis.key_prefix(), unix_secs);
+            match redis.shared_budget(&ask).await.map(Shared::verdict) {
+                Ok(Ok(())) => {}
+                Ok(Err(limit)) => {
+                    self.budget.deny(limit, Instant::now());
+                    self.breaker.abandon(admitted);
+                    return Err(NoAnswer::OverBudget(limit));
+                }
+                Err(e) => self.shared_unavailable(&e, redis),
+            }
+        }
         let started = Instant::now();
         let result = self.lookup(ip).await;
         metrics.provider_call(started.elapsed(), result.err());
         self.breaker.record(result.is_ok());
         result.map_err(NoAnswer::Failed)
+    }
+
+    /// The shared budget could not be asked: this instance's own budget alone applies (it did
+    /// already). Logged at most once per interval, as an error when only the configuration can
+    /// fix it.
+    fn shared_unavailable(&self, e: &RedisError, redis: &RedisTier) {
+        if e.kind == crate::cache::redis::ErrorKind::BreakerOpen {
+            return;
+        }
+        let line = self
+            .shared_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(Instant::now());
+        let Some(failures) = line else { return };
+        if e.kind.is_misconfiguration() || e.kind == crate::cache::redis::ErrorKind::Error {
+            tracing::error!(
+                redis = %redis.display(),
+                failures,
+                "the shared provider budget cannot be counted in Redis ({e}): grant the service's Redis user +eval +incr +expire on {}{{budget}}:* (or set provider.budget.shared = false); meanwhile each instance's own budget applies ({failures} times since the last such line)",
+                redis.key_prefix()
+            );
+        } else {
+            tracing::warn!(
+                redis = %redis.display(),
+                failures,
+                "the shared provider budget cannot be counted in Redis ({e}); meanwhile each instance's own budget applies ({failures} times since the last such line)"
+            );
+        }
     }
 }
 

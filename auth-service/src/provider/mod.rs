@@ -172,6 +172,10 @@ pub struct Provider {
     breaker: crate::breaker::Breaker,
     /// `[provider.budget]` (see [`gate`]).
     budget: crate::budget::Budget,
+    /// The fleet's budget in Redis, with `provider.budget.shared`.
+    shared: Option<crate::budget_shared::Shared>,
+    /// When the shared budget could not be asked: one log line per interval.
+    shared_log: std::sync::Mutex<ipcheck_core::LogLimiter>,
 }
 
 impl fmt::Debug for Provider {
@@ -214,6 +218,11 @@ impl Provider {
             answered_once: AtomicBool::new(false),
             breaker: crate::breaker::Breaker::new("provider", spec.breaker),
             budget: crate::budget::Budget::new(spec.budget),
+            shared: spec
+                .budget
+                .shared
+                .then(|| crate::budget_shared::Shared::new(&spec.budget)),
+            shared_log: std::sync::Mutex::new(ipcheck_core::LogLimiter::new(LOG_INTERVAL)),
             spec,
         })
     }
