@@ -11,6 +11,7 @@ use crate::cache::redis::RedisTier;
 use crate::coalesce::Coalescer;
 use crate::config::{Settings, UnknownPolicy};
 use crate::decide::Resolved;
+use crate::detached::Detached;
 use crate::metrics::Metrics;
 use crate::provider::{ApiKey, Provider};
 
@@ -30,6 +31,8 @@ pub struct App {
     pub provider: Option<Provider>,
     /// Lookups in flight, one per address.
     pub flights: Coalescer<Resolved>,
+    /// Provider calls in flight, one per address, each running to its end as a task of its own.
+    pub calls: Detached<Resolved>,
     /// Counters and histograms.
     pub metrics: Metrics,
     reason_headers: Box<[HeaderValue]>,
@@ -69,6 +72,7 @@ impl App {
             redis,
             provider,
             flights: Coalescer::default(),
+            calls: Detached::default(),
             metrics,
             reason_headers,
             unknown_policies: Mutex::new(BTreeMap::new()),
@@ -165,10 +169,11 @@ impl App {
                 .map(|(h, port)| format!("{h}:{port}"))
                 .unwrap_or_default();
             tiers.push(format!(
-                "provider ({} at {host}, timeout {}, negative_ttl {})",
+                "provider ({} at {host}, timeout {}, negative_ttl {}, {})",
                 p.name,
                 crate::duration::display(p.timeout),
-                crate::duration::display(settings.cache.negative_ttl)
+                crate::duration::display(settings.cache.negative_ttl),
+                p.budget.summary()
             ));
         }
         tiers.join(", ")

@@ -5,11 +5,14 @@
 //! task of its own cost ~8 µs of CPU per Redis-tier decision (a task allocation and a wake-up on
 //! the other worker), a third of the whole decision.
 //!
-//! A leader can go away before it finishes: nginx gave up on the subrequest and hyper dropped
-//! the handler's future, or the lookup panicked. Its guard then takes the flight out of the
-//! table and drops the sender, and each waiting request starts over: one of them becomes the
-//! new leader and the lookup runs again. So nobody waits on a lookup that is no longer running,
-//! and an address is never wedged.
+//! A leader can go away before it finishes: its future was dropped, or the lookup panicked.
+//! Its guard then takes the flight out of the table and drops the sender, and each waiting
+//! request starts over: one of them becomes the new leader and the lookup runs again. So nobody
+//! waits on a lookup that is no longer running, and an address is never wedged. The provider
+//! call is not part of what is dropped: it runs as a task of its own ([`crate::detached`]),
+//! which the new leader joins instead of paying for a second call. (With HTTP/1 as served
+//! today, hyper does not drop a handler whose client closed the connection; it finishes, and
+//! its answer is discarded. The detached call does not depend on that.)
 
 use std::collections::HashMap;
 use std::future::Future;

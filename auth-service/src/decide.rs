@@ -194,18 +194,11 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
             }
         }
     }
-    let found = |unpinned: Unpinned| {
-        if redis_failed {
-            Known::WithoutRedis(unpinned)
-        } else {
-            unpinned.known()
-        }
-    };
-    let keep = |ttl| local_ttl(ttl, redis_failed, cache.degraded_ttl);
-    let Some(provider) = &app.provider else {
+    if app.provider.is_none() {
         if stale_facts.is_some() {
             // Nothing to ask, but something stale to go on.
-            return provider_gave_no_answer(&app, client, stale_facts, Known::Nothing, None);
+            let nothing = without_redis(Unpinned::Nothing, redis_failed);
+            return provider_gave_no_answer(&app, client, stale_facts, nothing, None);
         }
         // Nothing else to ask. Remember that briefly, unless Redis merely failed to answer.
         if !redis_failed {
@@ -213,16 +206,61 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
                 .insert(client.key, Known::Nothing, cache.negative_ttl);
         }
         return Resolved {
-            known: found(Unpinned::Nothing),
+            known: without_redis(Unpinned::Nothing, redis_failed),
+            tier: Tier::None,
+        };
+    }
+    // A call for this address that finished since this flight began has filled the local tier.
+    if let Some(known) = app.local.get(&client.key, Instant::now()) {
+        let tier = stale::local_tier(&known);
+        return Resolved { known, tier };
+    }
+    let task_app = Arc::clone(&app);
+    app.calls
+        .run(client.key, move || {
+            ask_provider(task_app, client, redis_failed, stale_facts)
+        })
+        .await
+        // Only if the call's task panicked: the failure mode decides.
+        .unwrap_or(Resolved {
+            known: without_redis(Unpinned::ProviderError, redis_failed),
+            tier: Tier::None,
+        })
+}
+
+/// What the tiers found, marked as found without Redis when Redis could not be asked.
+fn without_redis(unpinned: Unpinned, redis_failed: bool) -> Known {
+    if redis_failed {
+        Known::WithoutRedis(unpinned)
+    } else {
+        unpinned.known()
+    }
+}
+
+/// The provider phase of a lookup, run as a task of its own ([`crate::detached`]): a call once
+/// started finishes, fills the local tier and is written back to Redis even if every request
+/// waiting for it has gone away.
+async fn ask_provider(
+    app: Arc<App>,
+    client: Client,
+    redis_failed: bool,
+    stale_facts: Option<stale::Stale>,
+) -> Resolved {
+    let cache = app.settings.cache;
+    let key_text = client.key.canonical_text();
+    let keep = |ttl| local_ttl(ttl, redis_failed, cache.degraded_ttl);
+    let Some(provider) = &app.provider else {
+        return Resolved {
+            known: without_redis(Unpinned::Nothing, redis_failed),
             tier: Tier::None,
         };
     };
-    let started = Instant::now();
-    let result = provider.lookup(client.ip).await;
-    app.metrics.provider_call(started.elapsed(), result.err());
-    match result {
+    match provider
+        .ask(client.ip, &app.metrics, app.redis.as_ref())
+        .await
+    {
         Ok(facts) => {
-            let known = found(Unpinned::Facts(facts));
+            let known = without_redis(Unpinned::Facts(facts), redis_failed);
             let ttl = app
                 .settings
                 .redis
@@ -255,12 +293,20 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
                 tier: Tier::Provider,
             }
         }
-        Err(e) => {
-            // The provider logs failures itself, rate-limited (one line per kind, not per address).
-            tracing::debug!(key = %key_text, error = %e, "provider lookup failed");
-            let failed = found(Unpinned::ProviderError);
-            let failed_ttl = keep(cache.negative_ttl);
-            provider_gave_no_answer(&app, client, stale_facts, failed, Some(failed_ttl))
+        // The one "the provider gave no answer" path: a failed call, an open breaker, or over
+        // budget, each logged, rate-limited, where it happens (provider, breaker, budget). Stale
+        // facts, when Redis had some, decide before on_error does.
+        Err(no_answer) => {
+            tracing::debug!(key = %key_text, reason = %no_answer, "no provider answer");
+            let failed = without_redis(Unpinned::ProviderError, redis_failed);
+            let failed_ttl = no_answer.remember_for(cache.negative_ttl).map(keep);
+            let mut resolved =
+                provider_gave_no_answer(&app, client, stale_facts, failed, failed_ttl);
+            // X-IPCheck-Cache says provider only when it was asked.
+            if resolved.tier == Tier::Provider && !no_answer.called() {
+                resolved.tier = Tier::None;
+            }
+            resolved
         }
     }
 }

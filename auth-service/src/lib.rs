@@ -13,11 +13,15 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod breaker;
+pub mod budget;
+pub mod budget_shared;
 pub mod cache;
 pub mod client_ip;
 pub mod coalesce;
 pub mod config;
 pub mod decide;
+pub mod detached;
 pub mod duration;
 pub mod listen;
 pub mod metrics;

@@ -101,8 +101,13 @@ async fn redis_line(app: &App) -> (bool, String) {
     let Some(r) = &app.redis else {
         return (true, "redis: not configured\n".to_owned());
     };
-    match r.verified().await {
-        Ok(()) => (true, "redis: ok\n".to_owned()),
+    let verified = r.verified().await;
+    // Read after the verification, which closes the breaker when it passes. Until it closes,
+    // lookups do not ask Redis, so the instance is not ready, as with Redis down.
+    let breaker = r.breaker();
+    let closed = breaker.state() == crate::breaker::State::Closed;
+    let (ready, line) = match verified {
+        Ok(()) => (closed, "redis: ok\n".to_owned()),
         Err(e) => {
             let state = if e.kind.is_misconfiguration() {
                 "misconfigured"
@@ -117,7 +122,8 @@ async fn redis_line(app: &App) -> (bool, String) {
             );
             (false, line)
         }
-    }
+    };
+    (ready, line + &breaker.line())
 }
 
 /// The provider's state as its latest real lookups found it (a probe would spend quota). Reported,
@@ -126,7 +132,7 @@ async fn redis_line(app: &App) -> (bool, String) {
 fn provider_line(app: &App) -> String {
     match &app.provider {
         None => "provider: not configured\n".to_owned(),
-        Some(p) => format!("{}\n", p.status_line()),
+        Some(p) => format!("{}\n{}", p.status_line(), p.breaker().line()),
     }
 }
 
@@ -140,6 +146,14 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             let mut text = app.metrics.render(app.local.len());
             if let Some(redis) = &app.redis {
                 redis.health().render(&mut text);
+            }
+            crate::breaker::render_help(&mut text);
+            if let Some(redis) = &app.redis {
+                redis.breaker().render(&mut text);
+            }
+            if let Some(provider) = &app.provider {
+                provider.breaker().render(&mut text);
+                provider.budget().render(&mut text);
             }
             text
         },

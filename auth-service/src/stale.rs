@@ -66,7 +66,7 @@ impl RedisHit {
 
 /// What the lookup returns when the provider gave no answer.
 #[derive(Debug, Clone)]
-pub struct NoAnswer {
+pub struct Fallback {
     /// What decides.
     pub known: Known,
     /// `X-IPCheck-Cache`.
@@ -83,14 +83,14 @@ pub fn no_answer(
     failed: Known,
     failed_ttl: Duration,
     negative_ttl: Duration,
-) -> NoAnswer {
+) -> Fallback {
     match stale {
-        Some(stale) => NoAnswer {
+        Some(stale) => Fallback {
             known: Known::Stale(stale.facts),
             tier: Tier::Stale,
             local_ttl: negative_ttl.min(stale.ttl),
         },
-        None => NoAnswer {
+        None => Fallback {
             known: failed,
             tier: Tier::Provider,
             local_ttl: failed_ttl,

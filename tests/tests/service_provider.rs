@@ -24,6 +24,11 @@ timeout = "300ms"
 block = ["tor"]
 challenge = ["vpn"]
 on_error = "{on_error}"
+
+# These tests count every call a failing provider gets: no breaker stops them here (the breaker
+# is tested in service_breakers.rs).
+[provider.breaker]
+failures = 0
 "#,
         url = provider.url_template()
     )

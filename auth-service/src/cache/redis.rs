@@ -24,6 +24,8 @@ use tokio::sync::OnceCell;
 pub use super::redis_error::{ErrorKind, RedisError};
 use super::redis_health::{Health, Op, State};
 use super::redis_verify::{self as verify, Expected};
+use crate::breaker::{Admit, Breaker, State as BreakerState};
+use crate::budget_shared::{self, Ask};
 use crate::config::RedisSettings;
 
 /// Deadline of each verification call: longer than a lookup's, so a first connection (or a
@@ -109,6 +111,9 @@ pub struct RedisTier {
     display: String,
     expected: Expected,
     health: Health,
+    /// Opens after consecutive failed GET/SET calls, so a dead Redis costs no deadline per
+    /// lookup; verifications bypass it and close it when they pass.
+    breaker: Breaker,
     /// The last verification; the lock also keeps checks from overlapping.
     verification: tokio::sync::Mutex<Option<Verification>>,
 }
@@ -168,6 +173,7 @@ impl RedisTier {
             ttl_secs: settings.ttl.as_secs(),
             stale_secs: settings.stale_ttl.as_secs(),
             health: Health::new(display.clone()),
+            breaker: Breaker::new("redis", settings.breaker),
             display,
             expected: Expected {
                 key_prefix: settings.key_prefix.clone(),
@@ -188,15 +194,26 @@ impl RedisTier {
         &self.health
     }
 
-    /// Sends `cmd` under the lookup deadline and records the outcome as `op`.
+    /// The circuit breaker of the lookup calls.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Sends `cmd` under the lookup deadline and records the outcome as `op`; while the breaker
+    /// is open, fails at once with [`ErrorKind::BreakerOpen`] without asking Redis.
     async fn call(
         &self,
         op: Op,
         cmd: redis::Cmd,
         address: Option<&str>,
     ) -> Result<Value, RedisError> {
+        let admitted = self.breaker.admit();
+        if admitted == Admit::Reject {
+            return Err(RedisError::bare(ErrorKind::BreakerOpen));
+        }
         let result = self.send(cmd, address, self.timeout).await;
         self.record(op, &result);
+        self.breaker.record(result.is_ok());
         result
     }
 
@@ -288,6 +305,35 @@ impl RedisTier {
         }
     }
 
+    /// The key prefix the module uses (`redis.key_prefix`).
+    pub fn key_prefix(&self) -> &str {
+        &self.expected.key_prefix
+    }
+
+    /// Asks the provider budget shared through Redis ([`budget_shared`]): the script's reply.
+    /// Not asked while the breaker is not closed. Its failures are counted (`op="budget"`) but
+    /// change neither the tier's state nor its breaker: its permissions (`+eval +incr +expire`)
+    /// are not the lookups', and the caller falls back to the instance's own budget.
+    pub async fn shared_budget(&self, ask: &Ask) -> Result<i64, RedisError> {
+        if self.breaker.state() != BreakerState::Closed {
+            return Err(RedisError::bare(ErrorKind::BreakerOpen));
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(budget_shared::SCRIPT)
+            .arg(2)
+            .arg(&ask.keys[0])
+            .arg(&ask.keys[1])
+            .arg(&ask.args[..]);
+        let result = self
+            .send(cmd, Some(&ask.keys[0]), self.timeout)
+            .await
+            .and_then(|reply| int(&reply).ok_or_else(|| RedisError::bare(ErrorKind::Reply)));
+        if let Err(e) = &result {
+            self.health.count(Op::Budget, e);
+        }
+        result
+    }
+
     /// Whether Redis works as the service needs (see [`verify`]). A result is reused for
     /// [`VERIFY_CACHE`] unless the tier's state changed meanwhile (Redis went down or came
     /// back), so `/readyz` probes neither hammer Redis nor lag behind it. The result also sets
@@ -303,6 +349,9 @@ impl RedisTier {
         if let Err(e) = &result {
             self.health.failed(Op::Verify, e);
         }
+        // The breaker's other way back: a passing verification (watch_redis runs one every few
+        // seconds while the tier is not ok) closes it even when no lookup probes.
+        self.breaker.record(result.is_ok());
         self.health.verified(result.as_ref().map(|_| ()));
         *last = Some(Verification {
             at: Instant::now(),

@@ -29,6 +29,9 @@ pub enum ErrorKind {
     Reply,
     /// Anything else.
     Error,
+    /// Not asked: the circuit breaker is open. No call was made, so it is not among
+    /// [`ErrorKind::ALL`] (the kinds of failed calls).
+    BreakerOpen,
 }
 
 impl ErrorKind {
@@ -55,6 +58,7 @@ impl ErrorKind {
             ErrorKind::KeyRefused => "key_refused",
             ErrorKind::Reply => "reply",
             ErrorKind::Error => "error",
+            ErrorKind::BreakerOpen => "breaker_open",
         }
     }
 

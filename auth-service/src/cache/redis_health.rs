@@ -29,11 +29,13 @@ pub enum Op {
     Set,
     /// The startup and `/readyz` verification.
     Verify,
+    /// The shared provider budget's counter script (`provider.budget.shared`).
+    Budget,
 }
 
 impl Op {
     /// Every op, in metric order.
-    pub const ALL: [Op; 3] = [Op::Get, Op::Set, Op::Verify];
+    pub const ALL: [Op; 4] = [Op::Get, Op::Set, Op::Verify, Op::Budget];
 
     /// The metric label.
     pub fn as_str(self) -> &'static str {
@@ -41,6 +43,7 @@ impl Op {
             Op::Get => "get",
             Op::Set => "set",
             Op::Verify => "verify",
+            Op::Budget => "budget",
         }
     }
 }
@@ -137,13 +140,19 @@ impl Health {
         }
     }
 
-    /// A call failed.
-    pub fn failed(&self, op: Op, error: &RedisError) {
+    /// A call failed without saying anything about the lookups (the shared budget's counter,
+    /// whose permissions are not the lookups'): counted, the state is left alone.
+    pub fn count(&self, op: Op, error: &RedisError) {
         let k = ErrorKind::ALL
             .iter()
             .position(|k| *k == error.kind)
             .unwrap_or(ErrorKind::ALL.len() - 1);
         self.errors[op as usize * ErrorKind::ALL.len() + k].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call failed.
+    pub fn failed(&self, op: Op, error: &RedisError) {
+        self.count(op, error);
         if let Some(next) = next_state(self.state(), error.kind) {
             self.change(next, Some((op, error)));
         }

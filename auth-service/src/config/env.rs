@@ -6,6 +6,7 @@ use super::*;
 pub(super) enum Kind {
     Str,
     Int,
+    Float,
     Bool,
     List,
 }
@@ -31,12 +32,20 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("redis.ttl", Kind::Str),
     ("redis.stale_ttl", Kind::Str),
     ("redis.key_prefix", Kind::Str),
+    ("redis.breaker.failures", Kind::Int),
+    ("redis.breaker.cooldown", Kind::Str),
     ("provider.preset", Kind::Str),
     ("provider.url", Kind::Str),
     ("provider.api_key_env", Kind::Str),
     ("provider.auth_header", Kind::Str),
     ("provider.auth_value", Kind::Str),
     ("provider.timeout", Kind::Str),
+    ("provider.breaker.failures", Kind::Int),
+    ("provider.breaker.cooldown", Kind::Str),
+    ("provider.budget.rate", Kind::Float),
+    ("provider.budget.burst", Kind::Int),
+    ("provider.budget.daily_quota", Kind::Int),
+    ("provider.budget.shared", Kind::Bool),
     ("provider.fields.vpn", Kind::List),
     ("provider.fields.proxy", Kind::List),
     ("provider.fields.tor", Kind::List),
@@ -85,6 +94,11 @@ pub(super) fn env_value(
             text.trim()
                 .parse()
                 .map_err(|_| bad(format!("expected an integer, got '{text}'")))?,
+        ),
+        Kind::Float => Value::Float(
+            text.trim()
+                .parse()
+                .map_err(|_| bad(format!("expected a number, got '{text}'")))?,
         ),
         Kind::Bool => Value::Boolean(match text.trim() {
             "true" | "1" | "yes" => true,

@@ -18,6 +18,8 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Value;
 
+use crate::breaker::BreakerSettings;
+use crate::budget::BudgetSettings;
 use crate::client_ip::ClientIpSource;
 use crate::duration::{ConfigDuration, ConfigWindow};
 use crate::listen::{Listen, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
@@ -180,6 +182,8 @@ pub struct RedisSettings {
     pub stale_ttl: Duration,
     /// The module's `ipcheck.key-prefix`, which the service checks at startup and in `/readyz`.
     pub key_prefix: String,
+    /// `[redis.breaker]`.
+    pub breaker: BreakerSettings,
 }
 
 /// The named policies, `default` always among them.

@@ -70,6 +70,23 @@ pub(super) struct RawRedis {
     pub(super) ttl: Option<ConfigDuration>,
     pub(super) stale_ttl: Option<ConfigWindow>,
     pub(super) key_prefix: Option<String>,
+    pub(super) breaker: Option<RawBreaker>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreaker {
+    pub(super) failures: Option<u32>,
+    pub(super) cooldown: Option<ConfigDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    pub(super) rate: Option<f64>,
+    pub(super) burst: Option<u32>,
+    pub(super) daily_quota: Option<u64>,
+    pub(super) shared: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +100,8 @@ pub(super) struct RawProvider {
     pub(super) timeout: Option<ConfigDuration>,
     #[serde(default)]
     pub(super) fields: BTreeMap<String, Vec<String>>,
+    pub(super) breaker: Option<RawBreaker>,
+    pub(super) budget: Option<RawBudget>,
 }
 
 #[derive(Deserialize, Default)]

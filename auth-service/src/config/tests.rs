@@ -402,3 +402,62 @@ fn redis_stale_ttl() {
         assert!(e.contains("redis.stale_ttl"), "{e}");
     }
 }
+
+#[test]
+fn breakers_and_budget() {
+    let base = "[redis]\nurl = \"redis://127.0.0.1/\"\n[provider]\npreset = \"ipasis\"\n";
+    let s = ok(base);
+    let provider = s.provider.as_ref().unwrap();
+    assert_eq!(
+        s.redis.as_ref().unwrap().breaker,
+        crate::breaker::BreakerSettings::default()
+    );
+    assert_eq!(provider.breaker.failures, 5);
+    assert_eq!(
+        (provider.budget.rate, provider.budget.daily_quota),
+        (0.0, 0),
+        "unlimited by default"
+    );
+    let text = format!(
+        "{base}[provider.breaker]\nfailures = 3\ncooldown = \"30s\"\n[provider.budget]\nrate = 2.5\ndaily_quota = 1000\n"
+    );
+    let s = ok(&text);
+    let provider = s.provider.unwrap();
+    assert_eq!(provider.breaker.failures, 3);
+    assert_eq!(provider.breaker.cooldown, Duration::from_secs(30));
+    assert_eq!(provider.budget.rate, 2.5);
+    assert_eq!(provider.budget.burst, 3, "one second's worth by default");
+    assert_eq!(provider.budget.daily_quota, 1000);
+    let s = parse(
+        "test.toml",
+        base,
+        &env(&[
+            ("IPCHECK_REDIS_BREAKER_FAILURES", "2"),
+            ("IPCHECK_PROVIDER_BUDGET_RATE", "0.5"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.redis.unwrap().breaker.failures, 2);
+    assert_eq!(s.provider.unwrap().budget.burst, 1);
+    let e = error(&format!("{base}[provider.budget]\nrate = -1\n"), &[]);
+    assert!(e.contains("key `provider.budget.rate`"), "{e}");
+    let e = error(
+        &format!("{base}[provider.budget]\nrate = 1\nburst = 0\n"),
+        &[],
+    );
+    assert!(e.contains("key `provider.budget.burst`"), "{e}");
+    let e = error(&format!("{base}[redis.breaker]\ncooldown = \"0s\"\n"), &[]);
+    assert!(e.contains("key `redis.breaker.cooldown`"), "{e}");
+    let e = error(
+        "[provider]\npreset = \"ipasis\"\n[provider.budget]\nshared = true\n",
+        &[],
+    );
+    assert!(e.contains("key `provider.budget.shared`"), "{e}");
+    assert!(
+        ok(&format!("{base}[provider.budget]\nshared = true\n"))
+            .provider
+            .unwrap()
+            .budget
+            .shared
+    );
+}

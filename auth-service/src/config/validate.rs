@@ -221,6 +221,7 @@ pub(super) fn validate(
                     ttl,
                     stale_ttl,
                     key_prefix,
+                    breaker: breaker_settings("redis.breaker", r.breaker, err)?,
                 })
             }
         },
@@ -234,6 +235,12 @@ pub(super) fn validate(
     let policies = policies(raw.policies, err)?;
     if let Some(spec) = &mut provider {
         require_decisive_fields(spec, &policies, err)?;
+        if spec.budget.shared && redis.is_none() {
+            return Err(err(
+                "provider.budget.shared",
+                "shares the budget through Redis, which is not configured: set redis.url or shared = false".to_owned(),
+            ));
+        }
     }
 
     let unknown_policy = match raw.unknown_policy.as_deref().map(str::trim) {
@@ -410,6 +417,8 @@ pub(super) fn provider_spec(
         api_key_env,
         timeout: p.timeout.map_or(Duration::from_millis(500), |d| d.0),
         mapping,
+        breaker: breaker_settings("provider.breaker", p.breaker, err)?,
+        budget: budget_settings(p.budget, err)?,
     }))
 }
 
@@ -463,4 +472,60 @@ pub(super) fn policies(
         .or_insert_with(|| Arc::new(Policy::default()))
         .clone();
     Ok(Policies { default, named })
+}
+
+/// `[redis.breaker]` / `[provider.breaker]`: `failures` (0 turns the breaker off), `cooldown`.
+fn breaker_settings(
+    key: &str,
+    raw: Option<RawBreaker>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<BreakerSettings, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let default = BreakerSettings::default();
+    let cooldown = raw.cooldown.map_or(default.cooldown, |d| d.0);
+    if cooldown.is_zero() {
+        return Err(err(
+            &format!("{key}.cooldown"),
+            "must be more than 0 (e.g. \"5s\"); set failures = 0 to turn the breaker off"
+                .to_owned(),
+        ));
+    }
+    Ok(BreakerSettings {
+        failures: raw.failures.unwrap_or(default.failures),
+        cooldown,
+    })
+}
+
+/// `[provider.budget]`: `rate` (calls/s, 0 = unlimited), `burst` (default: one second's worth),
+/// `daily_quota` (0 = none).
+fn budget_settings(
+    raw: Option<RawBudget>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<BudgetSettings, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let rate = raw.rate.unwrap_or(0.0);
+    if !rate.is_finite() || rate < 0.0 || (rate > 0.0 && rate < 1.0 / 86_400.0) {
+        return Err(err(
+            "provider.budget.rate",
+            format!(
+                "'{rate}': calls per second, 0 (unlimited) or at least one a day (e.g. 20 or 0.5)"
+            ),
+        ));
+    }
+    let burst = match raw.burst {
+        Some(0) => {
+            return Err(err(
+                "provider.budget.burst",
+                "at least 1 (calls allowed at once above the rate)".to_owned(),
+            ))
+        }
+        Some(b) => b,
+        None => rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+    };
+    Ok(BudgetSettings {
+        rate,
+        burst,
+        daily_quota: raw.daily_quota.unwrap_or(0),
+        shared: raw.shared.unwrap_or(false),
+    })
 }

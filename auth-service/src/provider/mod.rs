@@ -1,6 +1,7 @@
 //! The third-party IP-intelligence API: one pooled HTTP client, a deadline on every call, and
 //! nothing about the API key or the request URL (which may carry the key) in any error.
 
+pub mod gate;
 pub mod health;
 pub mod mapping;
 pub mod preset;
@@ -37,6 +38,10 @@ pub struct ProviderSpec {
     pub timeout: Duration,
     /// JSON fields to categories.
     pub mapping: FieldMapping,
+    /// `[provider.breaker]`.
+    pub breaker: crate::breaker::BreakerSettings,
+    /// `[provider.budget]`.
+    pub budget: crate::budget::BudgetSettings,
 }
 
 /// The API key; prints as `***` so it cannot leak through `{:?}`.
@@ -163,6 +168,14 @@ pub struct Provider {
     warnings: KindLogLimiter,
     /// Whether any lookup has been answered since startup.
     answered_once: AtomicBool,
+    /// Opens after consecutive failed calls (see [`gate`]).
+    breaker: crate::breaker::Breaker,
+    /// `[provider.budget]` (see [`gate`]).
+    budget: crate::budget::Budget,
+    /// The fleet's budget in Redis, with `provider.budget.shared`.
+    shared: Option<crate::budget_shared::Shared>,
+    /// When the shared budget could not be asked: one log line per interval.
+    shared_log: std::sync::Mutex<ipcheck_core::LogLimiter>,
 }
 
 impl fmt::Debug for Provider {
@@ -197,14 +210,31 @@ impl Provider {
                 anyhow::anyhow!("cannot build the provider HTTP client: {}", e.without_url())
             })?;
         Ok(Provider {
-            spec,
             client,
             key,
             auth,
             health: Health::default(),
             warnings: KindLogLimiter::new(ProviderError::KINDS.len(), LOG_INTERVAL),
             answered_once: AtomicBool::new(false),
+            breaker: crate::breaker::Breaker::new("provider", spec.breaker),
+            budget: crate::budget::Budget::new(spec.budget),
+            shared: spec
+                .budget
+                .shared
+                .then(|| crate::budget_shared::Shared::new(&spec.budget)),
+            shared_log: std::sync::Mutex::new(ipcheck_core::LogLimiter::new(LOG_INTERVAL)),
+            spec,
         })
+    }
+
+    /// The circuit breaker of the calls.
+    pub fn breaker(&self) -> &crate::breaker::Breaker {
+        &self.breaker
+    }
+
+    /// The call budget.
+    pub fn budget(&self) -> &crate::budget::Budget {
+        &self.budget
     }
 
     /// The configuration this client runs.

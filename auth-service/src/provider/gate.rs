@@ -1,0 +1,141 @@
+//! What stands between a lookup and a provider call: the circuit breaker, then the budget (this
+//! instance's, then the fleet's in Redis when shared).
+//! Whether the call failed, was not made because the breaker is open, or was over budget, the
+//! lookup gets one answer, [`NoAnswer`], and takes one path for it.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ipcheck_core::Categories;
+
+use super::{Provider, ProviderError};
+use crate::breaker::Admit;
+use crate::budget::Limit;
+use crate::budget_shared::Shared;
+use crate::cache::redis::{RedisError, RedisTier};
+use crate::metrics::Metrics;
+
+/// Why the provider gave no facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The call was made and failed.
+    Failed(ProviderError),
+    /// No call: the provider's breaker is open.
+    BreakerOpen,
+    /// No call: `[provider.budget]` is exhausted.
+    OverBudget(Limit),
+}
+
+impl NoAnswer {
+    /// Whether a call was made (and paid for).
+    pub fn called(self) -> bool {
+        matches!(self, NoAnswer::Failed(_))
+    }
+
+    /// How long the local tier remembers it for the address: a failure (and an open breaker,
+    /// which stands for failures) for `negative_ttl`, so a dead provider is not asked again
+    /// meanwhile; a budget refusal not at all, since the next request may well fit the budget
+    /// and checking it costs nothing.
+    pub fn remember_for(self, negative_ttl: Duration) -> Option<Duration> {
+        match self {
+            NoAnswer::Failed(_) | NoAnswer::BreakerOpen => Some(negative_ttl),
+            NoAnswer::OverBudget(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAnswer::Failed(e) => write!(f, "{e}"),
+            NoAnswer::BreakerOpen => f.write_str("circuit breaker open"),
+            NoAnswer::OverBudget(limit) => write!(f, "over budget ({})", limit.as_str()),
+        }
+    }
+}
+
+impl Provider {
+    /// Asks about `ip` if the breaker and the budget allow (the shared budget through `redis`);
+    /// records the call in `metrics`.
+    pub async fn ask(
+        &self,
+        ip: IpAddr,
+        metrics: &Metrics,
+        redis: Option<&RedisTier>,
+    ) -> Result<Categories, NoAnswer> {
+        let admitted = self.breaker.admit();
+        if admitted == Admit::Reject {
+            return Err(NoAnswer::BreakerOpen);
+        }
+        let unix_secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Err(limit) = self.budget.admit(unix_secs, Instant::now()) {
+            self.breaker.abandon(admitted);
+            return Err(NoAnswer::OverBudget(limit));
+        }
+        if let (Some(shared), Some(redis)) = (&self.shared, redis) {
+            let ask = shared.ask(redis.key_prefix(), unix_secs);
+            match redis.shared_budget(&ask).await.map(Shared::verdict) {
+                Ok(Ok(())) => {}
+                Ok(Err(limit)) => {
+                    self.budget.deny(limit, Instant::now());
+                    self.breaker.abandon(admitted);
+                    return Err(NoAnswer::OverBudget(limit));
+                }
+                Err(e) => self.shared_unavailable(&e, redis),
+            }
+        }
+        let started = Instant::now();
+        let result = self.lookup(ip).await;
+        metrics.provider_call(started.elapsed(), result.err());
+        self.breaker.record(result.is_ok());
+        result.map_err(NoAnswer::Failed)
+    }
+
+    /// The shared budget could not be asked: this instance's own budget alone applies (it did
+    /// already). Logged at most once per interval, as an error when only the configuration can
+    /// fix it.
+    fn shared_unavailable(&self, e: &RedisError, redis: &RedisTier) {
+        if e.kind == crate::cache::redis::ErrorKind::BreakerOpen {
+            return;
+        }
+        let line = self
+            .shared_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(Instant::now());
+        let Some(failures) = line else { return };
+        if e.kind.is_misconfiguration() || e.kind == crate::cache::redis::ErrorKind::Error {
+            tracing::error!(
+                redis = %redis.display(),
+                failures,
+                "the shared provider budget cannot be counted in Redis ({e}): grant the service's Redis user +eval +incr +expire on {}{{budget}}:* (or set provider.budget.shared = false); meanwhile each instance's own budget applies ({failures} times since the last such line)",
+                redis.key_prefix()
+            );
+        } else {
+            tracing::warn!(
+                redis = %redis.display(),
+                failures,
+                "the shared provider budget cannot be counted in Redis ({e}); meanwhile each instance's own budget applies ({failures} times since the last such line)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_and_an_open_breaker_are_remembered() {
+        let ttl = Duration::from_secs(30);
+        assert_eq!(
+            NoAnswer::Failed(ProviderError::Timeout).remember_for(ttl),
+            Some(ttl)
+        );
+        assert_eq!(NoAnswer::BreakerOpen.remember_for(ttl), Some(ttl));
+        assert_eq!(NoAnswer::OverBudget(Limit::Rate).remember_for(ttl), None);
+        assert!(!NoAnswer::BreakerOpen.called());
+    }
+}
