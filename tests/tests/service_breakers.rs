@@ -470,3 +470,106 @@ fn without_permission_for_the_shared_budget_each_instance_keeps_its_own() {
     assert!(log.contains("+eval +incr +expire"), "{log}");
     assert_eq!(svc.get("/readyz", &[]).status, 200, "not a lookup problem");
 }
+
+/// Writes `ip` as the service would have two days ago (fresh for 1 s, then stale), and waits
+/// until `IPCHECK GET` says it is stale.
+fn stale_entry(redis: &RedisServer, ip: &str, reason: &str) {
+    let mut con = redis.client();
+    ipcheck::set(
+        &mut con,
+        &[ip, "block", "EX", "1", "STALE", "172800", "REASON", reason],
+    )
+    .expect("IPCHECK SET");
+    eventually(
+        "the entry turns stale",
+        || std::thread::sleep(Duration::from_millis(50)),
+        || {
+            ipcheck::get(&mut con, ip)
+                .ok()
+                .flatten()
+                .is_some_and(|h| !h.fresh)
+        },
+    );
+}
+
+fn stale_service(provider: &Provider, redis: &RedisServer, extra: &str) -> Service {
+    Service::start(&format!(
+        r#"
+[redis]
+url = "{redis}"
+timeout = "500ms"
+
+[provider]
+preset = "ipasis"
+url = "{url}"
+api_key_env = ""
+{extra}
+
+[policies.default]
+block = ["tor"]
+on_error = "closed"
+"#,
+        redis = redis.url(),
+        url = provider.url_template()
+    ))
+}
+
+#[test]
+fn over_budget_stale_facts_decide_without_a_call() {
+    let provider = Provider::start();
+    provider.respond_default(Reply::clean());
+    let redis = RedisServer::start();
+    stale_entry(&redis, "198.51.100.77", "tor");
+    stale_entry(&redis, "198.51.100.78", "");
+    let svc = stale_service(&provider, &redis, "[provider.budget]\ndaily_quota = 1\n");
+    // The first cold address spends the day's one call.
+    assert_eq!(
+        svc.auth("198.51.100.1").decision(),
+        (204, "allow", "", "provider")
+    );
+    assert_eq!(
+        svc.auth("198.51.100.77").decision(),
+        (403, "block", "tor", "stale")
+    );
+    assert_eq!(
+        svc.auth("198.51.100.78").decision(),
+        (204, "allow", "", "stale")
+    );
+    // No fact at all: on_error.
+    assert_eq!(
+        svc.auth("198.51.100.2").decision(),
+        (403, "block", "provider-error", "none")
+    );
+    assert_eq!(provider.calls(), 1, "only the one the budget allowed");
+    assert_eq!(
+        metric(
+            &svc,
+            "ipcheck_provider_budget_denied_total{limit=\"daily\"}"
+        ),
+        3
+    );
+}
+
+#[test]
+fn behind_an_open_provider_breaker_stale_facts_decide_without_a_call() {
+    let provider = Provider::start();
+    provider.respond_default(Reply::Status(500));
+    let redis = RedisServer::start();
+    stale_entry(&redis, "198.51.100.77", "tor");
+    let svc = stale_service(
+        &provider,
+        &redis,
+        "[provider.breaker]\nfailures = 1\ncooldown = \"1h\"\n",
+    );
+    // One failure opens the breaker for an hour.
+    assert_eq!(
+        svc.auth("198.51.100.3").decision(),
+        (403, "block", "provider-error", "provider")
+    );
+    assert_eq!(
+        svc.auth("198.51.100.77").decision(),
+        (403, "block", "tor", "stale")
+    );
+    assert_eq!(provider.calls(), 1, "nothing asked behind the open breaker");
+    assert_eq!(provider.calls_for("198.51.100.77"), 0);
+}
