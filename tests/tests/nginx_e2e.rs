@@ -467,20 +467,7 @@ fn shipped_nginx_files_pass_nginx_t_as_shipped() {
          http {{\n include ipcheck/ipcheck-upstream.conf;\n include ipcheck/ipcheck-microcache.conf;\n\
          include ipcheck/example.conf;\n}}\n"
     );
-    std::fs::write(dir.path().join("nginx.conf"), main).expect("write");
-    let out = Command::new(nginx_binary())
-        .arg("-t")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .output()
-        .expect("run nginx -t");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.contains("test is successful"),
-        "{stderr}"
-    );
+    assert_nginx_t_passes(dir.path(), &main);
 }
 
 /// The README's protected-location snippet, as the README shows it (the test fails if it moves).
@@ -526,13 +513,18 @@ fn the_drop_in_alone_protects_a_location_without_a_cache_directory() {
          http {{\n include ipcheck/ipcheck-upstream.conf;\n\
            server {{\n listen 127.0.0.1:{port};\n include ipcheck/ipcheck.conf;\n{snippet}\n}}\n}}\n"
     );
-    std::fs::write(dir.path().join("nginx.conf"), main).expect("write");
+    assert_nginx_t_passes(dir.path(), &main);
+}
+
+/// Writes `main` as `nginx.conf` in `prefix` and asserts `nginx -t` accepts it.
+fn assert_nginx_t_passes(prefix: &std::path::Path, main: &str) {
+    std::fs::write(prefix.join("nginx.conf"), main).expect("write nginx.conf");
     let out = Command::new(nginx_binary())
         .arg("-t")
         .arg("-p")
-        .arg(dir.path())
+        .arg(prefix)
         .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
+        .arg(prefix.join("nginx.conf"))
         .output()
         .expect("run nginx -t");
     let stderr = String::from_utf8_lossy(&out.stderr);

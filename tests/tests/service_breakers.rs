@@ -367,7 +367,8 @@ block = ["tor"]
     assert_eq!(provider.calls(), 1);
 }
 
-fn shared_budget_service(provider: &Provider, redis_url: &str, budget: &str) -> Service {
+/// A service with Redis and the provider, `extra` appended to `[provider]`.
+fn with_redis(provider: &Provider, redis_url: &str, extra: &str) -> Service {
     Service::start(&format!(
         r#"
 [redis]
@@ -378,10 +379,7 @@ timeout = "500ms"
 preset = "ipasis"
 url = "{url}"
 api_key_env = ""
-
-[provider.budget]
-shared = true
-{budget}
+{extra}
 
 [policies.default]
 block = ["tor"]
@@ -389,6 +387,14 @@ on_error = "closed"
 "#,
         url = provider.url_template()
     ))
+}
+
+fn shared_budget_service(provider: &Provider, redis_url: &str, budget: &str) -> Service {
+    with_redis(
+        provider,
+        redis_url,
+        &format!("[provider.budget]\nshared = true\n{budget}\n"),
+    )
 }
 
 #[test]
@@ -493,25 +499,7 @@ fn stale_entry(redis: &RedisServer, ip: &str, reason: &str) {
 }
 
 fn stale_service(provider: &Provider, redis: &RedisServer, extra: &str) -> Service {
-    Service::start(&format!(
-        r#"
-[redis]
-url = "{redis}"
-timeout = "500ms"
-
-[provider]
-preset = "ipasis"
-url = "{url}"
-api_key_env = ""
-{extra}
-
-[policies.default]
-block = ["tor"]
-on_error = "closed"
-"#,
-        redis = redis.url(),
-        url = provider.url_template()
-    ))
+    with_redis(provider, &redis.url(), extra)
 }
 
 #[test]
