@@ -35,6 +35,8 @@ pub struct App {
     pub calls: Detached<Resolved>,
     /// Counters and histograms.
     pub metrics: Metrics,
+    /// When the refresh-ahead lock is not permitted: one log line per interval.
+    pub refresh_log: Mutex<ipcheck_core::LogLimiter>,
     reason_headers: Box<[HeaderValue]>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
 }
@@ -74,6 +76,9 @@ impl App {
             flights: Coalescer::default(),
             calls: Detached::default(),
             metrics,
+            refresh_log: Mutex::new(ipcheck_core::LogLimiter::new(
+                crate::provider::health::LOG_INTERVAL,
+            )),
             reason_headers,
             unknown_policies: Mutex::new(BTreeMap::new()),
         })

@@ -16,6 +16,7 @@ use crate::cache::{local_ttl, Known, Unpinned};
 use crate::client_ip::Client;
 use crate::config::UnknownPolicy;
 use crate::metrics::{RedisLookup, Tier};
+use crate::refresh;
 use crate::stale::{self, RedisHit};
 
 /// The request header nginx uses to pick a policy.
@@ -177,6 +178,10 @@ async fn lookup(app: Arc<App>, client: Client) -> Resolved {
                 match RedisHit::of(&stored) {
                     RedisHit::Use { known, local_ttl } => {
                         app.local.insert(client.key, known.clone(), local_ttl);
+                        let ahead = app.settings.redis.as_ref().map(|r| r.refresh_ahead);
+                        if ahead.is_some_and(|ahead| refresh::due(&stored, ahead)) {
+                            refresh::start(&app, client, known.clone());
+                        }
                         return Resolved {
                             known,
                             tier: Tier::Redis,

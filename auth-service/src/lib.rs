@@ -26,6 +26,7 @@ pub mod duration;
 pub mod listen;
 pub mod metrics;
 pub mod provider;
+pub mod refresh;
 pub mod routes;
 pub mod shutdown;
 pub mod stale;

@@ -77,6 +77,8 @@ pub struct Metrics {
     coalesced_waits: AtomicU64,
     unknown_policy: AtomicU64,
     provider_up: AtomicU64,
+    /// `ipcheck_refresh_total` ([`crate::refresh`]).
+    pub refresh: crate::refresh::Counts,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -106,6 +108,7 @@ impl Default for Metrics {
             coalesced_waits: AtomicU64::new(0),
             unknown_policy: AtomicU64::new(0),
             provider_up: AtomicU64::new(NO_PROVIDER),
+            refresh: crate::refresh::Counts::default(),
         }
     }
 }
@@ -261,6 +264,7 @@ impl Metrics {
         out.push_str("# HELP ipcheck_local_entries Entries in the in-process cache.\n");
         out.push_str("# TYPE ipcheck_local_entries gauge\n");
         let _ = writeln!(out, "ipcheck_local_entries {local_entries}");
+        self.refresh.render(&mut out);
         out
     }
 }

@@ -305,6 +305,29 @@ impl RedisTier {
         }
     }
 
+    /// `SET <key_prefix>refresh:{<address>} 1 NX PX <hold>`: whether this instance may refresh
+    /// `address` ([`crate::refresh`]). The hash tag is the address, so in a cluster the lock
+    /// lives on the node that serves the entry. Not sent while the breaker is not closed; its
+    /// failures change neither the tier's state nor its breaker (the caller decides what they
+    /// mean), and it needs `+set` on the key, which the lookups do not.
+    pub async fn refresh_lock(&self, address: &str, hold: Duration) -> Result<bool, RedisError> {
+        if self.breaker.state() != BreakerState::Closed {
+            return Err(RedisError::bare(ErrorKind::BreakerOpen));
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(crate::refresh::lock_key(self.key_prefix(), address))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX));
+        match self.send(cmd, Some(address), self.timeout).await? {
+            Value::Okay => Ok(true),
+            Value::SimpleString(s) if s == "OK" => Ok(true),
+            Value::Nil => Ok(false),
+            _ => Err(RedisError::bare(ErrorKind::Reply)),
+        }
+    }
+
     /// The key prefix the module uses (`redis.key_prefix`).
     pub fn key_prefix(&self) -> &str {
         &self.expected.key_prefix

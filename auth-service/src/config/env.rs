@@ -31,6 +31,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("redis.timeout", Kind::Str),
     ("redis.ttl", Kind::Str),
     ("redis.stale_ttl", Kind::Str),
+    ("redis.refresh_ahead", Kind::Str),
     ("redis.key_prefix", Kind::Str),
     ("redis.breaker.failures", Kind::Int),
     ("redis.breaker.cooldown", Kind::Str),

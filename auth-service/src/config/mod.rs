@@ -180,6 +180,9 @@ pub struct RedisSettings {
     /// `STALE` of the entries the service writes: how long after its fresh time an answer is
     /// kept, stale, to decide from when the provider gives no answer (0: not kept).
     pub stale_ttl: Duration,
+    /// A Redis hit with less fresh time left than this starts one background refresh
+    /// ([`crate::refresh`]); 0: never.
+    pub refresh_ahead: Duration,
     /// The module's `ipcheck.key-prefix`, which the service checks at startup and in `/readyz`.
     pub key_prefix: String,
     /// `[redis.breaker]`.

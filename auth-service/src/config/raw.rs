@@ -69,6 +69,7 @@ pub(super) struct RawRedis {
     pub(super) timeout: Option<ConfigDuration>,
     pub(super) ttl: Option<ConfigDuration>,
     pub(super) stale_ttl: Option<ConfigWindow>,
+    pub(super) refresh_ahead: Option<ConfigWindow>,
     pub(super) key_prefix: Option<String>,
     pub(super) breaker: Option<RawBreaker>,
 }

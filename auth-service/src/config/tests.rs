@@ -404,6 +404,28 @@ fn redis_stale_ttl() {
 }
 
 #[test]
+fn redis_refresh_ahead() {
+    let redis = |extra: &str| {
+        ok(&format!(
+            "[redis]\nurl = \"redis://127.0.0.1:6379/\"\n{extra}"
+        ))
+        .redis
+        .unwrap()
+        .refresh_ahead
+    };
+    assert_eq!(redis(""), Duration::from_secs(3600));
+    // A short ttl gets a quarter of it by default, so most hits do not refresh.
+    assert_eq!(redis("ttl = \"1h\"\n"), Duration::from_secs(900));
+    assert_eq!(redis("refresh_ahead = \"0s\"\n"), Duration::ZERO);
+    assert_eq!(redis("refresh_ahead = \"2h\"\n"), Duration::from_secs(7200));
+    let e = error(
+        "[redis]\nurl = \"redis://127.0.0.1:6379/\"\nttl = \"1h\"\nrefresh_ahead = \"1h\"\n",
+        &[],
+    );
+    assert!(e.contains("key `redis.refresh_ahead`"), "{e}");
+}
+
+#[test]
 fn breakers_and_budget() {
     let base = "[redis]\nurl = \"redis://127.0.0.1/\"\n[provider]\npreset = \"ipasis\"\n";
     let s = ok(base);

@@ -205,6 +205,20 @@ pub(super) fn validate(
                         "must be whole seconds (it is sent as STALE)".to_owned(),
                     ));
                 }
+                let refresh_ahead = match r.refresh_ahead {
+                    // An hour, but never so much of a short ttl that most hits refresh.
+                    None => Duration::from_secs(3600).min(ttl / 4),
+                    Some(d) if d.0 >= ttl => {
+                        return Err(err(
+                            "redis.refresh_ahead",
+                            format!(
+                                "must be less than redis.ttl ({}s), or every hit would refresh; \"0s\" turns refresh-ahead off",
+                                ttl.as_secs()
+                            ),
+                        ));
+                    }
+                    Some(d) => d.0,
+                };
                 let key_prefix = r.key_prefix.unwrap_or_else(|| "ipcheck:".to_owned());
                 if key_prefix.is_empty() || key_prefix.len() > 64 {
                     return Err(err(
@@ -220,6 +234,7 @@ pub(super) fn validate(
                     timeout: r.timeout.map_or(Duration::from_millis(50), |d| d.0),
                     ttl,
                     stale_ttl,
+                    refresh_ahead,
                     key_prefix,
                     breaker: breaker_settings("redis.breaker", r.breaker, err)?,
                 })

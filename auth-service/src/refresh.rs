@@ -1,0 +1,241 @@
+//! Refresh ahead: a Redis hit on an entry close to the end of its fresh time is answered from
+//! the entry as always, and also starts one background provider call that writes a fresh answer
+//! back, so a popular address never waits for the provider (nor goes stale) when its time ends.
+//!
+//! One refresh per address at a time: within an instance through the per-address call table
+//! ([`crate::detached`], which a request-path call for the same address shares), across the
+//! fleet through a short lock in Redis, `SET <key_prefix>refresh:{<address>} 1 NX PX`, whose
+//! hash tag is the address so that in a cluster it lives beside the entry. Only the holder asks
+//! the provider, through [`crate::provider::Provider::ask`], so the breaker and the budget apply:
+//! refused, the refresh simply does not happen. The lock is never released: it expires after
+//! [`LOCK_HOLD`], which also keeps the fleet from retrying a failed refresh sooner. A refresh
+//! never changes the answer given, and a failed one leaves the entry as it was.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::app::App;
+use crate::cache::redis::{ErrorKind, Stored};
+use crate::cache::Known;
+use crate::client_ip::Client;
+use crate::decide::Resolved;
+use crate::metrics::Tier;
+
+/// How long the fleet-wide lock holds an address: longer than a provider call may take, and
+/// how long the fleet waits before trying again after a refresh that got no answer.
+pub const LOCK_HOLD: Duration = Duration::from_secs(30);
+
+/// Whether a Redis hit should start a refresh: a provider answer (never an operator's pin),
+/// still fresh (a stale one is refreshed on the request path already), with less than
+/// `refresh_ahead` of its fresh time left. `refresh_ahead` 0 turns refreshing off.
+pub fn due(stored: &Stored, refresh_ahead: Duration) -> bool {
+    !refresh_ahead.is_zero()
+        && stored.fresh
+        && !stored.entry.source.is_manual()
+        && stored.fresh_ttl < refresh_ahead
+}
+
+/// The lock key for `address` (its canonical text): hash-tagged with the address, and never
+/// one of the module's keys (those are `<key_prefix>{<address>}`).
+pub fn lock_key(key_prefix: &str, address: &str) -> String {
+    format!("{key_prefix}refresh:{{{address}}}")
+}
+
+/// What became of a refresh, for `ipcheck_refresh_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A hit started one (this instance was not refreshing the address already).
+    Started,
+    /// Another instance holds the address's lock: no call.
+    LockHeld,
+    /// The provider answered and the answer was written back.
+    Done,
+    /// No answer (the call failed, the breaker is open, over budget), the lock or the
+    /// write-back failed: the entry stays as it was.
+    Failed,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Started,
+        Outcome::LockHeld,
+        Outcome::Done,
+        Outcome::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Started => "started",
+            Outcome::LockHeld => "lock_held",
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// `ipcheck_refresh_total`, by outcome.
+#[derive(Debug, Default)]
+pub struct Counts([AtomicU64; 4]);
+
+impl Counts {
+    /// Counts one outcome.
+    pub fn count(&self, outcome: Outcome) {
+        self.0[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of one outcome.
+    pub fn get(&self, outcome: Outcome) -> u64 {
+        self.0[outcome as usize].load(Ordering::Relaxed)
+    }
+
+    /// Appends the Prometheus exposition.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP ipcheck_refresh_total Background refreshes of entries near the end of their fresh time, by outcome.\n");
+        out.push_str("# TYPE ipcheck_refresh_total counter\n");
+        for outcome in Outcome::ALL {
+            let _ = writeln!(
+                out,
+                "ipcheck_refresh_total{{result=\"{}\"}} {}",
+                outcome.as_str(),
+                self.get(outcome)
+            );
+        }
+    }
+}
+
+/// Starts a refresh of `client`'s address, whose Redis entry says `current`, unless one is
+/// running on this instance. Returns at once.
+pub fn start(app: &Arc<App>, client: Client, current: Known) {
+    if app.provider.is_none() || app.redis.is_none() {
+        return;
+    }
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        let task_app = Arc::clone(&app);
+        let _ = app
+            .calls
+            .run(client.key, move || refresh(task_app, client, current))
+            .await;
+    });
+}
+
+/// One refresh, as an entry of the call table: what it resolves to is what a request-path
+/// lookup joining it gets, so without a new answer that is the entry as it stands.
+async fn refresh(app: Arc<App>, client: Client, current: Known) -> Resolved {
+    let counts = &app.metrics.refresh;
+    counts.count(Outcome::Started);
+    let unchanged = Resolved {
+        known: current,
+        tier: Tier::Redis,
+    };
+    let (Some(redis), Some(provider)) = (&app.redis, &app.provider) else {
+        return unchanged;
+    };
+    let key_text = client.key.canonical_text();
+    match redis.refresh_lock(key_text.as_str(), LOCK_HOLD).await {
+        Ok(true) => {}
+        Ok(false) => {
+            counts.count(Outcome::LockHeld);
+            return unchanged;
+        }
+        // Refreshing without the lock costs at most one call per instance per address; not
+        // refreshing would let popular addresses wait for the provider again.
+        Err(e) if e.kind == ErrorKind::NoPerm => {
+            let line = app
+                .refresh_log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .note(Instant::now());
+            if let Some(times) = line {
+                tracing::error!(
+                    redis = %redis.display(),
+                    "the refresh-ahead lock cannot be taken in Redis ({e}): grant the service's Redis user +set on {}refresh:* (or set redis.refresh_ahead = \"0s\"); meanwhile each instance refreshes on its own ({times} times since the last such line)",
+                    redis.key_prefix()
+                );
+            }
+        }
+        Err(e) => {
+            tracing::debug!(key = %key_text, error = %e, "refresh-ahead lock not taken; no refresh");
+            counts.count(Outcome::Failed);
+            return unchanged;
+        }
+    }
+    let facts = match provider.ask(client.ip, &app.metrics, Some(redis)).await {
+        Ok(facts) => facts,
+        Err(no_answer) => {
+            tracing::debug!(key = %key_text, reason = %no_answer, "refresh ahead: no provider answer; the entry stays");
+            counts.count(Outcome::Failed);
+            return unchanged;
+        }
+    };
+    let known = Known::Facts(facts);
+    if let Some(settings) = &app.settings.redis {
+        app.local.insert(client.key, known.clone(), settings.ttl);
+    }
+    let verdict = app.settings.policies.default_policy().apply(facts).verdict;
+    // A manual pin written meanwhile is kept by the module (SOURCE api never replaces it).
+    match redis
+        .set(key_text.as_str(), verdict, &facts.to_reasons())
+        .await
+    {
+        Ok(()) => counts.count(Outcome::Done),
+        Err(e) => {
+            tracing::debug!(key = %key_text, error = %e, "refresh ahead: IPCHECK SET failed");
+            counts.count(Outcome::Failed);
+        }
+    }
+    Resolved {
+        known,
+        tier: Tier::Provider,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipcheck_core::{Entry, Reasons, Source, Verdict};
+
+    fn stored(source: &str, fresh: bool, fresh_ttl: u64) -> Stored {
+        Stored {
+            entry: Entry {
+                verdict: Verdict::Allow,
+                reasons: Reasons::parse("").unwrap(),
+                source: Source::parse(source).unwrap(),
+            },
+            ttl: Duration::from_secs(fresh_ttl + 600_000),
+            fresh,
+            fresh_ttl: Duration::from_secs(fresh_ttl),
+        }
+    }
+
+    #[test]
+    fn only_fresh_provider_answers_near_their_end_refresh() {
+        let hour = Duration::from_secs(3600);
+        assert!(due(&stored("api", true, 5), hour));
+        assert!(due(&stored("api", true, 3599), hour));
+        assert!(!due(&stored("api", true, 3600), hour));
+        assert!(!due(&stored("api", true, 86_000), hour));
+        // Off.
+        assert!(!due(&stored("api", true, 5), Duration::ZERO));
+        // A pin is the operator's, never the provider's to replace.
+        assert!(!due(&stored("manual", true, 5), hour));
+        // A stale entry is refreshed on the request path already.
+        assert!(!due(&stored("api", false, 0), hour));
+    }
+
+    #[test]
+    fn the_lock_routes_like_the_address_and_is_no_module_key() {
+        assert_eq!(
+            lock_key("ipcheck:", "192.0.2.1"),
+            "ipcheck:refresh:{192.0.2.1}"
+        );
+        let counts = Counts::default();
+        counts.count(Outcome::LockHeld);
+        let mut out = String::new();
+        counts.render(&mut out);
+        assert!(out.contains("ipcheck_refresh_total{result=\"lock_held\"} 1\n"));
+        assert!(out.contains("ipcheck_refresh_total{result=\"done\"} 0\n"));
+    }
+}
