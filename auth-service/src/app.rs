@@ -162,10 +162,11 @@ impl App {
             let addr = crate::cache::redis::display_address(&r.url);
             let kind = if r.cluster { "redis cluster" } else { "redis" };
             tiers.push(format!(
-                "{kind} ({addr}, timeout {}, ttl {}, stale_ttl {})",
+                "{kind} ({addr}, timeout {}, ttl {}, stale_ttl {}, refresh_ahead {})",
                 crate::duration::display(r.timeout),
                 crate::duration::display(r.ttl),
-                crate::duration::display(r.stale_ttl)
+                crate::duration::display(r.stale_ttl),
+                crate::duration::display(r.refresh_ahead)
             ));
         }
         if let Some(p) = &settings.provider {
