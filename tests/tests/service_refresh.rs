@@ -156,3 +156,34 @@ fn far_from_its_end_or_pinned_no_refresh_and_a_failed_one_changes_nothing() {
     assert!(hit.fresh && hit.fresh_ttl <= 30, "{hit:?}");
     assert_eq!(svc.auth(failing).decision(), (204, "allow", "", "local"));
 }
+
+#[test]
+fn without_permission_for_the_lock_each_instance_refreshes_on_its_own_and_says_what_to_grant() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    // What the lookups need, without +set.
+    redis.acl_user(
+        "ipcheck-auth",
+        &["%RW~ipcheck:*", "+ipcheck", "+ping", "+client"],
+    );
+    let ip = "192.0.2.84";
+    provider.respond(ip, Reply::flags(&["tor"]));
+    let url = redis
+        .url()
+        .replace("redis://", "redis://ipcheck-auth:pass@");
+    let svc = Service::start(&config(&provider, &redis).replace(&redis.url(), &url));
+    ready(&svc);
+    entry(&redis, ip, "5", "api");
+
+    assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "redis"));
+    let hit = wait_for(&redis, ip, "refreshed", |h| h.fresh_ttl > 3600);
+    assert_eq!(hit.verdict, "block");
+    wait_for_count(&svc, "done", 1);
+    assert_eq!(provider.calls_for(ip), 1);
+    let log = svc.log();
+    assert!(
+        log.contains("the refresh-ahead lock cannot be taken")
+            && log.contains("+set on ipcheck:refresh:*"),
+        "{log}"
+    );
+}
