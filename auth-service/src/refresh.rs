@@ -46,7 +46,8 @@ pub fn lock_key(key_prefix: &str, address: &str) -> String {
 /// What became of a refresh, for `ipcheck_refresh_total{result}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// A hit started one (this instance was not refreshing the address already).
+    /// A hit asked for one (counted on the request path; it joins a refresh of the address
+    /// this instance is already running, if any).
     Started,
     /// Another instance holds the address's lock: no call.
     LockHeld,
@@ -111,6 +112,8 @@ pub fn start(app: &Arc<App>, client: Client, current: Known) {
     if app.provider.is_none() || app.redis.is_none() {
         return;
     }
+    // Counted before the task runs, so the count says at once which hits asked for a refresh.
+    app.metrics.refresh.count(Outcome::Started);
     let app = Arc::clone(app);
     tokio::spawn(async move {
         let task_app = Arc::clone(&app);
@@ -125,7 +128,6 @@ pub fn start(app: &Arc<App>, client: Client, current: Known) {
 /// lookup joining it gets, so without a new answer that is the entry as it stands.
 async fn refresh(app: Arc<App>, client: Client, current: Known) -> Resolved {
     let counts = &app.metrics.refresh;
-    counts.count(Outcome::Started);
     let unchanged = Resolved {
         known: current,
         tier: Tier::Redis,
