@@ -129,3 +129,20 @@ pub fn err_text<T: std::fmt::Debug>(r: RedisResult<T>) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+/// Polls `IPCHECK GET ip` (every 20 ms, up to 10 s) until `done` holds for the entry, and
+/// returns it; panics naming `what` if it never does.
+pub fn wait_for(con: &mut Connection, ip: &str, what: &str, done: impl Fn(&Hit) -> bool) -> Hit {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let hit = get(con, ip).expect("IPCHECK GET");
+        if let Some(h) = hit.as_ref().filter(|h| done(h)) {
+            return h.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ip} never {what}: {hit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -2,9 +2,7 @@
 //! address whose Redis entry is past its fresh time is decided from that entry (`X-IPCheck-Cache:
 //! stale`) instead of `on_error`; while the provider answers, a stale entry is never used.
 
-use std::time::{Duration, Instant};
-
-use ipcheck_tests::ipcheck::{self, Hit};
+use ipcheck_tests::ipcheck;
 use ipcheck_tests::{Reply, Stack};
 
 /// Writes a fact fresh for 1 s and stale for 2 days (as the service would have written it two
@@ -16,21 +14,7 @@ fn stale_entry(stack: &Stack, ip: &str, verdict: &str, reason: &str) {
         args.extend(["REASON", reason]);
     }
     assert_eq!(ipcheck::set(&mut con, &args).unwrap(), Some("OK".into()));
-    wait_for(stack, ip, "stale", |h| !h.fresh);
-}
-
-/// Polls `IPCHECK GET ip` until `done` holds for the entry.
-fn wait_for(stack: &Stack, ip: &str, what: &str, done: impl Fn(&Hit) -> bool) -> Hit {
-    let mut con = stack.redis.client();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let hit = ipcheck::get(&mut con, ip).unwrap();
-        if let Some(h) = hit.as_ref().filter(|h| done(h)) {
-            return h.clone();
-        }
-        assert!(Instant::now() < deadline, "{ip} never {what}: {hit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ipcheck::wait_for(&mut stack.redis.client(), ip, "stale", |h| !h.fresh);
 }
 
 fn cache_total(stack: &Stack, tier: &str) -> u64 {
@@ -92,7 +76,7 @@ fn provider_down_stale_entries_decide_on_strict_and_lenient() {
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.body.contains("\"reason\":\"provider-error\""), "{r:?}");
     // Serving stale wrote nothing: the entries are still stale in Redis.
-    wait_for(&stack, tor, "still stale", |h| {
+    ipcheck::wait_for(&mut stack.redis.client(), tor, "still stale", |h| {
         !h.fresh && h.reason == "tor"
     });
 }
@@ -112,7 +96,7 @@ fn while_the_provider_answers_a_stale_entry_is_not_used() {
         .expect("backend reached");
     assert_eq!(seen.header("x-ipcheck-cache"), Some("provider"));
     // Written back fresh (for redis.ttl) with the provider's facts.
-    let h = wait_for(&stack, ip, "fresh again", |h| {
+    let h = ipcheck::wait_for(&mut stack.redis.client(), ip, "fresh again", |h| {
         h.fresh && h.reason.is_empty()
     });
     assert_eq!(h.verdict, "allow");

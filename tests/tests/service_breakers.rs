@@ -486,16 +486,7 @@ fn stale_entry(redis: &RedisServer, ip: &str, reason: &str) {
         &[ip, "block", "EX", "1", "STALE", "172800", "REASON", reason],
     )
     .expect("IPCHECK SET");
-    eventually(
-        "the entry turns stale",
-        || std::thread::sleep(Duration::from_millis(50)),
-        || {
-            ipcheck::get(&mut con, ip)
-                .ok()
-                .flatten()
-                .is_some_and(|h| !h.fresh)
-        },
-    );
+    ipcheck::wait_for(&mut con, ip, "turned stale", |h| !h.fresh);
 }
 
 fn stale_service(provider: &Provider, redis: &RedisServer, extra: &str) -> Service {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipcheck_tests::ipcheck::{self, Hit};
+use ipcheck_tests::ipcheck;
 use ipcheck_tests::{Provider, RedisServer, Reply, Service};
 
 fn config(provider: &Provider, redis: &RedisServer) -> String {
@@ -39,20 +39,6 @@ fn entry(redis: &RedisServer, ip: &str, fresh: &str, source: &str) {
         args.extend(["STALE", "100"]);
     }
     assert_eq!(ipcheck::set(&mut con, &args).unwrap(), Some("OK".into()));
-}
-
-/// Polls `IPCHECK GET ip` until `done` holds for the entry.
-fn wait_for(redis: &RedisServer, ip: &str, what: &str, done: impl Fn(&Hit) -> bool) -> Hit {
-    let mut con = redis.client();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let hit = ipcheck::get(&mut con, ip).unwrap();
-        if let Some(h) = hit.as_ref().filter(|h| done(h)) {
-            return h.clone();
-        }
-        assert!(Instant::now() < deadline, "{ip} never {what}: {hit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn refresh_count(svc: &Service, result: &str) -> u64 {
@@ -102,7 +88,7 @@ fn a_hit_near_its_end_is_answered_from_redis_and_refreshed_once_across_instances
     assert_eq!(b.auth(ip).decision(), (204, "allow", "", "redis"));
 
     // Re-written with a full fresh time and what the provider says now.
-    let hit = wait_for(&redis, ip, "refreshed", |h| h.fresh_ttl > 3600);
+    let hit = ipcheck::wait_for(&mut redis.client(), ip, "refreshed", |h| h.fresh_ttl > 3600);
     assert_eq!(
         (hit.verdict.as_str(), hit.reason.as_str()),
         ("challenge", "vpn")
@@ -177,7 +163,7 @@ fn without_permission_for_the_lock_each_instance_refreshes_on_its_own_and_says_w
     entry(&redis, ip, "5", "api");
 
     assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "redis"));
-    let hit = wait_for(&redis, ip, "refreshed", |h| h.fresh_ttl > 3600);
+    let hit = ipcheck::wait_for(&mut redis.client(), ip, "refreshed", |h| h.fresh_ttl > 3600);
     assert_eq!(hit.verdict, "block");
     wait_for_count(&svc, "done", 1);
     assert_eq!(provider.calls_for(ip), 1);
