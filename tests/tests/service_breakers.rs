@@ -31,24 +31,13 @@ fn eventually(what: &str, mut step: impl FnMut(), mut done: impl FnMut() -> bool
     }
 }
 
+/// The blocking policy these tests decide with.
+const POLICY: &str = "[policies.default]\nblock = [\"tor\"]\non_error = \"closed\"\n";
+
 fn provider_only(provider: &Provider, extra: &str) -> Service {
     Service::start(&format!(
-        r#"
-[cache]
-negative_ttl = "1h"
-
-[provider]
-preset = "ipasis"
-url = "{url}"
-api_key_env = ""
-timeout = "2s"
-{extra}
-
-[policies.default]
-block = ["tor"]
-on_error = "closed"
-"#,
-        url = provider.url_template()
+        "[cache]\nnegative_ttl = \"1h\"\n\n{}{extra}\n\n{POLICY}",
+        provider.config_section()
     ))
 }
 
@@ -316,24 +305,7 @@ fn a_cancelled_request_still_gets_its_provider_answer_cached() {
     provider.respond("203.0.113.50", Reply::flags(&["tor"]));
     provider.set_delay(Duration::from_millis(1500));
     let redis = RedisServer::start();
-    let svc = Service::start(&format!(
-        r#"
-[redis]
-url = "{redis}"
-timeout = "500ms"
-
-[provider]
-preset = "ipasis"
-url = "{url}"
-api_key_env = ""
-timeout = "5s"
-
-[policies.default]
-block = ["tor"]
-"#,
-        redis = redis.url(),
-        url = provider.url_template()
-    ));
+    let svc = with_redis(&provider, &redis.url(), "");
     assert_eq!(svc.get("/readyz", &[]).status, 200);
     let mut client = TcpStream::connect(("127.0.0.1", svc.port())).expect("connect");
     client
@@ -370,22 +342,8 @@ block = ["tor"]
 /// A service with Redis and the provider, `extra` appended to `[provider]`.
 fn with_redis(provider: &Provider, redis_url: &str, extra: &str) -> Service {
     Service::start(&format!(
-        r#"
-[redis]
-url = "{redis_url}"
-timeout = "500ms"
-
-[provider]
-preset = "ipasis"
-url = "{url}"
-api_key_env = ""
-{extra}
-
-[policies.default]
-block = ["tor"]
-on_error = "closed"
-"#,
-        url = provider.url_template()
+        "[redis]\nurl = \"{redis_url}\"\ntimeout = \"500ms\"\n\n{}{extra}\n\n{POLICY}",
+        provider.config_section()
     ))
 }
 
@@ -489,10 +447,6 @@ fn stale_entry(redis: &RedisServer, ip: &str, reason: &str) {
     ipcheck::wait_for(&mut con, ip, "turned stale", |h| !h.fresh);
 }
 
-fn stale_service(provider: &Provider, redis: &RedisServer, extra: &str) -> Service {
-    with_redis(provider, &redis.url(), extra)
-}
-
 #[test]
 fn over_budget_stale_facts_decide_without_a_call() {
     let provider = Provider::start();
@@ -500,7 +454,11 @@ fn over_budget_stale_facts_decide_without_a_call() {
     let redis = RedisServer::start();
     stale_entry(&redis, "198.51.100.77", "tor");
     stale_entry(&redis, "198.51.100.78", "");
-    let svc = stale_service(&provider, &redis, "[provider.budget]\ndaily_quota = 1\n");
+    let svc = with_redis(
+        &provider,
+        &redis.url(),
+        "[provider.budget]\ndaily_quota = 1\n",
+    );
     // The first cold address spends the day's one call.
     assert_eq!(
         svc.auth("198.51.100.1").decision(),
@@ -535,9 +493,9 @@ fn behind_an_open_provider_breaker_stale_facts_decide_without_a_call() {
     provider.respond_default(Reply::Status(500));
     let redis = RedisServer::start();
     stale_entry(&redis, "198.51.100.77", "tor");
-    let svc = stale_service(
+    let svc = with_redis(
         &provider,
-        &redis,
+        &redis.url(),
         "[provider.breaker]\nfailures = 1\ncooldown = \"1h\"\n",
     );
     // One failure opens the breaker for an hour.
