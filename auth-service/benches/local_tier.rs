@@ -27,6 +27,7 @@ fn filled() -> (LocalCache, Vec<NormalizedIp>) {
             *key,
             Known::Facts(Categories::EMPTY),
             Duration::from_secs(3600),
+            Instant::now(),
         );
     }
     (cache, keys)

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use axum::http::HeaderValue;
 use ipcheck_core::{NormalizedIp, ReasonSet};
@@ -10,9 +11,11 @@ use crate::cache::local::LocalCache;
 use crate::cache::redis::RedisTier;
 use crate::coalesce::Coalescer;
 use crate::config::{Settings, UnknownPolicy};
-use crate::decide::Resolved;
 use crate::detached::Detached;
+use crate::lookup::lifetimes::Lifetimes;
+use crate::lookup::{Resolved, Tiers};
 use crate::metrics::Metrics;
+use crate::provider::gate::ProviderCall;
 use crate::provider::{ApiKey, Provider};
 
 /// How many distinct unknown policy names get their own error line and `/readyz` count (the rest
@@ -23,6 +26,8 @@ const UNKNOWN_POLICY_LOG_LIMIT: usize = 64;
 pub struct App {
     /// The validated configuration.
     pub settings: Settings,
+    /// Every TTL rule of the lookup, from the settings.
+    pub lifetimes: Lifetimes,
     /// The in-process tier.
     pub local: LocalCache,
     /// The Redis tier, if configured.
@@ -69,6 +74,7 @@ impl App {
             metrics.provider_configured();
         }
         Ok(App {
+            lifetimes: Lifetimes::new(&settings),
             settings,
             local,
             redis,
@@ -183,6 +189,56 @@ impl App {
             ));
         }
         tiers.join(", ")
+    }
+}
+
+/// The lookup runs over the service's real tiers and the system clock.
+impl Tiers for App {
+    type Shared = RedisTier;
+    type Source<'a> = ProviderCall<'a>;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn local(&self) -> &LocalCache {
+        &self.local
+    }
+
+    fn shared(&self) -> Option<&RedisTier> {
+        self.redis.as_ref()
+    }
+
+    fn source(&self) -> Option<ProviderCall<'_>> {
+        self.provider.as_ref().map(|provider| ProviderCall {
+            provider,
+            metrics: &self.metrics,
+            redis: self.redis.as_ref(),
+        })
+    }
+
+    fn lifetimes(&self) -> &Lifetimes {
+        &self.lifetimes
+    }
+
+    fn default_policy(&self) -> &ipcheck_core::Policy {
+        self.settings.policies.default_policy()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn flights(&self) -> &Coalescer<Resolved> {
+        &self.flights
+    }
+
+    fn calls(&self) -> &Detached<Resolved> {
+        &self.calls
+    }
+
+    fn refresh_log(&self) -> &Mutex<ipcheck_core::LogLimiter> {
+        &self.refresh_log
     }
 }
 

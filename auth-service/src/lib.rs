@@ -24,12 +24,11 @@ pub mod decide;
 pub mod detached;
 pub mod duration;
 pub mod listen;
+pub mod lookup;
 pub mod metrics;
 pub mod provider;
-pub mod refresh;
 pub mod routes;
 pub mod shutdown;
-pub mod stale;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -20,7 +20,7 @@ pub enum Tier {
     Redis,
     /// The provider, just now.
     Provider,
-    /// A stale Redis entry, because the provider gave no answer (see `crate::stale`).
+    /// A stale Redis entry, because the provider gave no answer (see `crate::lookup::lifetimes`).
     Stale,
     /// No tier: a list, a missing address, or nothing known.
     None,
@@ -77,8 +77,8 @@ pub struct Metrics {
     coalesced_waits: AtomicU64,
     unknown_policy: AtomicU64,
     provider_up: AtomicU64,
-    /// `ipcheck_refresh_total` ([`crate::refresh`]).
-    pub refresh: crate::refresh::Counts,
+    /// `ipcheck_refresh_total` ([`crate::lookup::refresh`]).
+    pub refresh: crate::lookup::refresh::Counts,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -108,7 +108,7 @@ impl Default for Metrics {
             coalesced_waits: AtomicU64::new(0),
             unknown_policy: AtomicU64::new(0),
             provider_up: AtomicU64::new(NO_PROVIDER),
-            refresh: crate::refresh::Counts::default(),
+            refresh: crate::lookup::refresh::Counts::default(),
         }
     }
 }

@@ -18,10 +18,9 @@
 //! Expiry is checked on read; an expired entry is dropped then, and the clock reclaims the rest.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderValue;
 use hashbrown::HashTable;
 use ipcheck_core::{Categories, NormalizedIp, ReasonSet, Verdict};
 
@@ -34,7 +33,7 @@ const SHARDS: usize = 64;
 enum Stored {
     Facts(Categories),
     Stale(Categories),
-    Pinned(Box<(Verdict, HeaderValue, ReasonSet)>),
+    Pinned(Box<(Verdict, Arc<str>, ReasonSet)>),
     ProviderError,
     Nothing,
     WithoutRedis(Unpinned),
@@ -47,9 +46,9 @@ impl Stored {
             Known::Stale(facts) => Stored::Stale(facts),
             Known::Pinned {
                 verdict,
-                header,
+                text,
                 reasons,
-            } => Stored::Pinned(Box::new((verdict, header, reasons))),
+            } => Stored::Pinned(Box::new((verdict, text, reasons))),
             Known::ProviderError => Stored::ProviderError,
             Known::Nothing => Stored::Nothing,
             Known::WithoutRedis(u) => Stored::WithoutRedis(u),
@@ -62,7 +61,7 @@ impl Stored {
             Stored::Stale(facts) => Known::Stale(*facts),
             Stored::Pinned(pin) => Known::Pinned {
                 verdict: pin.0,
-                header: pin.1.clone(),
+                text: Arc::clone(&pin.1),
                 reasons: pin.2,
             },
             Stored::ProviderError => Known::ProviderError,
@@ -224,15 +223,15 @@ impl LocalCache {
         Some(entry.stored.known())
     }
 
-    /// Stores `known` for `ttl`, capped at the tier's maximum.
-    pub fn insert(&self, key: NormalizedIp, known: Known, ttl: Duration) {
+    /// Stores `known` for `ttl` from `now`, capped at the tier's maximum.
+    pub fn insert(&self, key: NormalizedIp, known: Known, ttl: Duration, now: Instant) {
         if self.shards.is_empty() {
             return;
         }
         let entry = Entry {
             key,
             stored: Stored::new(known),
-            expires: Instant::now() + ttl.min(self.max_ttl),
+            expires: now + ttl.min(self.max_ttl),
             referenced: false,
         };
         let (hash, mut shard) = self.shard(&key);
@@ -270,12 +269,13 @@ mod tests {
     fn expiry_is_capped_and_checked() {
         let cache = LocalCache::new(100, Duration::from_secs(60));
         let key = ip("192.0.2.1");
+        let now = Instant::now();
         cache.insert(
             key,
             Known::Facts(Categories::EMPTY),
             Duration::from_secs(3600),
+            now,
         );
-        let now = Instant::now();
         assert!(cache.get(&key, now).is_some());
         assert!(cache.get(&key, now + Duration::from_secs(59)).is_some());
         assert!(cache.get(&key, now + Duration::from_secs(61)).is_none());
@@ -286,8 +286,9 @@ mod tests {
     fn capacity_zero_holds_nothing() {
         let cache = LocalCache::new(0, Duration::from_secs(60));
         let key = ip("192.0.2.1");
-        cache.insert(key, Known::Nothing, Duration::from_secs(60));
-        assert!(cache.get(&key, Instant::now()).is_none());
+        let now = Instant::now();
+        cache.insert(key, Known::Nothing, Duration::from_secs(60), now);
+        assert!(cache.get(&key, now).is_none());
         assert_eq!(cache.len(), 0);
     }
 
@@ -295,7 +296,12 @@ mod tests {
     fn bounded() {
         let cache = LocalCache::new(128, Duration::from_secs(60));
         for i in 0..10_000u32 {
-            cache.insert(v4(i), Known::Nothing, Duration::from_secs(60));
+            cache.insert(
+                v4(i),
+                Known::Nothing,
+                Duration::from_secs(60),
+                Instant::now(),
+            );
         }
         assert!(cache.len() <= 128, "{}", cache.len());
     }
@@ -305,27 +311,26 @@ mod tests {
         let cache = LocalCache::new(100, Duration::from_secs(60));
         let ttl = Duration::from_secs(60);
         let facts = Categories::EMPTY.with(Category::Vpn);
-        cache.insert(v4(1), Known::Facts(facts), ttl);
+        let now = Instant::now();
+        cache.insert(v4(1), Known::Facts(facts), ttl, now);
         cache.insert(
             v4(2),
             Known::Pinned {
                 verdict: Verdict::Block,
-                header: HeaderValue::from_static("vpn,my-list"),
+                text: Arc::from("vpn,my-list"),
                 reasons: ReasonSet::from_categories(facts),
             },
             ttl,
+            now,
         );
-        cache.insert(v4(3), Known::ProviderError, ttl);
-        cache.insert(v4(4), Known::Nothing, ttl);
-        cache.insert(v4(5), Known::WithoutRedis(Unpinned::Facts(facts)), ttl);
-        let now = Instant::now();
+        cache.insert(v4(3), Known::ProviderError, ttl, now);
+        cache.insert(v4(4), Known::Nothing, ttl, now);
+        cache.insert(v4(5), Known::WithoutRedis(Unpinned::Facts(facts)), ttl, now);
         assert!(matches!(cache.get(&v4(1), now), Some(Known::Facts(f)) if f == facts));
         match cache.get(&v4(2), now) {
-            Some(Known::Pinned {
-                verdict, header, ..
-            }) => {
+            Some(Known::Pinned { verdict, text, .. }) => {
                 assert_eq!(verdict, Verdict::Block);
-                assert_eq!(header, "vpn,my-list");
+                assert_eq!(&*text, "vpn,my-list");
             }
             other => panic!("{other:?}"),
         }
@@ -336,7 +341,7 @@ mod tests {
             Some(Known::WithoutRedis(Unpinned::Facts(f))) if f == facts
         ));
         // Replacing keeps one entry per key.
-        cache.insert(v4(1), Known::Nothing, ttl);
+        cache.insert(v4(1), Known::Nothing, ttl, now);
         assert!(matches!(cache.get(&v4(1), now), Some(Known::Nothing)));
         assert_eq!(cache.len(), 5);
     }
@@ -348,16 +353,16 @@ mod tests {
         let cache = LocalCache::new(SHARDS * 8, Duration::from_secs(60));
         let ttl = Duration::from_secs(60);
         let hot: Vec<NormalizedIp> = (0..64).map(v4).collect();
-        for key in &hot {
-            cache.insert(*key, Known::Facts(Categories::EMPTY), ttl);
-        }
         let now = Instant::now();
+        for key in &hot {
+            cache.insert(*key, Known::Facts(Categories::EMPTY), ttl, now);
+        }
         for round in 0..50u32 {
             for key in &hot {
                 cache.get(key, now);
             }
             for i in 0..40 {
-                cache.insert(v4(10_000 + round * 40 + i), Known::Nothing, ttl);
+                cache.insert(v4(10_000 + round * 40 + i), Known::Nothing, ttl, now);
             }
         }
         let kept = hot.iter().filter(|k| cache.get(k, now).is_some()).count();

@@ -6,9 +6,8 @@ pub mod redis_error;
 pub mod redis_health;
 pub mod redis_verify;
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use axum::http::HeaderValue;
 use ipcheck_core::{Categories, Entry, ReasonSet, Verdict};
 
 /// What the service knows about an address, as cached locally and shared by a coalesced lookup.
@@ -21,12 +20,12 @@ pub enum Known {
         /// The pinned verdict.
         verdict: Verdict,
         /// The entry's reasons, sent as they were stored.
-        header: HeaderValue,
+        text: Arc<str>,
         /// The known tokens among them, for metrics.
         reasons: ReasonSet,
     },
     /// Facts from a stale Redis entry, served because the provider gave no answer (see
-    /// [`crate::stale`]): the requested policy decides, as for [`Known::Facts`].
+    /// [`crate::lookup::lifetimes`]): the requested policy decides, as for [`Known::Facts`].
     Stale(Categories),
     /// The provider failed recently: the policy's failure mode decides.
     ProviderError,
@@ -59,43 +58,17 @@ impl Unpinned {
     }
 }
 
-/// How long the local tier keeps an answer it would keep for `ttl`: an answer obtained while
-/// Redis could not be asked only for `degraded_ttl` at most, so an operator's pin in Redis wins
-/// again within that time once Redis is back.
-pub fn local_ttl(ttl: Duration, redis_failed: bool, degraded_ttl: Duration) -> Duration {
-    if redis_failed {
-        ttl.min(degraded_ttl)
-    } else {
-        ttl
-    }
-}
-
 impl Known {
     /// What a stored entry means to the service: a manual pin, or facts for the policy.
     pub fn from_entry(entry: &Entry) -> Known {
         if entry.source.is_manual() {
             Known::Pinned {
                 verdict: entry.verdict,
-                // Reason tokens are [a-z0-9_-]: always a valid header value.
-                header: HeaderValue::from_str(entry.reasons.as_str())
-                    .unwrap_or_else(|_| HeaderValue::from_static("")),
+                text: Arc::from(entry.reasons.as_str()),
                 reasons: ReasonSet::from_reasons(&entry.reasons),
             }
         } else {
             Known::Facts(Categories::from_reasons(&entry.reasons))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_without_redis_are_kept_briefly() {
-        let s = Duration::from_secs;
-        assert_eq!(local_ttl(s(60), false, s(5)), s(60));
-        assert_eq!(local_ttl(s(60), true, s(5)), s(5));
-        assert_eq!(local_ttl(s(2), true, s(5)), s(2), "never longer than asked");
     }
 }

@@ -106,7 +106,6 @@ struct Verification {
 pub struct RedisTier {
     link: Link,
     timeout: Duration,
-    ttl_secs: u64,
     stale_secs: u64,
     display: String,
     expected: Expected,
@@ -170,7 +169,6 @@ impl RedisTier {
         Ok(RedisTier {
             link,
             timeout: settings.timeout,
-            ttl_secs: settings.ttl.as_secs(),
             stale_secs: settings.stale_ttl.as_secs(),
             health: Health::new(display.clone()),
             breaker: Breaker::new("redis", settings.breaker),
@@ -272,7 +270,7 @@ impl RedisTier {
         parsed
     }
 
-    /// `IPCHECK SET <key> <verdict> EX <ttl> [STALE <stale_ttl>] REASON <reasons> SOURCE api`;
+    /// `IPCHECK SET <key> <verdict> EX <fresh> [STALE <stale>] REASON <reasons> SOURCE api`;
     /// a kept manual pin is fine. STALE is left out when it is 0, so `redis.stale_ttl = "0s"`
     /// works with a module that predates stale windows.
     pub async fn set(
@@ -280,15 +278,17 @@ impl RedisTier {
         key: &str,
         verdict: Verdict,
         reasons: &Reasons,
+        fresh: Duration,
+        stale: Duration,
     ) -> Result<(), RedisError> {
         let mut cmd = redis::cmd("IPCHECK");
         cmd.arg("SET")
             .arg(key)
             .arg(verdict.as_str())
             .arg("EX")
-            .arg(self.ttl_secs);
-        if self.stale_secs > 0 {
-            cmd.arg("STALE").arg(self.stale_secs);
+            .arg(fresh.as_secs().max(1));
+        if stale.as_secs() > 0 {
+            cmd.arg("STALE").arg(stale.as_secs());
         }
         if !reasons.is_empty() {
             cmd.arg("REASON").arg(reasons.as_str());
@@ -306,7 +306,7 @@ impl RedisTier {
     }
 
     /// `SET <key_prefix>refresh:{<address>} 1 NX PX <hold>`: whether this instance may refresh
-    /// `address` ([`crate::refresh`]). The hash tag is the address, so in a cluster the lock
+    /// `address` ([`crate::lookup::refresh`]). The hash tag is the address, so in a cluster the lock
     /// lives on the node that serves the entry. Not sent while the breaker is not closed; its
     /// failures change neither the tier's state nor its breaker (the caller decides what they
     /// mean), and it needs `+set` on the key, which the lookups do not.
@@ -315,7 +315,7 @@ impl RedisTier {
             return Err(RedisError::bare(ErrorKind::BreakerOpen));
         }
         let mut cmd = redis::cmd("SET");
-        cmd.arg(crate::refresh::lock_key(self.key_prefix(), address))
+        cmd.arg(crate::lookup::refresh::lock_key(self.key_prefix(), address))
             .arg(1)
             .arg("NX")
             .arg("PX")
@@ -528,6 +528,36 @@ fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
         fresh: fields.fresh.is_none_or(|f| f != 0),
         fresh_ttl: secs(fresh_ttl),
     }))
+}
+
+/// The lookup's view of Redis.
+impl crate::lookup::SharedTier for RedisTier {
+    async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
+        RedisTier::get(self, key).await
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        verdict: Verdict,
+        reasons: &Reasons,
+        fresh: Duration,
+        stale: Duration,
+    ) -> Result<(), RedisError> {
+        RedisTier::set(self, key, verdict, reasons, fresh, stale).await
+    }
+
+    async fn refresh_lock(&self, key: &str, hold: Duration) -> Result<bool, RedisError> {
+        RedisTier::refresh_lock(self, key, hold).await
+    }
+
+    fn display(&self) -> &str {
+        RedisTier::display(self)
+    }
+
+    fn key_prefix(&self) -> &str {
+        RedisTier::key_prefix(self)
+    }
 }
 
 #[cfg(test)]

@@ -181,7 +181,7 @@ pub struct RedisSettings {
     /// kept, stale, to decide from when the provider gives no answer (0: not kept).
     pub stale_ttl: Duration,
     /// A Redis hit with less fresh time left than this starts one background refresh
-    /// ([`crate::refresh`]); 0: never.
+    /// ([`crate::lookup::refresh`]); 0: never.
     pub refresh_ahead: Duration,
     /// The module's `ipcheck.key-prefix`, which the service checks at startup and in `/readyz`.
     pub key_prefix: String,

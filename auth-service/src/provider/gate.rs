@@ -4,7 +4,7 @@
 //! lookup gets one answer, [`NoAnswer`], and takes one path for it.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipcheck_core::Categories;
 
@@ -30,17 +30,6 @@ impl NoAnswer {
     /// Whether a call was made (and paid for).
     pub fn called(self) -> bool {
         matches!(self, NoAnswer::Failed(_))
-    }
-
-    /// How long the local tier remembers it for the address: a failure (and an open breaker,
-    /// which stands for failures) for `negative_ttl`, so a dead provider is not asked again
-    /// meanwhile; a budget refusal not at all, since the next request may well fit the budget
-    /// and checking it costs nothing.
-    pub fn remember_for(self, negative_ttl: Duration) -> Option<Duration> {
-        match self {
-            NoAnswer::Failed(_) | NoAnswer::BreakerOpen => Some(negative_ttl),
-            NoAnswer::OverBudget(_) => None,
-        }
     }
 }
 
@@ -123,19 +112,31 @@ impl Provider {
     }
 }
 
+/// The provider as the lookup asks it: with this instance's metrics, and Redis for the
+/// shared budget.
+pub struct ProviderCall<'a> {
+    /// The provider.
+    pub provider: &'a Provider,
+    /// Where the call is counted.
+    pub metrics: &'a Metrics,
+    /// Where the shared budget is counted, if anywhere.
+    pub redis: Option<&'a RedisTier>,
+}
+
+impl crate::lookup::FactSource for ProviderCall<'_> {
+    async fn ask(&self, ip: IpAddr) -> Result<Categories, NoAnswer> {
+        self.provider.ask(ip, self.metrics, self.redis).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn only_failures_and_an_open_breaker_are_remembered() {
-        let ttl = Duration::from_secs(30);
-        assert_eq!(
-            NoAnswer::Failed(ProviderError::Timeout).remember_for(ttl),
-            Some(ttl)
-        );
-        assert_eq!(NoAnswer::BreakerOpen.remember_for(ttl), Some(ttl));
-        assert_eq!(NoAnswer::OverBudget(Limit::Rate).remember_for(ttl), None);
+    fn only_a_failed_call_was_made() {
+        assert!(NoAnswer::Failed(ProviderError::Timeout).called());
         assert!(!NoAnswer::BreakerOpen.called());
+        assert!(!NoAnswer::OverBudget(Limit::Rate).called());
     }
 }

@@ -6,7 +6,7 @@
 //! the service uses (the system one).
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipcheck_auth::cache::local::LocalCache;
 use ipcheck_auth::cache::Known;
@@ -42,7 +42,12 @@ fn main() {
         } else {
             Categories::EMPTY
         };
-        cache.insert(key, Known::Facts(facts), Duration::from_secs(3600));
+        cache.insert(
+            key,
+            Known::Facts(facts),
+            Duration::from_secs(3600),
+            Instant::now(),
+        );
     }
     let after = rss_bytes();
     // Shards fill unevenly, so a few inserts evict: divide by what is actually held.

@@ -14,28 +14,17 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::app::App;
-use crate::cache::redis::{ErrorKind, Stored};
+use super::{FactSource, Resolved, SharedTier, Tiers};
+use crate::cache::redis::ErrorKind;
 use crate::cache::Known;
 use crate::client_ip::Client;
-use crate::decide::Resolved;
 use crate::metrics::Tier;
 
 /// How long the fleet-wide lock holds an address: longer than a provider call may take, and
 /// how long the fleet waits before trying again after a refresh that got no answer.
 pub const LOCK_HOLD: Duration = Duration::from_secs(30);
-
-/// Whether a Redis hit should start a refresh: a provider answer (never an operator's pin),
-/// still fresh (a stale one is refreshed on the request path already), with less than
-/// `refresh_ahead` of its fresh time left. `refresh_ahead` 0 turns refreshing off.
-pub fn due(stored: &Stored, refresh_ahead: Duration) -> bool {
-    !refresh_ahead.is_zero()
-        && stored.fresh
-        && !stored.entry.source.is_manual()
-        && stored.fresh_ttl < refresh_ahead
-}
 
 /// The lock key for `address` (its canonical text): hash-tagged with the address, and never
 /// one of the module's keys (those are `<key_prefix>{<address>}`).
@@ -106,37 +95,37 @@ impl Counts {
     }
 }
 
-/// Starts a refresh of `client`'s address, whose Redis entry says `current`, unless one is
+/// Starts a refresh of `client`'s address, whose shared entry says `current`, unless one is
 /// running on this instance. Returns at once.
-pub fn start(app: &Arc<App>, client: Client, current: Known) {
-    if app.provider.is_none() || app.redis.is_none() {
+pub fn start<T: Tiers>(tiers: &Arc<T>, client: Client, current: Known) {
+    if tiers.source().is_none() || tiers.shared().is_none() {
         return;
     }
     // Counted before the task runs, so the count says at once which hits asked for a refresh.
-    app.metrics.refresh.count(Outcome::Started);
-    let app = Arc::clone(app);
+    tiers.metrics().refresh.count(Outcome::Started);
+    let tiers = Arc::clone(tiers);
     tokio::spawn(async move {
-        let task_app = Arc::clone(&app);
-        let _ = app
-            .calls
-            .run(client.key, move || refresh(task_app, client, current))
+        let task = Arc::clone(&tiers);
+        let _ = tiers
+            .calls()
+            .run(client.key, move || refresh(task, client, current))
             .await;
     });
 }
 
 /// One refresh, as an entry of the call table: what it resolves to is what a request-path
 /// lookup joining it gets, so without a new answer that is the entry as it stands.
-async fn refresh(app: Arc<App>, client: Client, current: Known) -> Resolved {
-    let counts = &app.metrics.refresh;
+async fn refresh<T: Tiers>(tiers: Arc<T>, client: Client, current: Known) -> Resolved {
+    let counts = &tiers.metrics().refresh;
     let unchanged = Resolved {
         known: current,
         tier: Tier::Redis,
     };
-    let (Some(redis), Some(provider)) = (&app.redis, &app.provider) else {
+    let (Some(shared), Some(source)) = (tiers.shared(), tiers.source()) else {
         return unchanged;
     };
     let key_text = client.key.canonical_text();
-    match redis.refresh_lock(key_text.as_str(), LOCK_HOLD).await {
+    match shared.refresh_lock(key_text.as_str(), LOCK_HOLD).await {
         Ok(true) => {}
         Ok(false) => {
             counts.count(Outcome::LockHeld);
@@ -145,16 +134,16 @@ async fn refresh(app: Arc<App>, client: Client, current: Known) -> Resolved {
         // Refreshing without the lock costs at most one call per instance per address; not
         // refreshing would let popular addresses wait for the provider again.
         Err(e) if e.kind == ErrorKind::NoPerm => {
-            let line = app
-                .refresh_log
+            let line = tiers
+                .refresh_log()
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .note(Instant::now());
+                .note(tiers.now());
             if let Some(times) = line {
                 tracing::error!(
-                    redis = %redis.display(),
+                    redis = %shared.display(),
                     "the refresh-ahead lock cannot be taken in Redis ({e}): grant the service's Redis user +set on {}refresh:* (or set redis.refresh_ahead = \"0s\"); meanwhile each instance refreshes on its own ({times} times since the last such line)",
-                    redis.key_prefix()
+                    shared.key_prefix()
                 );
             }
         }
@@ -164,7 +153,7 @@ async fn refresh(app: Arc<App>, client: Client, current: Known) -> Resolved {
             return unchanged;
         }
     }
-    let facts = match provider.ask(client.ip, &app.metrics, Some(redis)).await {
+    let facts = match source.ask(client.ip).await {
         Ok(facts) => facts,
         Err(no_answer) => {
             tracing::debug!(key = %key_text, reason = %no_answer, "refresh ahead: no provider answer; the entry stays");
@@ -172,16 +161,22 @@ async fn refresh(app: Arc<App>, client: Client, current: Known) -> Resolved {
             return unchanged;
         }
     };
+    let rules = *tiers.lifetimes();
     let known = Known::Facts(facts);
-    if let Some(settings) = &app.settings.redis {
-        app.local.insert(client.key, known.clone(), settings.ttl);
-    }
-    let verdict = app.settings.policies.default_policy().apply(facts).verdict;
+    tiers
+        .local()
+        .insert(client.key, known.clone(), rules.answer(false), tiers.now());
+    let verdict = tiers.default_policy().apply(facts).verdict;
     // A manual pin written meanwhile is kept by the module (SOURCE api never replaces it).
-    match redis
-        .set(key_text.as_str(), verdict, &facts.to_reasons())
-        .await
-    {
+    let reasons = facts.to_reasons();
+    let written = shared.set(
+        key_text.as_str(),
+        verdict,
+        &reasons,
+        rules.fresh,
+        rules.stale,
+    );
+    match written.await {
         Ok(()) => counts.count(Outcome::Done),
         Err(e) => {
             tracing::debug!(key = %key_text, error = %e, "refresh ahead: IPCHECK SET failed");
@@ -197,35 +192,6 @@ async fn refresh(app: Arc<App>, client: Client, current: Known) -> Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcheck_core::{Entry, Reasons, Source, Verdict};
-
-    fn stored(source: &str, fresh: bool, fresh_ttl: u64) -> Stored {
-        Stored {
-            entry: Entry {
-                verdict: Verdict::Allow,
-                reasons: Reasons::parse("").unwrap(),
-                source: Source::parse(source).unwrap(),
-            },
-            ttl: Duration::from_secs(fresh_ttl + 600_000),
-            fresh,
-            fresh_ttl: Duration::from_secs(fresh_ttl),
-        }
-    }
-
-    #[test]
-    fn only_fresh_provider_answers_near_their_end_refresh() {
-        let hour = Duration::from_secs(3600);
-        assert!(due(&stored("api", true, 5), hour));
-        assert!(due(&stored("api", true, 3599), hour));
-        assert!(!due(&stored("api", true, 3600), hour));
-        assert!(!due(&stored("api", true, 86_000), hour));
-        // Off.
-        assert!(!due(&stored("api", true, 5), Duration::ZERO));
-        // A pin is the operator's, never the provider's to replace.
-        assert!(!due(&stored("manual", true, 5), hour));
-        // A stale entry is refreshed on the request path already.
-        assert!(!due(&stored("api", false, 0), hour));
-    }
 
     #[test]
     fn the_lock_routes_like_the_address_and_is_no_module_key() {

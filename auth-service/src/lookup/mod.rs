@@ -1,0 +1,162 @@
+//! The lookup: which tier is asked in which order, what is kept where and for how long, and
+//! what is served when a tier gives no answer. Everything here is generic over [`Tiers`], so
+//! the whole path runs in unit tests against in-memory tiers and a hand-moved clock; the HTTP
+//! glue ([`crate::decide`]) only reads the request and writes the answer.
+//!
+//! The order: the policy's lists (no lookup needed), then the local tier, then one coalesced
+//! lookup per address ([`resolve`]) that asks the shared tier and, on a miss, a stale entry or
+//! a failure, the fact source ([`ask`]). What is cached are facts; the requested policy turns
+//! them into a verdict on every request ([`rule`]). Every duration comes from
+//! [`lifetimes::Lifetimes`].
+
+pub mod ask;
+pub mod lifetimes;
+pub mod refresh;
+pub mod rule;
+pub mod tiers;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use ipcheck_core::{Decision, Policy};
+
+use crate::cache::{Known, Unpinned};
+use crate::client_ip::Client;
+use crate::metrics::{RedisLookup, Tier};
+use lifetimes::{local_tier, RedisHit};
+pub use tiers::{FactSource, SharedTier, Tiers};
+
+/// What the lookup of one address found, shared by every request coalesced on it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The knowledge.
+    pub known: Known,
+    /// Which tier supplied it.
+    pub tier: Tier,
+}
+
+/// What a policy decided for a client, and from which tier.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The verdict and reasons.
+    pub decision: Decision,
+    /// A pin's own reason text, sent as it was stored (None: the decision's reasons).
+    pub pin_reasons: Option<Arc<str>>,
+    /// `X-IPCheck-Cache`.
+    pub tier: Tier,
+}
+
+/// What `policy` decides for `client`, the tiers asked in order.
+pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -> Decided {
+    if let Some(decision) = policy.check_lists(client.ip) {
+        return Decided {
+            decision,
+            pin_reasons: None,
+            tier: Tier::None,
+        };
+    }
+    let resolved = match tiers.local().get(&client.key, tiers.now()) {
+        Some(known) => Resolved {
+            tier: local_tier(&known),
+            known,
+        },
+        None => {
+            let flight = Arc::clone(tiers);
+            tiers
+                .flights()
+                .run(
+                    client.key,
+                    move || resolve(flight, client),
+                    || tiers.metrics().coalesced_wait(),
+                )
+                .await
+                // Cannot happen (see Coalescer::run); if it ever did, the failure mode decides.
+                .unwrap_or(Resolved {
+                    known: Known::ProviderError,
+                    tier: Tier::None,
+                })
+        }
+    };
+    let (decision, pin_reasons) = rule::rule(policy, resolved.known);
+    Decided {
+        decision,
+        pin_reasons,
+        tier: resolved.tier,
+    }
+}
+
+/// The coalesced miss path: the shared tier, then the fact source; fills the local tier before
+/// returning.
+///
+/// When the shared tier could not be asked, what the source says is returned as
+/// [`Known::WithoutRedis`], and kept locally for `degraded_ttl` at most.
+pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
+    let rules = *tiers.lifetimes();
+    // On the stack and Copy: no allocation.
+    let key_text = client.key.canonical_text();
+    let mut redis_failed = false;
+    // A stale entry's facts, for when the source gives no answer.
+    let mut stale = None;
+    if let Some(shared) = tiers.shared() {
+        match shared.get(key_text.as_str()).await {
+            Ok(Some(stored)) => {
+                tiers.metrics().redis_lookup(RedisLookup::Hit);
+                match rules.redis_hit(&stored) {
+                    RedisHit::Use { known, local_ttl } => {
+                        tiers
+                            .local()
+                            .insert(client.key, known.clone(), local_ttl, tiers.now());
+                        if rules.refresh_due(&stored) {
+                            refresh::start(&tiers, client, known.clone());
+                        }
+                        return Resolved {
+                            known,
+                            tier: Tier::Redis,
+                        };
+                    }
+                    RedisHit::Stale(s) => stale = Some(s),
+                }
+            }
+            Ok(None) => tiers.metrics().redis_lookup(RedisLookup::Miss),
+            Err(e) => {
+                // Counted and logged (on a state change) by the tier itself.
+                tiers.metrics().redis_lookup(RedisLookup::Error);
+                tracing::debug!(key = %key_text, error = %e, "IPCHECK GET gave no answer; going on without Redis");
+                redis_failed = true;
+            }
+        }
+    }
+    if tiers.source().is_none() {
+        // Nothing to ask: stale facts if any, else nothing to go on.
+        let nothing = without_redis(Unpinned::Nothing, redis_failed);
+        return ask::no_answer(&*tiers, client, stale, nothing, None, redis_failed);
+    }
+    // A call for this address that finished since this flight began has filled the local tier.
+    if let Some(known) = tiers.local().get(&client.key, tiers.now()) {
+        let tier = local_tier(&known);
+        return Resolved { known, tier };
+    }
+    let task = Arc::clone(&tiers);
+    tiers
+        .calls()
+        .run(client.key, move || {
+            ask::ask(task, client, redis_failed, stale)
+        })
+        .await
+        // Only if the call's task panicked: the failure mode decides.
+        .unwrap_or(Resolved {
+            known: without_redis(Unpinned::ProviderError, redis_failed),
+            tier: Tier::None,
+        })
+}
+
+/// What the tiers found, marked as found without Redis when Redis could not be asked.
+fn without_redis(unpinned: Unpinned, redis_failed: bool) -> Known {
+    if redis_failed {
+        Known::WithoutRedis(unpinned)
+    } else {
+        unpinned.known()
+    }
+}

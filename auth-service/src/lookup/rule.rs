@@ -1,0 +1,112 @@
+//! Which rule decides, from what the tiers found: the policy's judgement of facts (fresh or
+//! stale), an operator's pin, or one of the policy's failure modes.
+
+use std::sync::Arc;
+
+use ipcheck_core::{Decision, Policy, ReasonSet};
+
+use crate::cache::Known;
+
+/// What `policy` decides from `known`, with a pin's own reason text.
+pub fn rule(policy: &Policy, known: Known) -> (Decision, Option<Arc<str>>) {
+    match known {
+        Known::Facts(facts) | Known::Stale(facts) => (policy.apply(facts), None),
+        Known::Pinned {
+            verdict,
+            text,
+            reasons,
+        } => (Decision { verdict, reasons }, Some(text)),
+        Known::ProviderError => (policy.failure(ReasonSet::PROVIDER_ERROR), None),
+        Known::Nothing => (policy.failure(ReasonSet::NONE), None),
+        // A pin may be hiding in Redis: the policy says whether that matters more than the facts.
+        Known::WithoutRedis(found) => match policy.redis_failure() {
+            Some(decision) => (decision, None),
+            None => rule(policy, found.known()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Unpinned;
+    use ipcheck_core::{Categories, Category, FailureMode, RedisFailureMode, Verdict};
+
+    fn policy(on_error: FailureMode, on_redis_error: RedisFailureMode) -> Policy {
+        Policy {
+            block: Categories::EMPTY.with(Category::Tor),
+            on_error,
+            on_redis_error,
+            ..Policy::default()
+        }
+    }
+
+    fn decided(p: &Policy, known: Known) -> (Verdict, String) {
+        let (d, _) = rule(p, known);
+        (d.verdict, d.reasons.to_text())
+    }
+
+    #[test]
+    fn without_redis_each_policy_decides_from_its_on_redis_error() {
+        let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
+        let lenient = policy(FailureMode::Open, RedisFailureMode::Continue);
+        let open = policy(FailureMode::Closed, RedisFailureMode::Open);
+        let clean = Known::WithoutRedis(Unpinned::Facts(Categories::EMPTY));
+        // One coalesced lookup's answer, read by three policies.
+        assert_eq!(
+            decided(&strict, clean.clone()),
+            (Verdict::Block, "redis-error".into())
+        );
+        assert_eq!(
+            decided(&lenient, clean.clone()),
+            (Verdict::Allow, "".into())
+        );
+        assert_eq!(
+            decided(&open, clean),
+            (Verdict::Allow, "redis-error".into())
+        );
+        // Continuing uses the facts, and the provider's failure still goes to on_error.
+        let tor = Known::WithoutRedis(Unpinned::Facts(Categories::EMPTY.with(Category::Tor)));
+        assert_eq!(decided(&lenient, tor), (Verdict::Block, "tor".into()));
+        let failed = Known::WithoutRedis(Unpinned::ProviderError);
+        assert_eq!(
+            decided(&lenient, failed.clone()),
+            (Verdict::Allow, "provider-error".into())
+        );
+        assert_eq!(
+            decided(&strict, failed),
+            (Verdict::Block, "redis-error".into())
+        );
+    }
+
+    #[test]
+    fn stale_facts_are_judged_by_the_policy_like_fresh_ones() {
+        let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
+        let tor = Categories::EMPTY.with(Category::Tor);
+        assert_eq!(
+            decided(&strict, Known::Stale(tor)),
+            (Verdict::Block, "tor".into())
+        );
+        assert_eq!(
+            decided(&strict, Known::Stale(Categories::EMPTY)),
+            (Verdict::Allow, "".into())
+        );
+    }
+
+    #[test]
+    fn with_redis_asked_on_redis_error_plays_no_part() {
+        let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
+        assert_eq!(
+            decided(&strict, Known::Facts(Categories::EMPTY)),
+            (Verdict::Allow, "".into())
+        );
+        let pin = Known::Pinned {
+            verdict: Verdict::Block,
+            text: Arc::from("my-list"),
+            reasons: ReasonSet::NONE,
+        };
+        let (d, text) = rule(&policy(FailureMode::Open, RedisFailureMode::Open), pin);
+        assert_eq!(d.verdict, Verdict::Block);
+        assert_eq!(text.as_deref(), Some("my-list"));
+    }
+}
