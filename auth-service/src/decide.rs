@@ -8,7 +8,7 @@ use ipcheck_core::{Decision, Policy, ReasonSet, Verdict};
 
 use crate::app::{key_header, App};
 use crate::config::UnknownPolicy;
-use crate::lookup::{self, Decided};
+use crate::lookup::{self, Decided, Rule};
 use crate::metrics::Tier;
 
 /// The request header nginx uses to pick a policy.
@@ -70,12 +70,15 @@ fn pick_policy<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a Policy, Deci
     })
 }
 
-/// A decision made before any tier was asked.
+/// A decision made before any tier was asked: the policy's `on_error` (no client address) or
+/// `unknown_policy`.
 fn undecided(decision: Decision) -> Decided {
     Decided {
         decision,
         pin_reasons: None,
         tier: Tier::None,
+        known: None,
+        rule: Rule::OnError,
     }
 }
 
@@ -88,6 +91,7 @@ fn finish(app: &App, decided: Decided, key: HeaderValue) -> Outcome {
         decision,
         pin_reasons,
         tier,
+        ..
     } = decided;
     app.metrics
         .decision(decision.verdict, decision.reasons, tier);

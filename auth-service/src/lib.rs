@@ -23,6 +23,7 @@ pub mod config;
 pub mod decide;
 pub mod detached;
 pub mod duration;
+pub mod explain;
 pub mod listen;
 pub mod lookup;
 pub mod metrics;
@@ -94,14 +95,34 @@ fn metrics_summary(settings: &Settings) -> String {
         .map_or_else(|| "off".to_owned(), Listen::to_string)
 }
 
-/// Runs the service until SIGTERM/SIGINT with the config file (or the embedded default),
-/// `listen` and `metrics_listen` overriding the configured addresses (`Some(None)` turns the
-/// metrics listener off).
-pub fn run(
-    config_path: Option<&Path>,
-    listen: Option<Listen>,
-    metrics_listen: Option<Option<Listen>>,
-) -> ExitCode {
+/// Where the admin listener is, for the first log line and `check-config`.
+fn admin_summary(settings: &Settings) -> String {
+    settings
+        .admin_listen
+        .as_ref()
+        .map_or_else(|| "off".to_owned(), Listen::to_string)
+}
+
+/// Addresses given on the command line, each overriding the configured one (`Some(None)` turns
+/// that listener off).
+#[derive(Debug, Default)]
+pub struct ListenOverrides {
+    /// `--listen`.
+    pub listen: Option<Listen>,
+    /// `--metrics-listen`.
+    pub metrics: Option<Option<Listen>>,
+    /// `--admin-listen`.
+    pub admin: Option<Option<Listen>>,
+}
+
+/// Runs the service until SIGTERM/SIGINT with the config file (or the embedded default), the
+/// command line's addresses overriding the configured ones.
+pub fn run(config_path: Option<&Path>, overrides: ListenOverrides) -> ExitCode {
+    let ListenOverrides {
+        listen,
+        metrics: metrics_listen,
+        admin: admin_listen,
+    } = overrides;
     let mut settings = match config::load(config_path) {
         Ok(s) => s,
         Err(e) => {
@@ -114,6 +135,17 @@ pub fn run(
     }
     if let Some(addr) = metrics_listen {
         settings.metrics_listen = addr;
+    }
+    if let Some(addr) = admin_listen {
+        settings.admin_listen = addr;
+    }
+    if let Some(admin) = &settings.admin_listen {
+        if let Err(e) =
+            config::check_admin_listen(admin, &settings.listen, settings.metrics_listen.as_ref())
+        {
+            eprintln!("error: --admin-listen: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if settings.metrics_listen.is_some()
         && settings.metrics_listen.as_ref() == Some(&settings.listen)
@@ -166,8 +198,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let listen = settings.listen.clone();
     let metrics_listen = settings.metrics_listen.clone();
+    let admin_listen = settings.admin_listen.clone();
     let summary = App::tiers_summary(&settings);
     let metrics_text = metrics_summary(&settings);
+    let admin_text = admin_summary(&settings);
     let warnings = settings.warnings.clone();
     let app = Arc::new(App::new(settings, key)?);
     let auth = listen::bind(&listen).await?;
@@ -175,8 +209,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         Some(addr) => Some(listen::bind(addr).await?),
         None => None,
     };
+    let admin = match &admin_listen {
+        Some(addr) => Some(listen::bind(addr).await?),
+        None => None,
+    };
     tracing::info!(
-        "ipcheck-auth {} listening on {listen} (metrics: {metrics_text}); tiers: {summary}",
+        "ipcheck-auth {} listening on {listen} (metrics: {metrics_text}, admin: {admin_text}); tiers: {summary}",
         env!("CARGO_PKG_VERSION")
     );
     for warning in warnings {
@@ -212,11 +250,35 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             None => Ok(()),
         }
     };
-    let (auth_result, metrics_result) = tokio::join!(auth_server, metrics_server);
+    let admin_server = async {
+        match admin {
+            Some(bound) => {
+                listen::serve(
+                    bound,
+                    routes::admin_router(Arc::clone(&app)),
+                    until_stopped(stopped.clone()),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (auth_result, metrics_result, admin_result) =
+        tokio::join!(auth_server, metrics_server, admin_server);
     auth_result.context("server error")?;
     metrics_result.context("metrics server error")?;
-    if let Listen::Unix(path) = &listen {
-        let _ = std::fs::remove_file(path);
+    admin_result.context("admin server error")?;
+    for addr in [
+        Some(&listen),
+        metrics_listen.as_ref(),
+        admin_listen.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Listen::Unix(path) = addr {
+            let _ = std::fs::remove_file(path);
+        }
     }
     tracing::info!("stopped");
     Ok(())

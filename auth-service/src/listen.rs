@@ -1,9 +1,10 @@
 //! Where a listener listens (`host:port`, or `unix:/path` for a unix socket), and serving a
 //! router there until shutdown.
 //!
-//! The service has two listeners: `/auth` (with `/healthz` and `/readyz`) for nginx, and
-//! `/metrics` for the scraper. They are apart so whatever may scrape metrics cannot also spend
-//! provider quota through `/auth`.
+//! The service has three listeners: `/auth` (with `/healthz` and `/readyz`) for nginx,
+//! `/metrics` for the scraper, and the operator's (`/explain`), loopback only. They are apart so
+//! whatever may scrape metrics cannot also spend provider quota through `/auth`, and nothing
+//! but the machine's own operator can ask the admin listener.
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +22,8 @@ use axum::Router;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9217";
 /// The default `/metrics` listener.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9218";
+/// The default admin listener (`/explain`).
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9220";
 /// Mode of a unix socket the service creates: owner and group read/write (put nginx's user in
 /// the service's group), nobody else.
 pub const UNIX_SOCKET_MODE: u32 = 0o660;
@@ -49,6 +52,16 @@ impl FromStr for Listen {
         text.parse().map(Listen::Tcp).map_err(|_| {
             format!("'{text}' is not an address:port (e.g. {DEFAULT_LISTEN}) or unix:/path/to.sock")
         })
+    }
+}
+
+impl Listen {
+    /// Whether only this machine can connect: a unix socket, or a loopback address.
+    pub fn is_local(&self) -> bool {
+        match self {
+            Listen::Tcp(addr) => addr.ip().is_loopback(),
+            Listen::Unix(_) => true,
+        }
     }
 }
 

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ipcheck_auth::listen::Listen;
+use ipcheck_auth::ListenOverrides;
 
-/// Command line: `ipcheck-auth [--config FILE] [--listen ADDR] [--metrics-listen ADDR]` or
+/// Command line: `ipcheck-auth [--config FILE] [--listen ADDR] [--metrics-listen ADDR]
+/// [--admin-listen ADDR]` or
 /// `ipcheck-auth check-config FILE`.
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,10 @@ struct Cli {
     /// `metrics.listen` in the config and IPCHECK_METRICS_LISTEN.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// The admin listen address (/explain; 127.0.0.1:port, [::1]:port or unix:/path; "" for
+    /// none), overriding `admin.listen` in the config and IPCHECK_ADMIN_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,18 +50,33 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => ipcheck_auth::check_config(&file),
         None => {
-            let metrics_listen = match cli.metrics_listen.as_deref().map(str::trim) {
-                None => None,
-                Some("") => Some(None),
-                Some(addr) => match addr.parse::<Listen>() {
-                    Ok(listen) => Some(Some(listen)),
-                    Err(e) => {
-                        eprintln!("error: --metrics-listen: {e}");
-                        return ExitCode::FAILURE;
-                    }
+            let overrides = match (
+                optional_listen("--metrics-listen", cli.metrics_listen.as_deref()),
+                optional_listen("--admin-listen", cli.admin_listen.as_deref()),
+            ) {
+                (Ok(metrics), Ok(admin)) => ListenOverrides {
+                    listen: cli.listen,
+                    metrics,
+                    admin,
                 },
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
-            ipcheck_auth::run(cli.config.as_deref(), cli.listen, metrics_listen)
+            ipcheck_auth::run(cli.config.as_deref(), overrides)
         }
+    }
+}
+
+/// A listener's address from the command line: absent, "" (off), or an address.
+fn optional_listen(flag: &str, text: Option<&str>) -> Result<Option<Option<Listen>>, String> {
+    match text.map(str::trim) {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(addr) => addr
+            .parse::<Listen>()
+            .map(|l| Some(Some(l)))
+            .map_err(|e| format!("{flag}: {e}")),
     }
 }

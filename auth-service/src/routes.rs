@@ -7,7 +7,8 @@
 //! | `GET /readyz` | 200 when what this instance needs (Redis, if configured) answers, else 503; the body also reports the provider and unknown policy names, which never make it unready |
 //!
 //! `GET /metrics` (Prometheus text format) is served by [`metrics_router`] on a listener of its
-//! own (`metrics.listen`), never on the `/auth` port.
+//! own (`metrics.listen`), never on the `/auth` port; `GET /explain?address=<ip>&policy=<name>`
+//! by [`admin_router`] on the loopback-only admin listener (`admin.listen`).
 
 use std::sync::Arc;
 
@@ -38,6 +39,41 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(app)
+}
+
+/// The operator's endpoints, for the admin listener.
+pub fn admin_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/explain", get(explain))
+        .with_state(app)
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    address: String,
+    policy: Option<String>,
+}
+
+/// 200 with the explanation; 400 for an address that does not parse, 404 for an unknown policy.
+async fn explain(
+    State(app): State<Arc<App>>,
+    axum::extract::Query(q): axum::extract::Query<ExplainQuery>,
+) -> Response {
+    let text = |status, body: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    match crate::explain::explain(&app, &q.address, q.policy.as_deref()).await {
+        Ok(body) => text(StatusCode::OK, body),
+        Err(e @ crate::explain::ExplainError::BadAddress(_)) => {
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+        Err(e) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+    }
 }
 
 /// `/metrics` alone, for the metrics listener.

@@ -1,5 +1,6 @@
 //! The `ipcheck-auth` binary under test, with a config file in its own temp dir, on a port
-//! picked at run time (and `/metrics` on another), its log captured to a file for assertions.
+//! picked at run time (and `/metrics` and the admin listener on others), its log captured to a
+//! file for assertions.
 
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +17,7 @@ pub struct Service {
     child: Option<Child>,
     port: u16,
     metrics_port: u16,
+    admin_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -96,6 +98,22 @@ impl Service {
             .unwrap_or_else(|e| panic!("GET {path} failed: {e}\nservice log:\n{}", self.log()))
     }
 
+    /// The port of the admin listener on 127.0.0.1.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// `GET /explain` from the admin listener for an address under a policy (None: the
+    /// default one).
+    pub fn explain(&self, ip: &str, policy: Option<&str>) -> HttpReply {
+        let mut path = format!("/explain?address={}", urlencode(ip));
+        if let Some(policy) = policy {
+            path.push_str(&format!("&policy={}", urlencode(policy)));
+        }
+        http_request(self.admin_port, "GET", &path, &[])
+            .unwrap_or_else(|e| panic!("GET {path} failed: {e}\nservice log:\n{}", self.log()))
+    }
+
     /// `GET /auth` for a client address given in `X-Real-IP`, as nginx sends it.
     pub fn auth(&self, ip: &str) -> HttpReply {
         self.get("/auth", &[("X-Real-IP", ip)])
@@ -149,12 +167,15 @@ impl ServiceBuilder {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = free_port();
             let metrics_port = free_port();
-            match spawn(dir.path(), (port, metrics_port), &self.config, &self.env) {
+            let admin_port = free_port();
+            let ports = (port, metrics_port, admin_port);
+            match spawn(dir.path(), ports, &self.config, &self.env) {
                 Ok(child) => {
                     return Service {
                         child: Some(child),
                         port,
                         metrics_port,
+                        admin_port,
                         dir,
                     }
                 }
@@ -166,8 +187,9 @@ impl ServiceBuilder {
 }
 
 /// The `ipcheck-auth` command with the test's own `IPCHECK_*`/`RUST_LOG` variables removed, so
-/// only what a test sets explicitly reaches it; the metrics listener is off (its default port
-/// is fixed, so parallel tests would fight over it) unless `--metrics-listen` is given.
+/// only what a test sets explicitly reaches it; the metrics and admin listeners are off (their
+/// default ports are fixed, so parallel tests would fight over them) unless `--metrics-listen`
+/// and `--admin-listen` are given.
 pub fn service_command() -> Command {
     let mut cmd = Command::new(service_binary());
     for (key, _) in std::env::vars() {
@@ -176,12 +198,25 @@ pub fn service_command() -> Command {
         }
     }
     cmd.env("IPCHECK_METRICS_LISTEN", "");
+    cmd.env("IPCHECK_ADMIN_LISTEN", "");
     cmd
+}
+
+/// Percent-encodes a query value (addresses and policy names need only a few escapes).
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn spawn(
     dir: &Path,
-    (port, metrics_port): (u16, u16),
+    (port, metrics_port, admin_port): (u16, u16, u16),
     config: &str,
     env: &[(String, String)],
 ) -> Result<Child, String> {
@@ -196,6 +231,8 @@ fn spawn(
         .arg(format!("127.0.0.1:{port}"))
         .arg("--metrics-listen")
         .arg(format!("127.0.0.1:{metrics_port}"))
+        .arg("--admin-listen")
+        .arg(format!("127.0.0.1:{admin_port}"))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);

@@ -1,6 +1,7 @@
 //! ipcheck-auth end to end: policy precedence and every response header, against a real
 //! redis-server with the module and the stand-in provider.
 
+use ipcheck_tests::client::HttpReply;
 use ipcheck_tests::{Provider, RedisServer, Reply, Service};
 
 const KEY_VAR: &str = "TEST_PROVIDER_KEY";
@@ -35,6 +36,33 @@ on_error = "closed"
     )
 }
 
+/// `/auth` for `ip` under `policy` (None: no policy header), and `/explain` for the same asked
+/// right after: they must agree on the verdict and the reason.
+fn auth(svc: &Service, ip: &str, policy: Option<&str>) -> HttpReply {
+    let reply = match policy {
+        Some(p) => svc.auth_policy(ip, p),
+        None => svc.auth(ip),
+    };
+    let explained = svc.explain(ip, policy);
+    assert_eq!(explained.status, 200, "{}", explained.body);
+    for (line, header) in [
+        ("verdict", "x-ipcheck-verdict"),
+        ("reason", "x-ipcheck-reason"),
+    ] {
+        let said = explained
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.strip_prefix(": "));
+        assert_eq!(
+            said,
+            reply.header(header),
+            "/explain disagrees with /auth on {line}:\n{}",
+            explained.body
+        );
+    }
+    reply
+}
+
 fn start(provider: &Provider, redis: Option<&RedisServer>) -> Service {
     Service::builder(&config(provider, redis))
         .env(KEY_VAR, "test-key")
@@ -49,17 +77,17 @@ fn precedence_deny_allow_crawler_block_challenge_allow() {
     // 1. Deny list beats the allow list it sits inside, without asking anyone.
     provider.respond("198.51.100.66", Reply::clean());
     assert_eq!(
-        svc.auth_policy("198.51.100.66", "strict").decision(),
+        auth(&svc, "198.51.100.66", Some("strict")).decision(),
         (403, "block", "denylist", "none")
     );
     assert_eq!(
-        svc.auth_policy("2001:db8:bad:1::5", "strict").decision(),
+        auth(&svc, "2001:db8:bad:1::5", Some("strict")).decision(),
         (403, "block", "denylist", "none")
     );
     // 2. Allow list beats a Tor flag.
     provider.respond("198.51.100.7", Reply::flags(&["tor"]));
     assert_eq!(
-        svc.auth_policy("198.51.100.7", "strict").decision(),
+        auth(&svc, "198.51.100.7", Some("strict")).decision(),
         (204, "allow", "allowlist", "none")
     );
     assert_eq!(provider.calls(), 0, "lists decide without a lookup");
@@ -67,41 +95,41 @@ fn precedence_deny_allow_crawler_block_challenge_allow() {
     // 3. A crawler is allowed whatever else it is, where the policy allows crawlers.
     provider.respond("192.0.2.10", Reply::flags(&["tor", "crawler"]));
     assert_eq!(
-        svc.auth("192.0.2.10").decision(),
+        auth(&svc, "192.0.2.10", None).decision(),
         (204, "allow", "crawler", "provider")
     );
     // ...and not where it does not: the same cached facts, another policy.
     assert_eq!(
-        svc.auth_policy("192.0.2.10", "strict").decision(),
+        auth(&svc, "192.0.2.10", Some("strict")).decision(),
         (403, "block", "tor", "local")
     );
 
     // 4. Block categories beat challenge categories; reasons are the matching ones.
     provider.respond("192.0.2.11", Reply::flags(&["vpn", "tor", "hosting"]));
     assert_eq!(
-        svc.auth("192.0.2.11").decision(),
+        auth(&svc, "192.0.2.11", None).decision(),
         (403, "block", "tor", "provider")
     );
 
     // 5. Challenge.
     provider.respond("192.0.2.12", Reply::flags(&["vpn", "proxy", "hosting"]));
     assert_eq!(
-        svc.auth("192.0.2.12").decision(),
+        auth(&svc, "192.0.2.12", None).decision(),
         (401, "challenge", "vpn,proxy", "provider")
     );
     assert_eq!(
-        svc.auth_policy("192.0.2.12", "strict").decision(),
+        auth(&svc, "192.0.2.12", Some("strict")).decision(),
         (403, "block", "vpn,proxy,hosting", "local")
     );
 
     // 6. Allow: nothing the policy cares about.
     provider.respond("192.0.2.13", Reply::flags(&["hosting"]));
     assert_eq!(
-        svc.auth("192.0.2.13").decision(),
+        auth(&svc, "192.0.2.13", None).decision(),
         (204, "allow", "", "provider")
     );
     assert_eq!(
-        svc.auth("192.0.2.13").decision(),
+        auth(&svc, "192.0.2.13", None).decision(),
         (204, "allow", "", "local")
     );
     assert_eq!(provider.calls_for("192.0.2.13"), 1);
@@ -130,7 +158,7 @@ fn every_header_on_every_decision() {
         assert_eq!(r.body, "", "the body is empty");
     }
     // The whole /64 shares one entry: another address in it is a local hit.
-    let r = svc.auth("2001:db8:1:2:ffff::1");
+    let r = auth(&svc, "2001:db8:1:2:ffff::1", None);
     assert_eq!(r.decision(), (204, "allow", "", "local"));
     assert_eq!(provider.calls(), 1);
 
@@ -184,11 +212,11 @@ fn stored_facts_and_manual_pins_across_policies() {
         .query(&mut con)
         .unwrap();
     assert_eq!(
-        svc.auth("192.0.2.20").decision(),
+        auth(&svc, "192.0.2.20", None).decision(),
         (401, "challenge", "vpn", "redis")
     );
     assert_eq!(
-        svc.auth_policy("192.0.2.20", "strict").decision(),
+        auth(&svc, "192.0.2.20", Some("strict")).decision(),
         (403, "block", "vpn", "local")
     );
 
@@ -206,11 +234,11 @@ fn stored_facts_and_manual_pins_across_policies() {
         .query(&mut con)
         .unwrap();
     assert_eq!(
-        svc.auth("192.0.2.21").decision(),
+        auth(&svc, "192.0.2.21", None).decision(),
         (204, "allow", "tor,partner", "redis")
     );
     assert_eq!(
-        svc.auth_policy("192.0.2.21", "strict").decision(),
+        auth(&svc, "192.0.2.21", Some("strict")).decision(),
         (204, "allow", "tor,partner", "local")
     );
     let _: () = redis::cmd("IPCHECK")
@@ -218,7 +246,7 @@ fn stored_facts_and_manual_pins_across_policies() {
         .query(&mut con)
         .unwrap();
     assert_eq!(
-        svc.auth("192.0.2.22").decision(),
+        auth(&svc, "192.0.2.22", None).decision(),
         (403, "block", "", "redis")
     );
     assert_eq!(provider.calls(), 0, "Redis answered every lookup");

@@ -15,6 +15,7 @@ pub(super) enum Kind {
 pub(super) const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Str),
     ("metrics.listen", Kind::Str),
+    ("admin.listen", Kind::Str),
     ("log.format", Kind::Str),
     ("log.level", Kind::Str),
     ("client_ip.header", Kind::Str),

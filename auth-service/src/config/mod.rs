@@ -22,7 +22,7 @@ use crate::breaker::BreakerSettings;
 use crate::budget::BudgetSettings;
 use crate::client_ip::ClientIpSource;
 use crate::duration::{ConfigDuration, ConfigWindow};
-use crate::listen::{Listen, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
+use crate::listen::{Listen, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
 use crate::provider::mapping::FieldMapping;
 use crate::provider::preset::Preset;
 use crate::provider::ProviderSpec;
@@ -103,6 +103,9 @@ pub struct Settings {
     pub listen: Listen,
     /// Where `/metrics` is served; `None` when `metrics.listen = ""` turns it off.
     pub metrics_listen: Option<Listen>,
+    /// Where the operator's endpoints (`/explain`) are served, loopback or a unix socket only;
+    /// `None` when `admin.listen = ""` turns them off.
+    pub admin_listen: Option<Listen>,
     /// Log line format.
     pub log_format: LogFormat,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
@@ -228,6 +231,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 mod validate;
+pub use validate::check_admin_listen;
 
 pub use env::env_name;
 use env::*;

@@ -9,6 +9,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) metrics: RawMetrics,
     #[serde(default)]
+    pub(super) admin: RawAdmin,
+    #[serde(default)]
     pub(super) log: RawLog,
     #[serde(default)]
     pub(super) client_ip: RawClientIp,
@@ -26,6 +28,12 @@ pub(super) struct RawConfig {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
     pub(super) listen: Option<String>,
 }
 

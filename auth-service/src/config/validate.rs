@@ -54,6 +54,21 @@ pub(super) fn validate(
         ));
     }
 
+    let admin_listen = match raw
+        .admin
+        .listen
+        .as_deref()
+        .unwrap_or(DEFAULT_ADMIN_LISTEN)
+        .trim()
+    {
+        "" => None,
+        text => Some(text.parse().map_err(|e| err("admin.listen", e))?),
+    };
+    if let Some(admin) = &admin_listen {
+        check_admin_listen(admin, &listen, metrics_listen.as_ref())
+            .map_err(|e| err("admin.listen", e))?;
+    }
+
     let log_level = raw.log.level.unwrap_or_else(|| "info".to_owned());
     tracing_subscriber::EnvFilter::try_new(&log_level)
         .map_err(|e| err("log.level", format!("'{log_level}': {e}")))?;
@@ -274,6 +289,7 @@ pub(super) fn validate(
         origin: origin.to_owned(),
         listen,
         metrics_listen,
+        admin_listen,
         log_format: raw.log.format.unwrap_or(LogFormat::Plain),
         log_level,
         client_ip,
@@ -285,6 +301,23 @@ pub(super) fn validate(
         unknown_policy,
         warnings,
     })
+}
+
+/// The admin listener answers only this machine, on an address of its own.
+pub fn check_admin_listen(
+    admin: &Listen,
+    listen: &Listen,
+    metrics: Option<&Listen>,
+) -> Result<(), String> {
+    if !admin.is_local() {
+        return Err(format!("'{admin}' is not a loopback address: the admin listener explains decisions and may spend provider calls, so it listens on 127.0.0.1, [::1] or a unix socket only (\"\" for none)"
+        ));
+    }
+    if admin == listen || Some(admin) == metrics {
+        return Err(format!("'{admin}' is also `listen` or `metrics.listen`: give the admin listener its own address (or \"\" for none)"
+        ));
+    }
+    Ok(())
 }
 
 /// Every category a policy decides on must be readable from a reply: a mapping without a path

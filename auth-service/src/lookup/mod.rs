@@ -26,6 +26,7 @@ use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
 use crate::metrics::{RedisLookup, Tier};
 use lifetimes::{local_tier, RedisHit};
+pub use rule::Rule;
 pub use tiers::{FactSource, SharedTier, Tiers};
 
 /// What the lookup of one address found, shared by every request coalesced on it.
@@ -46,15 +47,26 @@ pub struct Decided {
     pub pin_reasons: Option<Arc<str>>,
     /// `X-IPCheck-Cache`.
     pub tier: Tier,
+    /// What the tiers found (None: a list decided before any was asked).
+    pub known: Option<Known>,
+    /// The rule that decided.
+    pub rule: Rule,
 }
 
 /// What `policy` decides for `client`, the tiers asked in order.
 pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -> Decided {
     if let Some(decision) = policy.check_lists(client.ip) {
+        let rule = if decision.verdict == ipcheck_core::Verdict::Allow {
+            Rule::AllowList
+        } else {
+            Rule::DenyList
+        };
         return Decided {
             decision,
             pin_reasons: None,
             tier: Tier::None,
+            known: None,
+            rule,
         };
     }
     let resolved = match tiers.local().get(&client.key, tiers.now()) {
@@ -79,11 +91,13 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
                 })
         }
     };
-    let (decision, pin_reasons) = rule::rule(policy, resolved.known);
+    let (decision, pin_reasons, rule) = rule::rule(policy, resolved.known.clone());
     Decided {
         decision,
         pin_reasons,
         tier: resolved.tier,
+        known: Some(resolved.known),
+        rule,
     }
 }
 

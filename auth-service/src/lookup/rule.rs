@@ -1,26 +1,50 @@
 //! Which rule decides, from what the tiers found: the policy's judgement of facts (fresh or
 //! stale), an operator's pin, or one of the policy's failure modes.
 
+/// The rule that decided, for `explain` (the lists are checked before any tier is asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The policy's deny list.
+    DenyList,
+    /// The policy's allow list.
+    AllowList,
+    /// The policy's categories, applied to the facts.
+    Facts,
+    /// The policy's categories, applied to stale facts (the provider gave no answer).
+    StaleFacts,
+    /// An operator's pin: final for every policy.
+    Pin,
+    /// `on_error`: no facts at all.
+    OnError,
+    /// `on_redis_error`: Redis could not be asked, so a pin may be hiding there.
+    OnRedisError,
+}
+
 use std::sync::Arc;
 
 use ipcheck_core::{Decision, Policy, ReasonSet};
 
 use crate::cache::Known;
 
-/// What `policy` decides from `known`, with a pin's own reason text.
-pub fn rule(policy: &Policy, known: Known) -> (Decision, Option<Arc<str>>) {
+/// What `policy` decides from `known`, with a pin's own reason text, and by which rule.
+pub fn rule(policy: &Policy, known: Known) -> (Decision, Option<Arc<str>>, Rule) {
     match known {
-        Known::Facts(facts) | Known::Stale(facts) => (policy.apply(facts), None),
+        Known::Facts(facts) => (policy.apply(facts), None, Rule::Facts),
+        Known::Stale(facts) => (policy.apply(facts), None, Rule::StaleFacts),
         Known::Pinned {
             verdict,
             text,
             reasons,
-        } => (Decision { verdict, reasons }, Some(text)),
-        Known::ProviderError => (policy.failure(ReasonSet::PROVIDER_ERROR), None),
-        Known::Nothing => (policy.failure(ReasonSet::NONE), None),
+        } => (Decision { verdict, reasons }, Some(text), Rule::Pin),
+        Known::ProviderError => (
+            policy.failure(ReasonSet::PROVIDER_ERROR),
+            None,
+            Rule::OnError,
+        ),
+        Known::Nothing => (policy.failure(ReasonSet::NONE), None, Rule::OnError),
         // A pin may be hiding in Redis: the policy says whether that matters more than the facts.
         Known::WithoutRedis(found) => match policy.redis_failure() {
-            Some(decision) => (decision, None),
+            Some(decision) => (decision, None, Rule::OnRedisError),
             None => rule(policy, found.known()),
         },
     }
@@ -42,7 +66,7 @@ mod tests {
     }
 
     fn decided(p: &Policy, known: Known) -> (Verdict, String) {
-        let (d, _) = rule(p, known);
+        let (d, _, _) = rule(p, known);
         (d.verdict, d.reasons.to_text())
     }
 
@@ -105,8 +129,8 @@ mod tests {
             text: Arc::from("my-list"),
             reasons: ReasonSet::NONE,
         };
-        let (d, text) = rule(&policy(FailureMode::Open, RedisFailureMode::Open), pin);
-        assert_eq!(d.verdict, Verdict::Block);
+        let (d, text, by) = rule(&policy(FailureMode::Open, RedisFailureMode::Open), pin);
+        assert_eq!((d.verdict, by), (Verdict::Block, Rule::Pin));
         assert_eq!(text.as_deref(), Some("my-list"));
     }
 }

@@ -1,0 +1,218 @@
+//! `explain`: for an address and a policy, what each tier holds, the facts, the rule that
+//! decided and the verdict.
+//!
+//! The verdict is [`crate::lookup::decide`]'s, the very call `/auth` makes, so the two cannot
+//! disagree; like an `/auth` request it may fill the local tier and, when no tier knows the
+//! address, ask the provider (budget and breaker permitting). What each tier held is read just
+//! before, without changing anything. Explaining is not a decision: it is not counted in
+//! `ipcheck_decisions_total`, and an unknown policy name is an error here, not `unknown_policy`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use ipcheck_core::{Categories, Verdict};
+
+use crate::app::App;
+use crate::cache::redis::Stored;
+use crate::cache::{Known, Unpinned};
+use crate::client_ip::parse_client;
+use crate::duration::display;
+use crate::lookup::lifetimes::RedisHit;
+use crate::lookup::{self, Decided, Rule, Tiers};
+use crate::metrics::Tier;
+
+/// Why there is nothing to explain.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExplainError {
+    /// The address does not parse.
+    BadAddress(String),
+    /// No policy has that name.
+    UnknownPolicy {
+        /// The name asked for.
+        name: String,
+        /// The configured names.
+        configured: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for ExplainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExplainError::BadAddress(text) => {
+                write!(f, "'{text}' is not an IPv4 or IPv6 address")
+            }
+            ExplainError::UnknownPolicy { name, configured } => write!(
+                f,
+                "no policy named '{name}'; configured: {}",
+                configured.join(", ")
+            ),
+        }
+    }
+}
+
+/// The explanation, one `name: value` line per item.
+pub async fn explain(
+    app: &Arc<App>,
+    address: &str,
+    policy_name: Option<&str>,
+) -> Result<String, ExplainError> {
+    let client = parse_client(address.trim(), app.settings.aggregation)
+        .ok_or_else(|| ExplainError::BadAddress(address.to_owned()))?;
+    let policies = &app.settings.policies;
+    let (name, policy) = match policy_name.map(str::trim).filter(|n| !n.is_empty()) {
+        None => ("default", policies.default_policy()),
+        Some(name) => match policies.get(name) {
+            Some(policy) => (name, policy),
+            None => {
+                return Err(ExplainError::UnknownPolicy {
+                    name: name.to_owned(),
+                    configured: policies.names().into_iter().map(str::to_owned).collect(),
+                })
+            }
+        },
+    };
+    let key = client.key.canonical_text();
+    // What each tier holds, read before the decision may fill them.
+    let local = match app.local.get(&client.key, app.now()) {
+        Some(known) => describe(&known),
+        None => "miss".to_owned(),
+    };
+    let redis = match &app.redis {
+        None => "not configured".to_owned(),
+        Some(redis) => match redis.get(key.as_str()).await {
+            Ok(Some(stored)) => describe_stored(app, &stored),
+            Ok(None) => "miss".to_owned(),
+            Err(e) => format!("no answer ({e})"),
+        },
+    };
+    let decided = lookup::decide(app, policy, client).await;
+    let mut out = String::new();
+    let mut line = |name: &str, value: &str| {
+        let _ = writeln!(out, "{name}: {value}");
+    };
+    line("address", address.trim());
+    line("key", key.as_str());
+    line("policy", name);
+    line("local", &local);
+    line("redis", &redis);
+    line("provider", &provider_line(app, &decided));
+    line("facts", &facts_line(&decided));
+    line("rule", &rule_line(&decided));
+    line("verdict", decided.decision.verdict.as_str());
+    let reason = match &decided.pin_reasons {
+        Some(text) => text.to_string(),
+        None => decided.decision.reasons.to_text(),
+    };
+    line("reason", &reason);
+    line("cache", decided.tier.as_str());
+    Ok(out)
+}
+
+fn categories(facts: Categories) -> String {
+    let text = facts.to_reasons().as_str().to_owned();
+    if text.is_empty() {
+        "none".to_owned()
+    } else {
+        text
+    }
+}
+
+fn describe(known: &Known) -> String {
+    match known {
+        Known::Facts(facts) => format!("facts {}", categories(*facts)),
+        Known::Stale(facts) => format!(
+            "stale facts {} (the provider gave no answer)",
+            categories(*facts)
+        ),
+        Known::Pinned { verdict, text, .. } => format!("pin {} ({text})", verdict.as_str()),
+        Known::ProviderError => "the provider's failure, remembered briefly".to_owned(),
+        Known::Nothing => "nothing to go on (no provider configured)".to_owned(),
+        Known::WithoutRedis(found) => format!(
+            "{}, learnt while Redis could not be asked",
+            describe(&found.known())
+        ),
+    }
+}
+
+fn describe_stored(app: &App, stored: &Stored) -> String {
+    let entry = &stored.entry;
+    let what = format!(
+        "{} {} (source {})",
+        entry.verdict.as_str(),
+        if entry.reasons.is_empty() {
+            "-"
+        } else {
+            entry.reasons.as_str()
+        },
+        entry.source.as_str()
+    );
+    match app.lifetimes().redis_hit(stored) {
+        RedisHit::Use { .. } if entry.source.is_manual() => {
+            format!("pin: {what}, ends in {}", display(stored.ttl))
+        }
+        RedisHit::Use { .. } => format!(
+            "fresh: {what}, fresh for {}, gone in {}",
+            display(stored.fresh_ttl),
+            display(stored.ttl)
+        ),
+        RedisHit::Stale(_) => format!(
+            "stale: {what}, served only if the provider gives no answer, gone in {}",
+            display(stored.ttl)
+        ),
+    }
+}
+
+fn provider_line(app: &App, decided: &Decided) -> String {
+    if app.provider.is_none() {
+        return "not configured".to_owned();
+    }
+    match (decided.tier, &decided.known) {
+        (_, None) => "not asked (a list decided)".to_owned(),
+        (Tier::Provider, Some(known)) => match known {
+            Known::Facts(f) | Known::WithoutRedis(Unpinned::Facts(f)) => {
+                format!("asked: {}", categories(*f))
+            }
+            _ => "asked: no answer (see the log and /readyz)".to_owned(),
+        },
+        (Tier::Stale, _) => "gave no answer: stale facts served".to_owned(),
+        (Tier::Local, _) | (Tier::Redis, _) => {
+            format!("not asked (the {} tier knew)", decided.tier.as_str())
+        }
+        (_, Some(_)) => {
+            "not asked: its breaker is open or the budget is spent (see /readyz, /metrics)"
+                .to_owned()
+        }
+    }
+}
+
+fn facts_line(decided: &Decided) -> String {
+    match &decided.known {
+        Some(Known::Facts(f) | Known::Stale(f) | Known::WithoutRedis(Unpinned::Facts(f))) => {
+            categories(*f)
+        }
+        _ => "none".to_owned(),
+    }
+}
+
+fn rule_line(decided: &Decided) -> String {
+    let verdict = decided.decision.verdict;
+    let categories = || match verdict {
+        Verdict::Block => "a category the policy blocks",
+        Verdict::Challenge => "a category the policy challenges",
+        Verdict::Allow if decided.decision.reasons.to_text() == "crawler" => {
+            "a crawler, which the policy allows (allow_crawlers)"
+        }
+        Verdict::Allow => "no category the policy blocks or challenges",
+    };
+    match decided.rule {
+        Rule::DenyList => "the policy's deny list".to_owned(),
+        Rule::AllowList => "the policy's allow list".to_owned(),
+        Rule::Facts => categories().to_owned(),
+        Rule::StaleFacts => format!("{} (stale facts)", categories()),
+        Rule::Pin => "an operator's pin in Redis, final for every policy".to_owned(),
+        Rule::OnError => "on_error: no facts to go on".to_owned(),
+        Rule::OnRedisError => {
+            "on_redis_error: Redis could not be asked, so a pin may be hiding there".to_owned()
+        }
+    }
+}
