@@ -25,6 +25,7 @@ pub mod detached;
 pub mod duration;
 pub mod listen;
 pub mod metrics;
+pub mod ops;
 pub mod provider;
 pub mod refresh;
 pub mod routes;

@@ -824,7 +824,10 @@ fn persist_pins_never_expire_and_only_pins_may() {
     let mut con = server.client();
     let ip = "198.51.100.9";
     let ttl = |con: &mut redis::Connection| -> i64 {
-        redis::cmd("TTL").arg("ipcheck:198.51.100.9").query(con).unwrap()
+        redis::cmd("TTL")
+            .arg("ipcheck:198.51.100.9")
+            .query(con)
+            .unwrap()
     };
     // Over an expiring answer, a PERSIST pin drops the TTL.
     ipcheck::set(&mut con, &[ip, "allow", "EX", "600"]).unwrap();
