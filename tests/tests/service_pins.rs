@@ -277,3 +277,48 @@ fn redis_faults_exit_1_saying_what_to_fix_without_the_password() {
         stderr(&out)
     );
 }
+
+#[test]
+fn in_a_cluster_pins_land_on_their_slot_and_every_primary_is_listed() {
+    let cluster = RedisServer::start_cluster(3);
+    let provider = Provider::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ipcheck.toml");
+    // Seeded with one node only: the commands learn the others.
+    let text = config(&provider, &cluster[0].url()).replace(
+        "ttl = \"1h\"",
+        "ttl = \"1h\"\ncluster = true\ntimeout = \"500ms\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let share = 16384 / cluster.len();
+    let node_of = |address: &str| (usize::from(cluster[0].keyslot(address)) / share).min(2);
+    // One address on each of the first and the last node.
+    let on = |index: usize| {
+        (1..255)
+            .map(|i| format!("198.51.100.{i}"))
+            .find(|a| node_of(a) == index)
+            .expect("some address hashes to every node")
+    };
+    let (first, last) = (on(0), on(2));
+    for (address, verdict) in [(&first, "block"), (&last, "allow")] {
+        let out = ok(&cfg, &["pin", address, verdict]);
+        assert!(
+            out.starts_with(&format!(
+                "pinned {address} (key ipcheck:{{{address}}}): {verdict}"
+            )),
+            "{out}"
+        );
+    }
+    let mut con = cluster[2].client();
+    assert_eq!(ttl(&mut con, &format!("ipcheck:{{{last}}}")), -1);
+    let mut expected = vec![
+        format!("{first} block - never"),
+        format!("{last} allow - never"),
+    ];
+    expected.sort();
+    expected.push("2 pins".to_owned());
+    assert_eq!(ok(&cfg, &["pins"]).lines().collect::<Vec<_>>(), expected);
+    let out = ok(&cfg, &["unpin", &last]);
+    assert!(out.starts_with(&format!("unpinned {last}")), "{out}");
+    assert!(ok(&cfg, &["pins"]).ends_with("\n1 pin\n"));
+}
