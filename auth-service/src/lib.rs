@@ -27,6 +27,7 @@ pub mod explain;
 pub mod listen;
 pub mod lookup;
 pub mod metrics;
+pub mod ops;
 pub mod provider;
 pub mod routes;
 pub mod shutdown;

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ipcheck_auth::listen::Listen;
+use ipcheck_auth::ops::{self, OpsCommand};
 use ipcheck_auth::ListenOverrides;
 
 /// Command line: `ipcheck-auth [--config FILE] [--listen ADDR] [--metrics-listen ADDR]
-/// [--admin-listen ADDR]` or
-/// `ipcheck-auth check-config FILE`.
+/// [--admin-listen ADDR]`, `ipcheck-auth check-config FILE`, or an operator command (`pin`,
+/// `unpin`, `pins`, which use the Redis settings of `--config FILE`; `explain`, which asks the
+/// running service's admin listener).
 #[derive(Parser)]
 #[command(
     name = "ipcheck-auth",
@@ -18,7 +20,8 @@ use ipcheck_auth::ListenOverrides;
 )]
 struct Cli {
     /// TOML config file (default: the embedded default: in-process cache only, no provider, fail open).
-    #[arg(long, value_name = "FILE")]
+    /// Also read by the operator commands, for their Redis settings.
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Listen address (host:port or unix:/path), overriding `listen` in the config and
     /// IPCHECK_LISTEN.
@@ -43,12 +46,67 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Pin an address or network to a verdict in Redis (`IPCHECK SET ... SOURCE manual`); every
+    /// instance answers it, from Redis, once its local copy expires (cache.local_ttl).
+    Pin {
+        /// An address or network, keyed as the service keys it (IPv6 aggregated to its /64 by
+        /// default).
+        address: String,
+        /// allow, block or challenge.
+        verdict: String,
+        /// Comma-separated reason tokens (a-z, 0-9, _, -), e.g. abuse,spam.
+        #[arg(long, value_name = "TOKENS")]
+        reason: Option<String>,
+        /// How long the pin lasts (90s, 30m, 12h, 7d; at most 365d); without it, it never expires.
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+    },
+    /// Remove an operator's pin (`IPCHECK DEL`); an entry that is not a pin only with --any.
+    Unpin {
+        /// The address or network as pinned.
+        address: String,
+        /// Also delete an entry that is not a pin (a provider's answer: asked again next time).
+        #[arg(long)]
+        any: bool,
+    },
+    /// List every operator's pin: address, verdict, reasons, time left ("never"), then a count.
+    Pins,
+    /// Explain the decision for an address: what each tier of the running service holds, the
+    /// facts, the rule and the verdict (asks its admin listener, admin.listen).
+    Explain {
+        /// The client address.
+        address: String,
+        /// The policy (default: the default policy).
+        #[arg(long, value_name = "NAME")]
+        policy: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => ipcheck_auth::check_config(&file),
+        Some(Command::Pin {
+            address,
+            verdict,
+            reason,
+            for_,
+        }) => ops::run(
+            cli.config.as_deref(),
+            OpsCommand::Pin {
+                address,
+                verdict,
+                reason,
+                for_,
+            },
+        ),
+        Some(Command::Unpin { address, any }) => {
+            ops::run(cli.config.as_deref(), OpsCommand::Unpin { address, any })
+        }
+        Some(Command::Pins) => ops::run(cli.config.as_deref(), OpsCommand::Pins),
+        Some(Command::Explain { address, policy }) => {
+            ops::explain::run(cli.config.as_deref(), &address, policy.as_deref())
+        }
         None => {
             let overrides = match (
                 optional_listen("--metrics-listen", cli.metrics_listen.as_deref()),

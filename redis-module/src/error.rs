@@ -45,8 +45,16 @@ pub enum CommandError {
     /// `STALE` on a manual pin, which is final until it expires.
     #[error("STALE does not apply to SOURCE manual: a pin is final until it expires; drop STALE")]
     StalePin,
+    /// `PERSIST` and `EX` together.
+    #[error("syntax error: PERSIST and EX exclude each other: drop one")]
+    PersistWithEx,
+    /// `PERSIST` on an entry that is not an operator's pin.
+    #[error("PERSIST needs SOURCE manual: only an operator's pin may live without expiry")]
+    PersistNotManual,
     /// An option word SET does not know.
-    #[error("syntax error: unknown option '{0}' (expected EX, STALE, REASON, SOURCE or FORCE)")]
+    #[error(
+        "syntax error: unknown option '{0}' (expected EX, PERSIST, STALE, REASON, SOURCE or FORCE)"
+    )]
     UnknownOption(String),
     /// An option repeated.
     #[error("syntax error: {0} given more than once")]

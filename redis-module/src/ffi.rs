@@ -209,6 +209,21 @@ impl<'a> Ctx<'a> {
         };
     }
 
+    /// Sends `SET <key> <value>` (no expiry: a plain SET clears any TTL) to replicas and the AOF.
+    pub fn replicate_set_persistent(self, key: &RString, value: &[u8]) {
+        // SAFETY: as in replicate_set.
+        unsafe {
+            api!(RedisModule_Replicate)(
+                self.ptr,
+                c"SET".as_ptr(),
+                c"sb".as_ptr(),
+                key.as_ptr(),
+                value.as_ptr().cast::<c_char>(),
+                value.len(),
+            )
+        };
+    }
+
     /// Sends `DEL <key>` to replicas and the AOF.
     pub fn replicate_del(self, key: &RString) {
         // SAFETY: as in replicate_set.
@@ -392,6 +407,16 @@ impl Key<'_> {
     pub fn set_expire_at(&mut self, at_ms: i64) -> Result<(), KeyOpRefused> {
         // SAFETY: open for writing and non-empty.
         match unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, at_ms) } {
+            r if r == raw::REDISMODULE_OK as c_int => Ok(()),
+            _ => Err(KeyOpRefused),
+        }
+    }
+
+    /// Removes the key's expiry (as `PERSIST` does).
+    pub fn persist(&mut self) -> Result<(), KeyOpRefused> {
+        // SAFETY: open for writing and non-empty; NO_EXPIRE cancels any expiry.
+        match unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, raw::REDISMODULE_NO_EXPIRE as i64) }
+        {
             r if r == raw::REDISMODULE_OK as c_int => Ok(()),
             _ => Err(KeyOpRefused),
         }

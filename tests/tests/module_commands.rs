@@ -817,3 +817,46 @@ fn key_prefix_changes_under_pipelined_load() {
     assert!(!server.log().contains("bug caught"), "{}", server.log());
     eprintln!("{pipelines} pipelines of 5 IPCHECK calls ran across {ROUNDS} prefix changes");
 }
+
+#[test]
+fn persist_pins_never_expire_and_only_pins_may() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let ip = "198.51.100.9";
+    let ttl = |con: &mut redis::Connection| -> i64 {
+        redis::cmd("TTL")
+            .arg("ipcheck:198.51.100.9")
+            .query(con)
+            .unwrap()
+    };
+    // Over an expiring answer, a PERSIST pin drops the TTL.
+    ipcheck::set(&mut con, &[ip, "allow", "EX", "600"]).unwrap();
+    assert_eq!(
+        ipcheck::set(&mut con, &[ip, "block", "persist", "SOURCE", "manual"]).unwrap(),
+        Some("OK".into())
+    );
+    assert_eq!(ttl(&mut con), -1);
+    let h = ipcheck::get(&mut con, ip).unwrap().unwrap();
+    assert_eq!((h.verdict.as_str(), h.source.as_str()), ("block", "manual"));
+    assert!(h.ttl == -1 && h.fresh && h.fresh_ttl == -1, "{h:?}");
+    // A manual SET with EX gives it a lifetime again; without EX or PERSIST the default one.
+    ipcheck::set(&mut con, &[ip, "block", "SOURCE", "manual", "EX", "60"]).unwrap();
+    assert!((1..=60).contains(&ttl(&mut con)));
+    ipcheck::set(&mut con, &[ip, "block", "SOURCE", "manual"]).unwrap();
+    assert!(ttl(&mut con) > 60);
+    // Refused: with EX, without SOURCE manual, twice. Nothing is written.
+    let e = err_text(ipcheck::set(
+        &mut con,
+        &[ip, "allow", "PERSIST", "EX", "5", "SOURCE", "manual"],
+    ));
+    assert!(e.contains("PERSIST and EX"), "{e}");
+    let e = err_text(ipcheck::set(&mut con, &["192.0.2.77", "allow", "PERSIST"]));
+    assert!(e.contains("PERSIST needs SOURCE manual"), "{e}");
+    let e = err_text(ipcheck::set(
+        &mut con,
+        &[ip, "allow", "PERSIST", "PERSIST", "SOURCE", "manual"],
+    ));
+    assert!(e.contains("PERSIST given more than once"), "{e}");
+    assert_eq!(ipcheck::get(&mut con, "192.0.2.77").unwrap(), None);
+    assert_eq!(ipcheck::verdict(&mut con, ip), "block");
+}

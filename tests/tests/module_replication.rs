@@ -78,6 +78,53 @@ fn replica_sees_sets_with_the_same_absolute_expiry_and_serves_get() {
 }
 
 #[test]
+fn a_persistent_pin_replicates_and_replays_without_expiry() {
+    let mut master = RedisServer::builder()
+        .conf("appendonly yes")
+        .conf("appendfsync always")
+        .start();
+    let replica = RedisServer::builder().replica_of(&master).start();
+    replica.wait_replica_synced();
+    let mut m = master.client();
+    let mut r = replica.client();
+    // First an expiring provider answer, then a pin over it: the pin must drop the TTL.
+    ipcheck::set(&mut m, &["192.0.2.50", "allow", "EX", "600"]).unwrap();
+    ipcheck::set(
+        &mut m,
+        &[
+            "192.0.2.50",
+            "block",
+            "SOURCE",
+            "manual",
+            "REASON",
+            "abuse",
+            "PERSIST",
+        ],
+    )
+    .unwrap();
+    wait_replicas(&mut m);
+    let key = "ipcheck:192.0.2.50";
+    assert_eq!(pexpiretime(&mut m, key), -1, "no expiry on the primary");
+    assert_eq!(pexpiretime(&mut r, key), -1, "no expiry on the replica");
+    let h = ipcheck::get(&mut r, "192.0.2.50").unwrap().unwrap();
+    assert_eq!(
+        (h.verdict.as_str(), h.source.as_str(), h.reason.as_str()),
+        ("block", "manual", "abuse")
+    );
+    assert!(h.ttl == -1 && h.fresh && h.fresh_ttl == -1, "{h:?}");
+    drop(replica);
+
+    // The AOF carries the pin as a SET without PXAT after the earlier one with it.
+    let aof = aof_text(&master);
+    assert!(aof.contains("PXAT"), "{aof}");
+    master.kill();
+    master.restart();
+    let mut con = master.client();
+    assert_eq!(pexpiretime(&mut con, key), -1);
+    assert_eq!(ipcheck::verdict(&mut con, "192.0.2.50"), "block");
+}
+
+#[test]
 fn replica_and_aof_carry_the_stale_window() {
     let mut master = RedisServer::builder()
         .conf("appendonly yes")

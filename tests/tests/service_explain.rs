@@ -226,3 +226,49 @@ fn the_admin_listener_is_loopback_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_explain_command_asks_the_running_service() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let svc = start(&provider, &redis);
+    provider.respond("192.0.2.40", Reply::flags(&["tor"]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ipcheck.toml");
+    fs::write(
+        &file,
+        format!("[admin]\nlisten = \"127.0.0.1:{}\"\n", svc.admin_port()),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        service_command()
+            .env_remove("IPCHECK_ADMIN_LISTEN")
+            .arg("--config")
+            .arg(&file)
+            .arg("explain")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["192.0.2.40", "--policy", "strict"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\nverdict: block\nreason: tor\n"), "{text}");
+    // The same instance's /auth now answers from its local tier, which explain filled.
+    assert_eq!(
+        svc.auth_policy("192.0.2.40", "strict").decision(),
+        (403, "block", "tor", "local")
+    );
+    let out = run(&["192.0.2.40", "--policy", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no policy named 'nope'"));
+    // Nothing listening there: said, exit 1.
+    drop(svc);
+    let out = run(&["192.0.2.40"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot ask the service's admin listener"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

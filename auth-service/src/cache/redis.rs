@@ -34,6 +34,27 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a verification result is reused, so `/readyz` probes do not hammer Redis.
 pub const VERIFY_CACHE: Duration = Duration::from_secs(5);
 
+/// What [`Stored::ttl`] and [`Stored::fresh_ttl`] hold for a key without expiry (an operator's
+/// pin made with `PERSIST`, GET's `ttl -1`): longer than any local lifetime, yet safe to add to
+/// an `Instant`.
+pub const NO_EXPIRY: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Where an operator's command ([`RedisTier::operator_call`]) goes in a cluster.
+#[derive(Debug, Clone, Copy)]
+pub enum OpTarget<'a> {
+    /// The primary serving this address's (canonical text's) slot.
+    Address(&'a str),
+    /// One node, as `CLUSTER NODES` names it.
+    Node {
+        /// Its host.
+        host: &'a str,
+        /// Its port.
+        port: u16,
+    },
+    /// Wherever redis-rs sends it (any node for a keyless command).
+    Any,
+}
+
 /// An entry read back with `IPCHECK GET`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -250,11 +271,36 @@ impl RedisTier {
                 }
             }
         };
-        match tokio::time::timeout(deadline, send).await {
-            // A cluster connection hands a server's error reply back as a value.
-            Ok(Ok(v)) => v.extract_error().map_err(|e| RedisError::from(&e)),
-            Ok(Err(e)) => Err(RedisError::from(&e)),
-            Err(_) => Err(RedisError::bare(ErrorKind::Timeout)),
+        settle(tokio::time::timeout(deadline, send).await)
+    }
+
+    /// Whether the tier talks to a Redis Cluster (`redis.cluster`).
+    pub fn is_cluster(&self) -> bool {
+        self.expected.cluster
+    }
+
+    /// Sends an operator's command (`ipcheck-auth pin`, `unpin`, `pins`) to `to`, under the
+    /// verification deadline; past the breaker, and without touching the tier's health, which
+    /// describe the service's own lookups.
+    pub async fn operator_call(
+        &self,
+        cmd: redis::Cmd,
+        to: OpTarget<'_>,
+    ) -> Result<Value, RedisError> {
+        match (to, &self.link) {
+            (OpTarget::Address(a), _) => self.send(cmd, Some(a), VERIFY_TIMEOUT).await,
+            (OpTarget::Node { host, port }, Link::Cluster { client, connection }) => {
+                let send = async {
+                    let mut con = cluster_connection(client, connection).await?;
+                    let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.to_owned(),
+                        port,
+                    });
+                    con.route_command(cmd, to).await
+                };
+                settle(tokio::time::timeout(VERIFY_TIMEOUT, send).await)
+            }
+            (_, _) => self.send(cmd, None, VERIFY_TIMEOUT).await,
         }
     }
 
@@ -445,6 +491,18 @@ impl RedisTier {
     }
 }
 
+/// A call's outcome under its deadline, as the tier reports it.
+fn settle(
+    outcome: Result<redis::RedisResult<Value>, tokio::time::error::Elapsed>,
+) -> Result<Value, RedisError> {
+    match outcome {
+        // A cluster connection hands a server's error reply back as a value.
+        Ok(Ok(v)) => v.extract_error().map_err(|e| RedisError::from(&e)),
+        Ok(Err(e)) => Err(RedisError::from(&e)),
+        Err(_) => Err(RedisError::bare(ErrorKind::Timeout)),
+    }
+}
+
 /// A reply element as text, without copying (`IPCHECK` replies are ASCII).
 fn text(v: &Value) -> Option<&str> {
     match v {
@@ -490,7 +548,7 @@ impl<'a> Fields<'a> {
 /// Reads the GET reply: nil, or field/value pairs (a flat array in RESP2, a map in RESP3).
 ///
 /// Runs once per Redis-tier decision, so it borrows from the reply instead of copying fields.
-fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
+pub(crate) fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
     let bad = || RedisError::bare(ErrorKind::Reply);
     let mut fields = Fields::default();
     match &reply {
@@ -517,7 +575,14 @@ fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
     let source = Source::parse(fields.source.unwrap_or("api")).map_err(|_| bad())?;
     let ttl = fields.ttl.unwrap_or(0);
     let fresh_ttl = fields.fresh_ttl.unwrap_or(ttl);
-    let secs = |s: i64| Duration::from_secs(s.max(0) as u64);
+    // -1: a key without expiry (a `PERSIST` pin).
+    let secs = |s: i64| {
+        if s < 0 {
+            NO_EXPIRY
+        } else {
+            Duration::from_secs(s as u64)
+        }
+    };
     Ok(Some(Stored {
         entry: Entry {
             verdict,
@@ -607,6 +672,21 @@ mod tests {
             (stored.ttl, stored.fresh_ttl),
             (Duration::from_secs(600), Duration::ZERO)
         );
+        let pinned = Value::Array(vec![
+            bulk("verdict"),
+            bulk("block"),
+            bulk("source"),
+            bulk("manual"),
+            bulk("ttl"),
+            Value::Int(-1),
+            bulk("fresh"),
+            Value::Int(1),
+            bulk("fresh_ttl"),
+            Value::Int(-1),
+        ]);
+        let stored = parse_get(pinned).unwrap().unwrap();
+        assert!(stored.fresh);
+        assert_eq!((stored.ttl, stored.fresh_ttl), (NO_EXPIRY, NO_EXPIRY));
         let reply_error = Err(RedisError::bare(ErrorKind::Reply));
         assert_eq!(parse_get(Value::Int(1)), reply_error);
         assert_eq!(

@@ -1,4 +1,4 @@
-//! `IPCHECK SET <ip> <verdict> [EX <seconds>] [STALE <seconds>] [REASON <reasons>]
+//! `IPCHECK SET <ip> <verdict> [EX <seconds> | PERSIST] [STALE <seconds>] [REASON <reasons>]
 //! [SOURCE <source>] [FORCE]`
 //!
 //! Reply: `OK`, or nil when an existing `manual` entry was kept.
@@ -8,6 +8,10 @@
 //! - `STALE`: 0..=31536000 seconds the entry stays, stale, after its fresh time (default 0:
 //!   gone when no longer fresh). The key expires after EX + STALE; the value records STALE so
 //!   `IPCHECK GET` can tell fresh from stale. Refused with `SOURCE manual` (a pin is final).
+//! - `PERSIST`: the entry never expires (no TTL in Redis; `IPCHECK GET` replies `ttl -1`, fresh).
+//!   Only with `SOURCE manual`, and not with `EX`: a provider answer must age out, and an
+//!   operator's pin without a duration must not. A manual SET without `EX` or `PERSIST` still
+//!   expires after `ipcheck.default-ttl`, as it always did.
 //! - `REASON`: comma-separated `[a-z0-9_-]+` tokens, at most 128 bytes; default empty.
 //! - `SOURCE`: one token; default `api`. `manual` marks an operator's pin.
 //! - `FORCE`: replace a manual pin even though this SET is not manual.
@@ -15,7 +19,8 @@
 //! Option names are case-insensitive and each may appear once. The write reaches replicas and
 //! the AOF as `SET <key> <value> PXAT <absolute ms>`, so a replay never extends the TTL; the
 //! value carries the stale window and PXAT the end of it, so a replica tells fresh from stale
-//! exactly as the primary does.
+//! exactly as the primary does. A `PERSIST` entry is replicated as plain `SET <key> <value>`,
+//! which leaves the replica's key without a TTL too.
 
 use std::borrow::Cow;
 
@@ -33,11 +38,20 @@ use crate::stats;
 
 use super::Target;
 
+/// When a written entry goes away.
+#[derive(Clone, Copy)]
+enum Expiry {
+    /// This many seconds of fresh time (then the stale window).
+    After(i64),
+    /// Never (`PERSIST`).
+    Never,
+}
+
 /// A parsed `IPCHECK SET`.
 pub struct Set<'a> {
     target: Target<'a>,
     entry: Entry,
-    ttl_secs: i64,
+    expiry: Expiry,
     stale_secs: u32,
     force: bool,
 }
@@ -55,6 +69,7 @@ impl<'a> Set<'a> {
         let mut reasons: Option<Reasons> = None;
         let mut source: Option<Source> = None;
         let mut force = false;
+        let mut persist = false;
         let mut rest = (4..args.len()).map(|i| args.get(i));
         while let Some(word) = rest.next() {
             let opt = SetOption::parse(word)?;
@@ -86,6 +101,11 @@ impl<'a> Set<'a> {
                         return Err(CommandError::DuplicateOption(opt.name()));
                     }
                 }
+                SetOption::Persist => {
+                    if std::mem::replace(&mut persist, true) {
+                        return Err(CommandError::DuplicateOption(opt.name()));
+                    }
+                }
             }
         }
         let entry = Entry {
@@ -98,10 +118,18 @@ impl<'a> Set<'a> {
         if stale_secs > 0 && entry.source.is_manual() {
             return Err(CommandError::StalePin);
         }
+        let expiry = match (persist, ttl) {
+            (false, ttl) => Expiry::After(ttl.unwrap_or_else(settings::default_ttl)),
+            (true, Some(_)) => return Err(CommandError::PersistWithEx),
+            (true, None) if !entry.source.is_manual() => {
+                return Err(CommandError::PersistNotManual)
+            }
+            (true, None) => Expiry::Never,
+        };
         Ok(Set {
             target,
             entry,
-            ttl_secs: ttl.unwrap_or_else(settings::default_ttl),
+            expiry,
             stale_secs,
             force,
         })
@@ -122,19 +150,35 @@ impl<'a> Set<'a> {
             }
         }
         let value = encode_stored(&self.entry, self.stale_secs);
-        let expire_at = ctx.now_ms() + (self.ttl_secs + i64::from(self.stale_secs)) * 1000;
+        let expire_at = match self.expiry {
+            Expiry::After(secs) => Some(ctx.now_ms() + (secs + i64::from(self.stale_secs)) * 1000),
+            Expiry::Never => None,
+        };
         key.write(value.as_bytes())
             .map_err(|_| CommandError::Internal("Redis refused to write the key"))?;
-        if key.set_expire_at(expire_at).is_err() {
-            // Never leave an entry without a TTL behind.
+        let expired = match expire_at {
+            Some(at) => key.set_expire_at(at),
+            // A pin over an entry that had a TTL: cancel it explicitly rather than rely on the
+            // write having dropped it.
+            None => key.persist(),
+        };
+        if expired.is_err() {
+            // Never leave an entry with the wrong lifetime behind.
             let _ = key.delete();
             return Err(CommandError::Internal("Redis refused to set the expiry"));
         }
         drop(key);
         ctx.signal_modified(&name);
-        ctx.replicate_set(&name, value.as_bytes(), expire_at);
+        match expire_at {
+            Some(at) => ctx.replicate_set(&name, value.as_bytes(), at),
+            None => ctx.replicate_set_persistent(&name, value.as_bytes()),
+        }
         ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
-        ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire", &name);
+        if expire_at.is_some() {
+            ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire", &name);
+        } else {
+            ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"persist", &name);
+        }
         stats::SETS.incr();
         ctx.reply_simple(c"OK");
         Ok(())
@@ -162,6 +206,7 @@ enum SetOption {
     Reason,
     Source,
     Force,
+    Persist,
 }
 
 impl SetOption {
@@ -173,6 +218,7 @@ impl SetOption {
             SetOption::Reason,
             SetOption::Source,
             SetOption::Force,
+            SetOption::Persist,
         ]
         .into_iter()
         .find(|o| word.eq_ignore_ascii_case(o.name().as_bytes()))
@@ -187,6 +233,7 @@ impl SetOption {
             SetOption::Reason => "REASON",
             SetOption::Source => "SOURCE",
             SetOption::Force => "FORCE",
+            SetOption::Persist => "PERSIST",
         }
     }
 }
