@@ -21,6 +21,7 @@ pub mod client_ip;
 pub mod coalesce;
 pub mod config;
 pub mod decide;
+pub mod decision_log;
 pub mod detached;
 pub mod duration;
 pub mod listen;

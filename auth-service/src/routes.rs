@@ -10,6 +10,7 @@
 //! own (`metrics.listen`), never on the `/auth` port.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -48,7 +49,12 @@ pub fn metrics_router(app: Arc<App>) -> Router {
 }
 
 async fn auth(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let log = &app.settings.decision_log;
+    let started = log.enabled().then(Instant::now);
     let outcome = decide(&app, &headers).await;
+    if let Some(started) = started {
+        log.record(&headers, &outcome, started.elapsed());
+    }
     let status = match outcome.verdict {
         Verdict::Allow => StatusCode::NO_CONTENT,
         Verdict::Block => StatusCode::FORBIDDEN,

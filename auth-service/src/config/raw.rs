@@ -34,6 +34,8 @@ pub(super) struct RawMetrics {
 pub(super) struct RawLog {
     pub(super) format: Option<LogFormat>,
     pub(super) level: Option<String>,
+    pub(super) decisions: Option<String>,
+    pub(super) decisions_sample: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
