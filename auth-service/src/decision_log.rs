@@ -86,7 +86,9 @@ impl DecisionLog {
         kind && (self.threshold == u64::MAX || draw() < self.threshold)
     }
 
-    /// Logs one decision if its kind and the sample say so.
+    /// Logs one decision if its kind and the sample say so. Key, reason and tier are the answer's
+    /// `X-IPCheck-*` values as sent (an empty reason is logged empty, as nginx's `ipcheck` access
+    /// log format writes it).
     pub fn record(&self, headers: &HeaderMap, outcome: &Outcome, latency: Duration) {
         if !self.wants(outcome.verdict, next_draw) {
             return;
@@ -97,12 +99,12 @@ impl DecisionLog {
         };
         tracing::info!(
             target: TARGET,
-            request_id = request_id(headers),
-            key = or_dash(outcome.key.to_str().unwrap_or("")),
-            policy,
-            verdict = outcome.verdict.as_str(),
-            reason = or_dash(outcome.reason.to_str().unwrap_or("")),
-            tier = outcome.tier.as_str(),
+            request_id = %request_id(headers),
+            key = %outcome.key.to_str().unwrap_or("-"),
+            policy = %policy,
+            verdict = %outcome.verdict.as_str(),
+            reason = %outcome.reason.to_str().unwrap_or("-"),
+            tier = %outcome.tier.as_str(),
             latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             "decision"
         );
@@ -126,14 +128,6 @@ pub fn sanitize(value: &[u8]) -> &str {
     match std::str::from_utf8(value) {
         Ok(text) if clean => text,
         _ => "-",
-    }
-}
-
-fn or_dash(text: &str) -> &str {
-    if text.is_empty() {
-        "-"
-    } else {
-        text
     }
 }
 
