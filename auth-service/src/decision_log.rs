@@ -76,6 +76,16 @@ impl DecisionLog {
         self.decisions != Decisions::Off
     }
 
+    /// At startup: says so when decisions are to be logged but the log filter drops them (a
+    /// `log.level` of `warn` would otherwise silence the log that was asked for).
+    pub fn warn_if_filtered(&self) {
+        if self.enabled() && !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+            tracing::warn!(
+                "log.decisions is on but the log filter drops INFO lines of the target {TARGET}, so no decision is logged; add `,{TARGET}=info` to log.level (or RUST_LOG)"
+            );
+        }
+    }
+
     /// Whether a decision with this verdict is logged, given a uniform random `draw`.
     fn wants(&self, verdict: Verdict, draw: impl FnOnce() -> u64) -> bool {
         let kind = match self.decisions {

@@ -184,6 +184,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    app.settings.decision_log.warn_if_filtered();
     if app.redis.is_some() {
         tokio::spawn(watch_redis(Arc::clone(&app)));
     }

@@ -161,6 +161,12 @@ fn one_request_id_joins_the_access_log_and_the_decision_log() {
         );
     }
 
+    // The backend got the same id, not the client's.
+    let seen = stack
+        .backend
+        .last_request_for("/account")
+        .expect("backend reached");
+    assert_eq!(seen.header("x-request-id"), Some(line.request_id.as_str()));
     // Two requests, two ids; the client's header never reached the service as an id.
     assert!(!stack.service.log().contains("client-chosen-id"));
     let ids: Vec<String> = stack
