@@ -137,6 +137,8 @@ start_nginx() {
     example=$(subst "$example" "listen 8000;" "listen 127.0.0.1:$NGINX_PORT;")
     example=$(subst "$example" "listen [::]:8000;" "")
     example=$(subst "$example" "server 127.0.0.1:9000;" "server 127.0.0.1:$backend_port;")
+    # The example's `ipcheck` access log would measure the disk: off, as for the whole harness.
+    example=$(subst "$example" "access_log /var/log/nginx/access.log ipcheck;" "access_log off;")
     example=$(subst "$example" "# set_real_ip_from  10.0.0.0/8;" "set_real_ip_from  127.0.0.1;")
     example=$(subst "$example" "# real_ip_header    X-Forwarded-For;" "real_ip_header    X-Forwarded-For;")
     upstream=$(subst "$upstream" "server 127.0.0.1:9217;" "server 127.0.0.1:$auth_port;")

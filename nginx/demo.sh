@@ -12,7 +12,7 @@ cargo build -q -p ipcheck-tests --bin demo
 # Every process's directory and log goes under one folder, removed when the demo stops.
 root=$(mktemp -d -t ipcheck-demo.XXXXXX)
 export TMPDIR="$root"
-echo "logs under $root (removed on exit): nginx */logs/error.log, ipcheck-auth */service.log, redis-server */redis.log"
+echo "logs under $root (removed on exit): nginx */logs/error.log and */logs/ipcheck-access.log, ipcheck-auth */service.log, redis-server */redis.log"
 "${CARGO_TARGET_DIR:-target}/debug/demo" &
 demo=$!
 # Stop the demo's processes (redis-server, ipcheck-auth, nginx) however this script ends.

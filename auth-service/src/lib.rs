@@ -21,6 +21,7 @@ pub mod client_ip;
 pub mod coalesce;
 pub mod config;
 pub mod decide;
+pub mod decision_log;
 pub mod detached;
 pub mod duration;
 pub mod explain;
@@ -221,6 +222,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    app.settings.decision_log.warn_if_filtered();
     if app.redis.is_some() {
         tokio::spawn(watch_redis(Arc::clone(&app)));
     }

@@ -11,6 +11,7 @@
 //! by [`admin_router`] on the loopback-only admin listener (`admin.listen`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -84,7 +85,12 @@ pub fn metrics_router(app: Arc<App>) -> Router {
 }
 
 async fn auth(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let log = &app.settings.decision_log;
+    let started = log.enabled().then(Instant::now);
     let outcome = decide(&app, &headers).await;
+    if let Some(started) = started {
+        log.record(&headers, &outcome, started.elapsed());
+    }
     let status = match outcome.verdict {
         Verdict::Allow => StatusCode::NO_CONTENT,
         Verdict::Block => StatusCode::FORBIDDEN,

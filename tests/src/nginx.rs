@@ -2,7 +2,7 @@
 //! `ipcheck-upstream.conf`), in its own prefix directory on run-time ports.
 //!
 //! The shipped files are copied verbatim except for a few literal substitutions (listen port,
-//! service and backend addresses, the gate's port and log, the micro-cache path, and switches
+//! service and backend addresses, the gate's port and log, the access log, the micro-cache path, and switches
 //! a test flips on purpose);
 //! each substitution must match, so a test fails loudly if the shipped file drifts.
 
@@ -114,6 +114,13 @@ impl Nginx {
                         "server 127.0.0.1:9000;".into(),
                         format!("server 127.0.0.1:{};", setup.backend_port),
                     ),
+                    (
+                        "access_log /var/log/nginx/access.log ipcheck;".into(),
+                        format!(
+                            "access_log {} ipcheck;",
+                            dir.path().join("logs/ipcheck-access.log").display()
+                        ),
+                    ),
                 ],
                 "ipcheck-upstream.conf" => vec![
                     (
@@ -219,6 +226,12 @@ impl Nginx {
     /// The gate's log so far: one line per auth answer that was not a valid ipcheck verdict.
     pub fn gate_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("logs/ipcheck-gate.log")).unwrap_or_default()
+    }
+
+    /// The example server's access log so far, in the shipped `ipcheck` format. nginx writes a
+    /// request's line after answering it, so a test waits for it rather than reading once.
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/ipcheck-access.log")).unwrap_or_default()
     }
 
     /// nginx's error log so far.

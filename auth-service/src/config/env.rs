@@ -18,6 +18,8 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("admin.listen", Kind::Str),
     ("log.format", Kind::Str),
     ("log.level", Kind::Str),
+    ("log.decisions", Kind::Str),
+    ("log.decisions_sample", Kind::Float),
     ("client_ip.header", Kind::Str),
     ("client_ip.trusted_proxies", Kind::List),
     ("aggregation.ipv4_prefix", Kind::Int),

@@ -21,6 +21,7 @@ use toml::Value;
 use crate::breaker::BreakerSettings;
 use crate::budget::BudgetSettings;
 use crate::client_ip::ClientIpSource;
+use crate::decision_log::{DecisionLog, Decisions};
 use crate::duration::{ConfigDuration, ConfigWindow};
 use crate::listen::{Listen, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
 use crate::provider::mapping::FieldMapping;
@@ -110,6 +111,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log_level: String,
+    /// The per-decision log (`log.decisions`, `log.decisions_sample`).
+    pub decision_log: DecisionLog,
     /// Which request header holds the client address.
     pub client_ip: ClientIpSource,
     /// Cache identity prefix lengths.

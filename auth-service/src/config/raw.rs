@@ -42,6 +42,8 @@ pub(super) struct RawAdmin {
 pub(super) struct RawLog {
     pub(super) format: Option<LogFormat>,
     pub(super) level: Option<String>,
+    pub(super) decisions: Option<String>,
+    pub(super) decisions_sample: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -483,3 +483,56 @@ fn breakers_and_budget() {
             .shared
     );
 }
+
+#[test]
+fn decision_log_keys() {
+    use crate::decision_log::{DecisionLog, Decisions};
+    // Off by default.
+    assert!(!ok("").decision_log.enabled());
+    let s = ok("[log]\ndecisions = \"non-allow\"\ndecisions_sample = 0.01\n");
+    assert_eq!(s.decision_log, DecisionLog::new(Decisions::NonAllow, 0.01));
+    assert_eq!(
+        ok("[log]\ndecisions = \"all\"\n").decision_log,
+        DecisionLog::new(Decisions::All, 1.0)
+    );
+    // From the environment, as the e2e tests and containers set it.
+    let s = parse(
+        "test.toml",
+        "",
+        &env(&[
+            ("IPCHECK_LOG_DECISIONS", "all"),
+            ("IPCHECK_LOG_DECISIONS_SAMPLE", "0.5"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.decision_log, DecisionLog::new(Decisions::All, 0.5));
+    // A sample without a kind is unused: said, not an error.
+    let s = ok("[log]\ndecisions_sample = 0.5\n");
+    assert!(!s.decision_log.enabled());
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("log.decisions_sample")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn decision_log_errors_name_the_key() {
+    let e = error("[log]\ndecisions = \"blocks\"\n", &[]);
+    assert!(e.contains("key `log.decisions`"), "{e}");
+    assert!(
+        e.contains("'blocks': expected off, all or non-allow"),
+        "{e}"
+    );
+    for bad in ["0", "0.0", "1.5", "-0.1", "nan"] {
+        let e = error(
+            &format!("[log]\ndecisions = \"all\"\ndecisions_sample = {bad}\n"),
+            &[],
+        );
+        assert!(e.contains("key `log.decisions_sample`"), "{bad}: {e}");
+    }
+    let e = error("", &[("IPCHECK_LOG_DECISIONS", "everything")]);
+    assert!(e.contains("(set by IPCHECK_LOG_DECISIONS)"), "{e}");
+}

@@ -68,7 +68,7 @@ pub(super) fn validate(
         check_admin_listen(admin, &listen, metrics_listen.as_ref())
             .map_err(|e| err("admin.listen", e))?;
     }
-
+    let decision_log = decision_log(&raw.log, err, &mut warnings)?;
     let log_level = raw.log.level.unwrap_or_else(|| "info".to_owned());
     tracing_subscriber::EnvFilter::try_new(&log_level)
         .map_err(|e| err("log.level", format!("'{log_level}': {e}")))?;
@@ -292,6 +292,7 @@ pub(super) fn validate(
         admin_listen,
         log_format: raw.log.format.unwrap_or(LogFormat::Plain),
         log_level,
+        decision_log,
         client_ip,
         aggregation,
         cache,
@@ -576,4 +577,35 @@ fn budget_settings(
         daily_quota: raw.daily_quota.unwrap_or(0),
         shared: raw.shared.unwrap_or(false),
     })
+}
+
+/// `log.decisions` and `log.decisions_sample`.
+fn decision_log(
+    raw: &RawLog,
+    err: &dyn Fn(&str, String) -> ConfigError,
+    warnings: &mut Vec<String>,
+) -> Result<DecisionLog, ConfigError> {
+    let decisions = match raw.decisions.as_deref().map(str::trim) {
+        None => Decisions::Off,
+        Some(word) => Decisions::parse(word).ok_or_else(|| {
+            err(
+                "log.decisions",
+                format!("'{word}': expected {}", Decisions::WORDS),
+            )
+        })?,
+    };
+    let sample = raw.decisions_sample.unwrap_or(1.0);
+    if !(sample > 0.0 && sample <= 1.0) {
+        return Err(err(
+            "log.decisions_sample",
+            format!("{sample}: expected a fraction above 0 and at most 1 (0.01 logs one decision in a hundred; log.decisions = \"off\" logs none)"),
+        ));
+    }
+    if decisions == Decisions::Off && raw.decisions_sample.is_some() {
+        warnings.push(
+            "log.decisions_sample is set but log.decisions is off: no decision is logged"
+                .to_owned(),
+        );
+    }
+    Ok(DecisionLog::new(decisions, sample))
 }
