@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ipcheck_core::{Categories, Verdict};
 
 use crate::app::App;
-use crate::cache::redis::Stored;
+use crate::cache::redis::{Stored, NO_EXPIRY};
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::parse_client;
 use crate::duration::display;
@@ -148,7 +148,11 @@ fn describe_stored(app: &App, stored: &Stored) -> String {
     );
     match app.lifetimes().redis_hit(stored) {
         RedisHit::Use { .. } if entry.source.is_manual() => {
-            format!("pin: {what}, ends in {}", display(stored.ttl))
+            if stored.ttl >= NO_EXPIRY {
+                format!("pin: {what}, never ends")
+            } else {
+                format!("pin: {what}, ends in {}", display(stored.ttl))
+            }
         }
         RedisHit::Use { .. } => format!(
             "fresh: {what}, fresh for {}, gone in {}",

@@ -117,6 +117,15 @@ fn every_tier_the_facts_the_rule_and_the_verdict() {
         ("allow", "partner", "redis")
     );
 
+    // A pin without a duration.
+    ipcheck(
+        &redis,
+        &["SET", "192.0.2.34", "block", "SOURCE", "manual", "PERSIST"],
+    );
+    let e = explain(&svc, "192.0.2.34", None);
+    assert_eq!(e["redis"], "pin: block - (source manual), never ends");
+    assert_eq!((e["verdict"].as_str(), e["reason"].as_str()), ("block", ""));
+
     // Fresh facts written by another instance.
     ipcheck(
         &redis,
