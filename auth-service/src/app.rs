@@ -1,11 +1,12 @@
 //! The shared state every handler gets: settings, the tiers, the provider, metrics.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderValue;
 use ipcheck_core::{NormalizedIp, ReasonSet};
 
+use crate::cache::invalidation::Coherence;
 use crate::cache::local::LocalCache;
 use crate::cache::redis::RedisTier;
 use crate::coalesce::Coalescer;
@@ -25,6 +26,8 @@ pub struct App {
     pub settings: Settings,
     /// The in-process tier.
     pub local: LocalCache,
+    /// The invalidation link's state, when the local tier follows Redis (`redis.invalidation`).
+    pub coherence: Option<Arc<Coherence>>,
     /// The Redis tier, if configured.
     pub redis: Option<RedisTier>,
     /// The provider, if configured.
@@ -51,6 +54,11 @@ impl App {
             .map(|r| RedisTier::new(r, settings.aggregation))
             .transpose()
             .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
+        let coherence = settings
+            .redis
+            .as_ref()
+            .filter(|r| r.invalidation && settings.cache.capacity > 0)
+            .map(|r| Arc::new(Coherence::new(r.key_prefix.clone(), settings.aggregation)));
         let provider = settings
             .provider
             .clone()
@@ -71,6 +79,7 @@ impl App {
         Ok(App {
             settings,
             local,
+            coherence,
             redis,
             provider,
             flights: Coalescer::default(),

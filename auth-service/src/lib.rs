@@ -185,6 +185,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     if app.redis.is_some() {
         tokio::spawn(watch_redis(Arc::clone(&app)));
+        cache::invalidation_link::spawn(Arc::clone(&app));
     }
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);

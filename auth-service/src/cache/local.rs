@@ -239,6 +239,29 @@ impl LocalCache {
         shard.insert(hash, entry, &self.hasher);
     }
 
+    /// Drops `key`'s entry, if held (Redis said it changed: see [`super::invalidation`]).
+    pub fn remove(&self, key: &NormalizedIp) {
+        if self.shards.is_empty() {
+            return;
+        }
+        let (hash, mut shard) = self.shard(key);
+        if let Some(at) = shard.find(hash, key) {
+            shard.remove(at, &self.hasher);
+        }
+    }
+
+    /// Drops every entry (a flush in Redis, or changes that may have gone unannounced).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.entries.clear();
+            shard.index.clear();
+            shard.hand = 0;
+        }
+    }
+
     /// Entries currently held (expired ones included until read or evicted).
     pub fn len(&self) -> usize {
         self.shards
