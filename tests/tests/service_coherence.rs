@@ -199,3 +199,74 @@ fn without_tracking_permission_the_instance_is_ready_but_degraded() {
     assert!(svc.metrics().contains("ipcheck_local_invalidation_up 0"));
     assert_eq!(svc.auth("192.0.2.30").status, 204);
 }
+
+/// A Redis Cluster config with local copies kept for an hour.
+fn cluster_config(provider: &Provider, nodes: &str) -> String {
+    format!(
+        r#"
+[cache]
+local_ttl = "1h"
+
+[redis]
+url = "{nodes}"
+cluster = true
+timeout = "500ms"
+ttl = "1h"
+
+{provider_section}
+[policies.default]
+block = ["tor"]
+challenge = ["vpn"]
+"#,
+        provider_section = provider.config_section()
+    )
+}
+
+#[test]
+fn in_a_cluster_every_primary_is_followed_also_after_it_restarts() {
+    let mut cluster = RedisServer::start_cluster(3);
+    let provider = Provider::start();
+    // Seeded with other nodes than the one holding the address: each instance must find it.
+    let a = Service::start(&cluster_config(&provider, &cluster[0].url()));
+    let b = Service::start(&cluster_config(&provider, &cluster[1].url()));
+    await_link_up(&a);
+    await_link_up(&b);
+    let share = 16384 / cluster.len();
+    let on_last = (1..255)
+        .map(|i| format!("198.51.100.{i}"))
+        .find(|ip| usize::from(cluster[0].keyslot(ip)) / share >= 2)
+        .expect("some address hashes to the last node");
+    pin_and_unpin_reach_every_instance(&mut cluster[2].client(), &[&a, &b], &on_last);
+
+    // The primary holding the address restarts (its cluster config kept): the instances
+    // follow it again once it is back.
+    cluster[2].kill();
+    cluster[2].restart();
+    for node in &cluster {
+        await_condition(
+            Duration::from_secs(20),
+            "cluster_state:ok after the restart",
+            || {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query::<String>(&mut node.client())
+                    .unwrap_or_default()
+            },
+            |info| info.contains("cluster_state:ok"),
+        );
+    }
+    for svc in [&a, &b] {
+        await_condition(
+            Duration::from_secs(20),
+            "/readyz 200 after the restart",
+            || {
+                http_request(svc.port(), "GET", "/readyz", &[])
+                    .map(|r| r.status)
+                    .ok()
+            },
+            |s| *s == Some(200),
+        );
+        await_link_up(svc);
+    }
+    pin_and_unpin_reach_every_instance(&mut cluster[2].client(), &[&a, &b], &on_last);
+}
