@@ -7,12 +7,15 @@
 //! and a null message when the whole database is flushed. Each name maps back to the address
 //! the local tier keys on, whose local copy is then dropped; the next request re-reads Redis.
 //!
-//! Our own writes come back too (the write goes out on the pooled connection, so `NOLOOP` on
-//! the tracking connection cannot suppress them). That is accepted rather than filtered: the
-//! local copy just written is dropped and the next request for that address costs one
-//! `IPCHECK GET`, once per write (a provider answer or a refresh, at most once per `redis.ttl`
-//! scale). Filtering "our own" keys by time would also swallow an operator's pin landing in that
-//! window, which is exactly the change that must not be missed.
+//! An address this instance does not hold locally needs nothing. One it holds is re-read
+//! (`IPCHECK GET`, off the request path) and its local copy kept only if Redis now says the
+//! same; otherwise (a pin, an unpin, other facts, no answer) the copy is dropped and the next
+//! request reads Redis. The re-read is for our own writes, which come back too: the service
+//! stores a provider answer locally and then writes it to Redis on the pooled connection, so
+//! `NOLOOP` on the tracking connection cannot suppress the message, and dropping the copy would
+//! cost every fresh answer a second Redis read. Ignoring "our own" keys for a while instead would
+//! also swallow an operator's pin landing in that window — the one change that must not be
+//! missed. The price: one `IPCHECK GET` per change of an address the instance holds.
 //!
 //! Without the link (not connected, connection lost) nothing tells the tier about changes, so
 //! coherence falls back to `cache.local_ttl`; on every (re)connect the whole tier is cleared,
@@ -27,6 +30,7 @@ use ipcheck_core::{normalize, Aggregation, LogLimiter, NormalizedIp};
 
 use super::local::LocalCache;
 use super::redis_health::LOG_INTERVAL;
+use super::Known;
 
 /// What one key named in an invalidation message means for the local tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,28 @@ pub fn classify(key: &[u8], prefix: &str, aggregation: Aggregation) -> Invalidat
     match normalize(text, aggregation) {
         Ok(ip) if ip.canonical_text().as_str() == text => Invalidation::Remove(ip),
         _ => Invalidation::ClearAll,
+    }
+}
+
+/// Whether a local copy says what a fresh Redis entry says. Only plain facts and pins can match:
+/// anything else held locally (a provider error, stale facts, an answer from without Redis) is
+/// worth re-reading anyway.
+fn same(held: &Known, now: &Known) -> bool {
+    match (held, now) {
+        (Known::Facts(a), Known::Facts(b)) => a == b,
+        (
+            Known::Pinned {
+                verdict: va,
+                header: ha,
+                ..
+            },
+            Known::Pinned {
+                verdict: vb,
+                header: hb,
+                ..
+            },
+        ) => va == vb && ha == hb,
+        _ => false,
     }
 }
 
@@ -120,17 +146,20 @@ impl Coherence {
     }
 
     /// Applies one message: `None` is the null message (flush, or tracking lost), `Some` the
-    /// keys it names.
-    pub fn apply(&self, local: &LocalCache, keys: Option<&[Vec<u8>]>) {
+    /// keys it names. Returns the addresses held locally that must be re-read ([`Self::settle`]).
+    pub fn apply(&self, local: &LocalCache, keys: Option<&[Vec<u8>]>) -> Vec<NormalizedIp> {
         let Some(keys) = keys else {
             self.clear(local);
-            return;
+            return Vec::new();
         };
+        let mut recheck = Vec::new();
+        let now = Instant::now();
         for key in keys {
             match classify(key, &self.prefix, self.aggregation) {
                 Invalidation::Remove(ip) => {
-                    local.remove(&ip);
-                    self.removed.fetch_add(1, Ordering::Relaxed);
+                    if local.get(&ip, now).is_some() && !recheck.contains(&ip) {
+                        recheck.push(ip);
+                    }
                 }
                 Invalidation::Ignore => {}
                 Invalidation::ClearAll => {
@@ -139,8 +168,25 @@ impl Coherence {
                         "invalidation for a key that names no address: clearing the local tier"
                     );
                     self.clear(local);
+                    return Vec::new();
                 }
             }
+        }
+        recheck
+    }
+
+    /// Keeps `ip`'s local copy if it says what Redis says `now` (the entry re-read after the
+    /// change; `None` when there is none, it is stale, or it could not be read), else drops it.
+    pub fn settle(&self, local: &LocalCache, ip: &NormalizedIp, now: Option<&Known>) {
+        let held = local.get(ip, Instant::now());
+        if let (Some(held), Some(now)) = (&held, now) {
+            if same(held, now) {
+                return;
+            }
+        }
+        if held.is_some() {
+            local.remove(ip);
+            self.removed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -224,7 +270,8 @@ impl Coherence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Known;
+    use axum::http::HeaderValue;
+    use ipcheck_core::{Categories, Category, ReasonSet, Verdict};
     use std::time::Duration;
 
     fn ip(s: &str) -> NormalizedIp {
@@ -255,25 +302,55 @@ mod tests {
     }
 
     #[test]
-    fn messages_drop_copies_and_a_null_message_clears_all() {
+    fn held_copies_are_rechecked_and_kept_only_if_redis_agrees() {
         let local = LocalCache::new(100, Duration::from_secs(60));
         let co = Coherence::new("ipcheck:".to_owned(), Aggregation::DEFAULT);
         let ttl = Duration::from_secs(60);
-        local.insert(ip("192.0.2.1"), Known::Nothing, ttl);
-        local.insert(ip("192.0.2.2"), Known::Nothing, ttl);
-        co.apply(&local, Some(&[b"ipcheck:{192.0.2.1}".to_vec()]));
+        let vpn = Categories::EMPTY.with(Category::Vpn);
+        let (one, two) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        local.insert(one, Known::Facts(vpn), ttl);
+        local.insert(two, Known::Facts(vpn), ttl);
+        // Not held: nothing to re-read; bookkeeping keys: ignored.
+        let keys = [
+            b"ipcheck:{192.0.2.1}".to_vec(),
+            b"ipcheck:192.0.2.9".to_vec(),
+            b"ipcheck:refresh:{192.0.2.2}".to_vec(),
+        ];
+        assert_eq!(co.apply(&local, Some(&keys)), vec![one]);
+        // Redis says the same (our own write came back): kept.
+        co.settle(&local, &one, Some(&Known::Facts(vpn)));
         let now = Instant::now();
-        assert!(local.get(&ip("192.0.2.1"), now).is_none());
-        assert!(local.get(&ip("192.0.2.2"), now).is_some());
-        co.apply(&local, Some(&[b"ipcheck:refresh:{192.0.2.2}".to_vec()]));
-        assert!(local.get(&ip("192.0.2.2"), now).is_some());
-        co.apply(&local, None);
+        assert!(local.get(&one, now).is_some());
+        // A pin, or nothing readable: dropped.
+        let pin = Known::Pinned {
+            verdict: Verdict::Block,
+            header: HeaderValue::from_static("tor"),
+            reasons: ReasonSet::from_categories(vpn),
+        };
+        co.settle(&local, &one, Some(&pin));
+        assert!(local.get(&one, now).is_none());
+        co.settle(&local, &two, None);
+        assert!(local.get(&two, now).is_none());
+        // The null message clears everything.
+        local.insert(one, Known::Nothing, ttl);
+        assert!(co.apply(&local, None).is_empty());
         assert!(local.is_empty());
         let mut text = String::new();
         co.render(&mut text);
-        assert!(text.contains("ipcheck_local_invalidations_total{kind=\"address\"} 1"));
+        assert!(text.contains("ipcheck_local_invalidations_total{kind=\"address\"} 2"));
         assert!(text.contains("ipcheck_local_invalidations_total{kind=\"all\"} 1"));
         assert!(text.contains("ipcheck_local_invalidation_up 0"));
+    }
+
+    #[test]
+    fn a_key_naming_no_address_clears_everything() {
+        let local = LocalCache::new(100, Duration::from_secs(60));
+        let co = Coherence::new("ipcheck:".to_owned(), Aggregation::DEFAULT);
+        local.insert(ip("192.0.2.1"), Known::Nothing, Duration::from_secs(60));
+        assert!(co
+            .apply(&local, Some(&[b"ipcheck:junk".to_vec()]))
+            .is_empty());
+        assert!(local.is_empty());
     }
 
     #[test]

@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, Value};
 
+use tokio::runtime::Handle;
+
 use super::invalidation::Coherence;
+use super::Known;
 use crate::app::App;
 use crate::config::RedisSettings;
 
@@ -47,21 +50,23 @@ pub fn spawn(app: Arc<App>) {
     let (Some(settings), Some(co)) = (app.settings.redis.clone(), app.coherence.clone()) else {
         return;
     };
+    // The re-reads after a change run on the service's runtime.
+    let runtime = Handle::current();
     let spawned = std::thread::Builder::new()
         .name("ipcheck-invalidation".to_owned())
-        .spawn(move || supervise(&app, &co, &settings));
+        .spawn(move || supervise(&app, &co, &settings, &runtime));
     if let Err(e) = spawned {
         tracing::error!("cannot start the invalidation thread: {e}; local answers may lag Redis by up to cache.local_ttl");
     }
 }
 
 /// Rounds of connections, forever.
-fn supervise(app: &Arc<App>, co: &Arc<Coherence>, settings: &RedisSettings) {
+fn supervise(app: &Arc<App>, co: &Arc<Coherence>, settings: &RedisSettings, runtime: &Handle) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let result = seeds(settings)
             .and_then(|seeds| targets(&seeds, settings.cluster))
-            .and_then(|targets| round(app, co, settings, targets));
+            .and_then(|targets| round(app, co, settings, targets, runtime));
         let display = super::redis::display_address(&settings.url);
         match result {
             // A topology change: start over at once.
@@ -201,6 +206,7 @@ fn round(
     co: &Arc<Coherence>,
     settings: &RedisSettings,
     targets: Vec<Target>,
+    runtime: &Handle,
 ) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ended_tx, ended) = mpsc::channel::<Result<(), String>>();
@@ -210,11 +216,12 @@ fn round(
     let mut handles = Vec::new();
     for target in targets.iter().cloned() {
         let (app, co, stop) = (Arc::clone(app), Arc::clone(co), Arc::clone(&stop));
+        let runtime = runtime.clone();
         let (ended_tx, subscribed_tx) = (ended_tx.clone(), subscribed_tx.clone());
         let handle = std::thread::Builder::new()
             .name("ipcheck-invalidation".to_owned())
             .spawn(move || {
-                let result = follow(&target, &app, &co, &stop, &subscribed_tx)
+                let result = follow(&target, &app, &runtime, &co, &stop, &subscribed_tx)
                     .map_err(|e| format!("{}: {e}", target.display));
                 let _ = ended_tx.send(result);
             })
@@ -288,10 +295,25 @@ fn targets_of(seeds: &[ConnectionInfo]) -> Result<String, String> {
         .join(","))
 }
 
+/// Re-reads addresses whose entries changed and keeps or drops their local copies.
+async fn settle(app: Arc<App>, addresses: Vec<ipcheck_core::NormalizedIp>) {
+    let (Some(redis), Some(co)) = (&app.redis, &app.coherence) else {
+        return;
+    };
+    for ip in addresses {
+        let now = match redis.get(ip.canonical_text().as_str()).await {
+            Ok(Some(stored)) if stored.fresh => Some(Known::from_entry(&stored.entry)),
+            _ => None,
+        };
+        co.settle(&app.local, &ip, now.as_ref());
+    }
+}
+
 /// Follows one primary until it fails or `stop` is set.
 fn follow(
     target: &Target,
-    app: &App,
+    app: &Arc<App>,
+    runtime: &Handle,
     co: &Coherence,
     stop: &AtomicBool,
     subscribed: &mpsc::Sender<()>,
@@ -328,7 +350,7 @@ fn follow(
         }
         match pubsub.get_message() {
             Ok(msg) if msg.get_channel_name() == CHANNEL => {
-                match msg.get_payload::<Value>().map_err(e)? {
+                let recheck = match msg.get_payload::<Value>().map_err(e)? {
                     Value::Nil => co.apply(&app.local, None),
                     Value::Array(items) => {
                         let keys: Vec<Vec<u8>> = items
@@ -339,9 +361,12 @@ fn follow(
                                 _ => Vec::new(),
                             })
                             .collect();
-                        co.apply(&app.local, Some(&keys));
+                        co.apply(&app.local, Some(&keys))
                     }
                     _ => co.apply(&app.local, None),
+                };
+                if !recheck.is_empty() {
+                    runtime.spawn(settle(Arc::clone(app), recheck));
                 }
             }
             Ok(_) => {}
