@@ -7,7 +7,10 @@
 //! and a null message when the whole database is flushed. Each name maps back to the address
 //! the local tier keys on, whose local copy is then dropped; the next request re-reads Redis.
 //!
-//! An address this instance does not hold locally needs nothing. One it holds is re-read
+//! An address this instance does not hold locally is looked at again after
+//! [`RECHECK_DELAY`]: a lookup whose read was answered just before the change may store the old
+//! answer just after the message was handled, and if a copy is held by then it is re-read like
+//! any other. One it holds is re-read
 //! (`IPCHECK GET`, off the request path) and its local copy kept only if Redis now says the
 //! same; otherwise (a pin, an unpin, other facts, no answer) the copy is dropped and the next
 //! request reads Redis. The re-read is for our own writes, which come back too: the service
@@ -24,13 +27,27 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipcheck_core::{normalize, Aggregation, LogLimiter, NormalizedIp};
 
 use super::local::LocalCache;
 use super::redis_health::LOG_INTERVAL;
 use super::Known;
+
+/// How long after a change to an address not held locally it is looked at again: longer than
+/// a lookup takes from its Redis answer to storing it (one round trip within `redis.timeout`,
+/// plus scheduling on a loaded host).
+pub const RECHECK_DELAY: Duration = Duration::from_millis(250);
+
+/// The addresses a message asks to re-read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rechecks {
+    /// Held locally: re-read now.
+    pub now: Vec<NormalizedIp>,
+    /// Not held: re-read after [`RECHECK_DELAY`] if held by then.
+    pub later: Vec<NormalizedIp>,
+}
 
 /// What one key named in an invalidation message means for the local tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,19 +163,24 @@ impl Coherence {
     }
 
     /// Applies one message: `None` is the null message (flush, or tracking lost), `Some` the
-    /// keys it names. Returns the addresses held locally that must be re-read ([`Self::settle`]).
-    pub fn apply(&self, local: &LocalCache, keys: Option<&[Vec<u8>]>) -> Vec<NormalizedIp> {
+    /// keys it names. Returns the addresses to re-read ([`Self::settle`]).
+    pub fn apply(&self, local: &LocalCache, keys: Option<&[Vec<u8>]>) -> Rechecks {
         let Some(keys) = keys else {
             self.clear(local);
-            return Vec::new();
+            return Rechecks::default();
         };
-        let mut recheck = Vec::new();
+        let mut recheck = Rechecks::default();
         let now = Instant::now();
         for key in keys {
             match classify(key, &self.prefix, self.aggregation) {
                 Invalidation::Remove(ip) => {
-                    if local.get(&ip, now).is_some() && !recheck.contains(&ip) {
-                        recheck.push(ip);
+                    let list = if local.get(&ip, now).is_some() {
+                        &mut recheck.now
+                    } else {
+                        &mut recheck.later
+                    };
+                    if !list.contains(&ip) {
+                        list.push(ip);
                     }
                 }
                 Invalidation::Ignore => {}
@@ -168,7 +190,7 @@ impl Coherence {
                         "invalidation for a key that names no address: clearing the local tier"
                     );
                     self.clear(local);
-                    return Vec::new();
+                    return Rechecks::default();
                 }
             }
         }
@@ -272,7 +294,6 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
     use ipcheck_core::{Categories, Category, ReasonSet, Verdict};
-    use std::time::Duration;
 
     fn ip(s: &str) -> NormalizedIp {
         normalize(s, Aggregation::DEFAULT).unwrap()
@@ -316,7 +337,9 @@ mod tests {
             b"ipcheck:192.0.2.9".to_vec(),
             b"ipcheck:refresh:{192.0.2.2}".to_vec(),
         ];
-        assert_eq!(co.apply(&local, Some(&keys)), vec![one]);
+        let rechecks = co.apply(&local, Some(&keys));
+        assert_eq!(rechecks.now, vec![one]);
+        assert_eq!(rechecks.later, vec![ip("192.0.2.9")]);
         // Redis says the same (our own write came back): kept.
         co.settle(&local, &one, Some(&Known::Facts(vpn)));
         let now = Instant::now();
@@ -333,7 +356,7 @@ mod tests {
         assert!(local.get(&two, now).is_none());
         // The null message clears everything.
         local.insert(one, Known::Nothing, ttl);
-        assert!(co.apply(&local, None).is_empty());
+        assert_eq!(co.apply(&local, None), Rechecks::default());
         assert!(local.is_empty());
         let mut text = String::new();
         co.render(&mut text);
@@ -347,9 +370,8 @@ mod tests {
         let local = LocalCache::new(100, Duration::from_secs(60));
         let co = Coherence::new("ipcheck:".to_owned(), Aggregation::DEFAULT);
         local.insert(ip("192.0.2.1"), Known::Nothing, Duration::from_secs(60));
-        assert!(co
-            .apply(&local, Some(&[b"ipcheck:junk".to_vec()]))
-            .is_empty());
+        let junk = [b"ipcheck:junk".to_vec()];
+        assert_eq!(co.apply(&local, Some(&junk)), Rechecks::default());
         assert!(local.is_empty());
     }
 

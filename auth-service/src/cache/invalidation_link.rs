@@ -22,7 +22,7 @@ use redis::{ConnectionAddr, ConnectionInfo, Value};
 
 use tokio::runtime::Handle;
 
-use super::invalidation::Coherence;
+use super::invalidation::{Coherence, RECHECK_DELAY};
 use super::Known;
 use crate::app::App;
 use crate::config::RedisSettings;
@@ -365,8 +365,21 @@ fn follow(
                     }
                     _ => co.apply(&app.local, None),
                 };
-                if !recheck.is_empty() {
-                    runtime.spawn(settle(Arc::clone(app), recheck));
+                if !recheck.now.is_empty() {
+                    runtime.spawn(settle(Arc::clone(app), recheck.now));
+                }
+                if !recheck.later.is_empty() {
+                    let app = Arc::clone(app);
+                    runtime.spawn(async move {
+                        tokio::time::sleep(RECHECK_DELAY).await;
+                        let now = std::time::Instant::now();
+                        let held = recheck
+                            .later
+                            .into_iter()
+                            .filter(|ip| app.local.get(ip, now).is_some())
+                            .collect();
+                        settle(app, held).await;
+                    });
                 }
             }
             Ok(_) => {}
