@@ -2,10 +2,10 @@
 //! operator's pin or unpin in Redis reaches every instance's local copy within a second, not
 //! `cache.local_ttl` (an hour here) later; also after Redis restarts, and in a cluster.
 
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use ipcheck_tests::ipcheck;
 use ipcheck_tests::service::http_request;
 use ipcheck_tests::stack::{example_service_config, KEY_VAR, SECRET};
 use ipcheck_tests::{Provider, RedisServer, Service};
@@ -68,17 +68,28 @@ fn await_allowed_locally(svc: &Service, ip: &str) {
     );
 }
 
-/// With `ip` cached allowed in every instance: a manual block in Redis blocks it everywhere
-/// within [`COHERENT_WITHIN`], and deleting it allows it again as fast.
-fn pin_and_unpin_reach_every_instance(
-    con: &mut redis::Connection,
-    services: &[&Service],
-    ip: &str,
-) {
+/// `redis-cli -p <port> <args>`, as an operator types it: its output.
+fn redis_cli(node: &RedisServer, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(node.port().to_string())
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// With `ip` cached allowed in every instance: a manual block in Redis (on `node`, which holds
+/// the address) blocks it everywhere within [`COHERENT_WITHIN`], and deleting it allows it
+/// again as fast.
+fn pin_and_unpin_reach_every_instance(node: &RedisServer, services: &[&Service], ip: &str) {
     for svc in services {
         await_allowed_locally(svc, ip);
     }
-    ipcheck::set(con, &[ip, "block", "REASON", "tor", "SOURCE", "manual"]).expect("pin");
+    let pin = [
+        "IPCHECK", "SET", ip, "block", "REASON", "tor", "SOURCE", "manual",
+    ];
+    assert_eq!(redis_cli(node, &pin), "OK");
     let pinned = Instant::now();
     for (i, svc) in services.iter().enumerate() {
         let left = COHERENT_WITHIN.saturating_sub(pinned.elapsed());
@@ -93,7 +104,7 @@ fn pin_and_unpin_reach_every_instance(
             "the pin is read from Redis, not a local copy"
         );
     }
-    assert_eq!(ipcheck::del(con, ip).expect("unpin"), 1);
+    assert_eq!(redis_cli(node, &["IPCHECK", "DEL", ip]), "1");
     let unpinned = Instant::now();
     for (i, svc) in services.iter().enumerate() {
         let left = COHERENT_WITHIN.saturating_sub(unpinned.elapsed());
@@ -114,7 +125,7 @@ fn a_pin_and_an_unpin_reach_both_instances_within_a_second() {
     let b = instance(&redis, &provider);
     await_link_up(&a);
     await_link_up(&b);
-    pin_and_unpin_reach_every_instance(&mut redis.client(), &[&a, &b], "192.0.2.10");
+    pin_and_unpin_reach_every_instance(&redis, &[&a, &b], "192.0.2.10");
 
     // Redis restarts on the same port (losing everything it held): once the links are back,
     // the same holds again.
@@ -133,7 +144,7 @@ fn a_pin_and_an_unpin_reach_both_instances_within_a_second() {
         );
         await_link_up(svc);
     }
-    pin_and_unpin_reach_every_instance(&mut redis.client(), &[&a, &b], "192.0.2.11");
+    pin_and_unpin_reach_every_instance(&redis, &[&a, &b], "192.0.2.11");
     for svc in [&a, &b] {
         let metrics = svc.metrics();
         assert!(
@@ -236,7 +247,7 @@ fn in_a_cluster_every_primary_is_followed_also_after_it_restarts() {
         .map(|i| format!("198.51.100.{i}"))
         .find(|ip| usize::from(cluster[0].keyslot(ip)) / share >= 2)
         .expect("some address hashes to the last node");
-    pin_and_unpin_reach_every_instance(&mut cluster[2].client(), &[&a, &b], &on_last);
+    pin_and_unpin_reach_every_instance(&cluster[2], &[&a, &b], &on_last);
 
     // The primary holding the address restarts (its cluster config kept): the instances
     // follow it again once it is back.
@@ -268,5 +279,5 @@ fn in_a_cluster_every_primary_is_followed_also_after_it_restarts() {
         );
         await_link_up(svc);
     }
-    pin_and_unpin_reach_every_instance(&mut cluster[2].client(), &[&a, &b], &on_last);
+    pin_and_unpin_reach_every_instance(&cluster[2], &[&a, &b], &on_last);
 }
