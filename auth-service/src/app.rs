@@ -171,11 +171,16 @@ impl App {
             let addr = crate::cache::redis::display_address(&r.url);
             let kind = if r.cluster { "redis cluster" } else { "redis" };
             tiers.push(format!(
-                "{kind} ({addr}, timeout {}, ttl {}, stale_ttl {}, refresh_ahead {})",
+                "{kind} ({addr}, timeout {}, ttl {}, stale_ttl {}, refresh_ahead {}, invalidation {})",
                 crate::duration::display(r.timeout),
                 crate::duration::display(r.ttl),
                 crate::duration::display(r.stale_ttl),
-                crate::duration::display(r.refresh_ahead)
+                crate::duration::display(r.refresh_ahead),
+                if r.invalidation && settings.cache.capacity > 0 {
+                    "on"
+                } else {
+                    "off"
+                }
             ));
         }
         if let Some(p) = &settings.provider {

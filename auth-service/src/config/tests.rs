@@ -483,3 +483,21 @@ fn breakers_and_budget() {
             .shared
     );
 }
+
+#[test]
+fn invalidation_is_on_by_default_and_can_be_switched_off() {
+    let on = ok("[redis]\nurl = \"redis://127.0.0.1:6379/\"\n");
+    assert!(on.redis.as_ref().unwrap().invalidation);
+    assert!(crate::app::App::tiers_summary(&on).contains("invalidation on"));
+    let off = ok("[redis]\nurl = \"redis://127.0.0.1:6379/\"\ninvalidation = false\n");
+    assert!(!off.redis.as_ref().unwrap().invalidation);
+    assert!(crate::app::App::tiers_summary(&off).contains("invalidation off"));
+    // Without a local tier there is nothing to keep coherent.
+    let no_local = ok("[cache]\ncapacity = 0\n[redis]\nurl = \"redis://127.0.0.1:6379/\"\n");
+    assert!(crate::app::App::tiers_summary(&no_local).contains("invalidation off"));
+    let e = error(
+        "[redis]\nurl = \"redis://h/\"\ninvalidation = \"yes\"\n",
+        &[],
+    );
+    assert!(e.contains("invalidation"), "{e}");
+}
