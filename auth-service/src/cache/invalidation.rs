@@ -252,6 +252,16 @@ impl Coherence {
         }
     }
 
+    /// Waits until the link's first attempt has an outcome (subscribed or failed), at most
+    /// `limit`: the service serves only after it, so no answer is cached locally before the
+    /// first subscription clears the tier.
+    pub async fn first_attempt(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.state() == LinkState::Connecting && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// The `/readyz` line.
     pub fn line(&self) -> String {
         match self.state() {
@@ -373,6 +383,22 @@ mod tests {
         let junk = [b"ipcheck:junk".to_vec()];
         assert_eq!(co.apply(&local, Some(&junk)), Rechecks::default());
         assert!(local.is_empty());
+    }
+
+    #[tokio::test]
+    async fn serving_waits_for_the_first_attempt_at_most_the_limit() {
+        let co = Coherence::new("ipcheck:".to_owned(), Aggregation::DEFAULT);
+        // Still connecting: gives up after the limit.
+        co.first_attempt(Duration::from_millis(20)).await;
+        assert_eq!(co.state(), LinkState::Connecting);
+        co.failed("h:1", "refused");
+        // An outcome: returns at once (a limit it could not wait out otherwise).
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            co.first_attempt(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("returns once the first attempt failed");
     }
 
     #[test]
