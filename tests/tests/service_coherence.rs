@@ -281,3 +281,35 @@ fn in_a_cluster_every_primary_is_followed_also_after_it_restarts() {
     }
     pin_and_unpin_reach_every_instance(&cluster[2], &[&a, &b], &on_last);
 }
+
+#[test]
+fn over_tls_the_link_follows_redis_too() {
+    let certs = ipcheck_tests::tls::TestCerts::generate();
+    let tls_port = ipcheck_tests::free_port();
+    let redis = RedisServer::builder()
+        .conf(&certs.redis_conf(tls_port))
+        .start();
+    let provider = Provider::start();
+    let config = format!(
+        r#"
+[cache]
+local_ttl = "1h"
+
+[redis]
+url = "rediss://127.0.0.1:{tls_port}/"
+tls_ca_file = "{ca}"
+timeout = "500ms"
+ttl = "1h"
+
+{provider_section}
+[policies.default]
+block = ["tor"]
+"#,
+        ca = certs.ca_file().display(),
+        provider_section = provider.config_section()
+    );
+    let a = Service::start(&config);
+    await_link_up(&a);
+    // The operator works on the plain port; the instance hears of it over TLS.
+    pin_and_unpin_reach_every_instance(&redis, &[&a], "192.0.2.40");
+}
