@@ -208,6 +208,11 @@ fn without_tracking_permission_the_instance_is_ready_but_degraded() {
     );
     assert!(ready.body.contains("cache.local_ttl"), "{}", ready.body);
     assert!(svc.metrics().contains("ipcheck_local_invalidation_up 0"));
+    let log = svc.log();
+    assert!(
+        log.contains("invalidation link down") && log.contains("+client|tracking"),
+        "the log names what to grant: {log}"
+    );
     assert_eq!(svc.auth("192.0.2.30").status, 204);
 }
 

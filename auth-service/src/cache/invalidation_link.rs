@@ -34,7 +34,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle time after which a connection is pinged; also how often a round checks the topology.
 const IDLE: Duration = Duration::from_secs(1);
 /// Longest wait between two rounds.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often a cluster round re-reads the primaries.
 const TOPOLOGY_CHECK: Duration = Duration::from_secs(5);
 
@@ -239,16 +239,21 @@ fn round(
     // Up once every primary is subscribed; the tier is cleared then (and by each later
     // subscription, which only happens in a new round).
     let mut pending = targets.len();
+    let give_up = std::time::Instant::now() + CALL_TIMEOUT * 2;
     while pending > 0 {
-        match subscribed.recv_timeout(CALL_TIMEOUT * 2) {
+        match subscribed.recv_timeout(Duration::from_millis(20)) {
             Ok(()) => pending -= 1,
             Err(_) => {
-                let why = ended
-                    .try_recv()
-                    .ok()
-                    .and_then(Result::err)
-                    .unwrap_or_else(|| "subscribing timed out".to_owned());
-                return finish(Err(why), handles);
+                // A connection that failed (refused, NOPERM) says so at once.
+                if let Ok(result) = ended.try_recv() {
+                    let why = result
+                        .err()
+                        .unwrap_or_else(|| "connection ended".to_owned());
+                    return finish(Err(why), handles);
+                }
+                if std::time::Instant::now() >= give_up {
+                    return finish(Err("subscribing timed out".to_owned()), handles);
+                }
             }
         }
     }
