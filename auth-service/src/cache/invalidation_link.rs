@@ -63,10 +63,22 @@ pub fn spawn(app: Arc<App>) {
 /// Rounds of connections, forever.
 fn supervise(app: &Arc<App>, co: &Arc<Coherence>, settings: &RedisSettings, runtime: &Handle) {
     let mut backoff = Duration::from_millis(50);
+    // In a cluster, the primaries last followed are asked too, so losing the configured seed
+    // node does not lose the whole link.
+    let mut known: Vec<ConnectionInfo> = Vec::new();
     loop {
         let result = seeds(settings)
+            .map(|mut seeds| {
+                seeds.extend(known.iter().cloned());
+                seeds
+            })
             .and_then(|seeds| targets(&seeds, settings.cluster))
-            .and_then(|targets| round(app, co, settings, targets, runtime));
+            .and_then(|targets| {
+                if settings.cluster {
+                    known = targets.iter().map(|t| t.info.clone()).collect();
+                }
+                round(app, co, settings, targets, runtime)
+            });
         let display = super::redis::display_address(&settings.url);
         match result {
             // A topology change: start over at once.
