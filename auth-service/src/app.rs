@@ -1,12 +1,13 @@
 //! The shared state every handler gets: settings, the tiers, the provider, metrics.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::HeaderValue;
 use ipcheck_core::{NormalizedIp, ReasonSet};
 
+use crate::cache::invalidation::Coherence;
 use crate::cache::local::LocalCache;
 use crate::cache::redis::RedisTier;
 use crate::coalesce::Coalescer;
@@ -30,6 +31,8 @@ pub struct App {
     pub lifetimes: Lifetimes,
     /// The in-process tier.
     pub local: LocalCache,
+    /// The invalidation link's state, when the local tier follows Redis (`redis.invalidation`).
+    pub coherence: Option<Arc<Coherence>>,
     /// The Redis tier, if configured.
     pub redis: Option<RedisTier>,
     /// The provider, if configured.
@@ -56,6 +59,11 @@ impl App {
             .map(|r| RedisTier::new(r, settings.aggregation))
             .transpose()
             .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
+        let coherence = settings
+            .redis
+            .as_ref()
+            .filter(|r| r.invalidation && settings.cache.capacity > 0)
+            .map(|r| Arc::new(Coherence::new(r.key_prefix.clone(), settings.aggregation)));
         let provider = settings
             .provider
             .clone()
@@ -77,6 +85,7 @@ impl App {
             lifetimes: Lifetimes::new(&settings),
             settings,
             local,
+            coherence,
             redis,
             provider,
             flights: Coalescer::default(),
@@ -168,11 +177,16 @@ impl App {
             let addr = crate::cache::redis::display_address(&r.url);
             let kind = if r.cluster { "redis cluster" } else { "redis" };
             tiers.push(format!(
-                "{kind} ({addr}, timeout {}, ttl {}, stale_ttl {}, refresh_ahead {})",
+                "{kind} ({addr}, timeout {}, ttl {}, stale_ttl {}, refresh_ahead {}, invalidation {})",
                 crate::duration::display(r.timeout),
                 crate::duration::display(r.ttl),
                 crate::duration::display(r.stale_ttl),
-                crate::duration::display(r.refresh_ahead)
+                crate::duration::display(r.refresh_ahead),
+                if r.invalidation && settings.cache.capacity > 0 {
+                    "on"
+                } else {
+                    "off"
+                }
             ));
         }
         if let Some(p) = &settings.provider {

@@ -225,6 +225,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.settings.decision_log.warn_if_filtered();
     if app.redis.is_some() {
         tokio::spawn(watch_redis(Arc::clone(&app)));
+        cache::invalidation_link::spawn(Arc::clone(&app));
+        if let Some(coherence) = &app.coherence {
+            coherence
+                .first_attempt(std::time::Duration::from_secs(1))
+                .await;
+        }
     }
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -121,12 +121,19 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.unknown_policy_seen() {
         degraded.push("policies");
     }
+    let coherence = app.coherence.as_ref();
+    if coherence.is_some_and(|c| c.state() == crate::cache::invalidation::LinkState::Down) {
+        degraded.push("invalidation");
+    }
     let mut body = match (ready, degraded.is_empty()) {
         (false, _) => "not ready: redis\n".to_owned(),
         (true, true) => "ready\n".to_owned(),
         (true, false) => format!("ready, degraded: {}\n", degraded.join(", ")),
     };
     body.push_str(&redis);
+    if let Some(c) = coherence {
+        body.push_str(&c.line());
+    }
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
     let status = if ready {
@@ -188,6 +195,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             let mut text = app.metrics.render(app.local.len());
             if let Some(redis) = &app.redis {
                 redis.health().render(&mut text);
+            }
+            if let Some(c) = &app.coherence {
+                c.render(&mut text);
             }
             crate::breaker::render_help(&mut text);
             if let Some(redis) = &app.redis {

@@ -117,7 +117,10 @@ fn manual_pin_reaches_the_service_within_local_ttl() {
     let redis = RedisServer::start();
     let mut con = redis.client();
     provider.respond("192.0.2.5", Reply::flags(&["tor"]));
-    let svc = Service::start(&config(&provider, &redis, "2s"));
+    // Without the invalidation link (service_coherence tests it), local_ttl is the bound.
+    let config =
+        config(&provider, &redis, "2s").replacen("[redis]\n", "[redis]\ninvalidation = false\n", 1);
+    let svc = Service::start(&config);
 
     assert_eq!(
         svc.auth("192.0.2.5").decision(),

@@ -85,7 +85,16 @@ struct Shard {
     index: HashTable<u32>,
     capacity: usize,
     hand: usize,
+    /// Bumped by every [`LocalCache::remove`] and [`LocalCache::clear`]: see [`Version`].
+    changes: u64,
 }
+
+/// What a shard had been told to forget when a lookup began. A lookup that read Redis before an
+/// invalidation arrived must not store its (now old) answer after it: it stores only if the
+/// shard's version is unchanged ([`LocalCache::insert_unchanged`]). Per shard, not per key, so
+/// an invalidation of a neighbour may cost a lookup its local copy, never correctness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version(u64);
 
 impl Shard {
     fn new(capacity: usize) -> Shard {
@@ -96,6 +105,7 @@ impl Shard {
             index: HashTable::with_capacity(capacity),
             capacity,
             hand: 0,
+            changes: 0,
         }
     }
 
@@ -236,6 +246,64 @@ impl LocalCache {
         };
         let (hash, mut shard) = self.shard(&key);
         shard.insert(hash, entry, &self.hasher);
+    }
+
+    /// Drops `key`'s entry, if held (Redis said it changed: see [`super::invalidation`]).
+    pub fn remove(&self, key: &NormalizedIp) {
+        if self.shards.is_empty() {
+            return;
+        }
+        let (hash, mut shard) = self.shard(key);
+        shard.changes += 1;
+        if let Some(at) = shard.find(hash, key) {
+            shard.remove(at, &self.hasher);
+        }
+    }
+
+    /// The version of `key`'s shard, taken before a lookup asks Redis.
+    pub fn version(&self, key: &NormalizedIp) -> Version {
+        if self.shards.is_empty() {
+            return Version(0);
+        }
+        Version(self.shard(key).1.changes)
+    }
+
+    /// Stores `known` as [`LocalCache::insert`] does, unless the shard was told to forget
+    /// something since `since`: the answer may be older than what Redis holds now.
+    pub fn insert_unchanged(
+        &self,
+        key: NormalizedIp,
+        known: Known,
+        ttl: Duration,
+        now: Instant,
+        since: Version,
+    ) {
+        if self.shards.is_empty() {
+            return;
+        }
+        let entry = Entry {
+            key,
+            stored: Stored::new(known),
+            expires: now + ttl.min(self.max_ttl),
+            referenced: false,
+        };
+        let (hash, mut shard) = self.shard(&key);
+        if shard.changes == since.0 {
+            shard.insert(hash, entry, &self.hasher);
+        }
+    }
+
+    /// Drops every entry (a flush in Redis, or changes that may have gone unannounced).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.entries.clear();
+            shard.index.clear();
+            shard.hand = 0;
+            shard.changes += 1;
+        }
     }
 
     /// Entries currently held (expired ones included until read or evicted).

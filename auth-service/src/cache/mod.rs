@@ -1,5 +1,7 @@
 //! The cache tiers: the in-process LRU ([`local`]) and Redis through `IPCHECK` ([`redis`]).
 
+pub mod invalidation;
+pub mod invalidation_link;
 pub mod local;
 pub mod redis;
 pub mod redis_error;

@@ -38,6 +38,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("redis.key_prefix", Kind::Str),
     ("redis.breaker.failures", Kind::Int),
     ("redis.breaker.cooldown", Kind::Str),
+    ("redis.invalidation", Kind::Bool),
     ("provider.preset", Kind::Str),
     ("provider.url", Kind::Str),
     ("provider.api_key_env", Kind::Str),

@@ -193,6 +193,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// `[redis.breaker]`.
     pub breaker: BreakerSettings,
+    /// Whether the local tier follows changes in Redis through `CLIENT TRACKING`
+    /// ([`crate::cache::invalidation`]); off, a change reaches it only after `cache.local_ttl`.
+    pub invalidation: bool,
 }
 
 /// The named policies, `default` always among them.

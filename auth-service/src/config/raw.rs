@@ -82,6 +82,7 @@ pub(super) struct RawRedis {
     pub(super) refresh_ahead: Option<ConfigWindow>,
     pub(super) key_prefix: Option<String>,
     pub(super) breaker: Option<RawBreaker>,
+    pub(super) invalidation: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

@@ -536,3 +536,21 @@ fn decision_log_errors_name_the_key() {
     let e = error("", &[("IPCHECK_LOG_DECISIONS", "everything")]);
     assert!(e.contains("(set by IPCHECK_LOG_DECISIONS)"), "{e}");
 }
+
+#[test]
+fn invalidation_is_on_by_default_and_can_be_switched_off() {
+    let on = ok("[redis]\nurl = \"redis://127.0.0.1:6379/\"\n");
+    assert!(on.redis.as_ref().unwrap().invalidation);
+    assert!(crate::app::App::tiers_summary(&on).contains("invalidation on"));
+    let off = ok("[redis]\nurl = \"redis://127.0.0.1:6379/\"\ninvalidation = false\n");
+    assert!(!off.redis.as_ref().unwrap().invalidation);
+    assert!(crate::app::App::tiers_summary(&off).contains("invalidation off"));
+    // Without a local tier there is nothing to keep coherent.
+    let no_local = ok("[cache]\ncapacity = 0\n[redis]\nurl = \"redis://127.0.0.1:6379/\"\n");
+    assert!(crate::app::App::tiers_summary(&no_local).contains("invalidation off"));
+    let e = error(
+        "[redis]\nurl = \"redis://h/\"\ninvalidation = \"yes\"\n",
+        &[],
+    );
+    assert!(e.contains("invalidation"), "{e}");
+}

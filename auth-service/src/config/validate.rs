@@ -252,6 +252,7 @@ pub(super) fn validate(
                     refresh_ahead,
                     key_prefix,
                     breaker: breaker_settings("redis.breaker", r.breaker, err)?,
+                    invalidation: r.invalidation.unwrap_or(true),
                 })
             }
         },

@@ -8,36 +8,45 @@ use std::sync::Arc;
 
 use super::lifetimes::Stale;
 use super::{without_redis, FactSource, Resolved, SharedTier, Tiers};
+use crate::cache::local::Version;
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
 use crate::metrics::Tier;
 use crate::provider::gate::NoAnswer;
 
-/// Asks the source about `client`, writes a new answer back, and falls back on `stale` facts,
+/// What the shared tier said before the source is asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Found {
+    /// A stale entry's facts, for when the source gives no answer.
+    pub stale: Option<Stale>,
+    /// The shared tier could not be asked.
+    pub redis_failed: bool,
+    /// The local tier's version before the shared tier was read.
+    pub since: Version,
+}
+
+/// Asks the source about `client`, writes a new answer back, and falls back on stale facts,
 /// then the failure, when it gives none.
-pub async fn ask<T: Tiers>(
-    tiers: Arc<T>,
-    client: Client,
-    redis_failed: bool,
-    stale: Option<Stale>,
-) -> Resolved {
+pub async fn ask<T: Tiers>(tiers: Arc<T>, client: Client, found: Found) -> Resolved {
     let rules = *tiers.lifetimes();
     let key_text = client.key.canonical_text();
+    let redis_failed = found.redis_failed;
     let answer = match tiers.source() {
         Some(source) => source.ask(client.ip).await,
         None => {
             let nothing = without_redis(Unpinned::Nothing, redis_failed);
-            return no_answer(&*tiers, client, stale, nothing, None, redis_failed);
+            return no_answer(&*tiers, client, found, nothing, None);
         }
     };
     match answer {
         Ok(facts) => {
             let known = without_redis(Unpinned::Facts(facts), redis_failed);
-            tiers.local().insert(
+            tiers.local().insert_unchanged(
                 client.key,
                 known.clone(),
                 rules.answer(redis_failed),
                 tiers.now(),
+                found.since,
             );
             if tiers.shared().is_some() {
                 let writer = Arc::clone(&tiers);
@@ -70,29 +79,32 @@ pub async fn ask<T: Tiers>(
         Err(why) => {
             tracing::debug!(key = %key_text, reason = %why, "no provider answer");
             let failed = without_redis(Unpinned::ProviderError, redis_failed);
-            no_answer(&*tiers, client, stale, failed, Some(why), redis_failed)
+            no_answer(&*tiers, client, found, failed, Some(why))
         }
     }
 }
 
 /// The one path for "the source gave no answer" (`why`; None when there is no source): stale
-/// facts first, else `failed` (for the policy's `on_error`), each kept locally as
+/// facts first (`found.stale`), else `failed` (for the policy's `on_error`), each kept locally as
 /// [`super::lifetimes::Lifetimes::no_answer`] says.
 pub fn no_answer<T: Tiers>(
     tiers: &T,
     client: Client,
-    stale: Option<Stale>,
+    found: Found,
     failed: Known,
     why: Option<NoAnswer>,
-    redis_failed: bool,
 ) -> Resolved {
     let fallback = tiers
         .lifetimes()
-        .no_answer(stale, failed, why, redis_failed);
+        .no_answer(found.stale, failed, why, found.redis_failed);
     if let Some(ttl) = fallback.local_ttl {
-        tiers
-            .local()
-            .insert(client.key, fallback.known.clone(), ttl, tiers.now());
+        tiers.local().insert_unchanged(
+            client.key,
+            fallback.known.clone(),
+            ttl,
+            tiers.now(),
+            found.since,
+        );
     }
     Resolved {
         known: fallback.known,

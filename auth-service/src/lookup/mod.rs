@@ -108,6 +108,9 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
 /// [`Known::WithoutRedis`], and kept locally for `degraded_ttl` at most.
 pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
     let rules = *tiers.lifetimes();
+    // Taken before Redis is read: an invalidation arriving meanwhile keeps what we read out of
+    // the local tier (see cache::local::Version).
+    let since = tiers.local().version(&client.key);
     // On the stack and Copy: no allocation.
     let key_text = client.key.canonical_text();
     let mut redis_failed = false;
@@ -119,9 +122,13 @@ pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
                 tiers.metrics().redis_lookup(RedisLookup::Hit);
                 match rules.redis_hit(&stored) {
                     RedisHit::Use { known, local_ttl } => {
-                        tiers
-                            .local()
-                            .insert(client.key, known.clone(), local_ttl, tiers.now());
+                        tiers.local().insert_unchanged(
+                            client.key,
+                            known.clone(),
+                            local_ttl,
+                            tiers.now(),
+                            since,
+                        );
                         if rules.refresh_due(&stored) {
                             refresh::start(&tiers, client, known.clone());
                         }
@@ -145,7 +152,12 @@ pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
     if tiers.source().is_none() {
         // Nothing to ask: stale facts if any, else nothing to go on.
         let nothing = without_redis(Unpinned::Nothing, redis_failed);
-        return ask::no_answer(&*tiers, client, stale, nothing, None, redis_failed);
+        let found = ask::Found {
+            stale,
+            redis_failed,
+            since,
+        };
+        return ask::no_answer(&*tiers, client, found, nothing, None);
     }
     // A call for this address that finished since this flight began has filled the local tier.
     if let Some(known) = tiers.local().get(&client.key, tiers.now()) {
@@ -153,11 +165,14 @@ pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
         return Resolved { known, tier };
     }
     let task = Arc::clone(&tiers);
+    let found = ask::Found {
+        stale,
+        redis_failed,
+        since,
+    };
     tiers
         .calls()
-        .run(client.key, move || {
-            ask::ask(task, client, redis_failed, stale)
-        })
+        .run(client.key, move || ask::ask(task, client, found))
         .await
         // Only if the call's task panicked: the failure mode decides.
         .unwrap_or(Resolved {

@@ -125,6 +125,7 @@ async fn refresh<T: Tiers>(tiers: Arc<T>, client: Client, current: Known) -> Res
         return unchanged;
     };
     let key_text = client.key.canonical_text();
+    let since = tiers.local().version(&client.key);
     match shared.refresh_lock(key_text.as_str(), LOCK_HOLD).await {
         Ok(true) => {}
         Ok(false) => {
@@ -163,9 +164,13 @@ async fn refresh<T: Tiers>(tiers: Arc<T>, client: Client, current: Known) -> Res
     };
     let rules = *tiers.lifetimes();
     let known = Known::Facts(facts);
-    tiers
-        .local()
-        .insert(client.key, known.clone(), rules.answer(false), tiers.now());
+    tiers.local().insert_unchanged(
+        client.key,
+        known.clone(),
+        rules.answer(false),
+        tiers.now(),
+        since,
+    );
     let verdict = tiers.default_policy().apply(facts).verdict;
     // A manual pin written meanwhile is kept by the module (SOURCE api never replaces it).
     let reasons = facts.to_reasons();

@@ -552,3 +552,35 @@ async fn a_call_whose_request_went_away_is_cached_all_the_same() {
     assert_eq!(tier, Tier::Local);
     assert_eq!(w.provider().calls.get(), 1);
 }
+
+#[tokio::test]
+async fn an_answer_older_than_an_invalidation_is_not_kept_locally() {
+    let w = world();
+    w.provider().held.store(true, Ordering::SeqCst);
+    let request = {
+        let w = Arc::clone(&w);
+        tokio::spawn(async move { decide(&w, &lenient(), client()).await })
+    };
+    w.provider().calls.reaches(1).await;
+    // Meanwhile an operator pins the address, and the invalidation reaches this instance.
+    w.redis().put(
+        KEY,
+        Entry {
+            verdict: Verdict::Block,
+            reasons: Reasons::parse("my-list").unwrap(),
+            source: Source::parse("manual").unwrap(),
+        },
+        s(DAY),
+        Duration::ZERO,
+    );
+    w.local.remove(&client().key);
+    w.provider().release.notify_one();
+    // The request that was already asking gets the provider's answer...
+    assert_eq!(request.await.unwrap().decision.verdict, Verdict::Block);
+    // ...but the next one reads the pin, not a local copy older than it.
+    let d = decide(&w, &lenient(), client()).await;
+    assert_eq!(
+        (d.tier, d.pin_reasons.as_deref()),
+        (Tier::Redis, Some("my-list"))
+    );
+}
