@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Address-rotation attack: every request a new client address, against a provider budget.
 #
-# The service runs the shipped ipcheck.example.toml with [provider.budget] rate = $RATE/s,
-# burst = $BURST, shared through Redis (shared = true), and the default policy (on_error open).
+# The service runs the shipped ipcheck.example.toml with [provider.budget] rate = 50 (RATE),
+# burst = 50 (BURST), shared through Redis (shared = true), and the default policy (on_error open).
 # wrk talks to the service's /auth directly with X-Real-IP, as nginx would: nginx's own work is
 # nginx.sh's subject, and on two shared cores it would only hide the service's.
 #
-# Each round, two wrk processes (one thread, $CONNS connections each) run side by side for SECS:
+# Each round, two wrk processes (one thread, 32 connections each) run side by side for SECS:
 #   baseline  hits on 1,000 warm addresses  +  the same hits from a second wrk
 #   attack    hits on 1,000 warm addresses  +  a new address on every request (the attack)
+#   stale     hits on 1,000 warm addresses  +  rotation through a pool of 65,536 addresses whose
+#             Redis entries are stale (a proxy network seen before): over budget, stale facts
 # so the hit wrk shares the machine with the same number of connections in both, and
 # hits(attack) / hits(baseline) is what the attack costs the hit path. Around that pair, the
 # hit wrk alone (before, and after the attack): after / before shows whether the attack left
@@ -47,6 +49,29 @@ start_service warm
 wrk -t1 -c"$CONNS" -d2s -s "$WORK/hits.lua" "http://127.0.0.1:$SERVICE_PORT/auth" >/dev/null
 log "warm-up: $(provider_calls) provider calls for the 1,000 hit addresses"
 stop "$SERVICE_PID"
+
+# The second attack rotates through a pool the fleet has seen before (a proxy network coming
+# back): 65,536 addresses 12.0.x.y whose entries in Redis are stale (fresh for 1 s, then stale
+# for 7 days, as the service writes them), so over budget they decide from stale facts.
+{
+    for x in $(seq 0 255); do
+        for y in $(seq 0 255); do
+            echo "IPCHECK SET 12.0.$x.$y allow EX 1 STALE 604800 SOURCE api"
+        done
+    done
+} | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+sleep 1.5 # the 1 s of freshness runs out; nothing to poll for
+cat >"$WORK/pool.lua" <<'LUA'
+local n = 0
+function init(args)
+  n = tonumber(args[1] or "0")
+end
+function request()
+  n = (n + 1) % 65536
+  local addr = string.format("12.0.%d.%d", math.floor(n / 256), n % 256)
+  return wrk.format("GET", "/auth", { ["X-Real-IP"] = addr })
+end
+LUA
 
 start_service budget "rate = 0=>rate = $RATE" "burst = 1=>burst = $BURST" "shared = false=>shared = true"
 wrk -t1 -c"$CONNS" -d2s -s "$WORK/hits.lua" "http://127.0.0.1:$SERVICE_PORT/auth" >/dev/null
@@ -91,6 +116,31 @@ solo() {
     add "$1" "$rps"
 }
 
+# attack <name> <script> <arg>: the hit wrk beside an attack wrk running <script>; counts the
+# provider calls at the stand-in against what the budget allows, and logs what the attack
+# requests got, by tier.
+attack() {
+    local name=$1 script=$2 arg=$3
+    series_before 'ipcheck_cache_total{tier="local"' 'ipcheck_cache_total{tier="redis"' \
+        'ipcheck_provider_requests_total' 'ipcheck_provider_budget_denied_total' \
+        'ipcheck_cache_total{tier="provider"' 'ipcheck_cache_total{tier="stale"' \
+        'ipcheck_cache_total{tier="none"' 'ipcheck_decisions_total{verdict="allow",reason="provider-error"'
+    local calls0 t0 t1 calls elapsed allowed
+    calls0=$(provider_calls)
+    t0=$(now)
+    pair "$name" "$script" "$arg"
+    t1=$(now)
+    calls=$(($(provider_calls) - calls0))
+    elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    allowed=$(awk -v r="$RATE" -v e="$elapsed" -v b="$BURST" 'BEGIN { printf "%.0f", r * e + b }')
+    log "($name) provider calls at the stand-in: $calls in $elapsed s ($(ratio "$calls" "$elapsed")/s; the budget allows $allowed);" \
+        "the service counted $(delta 'ipcheck_provider_requests_total') calls, $(delta 'ipcheck_provider_budget_denied_total') denied by the budget"
+    log "($name) answers: local $(delta 'ipcheck_cache_total{tier="local"'), redis $(delta 'ipcheck_cache_total{tier="redis"'), provider $(delta 'ipcheck_cache_total{tier="provider"'), stale $(delta 'ipcheck_cache_total{tier="stale"'), none $(delta 'ipcheck_cache_total{tier="none"') (allowed by on_error, provider-error: $(delta 'ipcheck_decisions_total{verdict="allow",reason="provider-error"'))"
+    add calls "$calls"
+    add elapsed "$elapsed"
+    add allowed "$allowed"
+}
+
 declare -A BEFORE
 for round in $(seq "$ROUNDS"); do
     log "--- round $round of $ROUNDS"
@@ -99,30 +149,16 @@ for round in $(seq "$ROUNDS"); do
     pair base "$WORK/hits.lua" 500
     log "(base) answers: local $(delta 'ipcheck_cache_total{tier="local"'), redis $(delta 'ipcheck_cache_total{tier="redis"')"
 
-    series_before 'ipcheck_cache_total{tier="local"' 'ipcheck_cache_total{tier="redis"' \
-        'ipcheck_provider_requests_total' 'ipcheck_provider_budget_denied_total' \
-        'ipcheck_cache_total{tier="provider"' 'ipcheck_cache_total{tier="stale"' \
-        'ipcheck_cache_total{tier="none"' 'ipcheck_decisions_total{verdict="allow",reason="provider-error"'
-    calls0=$(provider_calls)
-    t0=$(now)
-    pair attack "$WORK/rotate.lua" $((20 + round))
-    t1=$(now)
-    calls=$(($(provider_calls) - calls0))
-    elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    allowed=$(awk -v r="$RATE" -v e="$elapsed" -v b="$BURST" 'BEGIN { printf "%.0f", r * e + b }')
-    log "(attack) provider calls at the stand-in: $calls in $elapsed s ($(ratio "$calls" "$elapsed")/s; the budget allows $allowed);" \
-        "the service counted $(delta 'ipcheck_provider_requests_total') calls, $(delta 'ipcheck_provider_budget_denied_total') denied by the budget"
-    log "(attack) answers: local $(delta 'ipcheck_cache_total{tier="local"'), redis $(delta 'ipcheck_cache_total{tier="redis"'), provider $(delta 'ipcheck_cache_total{tier="provider"'), stale $(delta 'ipcheck_cache_total{tier="stale"'), none $(delta 'ipcheck_cache_total{tier="none"') (allowed by on_error, provider-error: $(delta 'ipcheck_decisions_total{verdict="allow",reason="provider-error"'))"
-    add calls "$calls"
+    attack attack "$WORK/rotate.lua" $((20 + round))
+    attack stale "$WORK/pool.lua" $((round * 20000))
     solo after
-    add elapsed "$elapsed"
-    add allowed "$allowed"
 done
 
 mean() { awk -v s="${SUM[$1]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }'; }
 mean2() { awk -v s="${SUM[$1]}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }'; }
 after_ratio=$(ratio "${SUM[after]}" "${SUM[before]}")
 hit_ratio=$(ratio "${SUM[attack-hits]}" "${SUM[base-hits]}")
+stale_ratio=$(ratio "${SUM[stale-hits]}" "${SUM[base-hits]}")
 p99_ratio=$(ratio "${SUM[attack-p99]}" "${SUM[base-p99]}")
 calls_per_s=$(ratio "${SUM[calls]}" "${SUM[elapsed]}")
 held=$(awk -v c="${SUM[calls]}" -v a="${SUM[allowed]}" 'BEGIN { print (c <= a) ? "met" : "MISSED" }')
@@ -131,8 +167,9 @@ cat <<EOF >&2
 (mean of $ROUNDS rounds)             hits req/s  hits p99 ms  alongside req/s
 baseline: hits + hits              $(mean base-hits)       $(mean2 base-p99)        $(mean base-other)
 attack: hits + rotating addresses  $(mean attack-hits)       $(mean2 attack-p99)        $(mean attack-other)
+attack on a stale pool: the same   $(mean stale-hits)       $(mean2 stale-p99)        $(mean stale-other)
 hits alone, before the attack      $(mean before)
 hits alone, after the attack       $(mean after)
-provider calls: ${SUM[calls]} in ${SUM[elapsed]} s = $calls_per_s/s; budget rate $RATE/s, burst $BURST per run: at most ${SUM[allowed]}
+provider calls (both attacks): ${SUM[calls]} in ${SUM[elapsed]} s = $calls_per_s/s; budget rate $RATE/s, burst $BURST per run: at most ${SUM[allowed]}
 EOF
-echo "rotation: calls/s=$calls_per_s vs rate=$RATE (${held} <=rate*t+burst) attack=$(mean attack-other)req/s hits_attack/hits_base=$hit_ratio p99_attack/p99_base=$p99_ratio after/before=$after_ratio"
+echo "rotation: calls/s=$calls_per_s vs rate=$RATE (${held} <=rate*t+burst) attack=$(mean attack-other)req/s hits_attack/hits_base=$hit_ratio p99_attack/p99_base=$p99_ratio [stale pool: attack=$(mean stale-other)req/s hits_attack/hits_base=$stale_ratio] after/before=$after_ratio"
