@@ -15,6 +15,9 @@ PIDS=()
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
+        # CONT first: a process a script SIGSTOPped (redis-stop.sh's Redis) would hold TERM
+        # pending, and the wait below would never end.
+        kill -CONT "$pid" 2>/dev/null || true
         kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in "${PIDS[@]}"; do
@@ -124,3 +127,143 @@ meets() {
         print ok ? "met" : "MISSED"
     }'
 }
+
+# subst <text> <from> <to>: the text with every <from> replaced; fails if <from> is absent, so a
+# change to the shipped files cannot silently change what is measured.
+subst() {
+    local text=$1 from=$2 to=$3
+    [[ $text == *"$from"* ]] || die "shipped config no longer contains: $from"
+    printf '%s' "${text//"$from"/"$to"}"
+}
+
+# start_provider <delay ms>: bench/src/bin/slow-provider on a free port, answering every lookup
+# "clean" after the delay (GET /calls: how many it answered). Sets PROVIDER_PID, PROVIDER_PORT.
+start_provider() {
+    PROVIDER_PORT=$(free_port)
+    "$REL/slow-provider" "127.0.0.1:$PROVIDER_PORT" "$1" &
+    PROVIDER_PID=$!
+    PIDS+=("$PROVIDER_PID")
+    wait_port "$PROVIDER_PORT"
+}
+
+# provider_calls: the lookups the stand-in provider has answered so far.
+provider_calls() { curl -sf "http://127.0.0.1:$PROVIDER_PORT/calls"; }
+
+SERVICE_CONFIG="$ROOT/auth-service/ipcheck.example.toml"
+
+# start_service <name> <edit...>: ipcheck-auth on the shipped example config wired to this run's
+# Redis ($REDIS_PORT) and provider ($PROVIDER_PORT); edits are "<from>=><to>" pairs. Sets
+# SERVICE_PID, SERVICE_PORT and METRICS_PORT (/metrics has a listener of its own).
+start_service() {
+    local name=$1
+    shift
+    local config
+    config=$(<"$SERVICE_CONFIG")
+    config=$(subst "$config" 'url = "redis://127.0.0.1:6379/"' "url = \"redis://127.0.0.1:$REDIS_PORT/\"")
+    config=$(subst "$config" 'url = "https://api.ipasis.com/v1/lookup?ip={ip}"' "url = \"http://127.0.0.1:$PROVIDER_PORT/v1/lookup?ip={ip}\"")
+    local edit
+    for edit in "$@"; do
+        config=$(subst "$config" "${edit%%=>*}" "${edit#*=>}")
+    done
+    printf '%s\n' "$config" >"$WORK/$name.toml"
+    SERVICE_PORT=$(free_port)
+    METRICS_PORT=$(free_port)
+    IPASIS_API_KEY=bench "$REL/ipcheck-auth" --config "$WORK/$name.toml" \
+        --listen "127.0.0.1:$SERVICE_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+        >"$WORK/$name.log" 2>&1 &
+    SERVICE_PID=$!
+    PIDS+=("$SERVICE_PID")
+    wait_port "$SERVICE_PORT"
+}
+
+# metric <metrics port> <series prefix>: the sum of every /metrics series starting with the
+# prefix, e.g. metric 9218 'ipcheck_cache_total{tier="stale"' (0 when there is none).
+metric() {
+    curl -s "http://127.0.0.1:$1/metrics" |
+        awk -v p="$2" 'index($0, p) == 1 { s += $NF } END { printf "%.0f\n", s }'
+}
+
+# await <seconds> <description> <command...>: until the command succeeds, polling every 50 ms.
+await() {
+    local tries=$(($1 * 20)) what=$2
+    shift 2
+    until "$@"; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || die "gave up waiting for $what"
+        sleep 0.05
+    done
+}
+
+# A wrk script sending every request with a new client address in X-Real-IP, as nginx sends it
+# to the service: <first octet>.<thread>.<counter>, never repeated within a run; the first octet
+# is the script's argument, so each run (and round) asks about addresses no earlier one did.
+write_rotation_lua() {
+    cat >"$1" <<'LUA'
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local counter = 0
+local first = 11
+function init(args)
+  first = tonumber(args[1] or "11")
+end
+function request()
+  counter = counter + 1
+  local addr = string.format("%d.%d.%d.%d", first, tid * 64 + math.floor(counter / 65536) % 64,
+    math.floor(counter / 256) % 256, counter % 256)
+  return wrk.format("GET", "/auth", { ["X-Real-IP"] = addr })
+end
+LUA
+}
+
+# A wrk script cycling through 1,000 client addresses 10.0.0.0 .. 10.0.3.231 in X-Real-IP,
+# starting at the offset given as its argument.
+write_warm_lua() {
+    cat >"$1" <<'LUA'
+local requests = {}
+local n = 0
+function init(args)
+  for i = 0, 999 do
+    local addr = string.format("10.0.%d.%d", math.floor(i / 256), i % 256)
+    requests[i + 1] = wrk.format("GET", "/auth", { ["X-Real-IP"] = addr })
+  end
+  n = tonumber(args[1] or "0") % 1000
+end
+function request()
+  n = n % 1000 + 1
+  return requests[n]
+end
+LUA
+}
+
+# wrk_service <out file> <threads> <conns> <seconds> <script> [script args]: one wrk run against
+# the service's /auth; prints "<req/s> <p99 ms> <non-2xx> <socket errors>".
+wrk_service() {
+    local out=$1 threads=$2 conns=$3 secs=$4 script=$5
+    shift 5
+    wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$script" \
+        "http://127.0.0.1:$SERVICE_PORT/auth" -- "$@" >"$out"
+    wrk_summary "$out"
+}
+
+# wrk_summary <wrk output>: "<req/s> <p99 ms> <non-2xx> <socket errors>".
+wrk_summary() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /s$/) return v * 1000
+            return v
+        }
+        /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        /Socket errors:/ { err = $0; gsub(/.*errors: /, "", err); gsub(/ /, "", err) }
+        END { printf "%.0f %.3f %d %s\n", rps, p99, bad + 0, (err == "" ? "none" : err) }
+    ' "$1"
+}
+
+# now: seconds since the epoch, with nanoseconds.
+now() { date +%s.%N; }

@@ -40,7 +40,6 @@ need curl curl
 build_release
 
 NGINX=$(command -v nginx)
-SERVICE_CONFIG="$ROOT/auth-service/ipcheck.example.toml"
 
 # --- the processes every variant shares -------------------------------------------------------
 REDIS_PORT=$(free_port)
@@ -112,14 +111,6 @@ end
 EOF
 
 # --- nginx from the shipped files ---------------------------------------------------------------
-# subst <text> <from> <to>: the text with every <from> replaced; fails if <from> is absent, so a
-# change to the shipped files cannot silently change what is measured.
-subst() {
-    local text=$1 from=$2 to=$3
-    [[ $text == *"$from"* ]] || die "shipped nginx config no longer contains: $from"
-    printf '%s' "${text//"$from"/"$to"}"
-}
-
 # start_nginx <name> <auth port> <edit...>: nginx running the example against the auth upstream
 # on <auth port>; edits are "example:<from>=><to>" pairs. Sets NGINX_PID and NGINX_PORT.
 start_nginx() {
@@ -194,31 +185,6 @@ EOF
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
     wait_port "$NGINX_PORT"
-}
-
-# start_service <name> <edit...>: ipcheck-auth on the shipped example config wired to this run's
-# Redis and provider; edits are "<from>=><to>" pairs. Sets SERVICE_PID, SERVICE_PORT and
-# METRICS_PORT (/metrics has a listener of its own).
-start_service() {
-    local name=$1
-    shift
-    local config
-    config=$(<"$SERVICE_CONFIG")
-    config=$(subst "$config" 'url = "redis://127.0.0.1:6379/"' "url = \"redis://127.0.0.1:$REDIS_PORT/\"")
-    config=$(subst "$config" 'url = "https://api.ipasis.com/v1/lookup?ip={ip}"' "url = \"http://127.0.0.1:$PROVIDER_PORT/v1/lookup?ip={ip}\"")
-    local edit
-    for edit in "$@"; do
-        config=$(subst "$config" "${edit%%=>*}" "${edit#*=>}")
-    done
-    printf '%s\n' "$config" >"$WORK/$name.toml"
-    SERVICE_PORT=$(free_port)
-    METRICS_PORT=$(free_port)
-    IPASIS_API_KEY=bench "$REL/ipcheck-auth" --config "$WORK/$name.toml" \
-        --listen "127.0.0.1:$SERVICE_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
-        >"$WORK/$name.log" 2>&1 &
-    SERVICE_PID=$!
-    PIDS+=("$SERVICE_PID")
-    wait_port "$SERVICE_PORT"
 }
 
 # tier_count <metrics port> <tier>: the service's ipcheck_cache_total for one tier.

@@ -7,15 +7,22 @@
 //! One thread per connection sleeping with `std::thread::sleep`, not an async timer: tokio's
 //! timer rounds up to whole milliseconds and fires late under load (a "20 ms" sleep measured
 //! 21.7 ms), which would make the bound `connections / 20 ms` unreachable by construction.
+//!
+//! `GET /calls` answers at once with the number of lookups answered so far (that request not
+//! counted): the address-rotation bench counts the provider calls the service really made here,
+//! at the stand-in, rather than trusting the service's own metrics.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CLEAN: &str = r#"{"ip":"x","privacy":{"vpn":false,"proxy":false,"tor":false,"relay":false,"hosting":false,"crawler":false}}"#;
 
-/// Serves one keep-alive connection: each request (a GET, no body) answered after `delay`.
-fn serve(conn: TcpStream, delay: Duration) -> std::io::Result<()> {
+/// Serves one keep-alive connection.
+/// Each request (a GET, no body) answered after `delay`; `/calls` at once with `calls`.
+fn serve(conn: TcpStream, delay: Duration, calls: &AtomicU64) -> std::io::Result<()> {
     conn.set_nodelay(true)?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut writer = conn;
@@ -27,6 +34,7 @@ fn serve(conn: TcpStream, delay: Duration) -> std::io::Result<()> {
     loop {
         // The request line and headers, up to the blank line.
         let mut first = true;
+        let mut count_request = false;
         loop {
             line.clear();
             if reader.read_line(&mut line)? == 0 {
@@ -35,9 +43,22 @@ fn serve(conn: TcpStream, delay: Duration) -> std::io::Result<()> {
             if line == "\r\n" && !first {
                 break;
             }
+            if first {
+                count_request = line.starts_with("GET /calls ");
+            }
             first = false;
         }
+        if count_request {
+            let body = calls.load(Ordering::Relaxed).to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            writer.write_all(answer.as_bytes())?;
+            continue;
+        }
         std::thread::sleep(delay);
+        calls.fetch_add(1, Ordering::Relaxed);
         writer.write_all(response.as_bytes())?;
     }
 }
@@ -51,7 +72,9 @@ fn main() {
     let delay = Duration::from_millis(delay_ms);
     let listener =
         TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+    let calls = Arc::new(AtomicU64::new(0));
     for conn in listener.incoming().flatten() {
-        std::thread::spawn(move || serve(conn, delay));
+        let calls = Arc::clone(&calls);
+        std::thread::spawn(move || serve(conn, delay, &calls));
     }
 }
