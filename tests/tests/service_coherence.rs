@@ -318,3 +318,55 @@ block = ["tor"]
     // The operator works on the plain port; the instance hears of it over TLS.
     pin_and_unpin_reach_every_instance(&redis, &[&a], "192.0.2.40");
 }
+
+#[test]
+fn the_operator_commands_reach_both_instances_within_a_second() {
+    let redis = RedisServer::start();
+    let provider = Provider::start();
+    let a = instance(&redis, &provider);
+    let b = instance(&redis, &provider);
+    await_link_up(&a);
+    await_link_up(&b);
+    let ip = "192.0.2.12";
+    for svc in [&a, &b] {
+        await_allowed_locally(svc, ip);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("ops.toml");
+    std::fs::write(&config, format!("[redis]\nurl = \"{}\"\n", redis.url())).expect("write");
+    let ops = |args: &[&str]| {
+        let out = ipcheck_tests::service::service_command()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run ipcheck-auth");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = ops(&["pin", ip, "block", "--reason", "abuse"]);
+    assert!(said.contains("drop their local copies at once"), "{said}");
+    let pinned = Instant::now();
+    for (i, svc) in [&a, &b].iter().enumerate() {
+        await_condition(
+            COHERENT_WITHIN.saturating_sub(pinned.elapsed()),
+            &format!("instance {i} blocks {ip} after `ipcheck-auth pin`"),
+            || answer(svc, ip),
+            |(status, _)| *status == 403,
+        );
+    }
+    ops(&["unpin", ip]);
+    let unpinned = Instant::now();
+    for (i, svc) in [&a, &b].iter().enumerate() {
+        await_condition(
+            COHERENT_WITHIN.saturating_sub(unpinned.elapsed()),
+            &format!("instance {i} allows {ip} after `ipcheck-auth unpin`"),
+            || answer(svc, ip),
+            |(status, _)| *status == 204,
+        );
+    }
+}

@@ -126,10 +126,7 @@ async fn execute(config_path: Option<&Path>, command: OpsCommand) -> Result<Vec<
                     key(&address),
                     describe(&stored)
                 ),
-                format!(
-                    "instances that cached it answer from their local tier for up to {} (cache.local_ttl)",
-                    crate::duration::display(settings.cache.local_ttl)
-                ),
+                local_copies(&settings),
             ])
         }
         OpsCommand::Unpin { address, any } => {
@@ -194,4 +191,14 @@ fn describe(stored: &Stored) -> String {
             format!("in {left}")
         }
     )
+}
+
+/// What becomes of the instances' local copies of a pinned address.
+fn local_copies(settings: &Settings) -> String {
+    let ttl = crate::duration::display(settings.cache.local_ttl);
+    if settings.redis.as_ref().is_some_and(|r| r.invalidation) {
+        format!("instances following Redis (redis.invalidation) drop their local copies at once; any other answers from its local tier for up to {ttl} (cache.local_ttl)")
+    } else {
+        format!("instances that cached it answer from their local tier for up to {ttl} (cache.local_ttl)")
+    }
 }
