@@ -85,6 +85,10 @@ struct Shard {
     index: HashTable<u32>,
     capacity: usize,
     hand: usize,
+    /// Live entries the clock hand replaced, and expired entries dropped (read or replaced):
+    /// plain counts under the shard's lock, so the hot path writes no shared counter.
+    evicted: u64,
+    expired: u64,
 }
 
 impl Shard {
@@ -96,6 +100,8 @@ impl Shard {
             index: HashTable::with_capacity(capacity),
             capacity,
             hand: 0,
+            evicted: 0,
+            expired: 0,
         }
     }
 
@@ -147,13 +153,18 @@ impl Shard {
         }
     }
 
-    fn insert(&mut self, hash: u64, entry: Entry, hasher: &RandomState) {
+    fn insert(&mut self, hash: u64, entry: Entry, hasher: &RandomState, now: Instant) {
         if let Some(at) = self.find(hash, &entry.key) {
             self.entries[at] = entry;
             return;
         }
         if self.entries.len() >= self.capacity {
             let at = self.victim();
+            if self.entries[at].expires <= now {
+                self.expired += 1;
+            } else {
+                self.evicted += 1;
+            }
             self.remove(at, hasher);
         }
         let at = self.entries.len() as u32;
@@ -214,6 +225,7 @@ impl LocalCache {
         let entry = &mut shard.entries[at];
         if entry.expires <= now {
             shard.remove(at, &self.hasher);
+            shard.expired += 1;
             return None;
         }
         // Write only when the flag changes: hot entries stay clean in both cores' caches.
@@ -235,7 +247,19 @@ impl LocalCache {
             referenced: false,
         };
         let (hash, mut shard) = self.shard(&key);
-        shard.insert(hash, entry, &self.hasher);
+        shard.insert(hash, entry, &self.hasher, now);
+    }
+
+    /// Capacity, entries and eviction counts, for `/metrics` ([`super::local_stats`]).
+    pub fn stats(&self) -> super::local_stats::LocalStats {
+        let mut stats = super::local_stats::LocalStats::default();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            stats.capacity += shard.capacity as u64;
+            stats.evicted += shard.evicted;
+            stats.expired += shard.expired;
+        }
+        stats
     }
 
     /// Entries currently held (expired ones included until read or evicted).

@@ -1,9 +1,11 @@
 //! The cache tiers: the in-process LRU ([`local`]) and Redis through `IPCHECK` ([`redis`]).
 
 pub mod local;
+pub mod local_stats;
 pub mod redis;
 pub mod redis_error;
 pub mod redis_health;
+pub mod redis_latency;
 pub mod redis_verify;
 
 use std::sync::Arc;
