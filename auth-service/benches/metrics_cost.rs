@@ -81,13 +81,21 @@ struct Ours {
 
 /// The i-th decision: alternating verdicts, tiers and reasons, a latency in the µs range.
 fn nth(i: usize) -> (bool, u8, Duration) {
-    (i % 2 == 0, (i % 4) as u8, Duration::from_nanos(3_000 + (i % 7) as u64 * 500))
+    (
+        i % 2 == 0,
+        (i % 4) as u8,
+        Duration::from_nanos(3_000 + (i % 7) as u64 * 500),
+    )
 }
 
 fn ours(m: &Ours, iters: u64, offset: usize) {
     for i in offset..offset + iters as usize {
         let (allow, reason, elapsed) = nth(i);
-        let verdict = if allow { Verdict::Allow } else { Verdict::Block };
+        let verdict = if allow {
+            Verdict::Allow
+        } else {
+            Verdict::Block
+        };
         let tier = if allow { Tier::Local } else { Tier::Redis };
         m.metrics.decision(
             black_box(verdict),
@@ -101,8 +109,16 @@ fn ours(m: &Ours, iters: u64, offset: usize) {
 fn theirs(m: &Crate, iters: u64, offset: usize) {
     for i in offset..offset + iters as usize {
         let (allow, reason, elapsed) = nth(i);
-        let verdict = if allow { VerdictLabel::Allow } else { VerdictLabel::Block };
-        let tier = if allow { TierLabel::Local } else { TierLabel::Redis };
+        let verdict = if allow {
+            VerdictLabel::Allow
+        } else {
+            VerdictLabel::Block
+        };
+        let tier = if allow {
+            TierLabel::Local
+        } else {
+            TierLabel::Redis
+        };
         m.decisions
             .get_or_create(black_box(&DecisionLabels {
                 verdict,
@@ -161,5 +177,37 @@ fn per_decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_decision);
+/// What the `/auth` handler's metrics cost before this histogram (the decision counters only,
+/// the clock read only with the decision log on) and after (two clock reads and the observation
+/// on every request): the handler's added cost.
+fn handler(c: &mut Criterion) {
+    let m = Ours {
+        metrics: Metrics::default(),
+        latency: Histogram::new(&FAST_BUCKETS),
+    };
+    let mut group = c.benchmark_group("auth_handler_metrics");
+    group.bench_function("before", |b| {
+        b.iter(|| {
+            m.metrics.decision(
+                black_box(Verdict::Allow),
+                black_box(ReasonSet::NONE),
+                black_box(Tier::Local),
+            )
+        })
+    });
+    group.bench_function("after", |b| {
+        b.iter(|| {
+            let started = Instant::now();
+            m.metrics.decision(
+                black_box(Verdict::Allow),
+                black_box(ReasonSet::NONE),
+                black_box(Tier::Local),
+            );
+            m.latency.observe(started.elapsed());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_decision, handler);
 criterion_main!(benches);

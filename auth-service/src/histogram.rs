@@ -65,7 +65,10 @@ impl Histogram {
             );
         }
         cumulative += self.buckets[self.bounds.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
         let braces = |s: &str| {
             if s.is_empty() {
                 String::new()
@@ -97,12 +100,27 @@ mod tests {
         h.observe(Duration::from_secs(10));
         let mut out = String::new();
         h.render(&mut out, "x_seconds", "op=\"get\"");
-        assert!(out.contains("x_seconds_bucket{op=\"get\",le=\"0.0001\"} 1\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{op=\"get\",le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{op=\"get\",le=\"2.5\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{op=\"get\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("x_seconds_bucket{op=\"get\",le=\"0.0001\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{op=\"get\",le=\"0.005\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{op=\"get\",le=\"2.5\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{op=\"get\",le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("x_seconds_count{op=\"get\"} 3\n"), "{out}");
-        assert!(out.contains("x_seconds_sum{op=\"get\"} 10.00305\n"), "{out}");
+        assert!(
+            out.contains("x_seconds_sum{op=\"get\"} 10.00305\n"),
+            "{out}"
+        );
         assert_eq!(h.count(), 3);
     }
 

@@ -26,7 +26,10 @@ fn auth_latency_build_info_and_local_evictions() {
         assert_eq!(reply.status, 204);
     }
     let m = svc.metrics();
-    assert!(m.contains("# TYPE ipcheck_auth_duration_seconds histogram\n"), "{m}");
+    assert!(
+        m.contains("# TYPE ipcheck_auth_duration_seconds histogram\n"),
+        "{m}"
+    );
     assert_eq!(value(&m, "ipcheck_auth_duration_seconds_count"), 100.0);
     assert_eq!(
         value(&m, "ipcheck_auth_duration_seconds_bucket{le=\"+Inf\"}"),
@@ -72,7 +75,10 @@ fn redis_get_and_set_latency_by_op() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(m.contains("# TYPE ipcheck_redis_duration_seconds histogram\n"), "{m}");
+    assert!(
+        m.contains("# TYPE ipcheck_redis_duration_seconds histogram\n"),
+        "{m}"
+    );
     assert_eq!(
         value(&m, "ipcheck_redis_duration_seconds_count{op=\"get\"}"),
         3.0
@@ -82,9 +88,15 @@ fn redis_get_and_set_latency_by_op() {
         3.0
     );
     assert_eq!(
-        value(&m, "ipcheck_redis_duration_seconds_bucket{op=\"get\",le=\"+Inf\"}"),
+        value(
+            &m,
+            "ipcheck_redis_duration_seconds_bucket{op=\"get\",le=\"+Inf\"}"
+        ),
         3.0
     );
-    assert_eq!(value(&m, "ipcheck_redis_lookups_total{result=\"miss\"}"), 3.0);
+    assert_eq!(
+        value(&m, "ipcheck_redis_lookups_total{result=\"miss\"}"),
+        3.0
+    );
     assert_eq!(value(&m, "ipcheck_auth_duration_seconds_count"), 4.0);
 }

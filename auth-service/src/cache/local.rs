@@ -254,7 +254,9 @@ impl LocalCache {
     pub fn stats(&self) -> super::local_stats::LocalStats {
         let mut stats = super::local_stats::LocalStats::default();
         for shard in self.shards.iter() {
-            let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             stats.capacity += shard.capacity as u64;
             stats.evicted += shard.evicted;
             stats.expired += shard.expired;

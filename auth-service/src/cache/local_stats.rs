@@ -42,7 +42,11 @@ mod tests {
     use super::*;
 
     fn v4(i: u32) -> NormalizedIp {
-        normalize(&std::net::Ipv4Addr::from(i).to_string(), Aggregation::DEFAULT).unwrap()
+        normalize(
+            &std::net::Ipv4Addr::from(i).to_string(),
+            Aggregation::DEFAULT,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -79,7 +83,11 @@ mod tests {
         }
         let after = cache.stats();
         assert_eq!(after.expired - before.expired, 64, "{before:?} {after:?}");
-        assert_eq!(after.evicted - before.evicted, 2000 - 64, "{before:?} {after:?}");
+        assert_eq!(
+            after.evicted - before.evicted,
+            2000 - 64,
+            "{before:?} {after:?}"
+        );
     }
 
     #[test]

@@ -60,8 +60,14 @@ mod tests {
         l.observe(Op::Verify, Duration::from_millis(2));
         let mut out = String::new();
         l.render(&mut out);
-        assert!(out.contains("ipcheck_redis_duration_seconds_count{op=\"get\"} 2\n"), "{out}");
-        assert!(out.contains("ipcheck_redis_duration_seconds_count{op=\"set\"} 1\n"), "{out}");
+        assert!(
+            out.contains("ipcheck_redis_duration_seconds_count{op=\"get\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ipcheck_redis_duration_seconds_count{op=\"set\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("# TYPE ipcheck_redis_duration_seconds histogram\n"));
     }
 }
