@@ -1,7 +1,7 @@
 //! A latency histogram on plain atomics, rendered in the Prometheus text format.
 //!
 //! One observation is a linear scan of a dozen bounds and two relaxed adds: no lock, so both
-//! cores observe at once without queueing (`prometheus-client`'s histogram takes a write lock per
+//! cores observe at once without queueing (`prometheus-client`'s histogram takes a mutex per
 //! observation; bench/README.md has the measurement that chose this).
 
 use std::fmt::Write;
