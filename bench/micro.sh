@@ -4,6 +4,8 @@
 #   core/benches/hot_path.rs           normalization of v4, IPv4-mapped and v6 text; policy
 #   auth-service/benches/local_tier.rs a local-tier hit, alone and with two threads hitting the
 #                                      same keys at once (on 2 cores: both cores busy)
+#   auth-service/benches/metrics_cost.rs the metrics of one decision, ours vs prometheus-client,
+#                                      one and two threads; the /auth handler's before/after
 #
 # Targets: normalization < 100 ns, local hit with both cores busy < 200 ns.
 # Usage: bench/micro.sh [seconds of measurement per benchmark, default 3]
@@ -20,6 +22,7 @@ run_bench() {
 }
 run_bench ipcheck-core hot_path
 run_bench ipcheck-auth local_tier
+run_bench ipcheck-auth metrics_cost
 
 # "<group>/<name> <ns>" per benchmark, from criterion's "time: [low mid high]" lines.
 awk '
@@ -37,4 +40,4 @@ while read -r name ns; do log "$(printf '%-34s %8s ns' "$name" "$ns")"; done <"$
 ns() { awk -v n="$1" '$1 == n { print $2 }' "$WORK/ns.txt"; }
 norm_max=$(awk '$1 ~ /^normalize\// { if ($2 > m) m = $2 } END { print m }' "$WORK/ns.txt")
 hit2=$(ns local_hit/two_threads_same_keys)
-echo "micro: normalize v4=$(ns normalize/v4) mapped=$(ns normalize/mapped) v6=$(ns normalize/v6) ns ($(meets "$norm_max" "<=" 99.9) <100) | local hit 1 thread=$(ns local_hit/one_thread) ns, 2 threads same keys=$hit2 ns ($(meets "$hit2" "<=" 199.9) <200) | policy apply=$(ns policy/apply_clean) lists+apply=$(ns policy/lists_then_apply) ns"
+echo "micro: normalize v4=$(ns normalize/v4) mapped=$(ns normalize/mapped) v6=$(ns normalize/v6) ns ($(meets "$norm_max" "<=" 99.9) <100) | local hit 1 thread=$(ns local_hit/one_thread) ns, 2 threads same keys=$hit2 ns ($(meets "$hit2" "<=" 199.9) <200) | policy apply=$(ns policy/apply_clean) lists+apply=$(ns policy/lists_then_apply) ns | metrics/decision 2 threads: ours=$(ns metrics_per_decision/ours_two_threads) prometheus-client=$(ns metrics_per_decision/prometheus_client_two_threads) ns | /auth metrics before=$(ns auth_handler_metrics/before) after=$(ns auth_handler_metrics/after) ns"

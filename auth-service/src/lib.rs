@@ -25,6 +25,7 @@ pub mod decision_log;
 pub mod detached;
 pub mod duration;
 pub mod explain;
+pub mod histogram;
 pub mod listen;
 pub mod lookup;
 pub mod metrics;

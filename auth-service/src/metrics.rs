@@ -79,6 +79,8 @@ pub struct Metrics {
     provider_up: AtomicU64,
     /// `ipcheck_refresh_total` ([`crate::lookup::refresh`]).
     pub refresh: crate::lookup::refresh::Counts,
+    /// `ipcheck_auth_duration_seconds`: `/auth` handler latency, observed in [`crate::routes`].
+    pub auth_duration: crate::histogram::Histogram,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -109,6 +111,7 @@ impl Default for Metrics {
             unknown_policy: AtomicU64::new(0),
             provider_up: AtomicU64::new(NO_PROVIDER),
             refresh: crate::lookup::refresh::Counts::default(),
+            auth_duration: crate::histogram::Histogram::new(&crate::histogram::FAST_BUCKETS),
         }
     }
 }
@@ -265,6 +268,20 @@ impl Metrics {
         out.push_str("# TYPE ipcheck_local_entries gauge\n");
         let _ = writeln!(out, "ipcheck_local_entries {local_entries}");
         self.refresh.render(&mut out);
+        crate::histogram::render_header(
+            &mut out,
+            "ipcheck_auth_duration_seconds",
+            "Time to answer /auth, from the request's headers to the verdict.",
+        );
+        self.auth_duration
+            .render(&mut out, "ipcheck_auth_duration_seconds", "");
+        out.push_str("# HELP ipcheck_build_info The running ipcheck-auth's version (always 1).\n");
+        out.push_str("# TYPE ipcheck_build_info gauge\n");
+        let _ = writeln!(
+            out,
+            "ipcheck_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 }
@@ -287,6 +304,9 @@ mod tests {
         assert!(text.contains("ipcheck_provider_duration_seconds_bucket{le=\"0.025\"} 0"));
         assert!(text.contains("ipcheck_provider_duration_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("ipcheck_local_entries 3"));
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(text.contains(&format!("ipcheck_build_info{{version=\"{version}\"}} 1\n")));
+        assert!(text.contains("ipcheck_auth_duration_seconds_count 0\n"));
     }
 
     #[test]

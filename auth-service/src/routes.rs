@@ -86,10 +86,13 @@ pub fn metrics_router(app: Arc<App>) -> Router {
 
 async fn auth(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let log = &app.settings.decision_log;
-    let started = log.enabled().then(Instant::now);
+    // One clock read each side serves both the histogram and the decision log.
+    let started = Instant::now();
     let outcome = decide(&app, &headers).await;
-    if let Some(started) = started {
-        log.record(&headers, &outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    app.metrics.auth_duration.observe(elapsed);
+    if log.enabled() {
+        log.record(&headers, &outcome, elapsed);
     }
     let status = match outcome.verdict {
         Verdict::Allow => StatusCode::NO_CONTENT,
@@ -193,8 +196,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         )],
         {
             let mut text = app.metrics.render(app.local.len());
+            app.local.stats().render(&mut text);
             if let Some(redis) = &app.redis {
                 redis.health().render(&mut text);
+                redis.latency().render(&mut text);
             }
             if let Some(c) = &app.coherence {
                 c.render(&mut text);

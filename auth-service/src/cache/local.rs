@@ -87,6 +87,10 @@ struct Shard {
     hand: usize,
     /// Bumped by every [`LocalCache::remove`] and [`LocalCache::clear`]: see [`Version`].
     changes: u64,
+    /// Live entries the clock hand replaced, and expired entries dropped (read or replaced):
+    /// plain counts under the shard's lock, so the hot path writes no shared counter.
+    evicted: u64,
+    expired: u64,
 }
 
 /// What a shard had been told to forget when a lookup began. A lookup that read Redis before an
@@ -106,6 +110,8 @@ impl Shard {
             capacity,
             hand: 0,
             changes: 0,
+            evicted: 0,
+            expired: 0,
         }
     }
 
@@ -157,13 +163,18 @@ impl Shard {
         }
     }
 
-    fn insert(&mut self, hash: u64, entry: Entry, hasher: &RandomState) {
+    fn insert(&mut self, hash: u64, entry: Entry, hasher: &RandomState, now: Instant) {
         if let Some(at) = self.find(hash, &entry.key) {
             self.entries[at] = entry;
             return;
         }
         if self.entries.len() >= self.capacity {
             let at = self.victim();
+            if self.entries[at].expires <= now {
+                self.expired += 1;
+            } else {
+                self.evicted += 1;
+            }
             self.remove(at, hasher);
         }
         let at = self.entries.len() as u32;
@@ -224,6 +235,7 @@ impl LocalCache {
         let entry = &mut shard.entries[at];
         if entry.expires <= now {
             shard.remove(at, &self.hasher);
+            shard.expired += 1;
             return None;
         }
         // Write only when the flag changes: hot entries stay clean in both cores' caches.
@@ -245,7 +257,21 @@ impl LocalCache {
             referenced: false,
         };
         let (hash, mut shard) = self.shard(&key);
-        shard.insert(hash, entry, &self.hasher);
+        shard.insert(hash, entry, &self.hasher, now);
+    }
+
+    /// Capacity, entries and eviction counts, for `/metrics` ([`super::local_stats`]).
+    pub fn stats(&self) -> super::local_stats::LocalStats {
+        let mut stats = super::local_stats::LocalStats::default();
+        for shard in self.shards.iter() {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            stats.capacity += shard.capacity as u64;
+            stats.evicted += shard.evicted;
+            stats.expired += shard.expired;
+        }
+        stats
     }
 
     /// Drops `key`'s entry, if held (Redis said it changed: see [`super::invalidation`]).
@@ -289,7 +315,7 @@ impl LocalCache {
         };
         let (hash, mut shard) = self.shard(&key);
         if shard.changes == since.0 {
-            shard.insert(hash, entry, &self.hasher);
+            shard.insert(hash, entry, &self.hasher, now);
         }
     }
 

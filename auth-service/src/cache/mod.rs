@@ -3,9 +3,11 @@
 pub mod invalidation;
 pub mod invalidation_link;
 pub mod local;
+pub mod local_stats;
 pub mod redis;
 pub mod redis_error;
 pub mod redis_health;
+pub mod redis_latency;
 pub mod redis_verify;
 
 use std::sync::Arc;

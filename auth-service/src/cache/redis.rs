@@ -131,6 +131,8 @@ pub struct RedisTier {
     display: String,
     expected: Expected,
     health: Health,
+    /// `ipcheck_redis_duration_seconds` of the GET/SET calls.
+    latency: super::redis_latency::Latency,
     /// Opens after consecutive failed GET/SET calls, so a dead Redis costs no deadline per
     /// lookup; verifications bypass it and close it when they pass.
     breaker: Breaker,
@@ -192,6 +194,7 @@ impl RedisTier {
             timeout: settings.timeout,
             stale_secs: settings.stale_ttl.as_secs(),
             health: Health::new(display.clone()),
+            latency: Default::default(),
             breaker: Breaker::new("redis", settings.breaker),
             display,
             expected: Expected {
@@ -213,6 +216,11 @@ impl RedisTier {
         &self.health
     }
 
+    /// The GET/SET call latencies, for `/metrics`.
+    pub fn latency(&self) -> &super::redis_latency::Latency {
+        &self.latency
+    }
+
     /// The circuit breaker of the lookup calls.
     pub fn breaker(&self) -> &Breaker {
         &self.breaker
@@ -230,7 +238,9 @@ impl RedisTier {
         if admitted == Admit::Reject {
             return Err(RedisError::bare(ErrorKind::BreakerOpen));
         }
+        let started = Instant::now();
         let result = self.send(cmd, address, self.timeout).await;
+        self.latency.observe(op, started.elapsed());
         self.record(op, &result);
         self.breaker.record(result.is_ok());
         result
