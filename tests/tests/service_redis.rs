@@ -251,11 +251,15 @@ fn slow_redis_costs_at_most_its_deadline() {
         "{:?}",
         started.elapsed()
     );
+    // At least the request's own GET timed out (the invalidation link's re-reads of changed
+    // entries may have met the sleeping server too).
     let metrics = svc.metrics();
-    assert!(
-        metrics.contains("ipcheck_redis_errors_total{op=\"get\",kind=\"timeout\"} 1"),
-        "{metrics}"
-    );
+    let timeouts: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ipcheck_redis_errors_total{op=\"get\",kind=\"timeout\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(timeouts >= 1, "{metrics}");
     let _ = sleeper.join();
 }
 
