@@ -79,6 +79,8 @@ pub struct Metrics {
     provider_up: AtomicU64,
     /// `ipcheck_refresh_total` ([`crate::lookup::refresh`]).
     pub refresh: crate::lookup::refresh::Counts,
+    /// `ipcheck_config_reloads_total` and the last success ([`crate::reload`]).
+    pub reloads: crate::reload::counts::ReloadCounts,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -109,6 +111,7 @@ impl Default for Metrics {
             unknown_policy: AtomicU64::new(0),
             provider_up: AtomicU64::new(NO_PROVIDER),
             refresh: crate::lookup::refresh::Counts::default(),
+            reloads: crate::reload::counts::ReloadCounts::default(),
         }
     }
 }
@@ -265,6 +268,7 @@ impl Metrics {
         out.push_str("# TYPE ipcheck_local_entries gauge\n");
         let _ = writeln!(out, "ipcheck_local_entries {local_entries}");
         self.refresh.render(&mut out);
+        self.reloads.render(&mut out);
         out
     }
 }
