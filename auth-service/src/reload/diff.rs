@@ -44,7 +44,8 @@ pub fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
 }
 
 /// Whether the provider client must be built anew: its settings (URL, auth, timeout, mapping,
-/// breaker, budget) or its key changed. A new client starts with a closed breaker, a full budget
+/// breaker, budget), the fields the policies need from every reply (a policy now deciding on
+/// another category), or its key changed. A new client starts with a closed breaker, a full budget
 /// and no health history; an unchanged one keeps them.
 pub fn provider_changed(
     old: &Settings,
@@ -84,7 +85,7 @@ pub fn summary(old: &Settings, new: &Settings, provider_rebuilt: bool) -> String
         parts.push(match (&old.provider, &new.provider) {
             (None, Some(_)) => "provider added".to_owned(),
             (Some(_), None) => "provider removed".to_owned(),
-            _ => "provider settings or API key (new provider client: breaker, budget and health start afresh)".to_owned(),
+            _ => "provider settings, API key or the reply fields the policies need (new provider client: breaker, budget and health start afresh)".to_owned(),
         });
     }
     if parts.is_empty() {

@@ -13,6 +13,8 @@
 
 pub mod counts;
 pub mod diff;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
