@@ -253,3 +253,92 @@ fn a_restart_only_key_refuses_the_reload_naming_the_key() {
     );
     assert!(alive(&svc));
 }
+
+#[test]
+fn a_request_in_flight_finishes_on_the_configuration_it_started_with() {
+    let provider = Provider::start();
+    let svc = start(&provider);
+    let slow_ip = "192.0.2.20";
+    provider.respond(slow_ip, Reply::flags(&["vpn"]));
+    // Slow enough for the reload to land while the lookup waits (the provider timeout is 2s).
+    provider.set_delay(Duration::from_millis(1500));
+    let port = svc.port();
+    let in_flight = std::thread::spawn(move || {
+        http_request(port, "GET", "/auth", &[("X-Real-IP", slow_ip)]).map(|r| r.status)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while provider.calls_for(slow_ip) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the provider"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(svc.config_path(), config(&provider, "block", "")).expect("rewrite config");
+    hangup(&svc);
+    await_log(&svc, "configuration reloaded from", 1);
+    assert_eq!(
+        in_flight
+            .join()
+            .expect("request thread")
+            .expect("the request was answered"),
+        401,
+        "decided by the policy it started with (vpn challenged)"
+    );
+    provider.set_delay(Duration::ZERO);
+    assert_eq!(
+        svc.auth(slow_ip).decision().0,
+        403,
+        "the next one by the new"
+    );
+    assert_eq!(provider.calls_for(slow_ip), 1);
+}
+
+#[test]
+fn a_policy_added_by_a_reload_serves_the_name_that_was_unknown() {
+    let provider = Provider::start();
+    let svc = start(&provider);
+    assert_eq!(svc.auth_policy(VPN_IP, "strict").decision().1, "block");
+    assert_eq!(
+        svc.auth_policy(VPN_IP, "strict").decision().2,
+        "policy-error"
+    );
+    assert!(svc
+        .get("/readyz", &[])
+        .body
+        .starts_with("ready, degraded: policies\n"));
+
+    let strict = "[policies.strict]\nblock = [\"vpn\"]\n";
+    std::fs::write(svc.config_path(), config(&provider, "challenge", strict))
+        .expect("rewrite config");
+    hangup(&svc);
+    await_log(&svc, "configuration reloaded from", 1);
+    let reply = svc.auth_policy(VPN_IP, "strict");
+    let (status, verdict, reason, _) = reply.decision();
+    assert_eq!((status, verdict, reason), (403, "block", "vpn"));
+    let ready = svc.get("/readyz", &[]);
+    assert!(ready.body.starts_with("ready\n"), "{}", ready.body);
+    assert!(ready.body.contains("strict"), "{}", ready.body);
+}
+
+#[test]
+fn changed_provider_settings_get_a_new_client_and_unchanged_ones_keep_it() {
+    let provider = Provider::start();
+    let svc = start(&provider);
+    assert_eq!(svc.auth(VPN_IP).decision().0, 401);
+
+    // The same file again: nothing changed, nothing rebuilt.
+    hangup(&svc);
+    await_log(&svc, "configuration reloaded from", 1);
+    assert!(svc.log().contains(": no change"), "{}", svc.log());
+
+    let slower = config(&provider, "challenge", "").replace("timeout = \"2s\"", "timeout = \"3s\"");
+    std::fs::write(svc.config_path(), slower).expect("rewrite config");
+    hangup(&svc);
+    await_log(&svc, "configuration reloaded from", 2);
+    assert!(svc.log().contains("new provider client"), "{}", svc.log());
+    // The new client asks the provider for an address not cached yet.
+    provider.respond("192.0.2.30", Reply::flags(&["tor"]));
+    assert_eq!(svc.auth("192.0.2.30").decision().0, 403);
+    assert_eq!(provider.calls_for("192.0.2.30"), 1);
+}
