@@ -342,3 +342,50 @@ fn changed_provider_settings_get_a_new_client_and_unchanged_ones_keep_it() {
     assert_eq!(svc.auth("192.0.2.30").decision().0, 403);
     assert_eq!(provider.calls_for("192.0.2.30"), 1);
 }
+
+#[test]
+fn the_redis_tier_carries_over_a_reload() {
+    let provider = Provider::start();
+    let redis = ipcheck_tests::RedisServer::start();
+    provider.respond(VPN_IP, Reply::flags(&["vpn"]));
+    let with_redis = |rule: &str, ttl: &str| {
+        config(
+            &provider,
+            rule,
+            &format!(
+                "[redis]\nurl = \"{}\"\ntimeout = \"500ms\"\nttl = \"{ttl}\"\n",
+                redis.url()
+            ),
+        )
+    };
+    let svc = Service::builder(&with_redis("challenge", "1h"))
+        .env(KEY_VAR, "test-key")
+        .start();
+    assert_eq!(svc.auth(VPN_IP).decision().0, 401);
+
+    // A policy and redis.ttl (reloadable) change together.
+    std::fs::write(svc.config_path(), with_redis("block", "2h")).expect("rewrite config");
+    hangup(&svc);
+    await_log(&svc, "configuration reloaded from", 1);
+    assert!(svc.log().contains("redis.ttl"), "{}", svc.log());
+    assert_eq!(svc.auth(VPN_IP).decision().0, 403);
+    let ready = svc.get("/readyz", &[]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+
+    // The tier still answers: an operator's pin is seen, and a new answer is written with the
+    // new redis.ttl.
+    let mut con = redis.client();
+    ipcheck_tests::ipcheck::set(&mut con, &["198.51.100.7", "block", "SOURCE", "manual"])
+        .expect("pin");
+    let reply = svc.auth("198.51.100.7");
+    assert_eq!(reply.decision().0, 403);
+    assert_eq!(reply.header("x-ipcheck-cache"), Some("redis"));
+    provider.respond("192.0.2.40", Reply::clean());
+    assert_eq!(svc.auth("192.0.2.40").decision().0, 204);
+    let hit =
+        ipcheck_tests::ipcheck::wait_for(&mut con, "192.0.2.40", "the written answer", |_| true);
+    assert!(
+        hit.fresh_ttl > 3600,
+        "written with the reloaded redis.ttl (2h): {hit:?}"
+    );
+}
