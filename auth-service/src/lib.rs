@@ -213,6 +213,16 @@ async fn serve(
     let admin_text = admin_summary(&settings);
     let warnings = settings.warnings.clone();
     let app = Arc::new(App::new(settings, key)?);
+    // Before the first log line says the service is up, so a HUP from then on reloads.
+    let current: reload::Current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&app)));
+    tokio::spawn(
+        reload::Reloader {
+            path,
+            overrides,
+            current: Arc::clone(&current),
+        }
+        .on_hangup(),
+    );
     let auth = listen::bind(&listen).await?;
     let metrics = match &metrics_listen {
         Some(addr) => Some(listen::bind(addr).await?),
@@ -234,15 +244,8 @@ async fn serve(
         // The Redis tier outlives every reload, so its watcher holds the tier, not the App.
         tokio::spawn(watch_redis(Arc::clone(redis)));
     }
-    let current: reload::Current = Arc::new(arc_swap::ArcSwap::new(app));
-    tokio::spawn(
-        reload::Reloader {
-            path,
-            overrides,
-            current: Arc::clone(&current),
-        }
-        .on_hangup(),
-    );
+    // From here on the handlers read `current`; the first configuration goes with its last request.
+    drop(app);
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
