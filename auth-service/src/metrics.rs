@@ -155,6 +155,11 @@ impl Metrics {
         self.provider_up.store(1, Ordering::Relaxed);
     }
 
+    /// The provider was removed by a reload: no provider, no gauge.
+    pub fn provider_removed(&self) {
+        self.provider_up.store(NO_PROVIDER, Ordering::Relaxed);
+    }
+
     /// A request that waited for another request's lookup instead of starting its own.
     pub fn coalesced_wait(&self) {
         inc(&self.coalesced_waits);

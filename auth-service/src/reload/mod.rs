@@ -64,6 +64,8 @@ impl App {
                 .map(Arc::new);
             if carried.provider.is_some() {
                 carried.metrics.provider_configured();
+            } else {
+                carried.metrics.provider_removed();
             }
         }
         let summary = diff::summary(&self.settings, &settings, rebuild);
