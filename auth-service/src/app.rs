@@ -29,24 +29,40 @@ pub struct App {
     pub settings: Settings,
     /// Every TTL rule of the lookup, from the settings.
     pub lifetimes: Lifetimes,
-    /// The in-process tier.
-    pub local: LocalCache,
+    /// The in-process tier (shared with the next configuration on a reload, like every `Arc`
+    /// below: see [`crate::reload`]).
+    pub local: Arc<LocalCache>,
     /// The invalidation link's state, when the local tier follows Redis (`redis.invalidation`).
     pub coherence: Option<Arc<Coherence>>,
     /// The Redis tier, if configured.
-    pub redis: Option<RedisTier>,
+    pub redis: Option<Arc<RedisTier>>,
     /// The provider, if configured.
-    pub provider: Option<Provider>,
+    pub provider: Option<Arc<Provider>>,
     /// Lookups in flight, one per address.
-    pub flights: Coalescer<Resolved>,
+    pub flights: Arc<Coalescer<Resolved>>,
     /// Provider calls in flight, one per address, each running to its end as a task of its own.
-    pub calls: Detached<Resolved>,
+    pub calls: Arc<Detached<Resolved>>,
     /// Counters and histograms.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// When the refresh-ahead lock is not permitted: one log line per interval.
-    pub refresh_log: Mutex<ipcheck_core::LogLimiter>,
-    reason_headers: Box<[HeaderValue]>,
+    pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
+    /// The provider's key as read when this configuration was loaded (a reload compares it).
+    pub(crate) key: Option<ApiKey>,
+    reason_headers: Arc<[HeaderValue]>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
+}
+
+/// The state a reload carries over from the running configuration to the next one.
+pub(crate) struct Carried {
+    pub local: Arc<LocalCache>,
+    pub coherence: Option<Arc<Coherence>>,
+    pub redis: Option<Arc<RedisTier>>,
+    pub provider: Option<Arc<Provider>>,
+    pub flights: Arc<Coalescer<Resolved>>,
+    pub calls: Arc<Detached<Resolved>>,
+    pub metrics: Arc<Metrics>,
+    pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
+    pub reason_headers: Arc<[HeaderValue]>,
 }
 
 impl App {
@@ -67,7 +83,7 @@ impl App {
         let provider = settings
             .provider
             .clone()
-            .map(|spec| Provider::new(spec, key))
+            .map(|spec| Provider::new(spec, key.clone()))
             .transpose()?;
         // Every possible reason list, built once, so a decision never formats or allocates one.
         let reason_headers = (0..ReasonSet::COUNT)
@@ -81,22 +97,55 @@ impl App {
         if provider.is_some() {
             metrics.provider_configured();
         }
-        Ok(App {
+        let carried = Carried {
+            local: Arc::new(local),
+            coherence,
+            redis: redis.map(Arc::new),
+            provider: provider.map(Arc::new),
+            flights: Arc::default(),
+            calls: Arc::default(),
+            metrics: Arc::new(metrics),
+            refresh_log: Arc::new(Mutex::new(ipcheck_core::LogLimiter::new(
+                crate::provider::health::LOG_INTERVAL,
+            ))),
+            reason_headers,
+        };
+        Ok(App::assemble(settings, key, carried))
+    }
+
+    /// An `App` over `settings` and state built before (by [`App::new`] or a reload).
+    pub(crate) fn assemble(settings: Settings, key: Option<ApiKey>, carried: Carried) -> Self {
+        App {
             lifetimes: Lifetimes::new(&settings),
             settings,
-            local,
-            coherence,
-            redis,
-            provider,
-            flights: Coalescer::default(),
-            calls: Detached::default(),
-            metrics,
-            refresh_log: Mutex::new(ipcheck_core::LogLimiter::new(
-                crate::provider::health::LOG_INTERVAL,
-            )),
-            reason_headers,
+            local: carried.local,
+            coherence: carried.coherence,
+            redis: carried.redis,
+            provider: carried.provider,
+            flights: carried.flights,
+            calls: carried.calls,
+            metrics: carried.metrics,
+            refresh_log: carried.refresh_log,
+            key,
+            reason_headers: carried.reason_headers,
             unknown_policies: Mutex::new(BTreeMap::new()),
-        })
+        }
+    }
+
+    /// The state the next configuration keeps (the provider too; a reload replaces it when its
+    /// settings or key changed).
+    pub(crate) fn carried(&self) -> Carried {
+        Carried {
+            local: Arc::clone(&self.local),
+            coherence: self.coherence.clone(),
+            redis: self.redis.clone(),
+            provider: self.provider.clone(),
+            flights: Arc::clone(&self.flights),
+            calls: Arc::clone(&self.calls),
+            metrics: Arc::clone(&self.metrics),
+            refresh_log: Arc::clone(&self.refresh_log),
+            reason_headers: Arc::clone(&self.reason_headers),
+        }
     }
 
     /// The `X-IPCheck-Reason` value for a reason set.
@@ -220,14 +269,14 @@ impl Tiers for App {
     }
 
     fn shared(&self) -> Option<&RedisTier> {
-        self.redis.as_ref()
+        self.redis.as_deref()
     }
 
     fn source(&self) -> Option<ProviderCall<'_>> {
-        self.provider.as_ref().map(|provider| ProviderCall {
+        self.provider.as_deref().map(|provider| ProviderCall {
             provider,
             metrics: &self.metrics,
-            redis: self.redis.as_ref(),
+            redis: self.redis.as_deref(),
         })
     }
 

@@ -31,6 +31,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod ops;
 pub mod provider;
+pub mod reload;
 pub mod routes;
 pub mod shutdown;
 
@@ -78,8 +79,7 @@ pub fn check_config(file: &Path) -> ExitCode {
 /// work (a misconfiguration is cleared only by a passing check), and writes the summary of
 /// state changes the log gate held back. Redis may come up after the service, so a failed
 /// check never stops the start; the tier's state change logs it (ERROR when misconfigured).
-async fn watch_redis(app: Arc<App>) {
-    let Some(redis) = &app.redis else { return };
+async fn watch_redis(redis: Arc<cache::redis::RedisTier>) {
     let mut tick = tokio::time::interval(cache::redis::VERIFY_CACHE);
     loop {
         tick.tick().await;
@@ -108,7 +108,7 @@ fn admin_summary(settings: &Settings) -> String {
 
 /// Addresses given on the command line, each overriding the configured one (`Some(None)` turns
 /// that listener off).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ListenOverrides {
     /// `--listen`.
     pub listen: Option<Listen>,
@@ -118,14 +118,9 @@ pub struct ListenOverrides {
     pub admin: Option<Option<Listen>>,
 }
 
-/// Runs the service until SIGTERM/SIGINT with the config file (or the embedded default), the
+/// Runs the service until SIGTERM/SIGINT (SIGHUP reloads the file: [`reload`]) with the config file (or the embedded default), the
 /// command line's addresses overriding the configured ones.
 pub fn run(config_path: Option<&Path>, overrides: ListenOverrides) -> ExitCode {
-    let ListenOverrides {
-        listen,
-        metrics: metrics_listen,
-        admin: admin_listen,
-    } = overrides;
     let mut settings = match config::load(config_path) {
         Ok(s) => s,
         Err(e) => {
@@ -133,30 +128,8 @@ pub fn run(config_path: Option<&Path>, overrides: ListenOverrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(addr) = listen {
-        settings.listen = addr;
-    }
-    if let Some(addr) = metrics_listen {
-        settings.metrics_listen = addr;
-    }
-    if let Some(addr) = admin_listen {
-        settings.admin_listen = addr;
-    }
-    if let Some(admin) = &settings.admin_listen {
-        if let Err(e) =
-            config::check_admin_listen(admin, &settings.listen, settings.metrics_listen.as_ref())
-        {
-            eprintln!("error: --admin-listen: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    if settings.metrics_listen.is_some()
-        && settings.metrics_listen.as_ref() == Some(&settings.listen)
-    {
-        eprintln!(
-            "error: the metrics listener {} is also the /auth listener: give it its own address",
-            settings.listen
-        );
+    if let Err(e) = apply_overrides(&mut settings, &overrides) {
+        eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
     init_logging(&settings);
@@ -170,13 +143,44 @@ pub fn run(config_path: Option<&Path>, overrides: ListenOverrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings)) {
+    let reload = (config_path.map(Path::to_path_buf), overrides);
+    match runtime.block_on(serve(settings, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Applies the command line's addresses to loaded settings (at start and on every reload), then
+/// checks the listeners do not collide.
+pub(crate) fn apply_overrides(
+    settings: &mut Settings,
+    overrides: &ListenOverrides,
+) -> anyhow::Result<()> {
+    if let Some(addr) = &overrides.listen {
+        settings.listen = addr.clone();
+    }
+    if let Some(addr) = &overrides.metrics {
+        settings.metrics_listen = addr.clone();
+    }
+    if let Some(addr) = &overrides.admin {
+        settings.admin_listen = addr.clone();
+    }
+    if let Some(admin) = &settings.admin_listen {
+        config::check_admin_listen(admin, &settings.listen, settings.metrics_listen.as_ref())
+            .map_err(|e| anyhow::anyhow!("--admin-listen: {e}"))?;
+    }
+    if settings.metrics_listen.is_some()
+        && settings.metrics_listen.as_ref() == Some(&settings.listen)
+    {
+        anyhow::bail!(
+            "the metrics listener {} is also the /auth listener: give it its own address",
+            settings.listen
+        );
+    }
+    Ok(())
 }
 
 fn init_logging(settings: &Settings) {
@@ -192,7 +196,10 @@ fn init_logging(settings: &Settings) {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    (path, overrides): (Option<std::path::PathBuf>, ListenOverrides),
+) -> anyhow::Result<()> {
     let key = match &settings.provider {
         Some(spec) => spec
             .api_key()
@@ -207,6 +214,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let admin_text = admin_summary(&settings);
     let warnings = settings.warnings.clone();
     let app = Arc::new(App::new(settings, key)?);
+    // Before the first log line says the service is up, so a HUP from then on reloads.
+    let current: reload::Current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&app)));
+    tokio::spawn(
+        reload::Reloader {
+            path,
+            overrides,
+            current: Arc::clone(&current),
+        }
+        .on_hangup(),
+    );
     let auth = listen::bind(&listen).await?;
     let metrics = match &metrics_listen {
         Some(addr) => Some(listen::bind(addr).await?),
@@ -224,8 +241,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     app.settings.decision_log.warn_if_filtered();
-    if app.redis.is_some() {
-        tokio::spawn(watch_redis(Arc::clone(&app)));
+    if let Some(redis) = &app.redis {
+        // The Redis tier outlives every reload, so its watcher holds the tier, not the App.
+        tokio::spawn(watch_redis(Arc::clone(redis)));
+        // The link uses only what a reload cannot change (the tiers, the key prefix, the
+        // aggregation), so the first configuration's App serves it for good.
         cache::invalidation_link::spawn(Arc::clone(&app));
         if let Some(coherence) = &app.coherence {
             coherence
@@ -233,6 +253,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .await;
         }
     }
+    // From here on the handlers read `current`; the first configuration goes with its last request.
+    drop(app);
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -244,7 +266,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let auth_server = listen::serve(
         auth,
-        routes::router(Arc::clone(&app)),
+        routes::router(Arc::clone(&current)),
         until_stopped(stopped.clone()),
     );
     let metrics_server = async {
@@ -252,7 +274,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             Some(bound) => {
                 listen::serve(
                     bound,
-                    routes::metrics_router(Arc::clone(&app)),
+                    routes::metrics_router(Arc::clone(&current)),
                     until_stopped(stopped.clone()),
                 )
                 .await
@@ -265,7 +287,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             Some(bound) => {
                 listen::serve(
                     bound,
-                    routes::admin_router(Arc::clone(&app)),
+                    routes::admin_router(Arc::clone(&current)),
                     until_stopped(stopped.clone()),
                 )
                 .await

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub refresh: crate::lookup::refresh::Counts,
     /// `ipcheck_auth_duration_seconds`: `/auth` handler latency, observed in [`crate::routes`].
     pub auth_duration: crate::histogram::Histogram,
+    /// `ipcheck_config_reloads_total` and the last success ([`crate::reload`]).
+    pub reloads: crate::reload::counts::ReloadCounts,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -112,6 +114,7 @@ impl Default for Metrics {
             provider_up: AtomicU64::new(NO_PROVIDER),
             refresh: crate::lookup::refresh::Counts::default(),
             auth_duration: crate::histogram::Histogram::new(&crate::histogram::FAST_BUCKETS),
+            reloads: crate::reload::counts::ReloadCounts::default(),
         }
     }
 }
@@ -153,6 +156,11 @@ impl Metrics {
     /// A provider is configured: `ipcheck_provider_up` is exported, 1 until a call fails.
     pub fn provider_configured(&self) {
         self.provider_up.store(1, Ordering::Relaxed);
+    }
+
+    /// The provider was removed by a reload: no provider, no gauge.
+    pub fn provider_removed(&self) {
+        self.provider_up.store(NO_PROVIDER, Ordering::Relaxed);
     }
 
     /// A request that waited for another request's lookup instead of starting its own.
@@ -282,6 +290,7 @@ impl Metrics {
             "ipcheck_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
+        self.reloads.render(&mut out);
         out
     }
 }

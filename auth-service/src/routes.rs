@@ -10,7 +10,6 @@
 //! own (`metrics.listen`), never on the `/auth` port; `GET /explain?address=<ip>&policy=<name>`
 //! by [`admin_router`] on the loopback-only admin listener (`admin.listen`).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -23,6 +22,7 @@ use ipcheck_core::Verdict;
 
 use crate::app::App;
 use crate::decide::decide;
+use crate::reload::Current;
 
 /// `allow`, `block` or `challenge`.
 pub const VERDICT: HeaderName = HeaderName::from_static("x-ipcheck-verdict");
@@ -34,7 +34,7 @@ pub const CACHE: HeaderName = HeaderName::from_static("x-ipcheck-cache");
 pub const KEY: HeaderName = HeaderName::from_static("x-ipcheck-key");
 
 /// All routes over the shared state.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Current) -> Router {
     Router::new()
         .route("/auth", any(auth))
         .route("/healthz", get(healthz))
@@ -43,7 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// The operator's endpoints, for the admin listener.
-pub fn admin_router(app: Arc<App>) -> Router {
+pub fn admin_router(app: Current) -> Router {
     Router::new()
         .route("/explain", get(explain))
         .with_state(app)
@@ -57,7 +57,7 @@ struct ExplainQuery {
 
 /// 200 with the explanation; 400 for an address that does not parse, 404 for an unknown policy.
 async fn explain(
-    State(app): State<Arc<App>>,
+    State(current): State<Current>,
     axum::extract::Query(q): axum::extract::Query<ExplainQuery>,
 ) -> Response {
     let text = |status, body: String| {
@@ -68,6 +68,7 @@ async fn explain(
         )
             .into_response()
     };
+    let app = current.load_full();
     match crate::explain::explain(&app, &q.address, q.policy.as_deref()).await {
         Ok(body) => text(StatusCode::OK, body),
         Err(e @ crate::explain::ExplainError::BadAddress(_)) => {
@@ -78,13 +79,16 @@ async fn explain(
 }
 
 /// `/metrics` alone, for the metrics listener.
-pub fn metrics_router(app: Arc<App>) -> Router {
+pub fn metrics_router(app: Current) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(app)
 }
 
-async fn auth(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+async fn auth(State(current): State<Current>, headers: HeaderMap) -> Response {
+    // One load per request: it finishes on the configuration it started with, even across a
+    // reload (`crate::reload`).
+    let app = current.load_full();
     let log = &app.settings.decision_log;
     // One clock read each side serves both the histogram and the decision log.
     let started = Instant::now();
@@ -115,7 +119,8 @@ async fn healthz() -> &'static str {
 
 /// The first line says it all (`ready`, `ready, degraded: provider`, `not ready: redis`); one line
 /// per part follows. Degraded parts are loud but never unready: see [`provider_line`].
-async fn readyz(State(app): State<Arc<App>>) -> Response {
+async fn readyz(State(current): State<Current>) -> Response {
+    let app = current.load_full();
     let (ready, redis) = redis_line(&app).await;
     let mut degraded = Vec::new();
     if app.provider.as_ref().is_some_and(|p| p.failing()) {
@@ -188,7 +193,8 @@ fn provider_line(app: &App) -> String {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(current): State<Current>) -> Response {
+    let app = current.load_full();
     (
         [(
             header::CONTENT_TYPE,

@@ -1,4 +1,5 @@
 //! Graceful shutdown: stop accepting on SIGTERM or SIGINT, let in-flight requests finish.
+//! (SIGHUP reloads the configuration instead: [`crate::reload`].)
 
 /// Resolves when the process is asked to stop.
 pub async fn signal() {

@@ -44,8 +44,9 @@ pub struct ProviderSpec {
     pub budget: crate::budget::BudgetSettings,
 }
 
-/// The API key; prints as `***` so it cannot leak through `{:?}`.
-#[derive(Clone)]
+/// The API key; prints as `***` so it cannot leak through `{:?}`. Compared on reload, to tell a
+/// rotated key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
 impl fmt::Debug for ApiKey {

@@ -1,0 +1,122 @@
+//! The reload rules, on parsed configurations (no process).
+
+use super::diff::{provider_changed, restart_only, summary};
+use crate::config::{parse, Settings};
+
+const BASE: &str = r#"
+[provider]
+preset = "ipasis"
+url = "http://127.0.0.1:9/v1/{ip}"
+api_key_env = "K"
+
+[redis]
+url = "redis://127.0.0.1:6379"
+
+[policies.default]
+block = ["tor"]
+challenge = ["vpn"]
+on_error = "open"
+"#;
+
+fn settings(text: &str) -> Settings {
+    parse("test.toml", text, &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn edited(from: &str, to: &str) -> Settings {
+    assert!(BASE.contains(from), "{from}");
+    settings(&BASE.replacen(from, to, 1))
+}
+
+#[test]
+fn the_same_file_changes_nothing() {
+    let (a, b) = (settings(BASE), settings(BASE));
+    assert!(restart_only(&a, &b).is_empty());
+    assert!(!provider_changed(&a, &b, None, None));
+    assert_eq!(summary(&a, &b, false), "no change");
+}
+
+#[test]
+fn policy_and_list_changes_apply_without_a_restart() {
+    let old = settings(BASE);
+    let new = edited(
+        "block = [\"tor\"]\nchallenge = [\"vpn\"]",
+        "block = [\"tor\", \"vpn\"]",
+    );
+    assert!(restart_only(&old, &new).is_empty());
+    assert_eq!(summary(&old, &new, false), "policies");
+    let named = settings(&format!("{BASE}\n[policies.strict]\nblock = [\"vpn\"]\n"));
+    assert_eq!(summary(&old, &named, false), "policies");
+    let unknown = settings(&format!("unknown_policy = \"open\"\n{BASE}"));
+    assert_eq!(summary(&old, &unknown, false), "unknown_policy");
+}
+
+#[test]
+fn restart_only_keys_are_named() {
+    let old = settings(BASE);
+    let cases = [
+        (
+            "[redis]\n",
+            "[cache]\ncapacity = 10\n\n[redis]\n",
+            "cache.capacity",
+        ),
+        (
+            "[redis]\n",
+            "[cache]\nlocal_ttl = \"5s\"\n\n[redis]\n",
+            "cache.local_ttl",
+        ),
+        (
+            "redis://127.0.0.1:6379",
+            "redis://127.0.0.1:6380",
+            "redis.url",
+        ),
+        (
+            "[redis]\n",
+            "[aggregation]\nipv6_prefix = 56\n\n[redis]\n",
+            "aggregation",
+        ),
+        ("[redis]\n", "[redis]\ntimeout = \"1s\"\n", "redis.timeout"),
+    ];
+    for (from, to, key) in cases {
+        let new = edited(from, to);
+        assert_eq!(restart_only(&old, &new), vec![key], "{to}");
+    }
+    let without_redis = settings(&BASE.replace("[redis]\nurl = \"redis://127.0.0.1:6379\"\n", ""));
+    assert_eq!(restart_only(&old, &without_redis), vec!["redis"]);
+}
+
+#[test]
+fn redis_ttls_reload() {
+    let old = settings(BASE);
+    let new = edited("[redis]\n", "[redis]\nttl = \"2h\"\n");
+    assert!(restart_only(&old, &new).is_empty());
+    assert_eq!(summary(&old, &new, false), "redis.ttl/refresh_ahead");
+}
+
+#[test]
+fn the_provider_is_rebuilt_only_when_its_settings_change() {
+    let old = settings(BASE);
+    // vpn moves from challenge to block: the same fields are needed, the same client serves.
+    let policies = edited(
+        "block = [\"tor\"]\nchallenge = [\"vpn\"]",
+        "block = [\"tor\", \"vpn\"]",
+    );
+    assert!(!provider_changed(&old, &policies, None, None));
+    // A policy deciding on a new category needs its field in every reply (schema drift else).
+    let hosting = edited(
+        "challenge = [\"vpn\"]",
+        "challenge = [\"vpn\", \"hosting\"]",
+    );
+    assert!(provider_changed(&old, &hosting, None, None));
+    let slower = edited(
+        "api_key_env = \"K\"",
+        "api_key_env = \"K\"\ntimeout = \"3s\"",
+    );
+    assert!(provider_changed(&old, &slower, None, None));
+    assert!(summary(&old, &slower, true).contains("new provider client"));
+    let without = settings(&BASE.replace(
+        "[provider]\npreset = \"ipasis\"\nurl = \"http://127.0.0.1:9/v1/{ip}\"\napi_key_env = \"K\"\n",
+        "",
+    ));
+    assert!(provider_changed(&old, &without, None, None));
+    assert_eq!(summary(&old, &without, true), "provider removed");
+}
