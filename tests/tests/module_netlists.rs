@@ -159,7 +159,10 @@ fn longest_prefix_across_families_values_and_lists() {
         m(&mut con, "::ffff:10.1.0.1"),
         Some(("10.1.0.0/16".into(), "tor,vpn".into()))
     );
-    assert_eq!(netadd(&mut con, "b", &["::ffff:198.51.100.9/120"]).unwrap(), 1);
+    assert_eq!(
+        netadd(&mut con, "b", &["::ffff:198.51.100.9/120"]).unwrap(),
+        1
+    );
     assert_eq!(
         matched(&mut con, "198.51.100.200", "b"),
         Some(("198.51.100.0/24".into(), String::new()))
@@ -175,14 +178,28 @@ fn longest_prefix_across_families_values_and_lists() {
     );
 
     // Across lists the longest wins; on a tie the list given first.
-    netadd(&mut con, "c", &["10.1.2.0/24", "VALUE", "c24", "10.0.0.0/8", "VALUE", "c8"]).unwrap();
-    let r = netmatch(&mut con, "10.1.2.3", &["a", "c", "missing"]).unwrap().unwrap();
+    netadd(
+        &mut con,
+        "c",
+        &["10.1.2.0/24", "VALUE", "c24", "10.0.0.0/8", "VALUE", "c8"],
+    )
+    .unwrap();
+    let r = netmatch(&mut con, "10.1.2.3", &["a", "c", "missing"])
+        .unwrap()
+        .unwrap();
     assert_eq!(r, vec!["10.1.2.0/24", "c24", &lk("c")]);
-    let r = netmatch(&mut con, "10.200.0.1", &["c", "a"]).unwrap().unwrap();
+    let r = netmatch(&mut con, "10.200.0.1", &["c", "a"])
+        .unwrap()
+        .unwrap();
     assert_eq!(r, vec!["10.0.0.0/8", "c8", &lk("c")]);
-    let r = netmatch(&mut con, "10.200.0.1", &["a", "c"]).unwrap().unwrap();
+    let r = netmatch(&mut con, "10.200.0.1", &["a", "c"])
+        .unwrap()
+        .unwrap();
     assert_eq!(r, vec!["10.0.0.0/8", "changed", &lk("a")]);
-    assert_eq!(netmatch(&mut con, "203.0.113.1", &["a", "c", "zzz"]).unwrap(), None);
+    assert_eq!(
+        netmatch(&mut con, "203.0.113.1", &["a", "c", "zzz"]).unwrap(),
+        None
+    );
     assert_eq!(netmatch(&mut con, "10.0.0.1", &["zzz"]).unwrap(), None);
     let t: String = redis::cmd("TYPE").arg(lk("a")).query(&mut con).unwrap();
     assert_eq!(t, "ipchk-net");
@@ -193,7 +210,10 @@ fn expiry_past_and_near_future() {
     let server = RedisServer::start();
     let mut con = server.client();
     // A PXAT already past adds nothing, and no key appears.
-    assert_eq!(netadd(&mut con, "e", &["10.0.0.0/8", "PXAT", "1"]).unwrap(), 0);
+    assert_eq!(
+        netadd(&mut con, "e", &["10.0.0.0/8", "PXAT", "1"]).unwrap(),
+        0
+    );
     let exists: i64 = redis::cmd("EXISTS").arg(lk("e")).query(&mut con).unwrap();
     assert_eq!(exists, 0);
     assert_eq!(netinfo(&mut con, "e"), None);
@@ -202,7 +222,16 @@ fn expiry_past_and_near_future() {
     netadd(
         &mut con,
         "e",
-        &["10.0.0.0/8", "VALUE", "wide", "10.1.0.0/16", "VALUE", "soon", "PXAT", &soon],
+        &[
+            "10.0.0.0/8",
+            "VALUE",
+            "wide",
+            "10.1.0.0/16",
+            "VALUE",
+            "soon",
+            "PXAT",
+            &soon,
+        ],
     )
     .unwrap();
     assert_eq!(
@@ -238,7 +267,12 @@ fn remove_info_and_dump_walk() {
     assert!(usage >= mem, "{usage} < {mem}");
     // Exact networks only (after normalization); unknown ones count 0.
     assert_eq!(
-        netdel(&mut con, "r", &["10.1.9.9/16", "10.0.0.0/9", "2001:db8::/32"]).unwrap(),
+        netdel(
+            &mut con,
+            "r",
+            &["10.1.9.9/16", "10.0.0.0/9", "2001:db8::/32"]
+        )
+        .unwrap(),
         2
     );
     assert_eq!(
@@ -294,7 +328,10 @@ fn bad_input_is_refused_and_changes_nothing() {
         (vec!["10.0.0.0/8", "VALUE"], "VALUE needs a value"),
         (vec!["10.0.0.0/8", "PXAT", "soon"], "PXAT must be"),
         (vec!["10.0.0.0/8", "PXAT", "-5"], "PXAT must be"),
-        (vec!["10.0.0.0/8", "VALUE", "a", "VALUE", "b"], "given twice"),
+        (
+            vec!["10.0.0.0/8", "VALUE", "a", "VALUE", "b"],
+            "given twice",
+        ),
     ] {
         // A good network first: it must not land when a later argument is bad.
         let mut all = vec!["203.0.113.0/24"];
@@ -312,7 +349,12 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert!(e.contains("invalid IP address"), "{e}");
 
     // Keys outside `<prefix>{lists}:` are refused, naming the form to use.
-    for bad in ["tor", "ipcheck:tor", "ipcheck:{lists}:", "other:{lists}:tor"] {
+    for bad in [
+        "tor",
+        "ipcheck:tor",
+        "ipcheck:{lists}:",
+        "other:{lists}:tor",
+    ] {
         let e = err_text(
             redis::cmd("IPCHECK")
                 .arg("NETADD")
@@ -323,16 +365,16 @@ fn bad_input_is_refused_and_changes_nothing() {
         assert!(e.contains("ipcheck:{lists}:<name>"), "{bad}: {e}");
     }
     // A list key of another type, and a list where a string is expected: WRONGTYPE.
-    let _: () = redis::cmd("SET").arg(lk("s")).arg("x").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(lk("s"))
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
     for e in [
         err_text(netadd(&mut con, "s", &["10.0.0.0/8"])),
         err_text(netmatch(&mut con, "10.0.0.1", &["x", "s"])),
         err_text(netdel(&mut con, "s", &["10.0.0.0/8"])),
-        err_text(
-            redis::cmd("GET")
-                .arg(lk("x"))
-                .query::<Value>(&mut con),
-        ),
+        err_text(redis::cmd("GET").arg(lk("x")).query::<Value>(&mut con)),
     ] {
         assert!(e.to_lowercase().contains("wrongtype"), "{e}");
     }
@@ -415,7 +457,10 @@ fn lists_survive_aof_replay_and_aof_rewrite() {
         .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
         .unwrap_or_default();
     // The base may be an RDB preamble (aof-use-rdb-preamble); then the list is in it.
-    assert!(base.contains("NETADD") || base.starts_with("REDIS"), "{base}");
+    assert!(
+        base.contains("NETADD") || base.starts_with("REDIS"),
+        "{base}"
+    );
     server.kill();
     server.restart();
     let mut con = server.client();
@@ -464,16 +509,34 @@ fn replica_receives_lists_and_changes() {
     replica.wait_replica_synced();
     let mut r = replica.client();
     let soon = (now_ms() + 300).to_string();
-    netadd(&mut m, "after", &["198.51.100.0/24", "VALUE", "tor", "203.0.113.0/24", "PXAT", &soon]).unwrap();
+    netadd(
+        &mut m,
+        "after",
+        &[
+            "198.51.100.0/24",
+            "VALUE",
+            "tor",
+            "203.0.113.0/24",
+            "PXAT",
+            &soon,
+        ],
+    )
+    .unwrap();
     netdel(&mut m, "before", &["10.0.0.0/8"]).unwrap();
     let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
     assert_eq!(n, 1);
     for list in ["before", "after"] {
         // Compare the networks that do not expire during the test.
         let keep = |d: Vec<(String, String, i64)>| -> Vec<(String, String, i64)> {
-            d.into_iter().filter(|(n, _, _)| n != "203.0.113.0/24").collect()
+            d.into_iter()
+                .filter(|(n, _, _)| n != "203.0.113.0/24")
+                .collect()
         };
-        assert_eq!(keep(dump(&mut r, list, 2)), keep(dump(&mut m, list, 2)), "{list}");
+        assert_eq!(
+            keep(dump(&mut r, list, 2)),
+            keep(dump(&mut m, list, 2)),
+            "{list}"
+        );
     }
     assert_eq!(
         matched(&mut r, "198.51.100.5", "after"),
@@ -508,10 +571,17 @@ fn rename_swaps_a_staging_list_over_the_live_one() {
         matched(&mut con, "192.0.2.1", "live"),
         Some(("192.0.2.0/24".into(), "new".into()))
     );
-    let exists: i64 = redis::cmd("EXISTS").arg(lk("live.staging")).query(&mut con).unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(lk("live.staging"))
+        .query(&mut con)
+        .unwrap();
     assert_eq!(exists, 0);
     // COPY gives an independent list.
-    let copied: i64 = redis::cmd("COPY").arg(lk("live")).arg(lk("copy")).query(&mut con).unwrap();
+    let copied: i64 = redis::cmd("COPY")
+        .arg(lk("live"))
+        .arg(lk("copy"))
+        .query(&mut con)
+        .unwrap();
     assert_eq!(copied, 1);
     netdel(&mut con, "copy", &["192.0.2.0/24"]).unwrap();
     assert!(matched(&mut con, "192.0.2.1", "live").is_some());
@@ -536,7 +606,10 @@ fn acl_read_only_user_matches_but_cannot_add() {
     let mut con = server.client_as("matcher", "pass").unwrap();
     assert!(matched(&mut con, "10.0.0.1", "tor").is_some());
     let e = err_text(netadd(&mut con, "tor", &["10.0.0.0/8"]));
-    assert!(e.to_lowercase().contains("noperm") && e.contains("ipcheck|netadd"), "{e}");
+    assert!(
+        e.to_lowercase().contains("noperm") && e.contains("ipcheck|netadd"),
+        "{e}"
+    );
     assert_eq!(netinfo(&mut admin, "tor").unwrap().0, 3);
 }
 
@@ -588,7 +661,9 @@ fn cluster_routes_every_list_to_the_slot_of_the_lists_tag() {
     server.own_slots(slot as u16, slot as u16);
     fill(&mut con, "tor");
     netadd(&mut con, "dc", &["10.1.2.0/24", "VALUE", "hosting"]).unwrap();
-    let r = netmatch(&mut con, "10.1.2.3", &["tor", "dc"]).unwrap().unwrap();
+    let r = netmatch(&mut con, "10.1.2.3", &["tor", "dc"])
+        .unwrap()
+        .unwrap();
     assert_eq!(r[2], lk("dc"));
     // Clients find the keys through the key specs.
     let keys: Vec<String> = redis::cmd("COMMAND")
@@ -615,11 +690,41 @@ fn cluster_routes_every_list_to_the_slot_of_the_lists_tag() {
 }
 
 const FUZZ_WORDS: &[&str] = &[
-    "VALUE", "value", "PXAT", "pxat", "COUNT", "0", "1", "-1", "tor", "tor,vpn", "Bad", "",
-    "10.0.0.0/8", "10.1.0.0/16", "10.1.2.3", "10.1.2.3/33", "0.0.0.0/0", "::/0", "2001:db8::/32",
-    "2001:db8:1::/48", "::ffff:10.0.0.1", "::ffff:10.0.0.0/104", "fe80::1%eth0", "1.2.3",
-    "99999999999999999999", "253402300799999", "253402300800000", "ipcheck:{lists}:a",
-    "ipcheck:{lists}:b", "ipcheck:{lists}:", "ipcheck:x", "nonsense", "\0", "/", "10.0.0.0/",
+    "VALUE",
+    "value",
+    "PXAT",
+    "pxat",
+    "COUNT",
+    "0",
+    "1",
+    "-1",
+    "tor",
+    "tor,vpn",
+    "Bad",
+    "",
+    "10.0.0.0/8",
+    "10.1.0.0/16",
+    "10.1.2.3",
+    "10.1.2.3/33",
+    "0.0.0.0/0",
+    "::/0",
+    "2001:db8::/32",
+    "2001:db8:1::/48",
+    "::ffff:10.0.0.1",
+    "::ffff:10.0.0.0/104",
+    "fe80::1%eth0",
+    "1.2.3",
+    "99999999999999999999",
+    "253402300799999",
+    "253402300800000",
+    "ipcheck:{lists}:a",
+    "ipcheck:{lists}:b",
+    "ipcheck:{lists}:",
+    "ipcheck:x",
+    "nonsense",
+    "\0",
+    "/",
+    "10.0.0.0/",
 ];
 
 #[test]
@@ -631,13 +736,19 @@ fn fuzzed_net_commands_never_break_the_server() {
     let mut rng = StdRng::seed_from_u64(seed);
     let server = RedisServer::start();
     let mut con = server.client();
-    let subs = ["NETADD", "netdel", "NETMATCH", "NETINFO", "NETDUMP", "NetAdd"];
+    let subs = [
+        "NETADD", "netdel", "NETMATCH", "NETINFO", "NETDUMP", "NetAdd",
+    ];
     let soon = (now_ms() + 200).to_string();
     for _ in 0..4000 {
         let mut cmd = redis::cmd("IPCHECK");
         cmd.arg(subs[rng.random_range(0..subs.len())]);
         if rng.random_bool(0.9) {
-            cmd.arg(if rng.random_bool(0.5) { lk("a") } else { lk("b") });
+            cmd.arg(if rng.random_bool(0.5) {
+                lk("a")
+            } else {
+                lk("b")
+            });
         }
         for _ in 0..rng.random_range(0..8) {
             match rng.random_range(0..10) {
@@ -676,8 +787,41 @@ fn fuzzed_net_commands_never_break_the_server() {
         let _: Value = redis::cmd("DEBUG").arg("RELOAD").query(&mut con).unwrap();
         let now = now_ms();
         let live = |d: Vec<(String, String, i64)>| -> Vec<(String, String, i64)> {
-            d.into_iter().filter(|(_, _, e)| *e == -1 || *e > now + 1000).collect()
+            d.into_iter()
+                .filter(|(_, _, e)| *e == -1 || *e > now + 1000)
+                .collect()
         };
         assert_eq!(live(dump(&mut con, list, 50)), live(walked), "seed {seed}");
     }
+}
+
+#[test]
+fn a_corrupt_rdb_record_fails_the_load_with_a_reason() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    fill(&mut con, "c");
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    let mut rdb = std::fs::read(server.dir().join("dump.rdb")).unwrap();
+    // The record of 192.0.2.7/32 without expiry: family, length, address, expiry 0.
+    let record = [4u8, 32, 192, 0, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0];
+    let at = rdb
+        .windows(record.len())
+        .position(|w| w == record)
+        .expect("the record is in the RDB");
+    rdb[at + 1] = 33;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dump.rdb"), &rdb).unwrap();
+    let started = RedisServer::builder()
+        .conf(&format!("dir {}", dir.path().display()))
+        .start_expecting_failure();
+    let log = match started {
+        Ok(_) => panic!("a corrupt list loaded"),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains(
+            "cannot load a network list: corrupt network list record: prefix length out of range"
+        ),
+        "{log}"
+    );
 }

@@ -82,7 +82,8 @@ impl<'a> ListKey<'a> {
     pub fn create(&mut self, list: NetList) -> Result<(), CommandError> {
         let value: *mut c_void = into_raw(list);
         // SAFETY: open for writing; on success Redis owns `value` and frees it through our type.
-        let rc = unsafe { api!(RedisModule_ModuleTypeSetValue)(self.key.as_ptr(), net_type(), value) };
+        let rc =
+            unsafe { api!(RedisModule_ModuleTypeSetValue)(self.key.as_ptr(), net_type(), value) };
         if rc != raw::REDISMODULE_OK as c_int {
             // SAFETY: Redis refused it, so it is still ours.
             drop(unsafe { Box::from_raw(value.cast::<NetList>()) });

@@ -42,15 +42,15 @@ pub struct CorruptRecord(&'static str);
 /// Parses a record, checking everything [`encode`] guarantees.
 pub fn decode(bytes: &[u8]) -> Result<(IpNet, Item), CorruptRecord> {
     let (&family, rest) = bytes.split_first().ok_or(CorruptRecord("empty"))?;
-    let (&len, rest) = rest.split_first().ok_or(CorruptRecord("no prefix length"))?;
+    let (&len, rest) = rest
+        .split_first()
+        .ok_or(CorruptRecord("no prefix length"))?;
     let addr_len = match family {
         4 => 4,
         6 => 16,
         _ => return Err(CorruptRecord("unknown family")),
     };
-    let addr = rest
-        .get(..addr_len)
-        .ok_or(CorruptRecord("short address"))?;
+    let addr = rest.get(..addr_len).ok_or(CorruptRecord("short address"))?;
     let rest = &rest[addr_len..];
     let expiry = rest.get(..8).ok_or(CorruptRecord("short expiry"))?;
     let mut eb = [0u8; 8];
@@ -150,7 +150,9 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let len = (x % 40) as usize;
-            let bytes: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8).collect();
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8)
+                .collect();
             let _ = decode(&bytes);
         }
     }

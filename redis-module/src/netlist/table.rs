@@ -207,8 +207,14 @@ mod tests {
         assert!(l.insert(net("10.1.0.0/16"), item("narrow", 0)));
         assert!(l.insert(net("2001:db8::/32"), item("v6", 0)));
         assert!(l.insert(net("2001:db8:1::/48"), item("v6narrow", 0)));
-        assert_eq!(matched(&l, "10.1.2.3", 0), Some(("10.1.0.0/16".into(), "narrow".into())));
-        assert_eq!(matched(&l, "10.2.2.3", 0), Some(("10.0.0.0/8".into(), "wide".into())));
+        assert_eq!(
+            matched(&l, "10.1.2.3", 0),
+            Some(("10.1.0.0/16".into(), "narrow".into()))
+        );
+        assert_eq!(
+            matched(&l, "10.2.2.3", 0),
+            Some(("10.0.0.0/8".into(), "wide".into()))
+        );
         assert_eq!(matched(&l, "11.0.0.1", 0), None);
         assert_eq!(
             matched(&l, "2001:db8:1::5", 0),
@@ -242,7 +248,10 @@ mod tests {
         assert!(l.insert(net("192.0.2.0/24"), item("abc", 0)));
         assert!(!l.insert(net("192.0.2.0/24"), item("abcdef", 0)));
         assert_eq!(l.value_bytes, 6);
-        assert_eq!(l.remove(&net("192.0.2.0/24")).unwrap().value.as_ref(), "abcdef");
+        assert_eq!(
+            l.remove(&net("192.0.2.0/24")).unwrap().value.as_ref(),
+            "abcdef"
+        );
         assert_eq!(l.value_bytes, 0);
         assert!(l.remove(&net("192.0.2.0/24")).is_none());
         assert!(l.is_empty());

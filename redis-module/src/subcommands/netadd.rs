@@ -80,10 +80,9 @@ fn parse_groups(args: &Args) -> Result<Vec<(IpNet, Item)>, CommandError> {
             let r = Reasons::parse(&text).map_err(CommandError::Value)?;
             last.1.value = r.as_str().into();
         } else {
-            last.1.expires_at = parse_int(v, 1, MAX_PXAT)
-                .map_err(|_| CommandError::Pxat {
-                    given: String::from_utf8_lossy(v).into_owned(),
-                })?;
+            last.1.expires_at = parse_int(v, 1, MAX_PXAT).map_err(|_| CommandError::Pxat {
+                given: String::from_utf8_lossy(v).into_owned(),
+            })?;
         }
         i += 2;
     }
@@ -107,9 +106,7 @@ impl NetAdd {
 
     /// Applies the additions, replicates the command, replies.
     pub fn execute(self, ctx: Ctx, args: &Args) -> Result<(), CommandError> {
-        let name = args
-            .string(2)
-            .ok_or(CommandError::Arity("netadd"))?;
+        let name = args.string(2).ok_or(CommandError::Arity("netadd"))?;
         let mut key = ListKey::open(ctx, &name, READ | WRITE)?;
         let now = ctx.now_ms();
         let mut added = 0i64;

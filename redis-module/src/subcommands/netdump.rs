@@ -25,10 +25,9 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
         4 => DEFAULT_COUNT,
         6 if args.get(4).eq_ignore_ascii_case(b"COUNT") => {
             let v = args.get(5);
-            let n = parse_int(v, 1, MAX_COUNT)
-                .map_err(|_| CommandError::Count {
-                    given: String::from_utf8_lossy(v).into_owned(),
-                })?;
+            let n = parse_int(v, 1, MAX_COUNT).map_err(|_| CommandError::Count {
+                given: String::from_utf8_lossy(v).into_owned(),
+            })?;
             usize::try_from(n).unwrap_or(DEFAULT_COUNT)
         }
         6 => {
@@ -41,13 +40,14 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
     };
     check_list_key(args.get(2))?;
     let raw_cursor = args.get(3);
-    let cursor = if raw_cursor == b"0" {
-        None
-    } else {
-        Some(normalize_network(raw_cursor).map_err(|_| {
-            CommandError::Cursor(String::from_utf8_lossy(raw_cursor).into_owned())
-        })?)
-    };
+    let cursor =
+        if raw_cursor == b"0" {
+            None
+        } else {
+            Some(normalize_network(raw_cursor).map_err(|_| {
+                CommandError::Cursor(String::from_utf8_lossy(raw_cursor).into_owned())
+            })?)
+        };
     let name = args.string(2).ok_or(CommandError::Arity("netdump"))?;
     let key = ListKey::open(ctx, &name, READ)?;
     let mut page = Vec::new();
@@ -68,7 +68,11 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
         ctx.reply_array(3);
         ctx.reply_bulk(net.to_string().as_bytes());
         ctx.reply_bulk(item.value.as_bytes());
-        ctx.reply_int(if item.expires_at == 0 { -1 } else { item.expires_at });
+        ctx.reply_int(if item.expires_at == 0 {
+            -1
+        } else {
+            item.expires_at
+        });
     }
     Ok(())
 }

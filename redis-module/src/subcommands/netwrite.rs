@@ -10,7 +10,7 @@ use crate::ffi::{api, Ctx, RString};
 /// verbatim to replicas and the AOF: its expiries are absolute, so a replay means the same.
 pub fn finish_write(ctx: Ctx, key: &RString, event: &CStr) {
     ctx.signal_modified(key);
-    ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC as i32, event, key);
+    ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, event, key);
     // SAFETY: valid ctx during the handler.
     unsafe { api!(RedisModule_ReplicateVerbatim)(ctx.as_ptr()) };
 }
