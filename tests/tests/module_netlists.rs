@@ -825,3 +825,37 @@ fn a_corrupt_rdb_record_fails_the_load_with_a_reason() {
         "{log}"
     );
 }
+
+#[test]
+fn a_three_node_cluster_serves_multi_list_matches_from_the_lists_slot() {
+    let nodes = RedisServer::start_cluster(3);
+    let slot = nodes[0].keyslot(&lk("tor"));
+    assert_eq!(
+        nodes[0].keyslot(&lk("dc")),
+        slot,
+        "one hash tag for every list"
+    );
+    let mut owner = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let mut con = node.client();
+        match netadd(&mut con, "tor", &["10.0.0.0/8", "VALUE", "tor"]) {
+            Ok(1) => owner = Some(i),
+            Ok(n) => panic!("unexpected reply {n}"),
+            // redis-rs renders a MOVED reply as `Moved: <slot> <node>`.
+            Err(e) => assert!(e.to_string().to_lowercase().contains("moved"), "{e}"),
+        }
+    }
+    let owner = owner.expect("one node owns the lists' slot");
+    let mut con = nodes[owner].client();
+    netadd(&mut con, "dc", &["10.1.0.0/16", "VALUE", "hosting"]).unwrap();
+    let r = netmatch(&mut con, "10.1.2.3", &["tor", "dc"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(r, vec!["10.1.0.0/16", "hosting", &lk("dc")]);
+    let mut other = nodes[(owner + 1) % 3].client();
+    let e = err_text(netmatch(&mut other, "10.1.2.3", &["tor", "dc"]));
+    assert!(
+        e.to_lowercase().contains("moved") && e.contains(&slot.to_string()),
+        "{e}"
+    );
+}
