@@ -28,8 +28,8 @@ pub use encoding::{
 pub use freshness::{freshness, Freshness};
 pub use log_limit::LogLimiter;
 pub use normalize::{
-    cache_key, normalize, normalize_bytes, Aggregation, AggregationError, CanonicalText,
-    NormalizeError, NormalizedIp,
+    cache_key, normalize, normalize_bytes, normalize_network, Aggregation, AggregationError,
+    CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
     Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet, RedisFailureMode,

@@ -285,7 +285,10 @@ fn check_len(given: Option<u8>, full: u8, agg: u8) -> Result<u8, Refusal> {
 
 mod ipv4;
 mod ipv6;
+mod network;
 mod text;
+
+pub use network::normalize_network;
 
 #[cfg(test)]
 mod tests;

@@ -73,6 +73,38 @@ pub enum CommandError {
         /// What was wrong with its value.
         source: DecodeError,
     },
+    /// A list key that is not `<prefix>{lists}:<name>`.
+    #[error("list key '{given}' must be '{prefix}{{lists}}:<name>' (a name of 1 to 128 bytes)")]
+    ListKey {
+        /// The key as sent.
+        given: String,
+        /// The key prefix in force.
+        prefix: String,
+    },
+    /// A network (or the address of NETMATCH) that does not parse.
+    #[error("network: {0}")]
+    Network(NormalizeError),
+    /// A network list `VALUE` that is not reason tokens.
+    #[error("VALUE: {0}")]
+    Value(TokenError),
+    /// `PXAT` is not a Unix time in milliseconds.
+    #[error("PXAT must be a Unix time in milliseconds from 1 to {max}, got '{given}'", max = crate::subcommands::netadd::MAX_PXAT)]
+    Pxat {
+        /// The argument as sent.
+        given: String,
+    },
+    /// A `NETDUMP` cursor that is neither 0 nor a network.
+    #[error("cursor must be 0 or the cursor of the previous NETDUMP reply, got '{0}'")]
+    Cursor(String),
+    /// A `NETDUMP` `COUNT` out of range.
+    #[error("COUNT must be an integer from 1 to {max}, got '{given}'", max = crate::subcommands::netdump::MAX_COUNT)]
+    Count {
+        /// The argument as sent.
+        given: String,
+    },
+    /// A network-list call that does not follow the syntax.
+    #[error("syntax error: {0}")]
+    NetSyntax(String),
     /// The key holds a list, hash, ...
     #[error("Operation against a key holding the wrong kind of value")]
     WrongType,

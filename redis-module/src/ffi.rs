@@ -80,6 +80,18 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_CommandFilterArgsCount,
         RedisModule_CommandFilterArgGet,
         RedisModule_CommandFilterArgReplace,
+        // Network lists (the `ipchk-net` data type and the NET* subcommands).
+        RedisModule_CreateDataType,
+        RedisModule_ModuleTypeGetType,
+        RedisModule_ModuleTypeGetValue,
+        RedisModule_ModuleTypeSetValue,
+        RedisModule_SaveUnsigned,
+        RedisModule_LoadUnsigned,
+        RedisModule_SaveStringBuffer,
+        RedisModule_LoadStringBuffer,
+        RedisModule_Free,
+        RedisModule_EmitAOF,
+        RedisModule_ReplicateVerbatim,
     )
 }
 
@@ -344,6 +356,11 @@ pub struct Key<'a> {
 }
 
 impl Key<'_> {
+    /// The raw pointer (null when the key could not be opened), for calls not wrapped here.
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleKey {
+        self.ptr
+    }
+
     /// What the key holds.
     pub fn kind(&self) -> KeyKind {
         if self.ptr.is_null() {

@@ -16,6 +16,7 @@
 //! - [`filter`]: a command filter that turns the address argument of GET/SET/DEL into the real
 //!   key before Redis checks ACL key patterns and cluster slots; [`acl`] checks the real key in
 //!   the handler when a call ever arrives unfiltered.
+//! - [`netlist`]: network lists (`IPCHECK NET*`), a module data type with its persistence.
 //! - [`keys`], [`ffi`], [`error`], [`stats`]: key names, raw API wrappers, error replies,
 //!   counters.
 //!
@@ -27,6 +28,7 @@ pub mod error;
 pub mod ffi;
 pub mod filter;
 pub mod keys;
+pub mod netlist;
 pub mod panic_guard;
 pub mod registration;
 pub mod settings;
@@ -83,6 +85,7 @@ fn try_init(ctx: Ctx, args: &[RedisString]) -> Result<(), String> {
     settings::set_cluster_mode(ctx.flags() & raw::REDISMODULE_CTX_FLAGS_CLUSTER as i32 != 0);
     settings::install(ctx, &parsed)?;
     ctx.signal_modified_keys_explicitly();
+    netlist::datatype::register(ctx)?;
     registration::register(ctx)?;
     filter::register(ctx)?;
     Ok(())

@@ -26,17 +26,37 @@ enum KeyAccess {
     Write,
     /// Removes the entry.
     Delete,
+    /// Reads the network list named by `argv[2]`.
+    ListRead,
+    /// Changes the network list named by `argv[2]` (adds, replaces, removes networks).
+    ListWrite,
+    /// Reads every network list from `argv[3]` to the last argument (`NETMATCH`).
+    ListsRead,
 }
 
 impl KeyAccess {
     fn spec_flags(self) -> u64 {
         let f = match self {
             KeyAccess::None => 0,
-            KeyAccess::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-            KeyAccess::Write => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            KeyAccess::Read | KeyAccess::ListRead | KeyAccess::ListsRead => {
+                raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS
+            }
+            KeyAccess::Write | KeyAccess::ListWrite => {
+                raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE
+            }
             KeyAccess::Delete => raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE,
         };
         u64::from(f)
+    }
+
+    /// The first key's position and the last key (0: only the first; -1: the last argument),
+    /// or `None` when the subcommand reads no key.
+    fn key_range(self) -> Option<(c_int, c_int)> {
+        match self {
+            KeyAccess::None => None,
+            KeyAccess::ListsRead => Some((3, -1)),
+            _ => Some((2, 0)),
+        }
     }
 }
 
@@ -73,6 +93,10 @@ enum ArgKind {
     Option { token: &'static CStr, integer: bool },
     /// A bare flag word.
     Flag(&'static CStr),
+    /// One or more keys (the lists of `NETMATCH`).
+    KeyMulti,
+    /// One or more strings (the networks of `NETADD`, `NETDEL`).
+    TextMulti,
 }
 
 const IP_KEY: ArgDoc = ArgDoc {
@@ -104,9 +128,26 @@ entry_points! {
     key_cmd => crate::subcommands::key::run,
     stats_cmd => crate::subcommands::stats::run,
     help_cmd => crate::subcommands::help::run,
+    netadd_cmd => crate::subcommands::netadd::run,
+    netdel_cmd => crate::subcommands::netdel::run,
+    netmatch_cmd => crate::subcommands::netmatch::run,
+    netinfo_cmd => crate::subcommands::netinfo::run,
+    netdump_cmd => crate::subcommands::netdump::run,
 }
 
-const SUBCOMMANDS: [Subcommand; 6] = [
+const LIST_KEY: ArgDoc = ArgDoc {
+    name: c"list",
+    kind: ArgKind::Key,
+    optional: false,
+};
+
+const NETWORKS: ArgDoc = ArgDoc {
+    name: c"network",
+    kind: ArgKind::TextMulti,
+    optional: false,
+};
+
+const SUBCOMMANDS: [Subcommand; 11] = [
     Subcommand {
         name: c"get",
         args: &[IP_KEY],
@@ -207,6 +248,101 @@ const SUBCOMMANDS: [Subcommand; 6] = [
         key: KeyAccess::None,
         summary: c"Shows helpful text about the different subcommands.",
     },
+    Subcommand {
+        name: c"netadd",
+        args: &[
+            LIST_KEY,
+            NETWORKS,
+            ArgDoc {
+                name: c"reasons",
+                kind: ArgKind::Option {
+                    token: c"VALUE",
+                    integer: false,
+                },
+                optional: true,
+            },
+            ArgDoc {
+                name: c"unix-time-milliseconds",
+                kind: ArgKind::Option {
+                    token: c"PXAT",
+                    integer: true,
+                },
+                optional: true,
+            },
+        ],
+        categories: c"write",
+        handler: Some(netadd_cmd),
+        flags: c"write deny-oom",
+        arity: -4,
+        key: KeyAccess::ListWrite,
+        summary: c"Adds networks (each with an optional VALUE and PXAT) to a network list.",
+    },
+    Subcommand {
+        name: c"netdel",
+        args: &[LIST_KEY, NETWORKS],
+        categories: c"write",
+        handler: Some(netdel_cmd),
+        flags: c"write",
+        arity: -4,
+        key: KeyAccess::ListWrite,
+        summary: c"Removes networks from a network list.",
+    },
+    Subcommand {
+        name: c"netmatch",
+        args: &[
+            ArgDoc {
+                name: c"ip",
+                kind: ArgKind::Text,
+                optional: false,
+            },
+            ArgDoc {
+                name: c"list",
+                kind: ArgKind::KeyMulti,
+                optional: false,
+            },
+        ],
+        categories: c"read",
+        handler: Some(netmatch_cmd),
+        flags: c"readonly",
+        arity: -4,
+        key: KeyAccess::ListsRead,
+        summary: c"Returns the longest network covering an address across network lists.",
+    },
+    Subcommand {
+        name: c"netinfo",
+        args: &[LIST_KEY],
+        categories: c"read",
+        handler: Some(netinfo_cmd),
+        flags: c"readonly fast",
+        arity: 3,
+        key: KeyAccess::ListRead,
+        summary: c"Returns a network list's IPv4 and IPv6 counts and memory.",
+    },
+    Subcommand {
+        name: c"netdump",
+        args: &[
+            LIST_KEY,
+            ArgDoc {
+                name: c"cursor",
+                kind: ArgKind::Text,
+                optional: false,
+            },
+            ArgDoc {
+                name: c"count",
+                kind: ArgKind::Option {
+                    token: c"COUNT",
+                    integer: true,
+                },
+                optional: true,
+            },
+        ],
+        categories: c"read",
+        handler: Some(netdump_cmd),
+        flags: c"readonly",
+        arity: -4,
+        key: KeyAccess::ListRead,
+        summary: c"Walks a network list with a cursor.",
+    },
 ];
 
 /// Registers the `IPCHECK` container and all its subcommands.
@@ -237,9 +373,10 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
             ptr::null_mut(),
         )?;
         for sub in &SUBCOMMANDS {
-            let (first, last) = match sub.key {
-                KeyAccess::None => (0, 0),
-                _ => (2, 2),
+            let (first, last) = match sub.key.key_range() {
+                None => (0, 0),
+                Some((pos, 0)) => (pos, pos),
+                Some((pos, last)) => (pos, last),
             };
             if api!(RedisModule_CreateSubcommand)(
                 parent,
@@ -265,8 +402,8 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
                 ));
             }
             let mut specs = key_specs(sub.key);
-            let specs_ptr = match sub.key {
-                KeyAccess::None => ptr::null_mut(),
+            let specs_ptr = match sub.key.key_range() {
+                None => ptr::null_mut(),
                 _ => specs.as_mut_ptr(),
             };
             let mut verdicts = verdict_tokens();
@@ -301,16 +438,18 @@ unsafe fn set_categories(ctx: Ctx, cmd: *mut raw::RedisModuleCommand, sub: &Subc
     }
 }
 
-/// A key spec for `argv[2]` followed by the zeroed terminator Redis expects.
+/// The key spec of `access` (from its first key position to its last key, see
+/// [`KeyAccess::key_range`]) followed by the zeroed terminator Redis expects.
 fn key_specs(access: KeyAccess) -> [raw::RedisModuleCommandKeySpec; 2] {
     // SAFETY: an all-zero key spec is the documented terminator (BS_INVALID, null notes).
     let mut specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
+    let (pos, lastkey) = access.key_range().unwrap_or((2, 0));
     specs[0].flags = access.spec_flags();
     specs[0].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
-    specs[0].bs.index.pos = 2;
+    specs[0].bs.index.pos = pos;
     specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
     specs[0].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
-        lastkey: 0,
+        lastkey,
         keystep: 1,
         limit: 0,
     };
@@ -351,6 +490,15 @@ fn arg_docs(
                 a.key_spec_index = 0;
             }
             ArgKind::Text => a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+            ArgKind::KeyMulti => {
+                a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY;
+                a.key_spec_index = 0;
+                a.flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE as c_int;
+            }
+            ArgKind::TextMulti => {
+                a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING;
+                a.flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE as c_int;
+            }
             ArgKind::Verdict => {
                 a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF;
                 a.subargs = verdicts;

@@ -6,6 +6,12 @@ pub mod del;
 pub mod get;
 pub mod help;
 pub mod key;
+pub mod netadd;
+pub mod netdel;
+pub mod netdump;
+pub mod netinfo;
+pub mod netmatch;
+mod netwrite;
 pub mod set;
 pub mod stats;
 
