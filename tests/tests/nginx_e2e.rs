@@ -470,12 +470,13 @@ fn shipped_nginx_files_pass_nginx_t_as_shipped() {
     assert_nginx_t_passes(dir.path(), &main);
 }
 
-/// The README's protected-location snippet, as the README shows it (the test fails if it moves).
+/// docs/nginx.md's protected-location snippet, as it shows it (the test fails if it moves).
 fn readme_snippet() -> String {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let readme =
+        std::fs::read_to_string(workspace_root().join("docs/nginx.md")).expect("docs/nginx.md");
     let start = readme
         .find("A protected location sets two variables and asks:\n\n```nginx\n")
-        .expect("the README's protected-location snippet");
+        .expect("docs/nginx.md's protected-location snippet");
     let body = &readme[start..];
     let body = &body[body.find("```nginx\n").expect("fence") + "```nginx\n".len()..];
     body[..body.find("```").expect("closing fence")].to_owned()
