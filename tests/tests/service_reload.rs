@@ -389,3 +389,48 @@ fn the_redis_tier_carries_over_a_reload() {
         "written with the reloaded redis.ttl (2h): {hit:?}"
     );
 }
+
+#[test]
+fn a_key_in_a_file_is_rotated_by_a_reload() {
+    let provider = Provider::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("provider.key");
+    std::fs::write(&key, "key-one\n").expect("write the key");
+    let svc = Service::start(&format!(
+        r#"
+[provider]
+preset = "ipasis"
+url = "{url}"
+api_key_file = "{key}"
+timeout = "2s"
+
+[policies.default]
+block = ["tor"]
+"#,
+        url = provider.url_template(),
+        key = key.display()
+    ));
+    assert_eq!(svc.auth("192.0.2.50").status, 204);
+    // The operator rotates the key in its file, and reloads.
+    std::fs::write(&key, "key-two\n").expect("write the key");
+    hangup(&svc);
+    await_log(&svc, "configuration reloaded", 1);
+    assert_eq!(svc.auth("192.0.2.51").status, 204);
+    let asked: Vec<(String, Option<String>)> = provider
+        .seen()
+        .iter()
+        .map(|s| (s.ip.clone(), s.headers.get("x-api-key").cloned()))
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            ("192.0.2.50".to_owned(), Some("key-one".to_owned())),
+            ("192.0.2.51".to_owned(), Some("key-two".to_owned())),
+        ]
+    );
+    let log = svc.log();
+    assert!(
+        !log.contains("key-one") && !log.contains("key-two"),
+        "{log}"
+    );
+}

@@ -42,6 +42,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("provider.preset", Kind::Str),
     ("provider.url", Kind::Str),
     ("provider.api_key_env", Kind::Str),
+    ("provider.api_key_file", Kind::Str),
     ("provider.auth_header", Kind::Str),
     ("provider.auth_value", Kind::Str),
     ("provider.timeout", Kind::Str),

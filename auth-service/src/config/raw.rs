@@ -107,6 +107,7 @@ pub(super) struct RawProvider {
     pub(super) preset: Option<String>,
     pub(super) url: Option<String>,
     pub(super) api_key_env: Option<String>,
+    pub(super) api_key_file: Option<String>,
     pub(super) auth_header: Option<String>,
     pub(super) auth_value: Option<String>,
     pub(super) timeout: Option<ConfigDuration>,

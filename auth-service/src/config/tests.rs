@@ -554,3 +554,34 @@ fn invalidation_is_on_by_default_and_can_be_switched_off() {
     );
     assert!(e.contains("invalidation"), "{e}");
 }
+
+#[test]
+fn the_key_may_come_from_a_file_instead_of_a_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, "secret-value\n").unwrap();
+    let base = "[provider]\npreset = \"ipasis\"\n";
+    let s = ok(&format!("{base}api_key_file = \"{}\"\n", file.display()));
+    let spec = s.provider.unwrap();
+    assert_eq!(
+        spec.api_key_env, None,
+        "the file replaces the preset's variable"
+    );
+    assert!(spec.api_key().unwrap().is_some());
+    std::fs::write(&file, "  \n").unwrap();
+    let e = spec.api_key().unwrap_err().to_string();
+    assert!(
+        e.contains("provider.api_key_file") && e.contains("is empty"),
+        "{e}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let e = spec.api_key().unwrap_err().to_string();
+    assert!(e.contains("cannot read") && !e.contains("secret"), "{e}");
+    let e = error(
+        &format!("{base}api_key_env = \"K\"\napi_key_file = \"/k\"\n"),
+        &[],
+    );
+    assert!(e.contains("not both"), "{e}");
+    let e = error(&format!("{base}api_key_file = \"relative/key\"\n"), &[]);
+    assert!(e.contains("must be an absolute path"), "{e}");
+}

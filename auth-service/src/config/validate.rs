@@ -370,7 +370,9 @@ pub(super) fn provider_spec(
         (Some(u), _) if !u.is_empty() => u.to_owned(),
         (_, Some(preset)) => preset.url().to_owned(),
         // Neither a preset nor a URL: `[provider]` with only defaults means "no provider".
-        (_, None) if p.fields.is_empty() && p.api_key_env.is_none() => return Ok(None),
+        (_, None) if p.fields.is_empty() && p.api_key_env.is_none() && p.api_key_file.is_none() => {
+            return Ok(None)
+        }
         (_, None) => {
             return Err(err(
                 "provider.url",
@@ -395,16 +397,34 @@ pub(super) fn provider_spec(
             ))
         }
     }
-    let api_key_env = match p.api_key_env.as_deref().map(str::trim) {
-        Some("") => None,
-        Some(name) => Some(name.to_owned()),
-        None => preset.map(|p| p.api_key_env().to_owned()),
+    let api_key_file = match p.api_key_file.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(path) if !path.starts_with('/') => {
+            return Err(err(
+                "provider.api_key_file",
+                format!("'{path}' must be an absolute path"),
+            ))
+        }
+        Some(path) => Some(std::path::PathBuf::from(path)),
     };
+    let api_key_env = match (p.api_key_env.as_deref().map(str::trim), &api_key_file) {
+        (Some(name), Some(_)) if !name.is_empty() => {
+            return Err(err(
+                "provider.api_key_file",
+                "set either provider.api_key_env or provider.api_key_file, not both".to_owned(),
+            ))
+        }
+        // The file replaces the preset's variable.
+        (_, Some(_)) | (Some(""), None) => None,
+        (Some(name), None) => Some(name.to_owned()),
+        (None, None) => preset.map(|p| p.api_key_env().to_owned()),
+    };
+    let has_key = api_key_env.is_some() || api_key_file.is_some();
     let auth_header = match p.auth_header.as_deref().map(str::trim) {
         Some("") => None,
         Some(h) => Some(h.to_owned()),
         // `api_key_env = ""` means the vendor needs no key: no preset auth header either.
-        None if api_key_env.is_none() => None,
+        None if !has_key => None,
         None => preset.and_then(Preset::auth_header).map(str::to_owned),
     };
     let auth_header = auth_header
@@ -427,10 +447,10 @@ pub(super) fn provider_spec(
             "must contain {key}, where the API key goes".to_owned(),
         ));
     }
-    if (auth_header.is_some() || url.contains("{key}")) && api_key_env.is_none() {
+    if (auth_header.is_some() || url.contains("{key}")) && !has_key {
         return Err(err(
             "provider.api_key_env",
-            "required: the name of the environment variable holding the API key".to_owned(),
+            "required: the name of the environment variable holding the API key (or provider.api_key_file)".to_owned(),
         ));
     }
     let mut mapping = preset.map_or_else(|| FieldMapping::new([]), Preset::mapping);
@@ -465,6 +485,7 @@ pub(super) fn provider_spec(
         auth_header,
         auth_value,
         api_key_env,
+        api_key_file,
         timeout: p.timeout.map_or(Duration::from_millis(500), |d| d.0),
         mapping,
         breaker: breaker_settings("provider.breaker", p.breaker, err)?,

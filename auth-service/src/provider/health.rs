@@ -120,6 +120,9 @@ impl Health {
 
 /// What the provider refused: "the API key in IPASIS_API_KEY" (the variable, never the value).
 pub fn refused_key(spec: &ProviderSpec) -> String {
+    if let Some(path) = &spec.api_key_file {
+        return format!("the API key in {}", path.display());
+    }
     match &spec.api_key_env {
         Some(var) => format!("the API key in {var}"),
         None => "the requests, which carry no API key (provider.api_key_env is empty)".to_owned(),

@@ -34,6 +34,9 @@ pub struct ProviderSpec {
     pub auth_value: String,
     /// The environment variable holding the key.
     pub api_key_env: Option<String>,
+    /// The file holding the key (instead of a variable): read at start and on every reload,
+    /// so a key can be rotated without a restart.
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Deadline of one call, connect to last byte.
     pub timeout: Duration,
     /// JSON fields to categories.
@@ -55,19 +58,35 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// The key could not be had from the environment (the message names the variable, never a value).
+/// The key could not be had (the message names the variable or the file, never a value).
 #[derive(Debug, Error)]
-#[error("provider.api_key_env: environment variable {0} is not set or empty")]
+#[error("{0}")]
 pub struct MissingKey(pub String);
 
 impl ProviderSpec {
-    /// Reads the key from the environment variable the config names.
+    /// Reads the key from the file or the environment variable the config names.
     pub fn api_key(&self) -> Result<Option<ApiKey>, MissingKey> {
+        if let Some(path) = &self.api_key_file {
+            return match std::fs::read_to_string(path) {
+                Ok(text) if !text.trim().is_empty() => Ok(Some(ApiKey(text.trim().to_owned()))),
+                Ok(_) => Err(MissingKey(format!(
+                    "provider.api_key_file: {} is empty",
+                    path.display()
+                ))),
+                Err(e) => Err(MissingKey(format!(
+                    "provider.api_key_file: cannot read {}: {}",
+                    path.display(),
+                    e.kind()
+                ))),
+            };
+        }
         match &self.api_key_env {
             None => Ok(None),
             Some(var) => match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => Ok(Some(ApiKey(v.trim().to_owned()))),
-                _ => Err(MissingKey(var.clone())),
+                _ => Err(MissingKey(format!(
+                    "provider.api_key_env: environment variable {var} is not set or empty"
+                ))),
             },
         }
     }

@@ -44,8 +44,9 @@ impl App {
                 if restart.len() == 1 { "it" } else { "them" }
             );
         }
-        // Re-read, as `api_key_env` may now name another variable. The process environment is
-        // fixed at exec, though: a key changed in systemd's EnvironmentFile needs a restart.
+        // Re-read: `provider.api_key_file` may hold a rotated key, or `api_key_env` name another
+        // variable (the process environment is fixed at exec, though: a key changed in
+        // systemd's EnvironmentFile needs a restart).
         let key = match &settings.provider {
             Some(spec) => spec
                 .api_key()
