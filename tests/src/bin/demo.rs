@@ -33,7 +33,7 @@ fn main() {
     println!("  curl -si --interface 127.0.0.5 {}", url("/login"));
     println!("  # every spelling of /login is /login");
     println!("  curl -si --interface 127.0.0.2 {}", url("/LOGIN/"));
-    println!("  # what Redis holds, and an operator's pin (takes effect within local_ttl, 60 s)");
+    println!("  # what Redis holds, and an operator's pin (every instance applies it at once)");
     println!("  redis-cli -p {redis} IPCHECK GET 127.0.0.2");
     println!("  redis-cli -p {redis} IPCHECK SET 127.0.0.1 block SOURCE manual");
     println!("  # the service directly");
@@ -44,6 +44,11 @@ fn main() {
     println!(
         "  curl -s http://127.0.0.1:{}/metrics | head",
         stack.service.metrics_port()
+    );
+    println!("  # why an address gets its verdict (the admin listener: ipcheck-auth explain)");
+    println!(
+        "  curl -s 'http://127.0.0.1:{}/explain?address=127.0.0.2&policy=strict'",
+        stack.service.admin_port()
     );
     println!("\nCtrl-C stops everything.");
     loop {
