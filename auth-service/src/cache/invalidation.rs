@@ -55,7 +55,7 @@ pub enum Invalidation {
     /// An entry's key: drop that address's local copy.
     Remove(NormalizedIp),
     /// A key of the service's own bookkeeping under the prefix (refresh locks, the shared
-    /// provider budget's counters): no cached answer depends on it.
+    /// provider budget's counters) or a network list: no cached answer depends on it.
     Ignore,
     /// A key that cannot be mapped back to an address: drop everything to be safe.
     ClearAll,
@@ -70,8 +70,13 @@ pub fn classify(key: &[u8], prefix: &str, aggregation: Aggregation) -> Invalidat
     let Some(rest) = key.strip_prefix(prefix.as_bytes()) else {
         return Invalidation::ClearAll;
     };
-    // crate::refresh::lock_key and crate::budget_shared's keys.
-    if rest.starts_with(b"refresh:{") || rest.starts_with(b"{budget}:") {
+    // crate::lookup::refresh::lock_key, crate::budget_shared's keys, and the module's network
+    // lists (`<prefix>{lists}:<name>`, loaded by feeds in thousands of writes): the local tier
+    // caches answers per address, and a list is not one.
+    if rest.starts_with(b"refresh:{")
+        || rest.starts_with(b"{budget}:")
+        || rest.starts_with(b"{lists}:")
+    {
         return Invalidation::Ignore;
     }
     let text = match rest {
@@ -325,6 +330,8 @@ mod tests {
         assert_eq!(c(&key), Invalidation::Remove(v6));
         assert_eq!(c("ipcheck:refresh:{192.0.2.1}"), Invalidation::Ignore);
         assert_eq!(c("ipcheck:{budget}:rate:42"), Invalidation::Ignore);
+        assert_eq!(c("ipcheck:{lists}:tor"), Invalidation::Ignore);
+        assert_eq!(c("ipcheck:{lists}:tor.new"), Invalidation::Ignore);
         // Not canonical, not an address, another prefix: clear everything.
         assert_eq!(c("ipcheck:192.000.2.1"), Invalidation::ClearAll);
         assert_eq!(c("ipcheck:junk"), Invalidation::ClearAll);
