@@ -370,3 +370,45 @@ fn the_operator_commands_reach_both_instances_within_a_second() {
         );
     }
 }
+
+#[test]
+fn loading_a_network_list_leaves_the_local_tier_alone() {
+    let redis = RedisServer::start();
+    let provider = Provider::start();
+    let a = instance(&redis, &provider);
+    await_link_up(&a);
+    let (ip, marker) = ("192.0.2.21", "192.0.2.22");
+    await_allowed_locally(&a, ip);
+    await_allowed_locally(&a, marker);
+    let cleared = |svc: &Service| {
+        svc.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("ipcheck_local_invalidations_total{kind=\"all\"} "))
+            .map(str::to_owned)
+    };
+    let before = cleared(&a);
+    // A feed's writes: a staging list, then the swap over the live one.
+    let mut con = redis.client();
+    let _: i64 = redis::cmd("IPCHECK")
+        .arg(&["NETADD", "ipcheck:{lists}:tor.new", "198.51.100.0/24"])
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("RENAME")
+        .arg(&["ipcheck:{lists}:tor.new", "ipcheck:{lists}:tor"])
+        .query(&mut con)
+        .unwrap();
+    // A later change to another cached address is announced after those: once it has been
+    // handled, so have the list's messages.
+    let _: () = redis::cmd("IPCHECK")
+        .arg(&["SET", marker, "block", "SOURCE", "manual"])
+        .query(&mut con)
+        .unwrap();
+    await_condition(
+        COHERENT_WITHIN,
+        "the address invalidation after the list writes",
+        || a.metrics(),
+        |m| !m.contains("ipcheck_local_invalidations_total{kind=\"address\"} 0\n"),
+    );
+    assert_eq!(cleared(&a), before, "a list write cleared the local tier");
+    assert_eq!(answer(&a, ip), (204, "local".to_owned()));
+}
