@@ -194,11 +194,13 @@ await() {
     done
 }
 
-# A wrk script sending every request with a new client address in X-Real-IP, as nginx sends it
-# to the service: <first octet>.<thread>.<counter>, never repeated within a run; the first octet
-# is the script's argument, so each run (and round) asks about addresses no earlier one did.
+# write_rotation_lua <file> [path] [header]: a wrk script sending every request with a new client
+# address in <header> (default X-Real-IP, as nginx sends it to the service) to <path> (default
+# /auth): <first octet>.<thread>.<counter>, never repeated within a run; the first octet is the
+# script's argument, so each run (and round) asks about addresses no earlier one did.
 write_rotation_lua() {
-    cat >"$1" <<'LUA'
+    local path=${2:-/auth} header=${3:-X-Real-IP}
+    cat >"$1" <<LUA
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
@@ -213,7 +215,7 @@ function request()
   counter = counter + 1
   local addr = string.format("%d.%d.%d.%d", first, tid * 64 + math.floor(counter / 65536) % 64,
     math.floor(counter / 256) % 256, counter % 256)
-  return wrk.format("GET", "/auth", { ["X-Real-IP"] = addr })
+  return wrk.format("GET", "$path", { ["$header"] = addr })
 end
 LUA
 }

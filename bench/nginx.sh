@@ -89,26 +89,9 @@ function request()
   return requests[n]
 end
 EOF
-cat >"$WORK/cold.lua" <<'EOF'
--- A new client address on every request: <first octet>.<thread>.<counter>, never repeated, so
--- every request misses every tier and waits for the provider.
-local threads = 0
-function setup(thread)
-  thread:set("tid", threads)
-  threads = threads + 1
-end
-local counter = 0
-local first = 11
-function init(args)
-  first = tonumber(args[1] or "11")
-end
-function request()
-  counter = counter + 1
-  local addr = string.format("%d.%d.%d.%d", first, tid * 64 + math.floor(counter / 65536) % 64,
-    math.floor(counter / 256) % 256, counter % 256)
-  return wrk.format("GET", "/", { ["X-Forwarded-For"] = addr })
-end
-EOF
+# A new client address on every request, so every request misses every tier and waits for the
+# provider.
+write_rotation_lua "$WORK/cold.lua" / X-Forwarded-For
 
 # --- nginx from the shipped files ---------------------------------------------------------------
 # start_nginx <name> <auth port> <edit...>: nginx running the example against the auth upstream

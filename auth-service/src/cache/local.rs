@@ -247,6 +247,18 @@ impl LocalCache {
 
     /// Stores `known` for `ttl` from `now`, capped at the tier's maximum.
     pub fn insert(&self, key: NormalizedIp, known: Known, ttl: Duration, now: Instant) {
+        self.store(key, known, ttl, now, None);
+    }
+
+    /// Stores unless `since` is given and the shard's version moved past it.
+    fn store(
+        &self,
+        key: NormalizedIp,
+        known: Known,
+        ttl: Duration,
+        now: Instant,
+        since: Option<Version>,
+    ) {
         if self.shards.is_empty() {
             return;
         }
@@ -257,7 +269,9 @@ impl LocalCache {
             referenced: false,
         };
         let (hash, mut shard) = self.shard(&key);
-        shard.insert(hash, entry, &self.hasher, now);
+        if since.is_none_or(|v| v.0 == shard.changes) {
+            shard.insert(hash, entry, &self.hasher, now);
+        }
     }
 
     /// Capacity, entries and eviction counts, for `/metrics` ([`super::local_stats`]).
@@ -304,19 +318,7 @@ impl LocalCache {
         now: Instant,
         since: Version,
     ) {
-        if self.shards.is_empty() {
-            return;
-        }
-        let entry = Entry {
-            key,
-            stored: Stored::new(known),
-            expires: now + ttl.min(self.max_ttl),
-            referenced: false,
-        };
-        let (hash, mut shard) = self.shard(&key);
-        if shard.changes == since.0 {
-            shard.insert(hash, entry, &self.hasher, now);
-        }
+        self.store(key, known, ttl, now, Some(since));
     }
 
     /// Drops every entry (a flush in Redis, or changes that may have gone unannounced).

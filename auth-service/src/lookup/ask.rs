@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use super::lifetimes::Stale;
 use super::{without_redis, FactSource, Resolved, SharedTier, Tiers};
+use ipcheck_core::Categories;
+
 use crate::cache::local::Version;
+use crate::cache::redis::RedisError;
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
 use crate::metrics::Tier;
@@ -53,17 +56,9 @@ pub async fn ask<T: Tiers>(tiers: Arc<T>, client: Client, found: Found) -> Resol
                 // Off the response path: the waiting requests are answered meanwhile. A manual
                 // pin that GET could not see is kept by the module (SOURCE api never replaces it).
                 tokio::spawn(async move {
-                    let verdict = writer.default_policy().apply(facts).verdict;
                     if let Some(shared) = writer.shared() {
-                        let reasons = facts.to_reasons();
-                        let written = shared.set(
-                            key_text.as_str(),
-                            verdict,
-                            &reasons,
-                            rules.fresh,
-                            rules.stale,
-                        );
-                        if let Err(e) = written.await {
+                        if let Err(e) = write_back(&*writer, shared, key_text.as_str(), facts).await
+                        {
                             tracing::debug!(key = %key_text, error = %e, "IPCHECK SET failed");
                         }
                     }
@@ -82,6 +77,22 @@ pub async fn ask<T: Tiers>(tiers: Arc<T>, client: Client, found: Found) -> Resol
             no_answer(&*tiers, client, found, failed, Some(why))
         }
     }
+}
+
+/// Writes a source's answer to the shared tier: the facts, with the default policy's verdict
+/// beside them (for readers without the service), fresh then stale as the lifetimes say. A
+/// manual pin there is kept by the module (SOURCE api never replaces it).
+pub async fn write_back<T: Tiers>(
+    tiers: &T,
+    shared: &T::Shared,
+    key: &str,
+    facts: Categories,
+) -> Result<(), RedisError> {
+    let rules = tiers.lifetimes();
+    let verdict = tiers.default_policy().apply(facts).verdict;
+    shared
+        .set(key, verdict, &facts.to_reasons(), rules.fresh, rules.stale)
+        .await
 }
 
 /// The one path for "the source gave no answer" (`why`; None when there is no source): stale

@@ -171,17 +171,7 @@ async fn refresh<T: Tiers>(tiers: Arc<T>, client: Client, current: Known) -> Res
         tiers.now(),
         since,
     );
-    let verdict = tiers.default_policy().apply(facts).verdict;
-    // A manual pin written meanwhile is kept by the module (SOURCE api never replaces it).
-    let reasons = facts.to_reasons();
-    let written = shared.set(
-        key_text.as_str(),
-        verdict,
-        &reasons,
-        rules.fresh,
-        rules.stale,
-    );
-    match written.await {
+    match super::ask::write_back(&*tiers, shared, key_text.as_str(), facts).await {
         Ok(()) => counts.count(Outcome::Done),
         Err(e) => {
             tracing::debug!(key = %key_text, error = %e, "refresh ahead: IPCHECK SET failed");

@@ -259,6 +259,15 @@ impl Tiers for World {
 
 const KEY: &str = "192.0.2.7";
 
+/// A blocking entry with these reasons, written by `source`.
+fn entry(reasons: &str, source: &str) -> Entry {
+    Entry {
+        verdict: Verdict::Block,
+        reasons: Reasons::parse(reasons).unwrap(),
+        source: Source::parse(source).unwrap(),
+    }
+}
+
 fn tor() -> Categories {
     Categories::EMPTY.with(Category::Tor)
 }
@@ -367,16 +376,8 @@ async fn fresh_then_stale_then_gone() {
     w.redis().writes.reaches(2).await;
 
     // ...but when it fails, on strict and lenient alike.
-    w.redis().put(
-        KEY,
-        Entry {
-            verdict: Verdict::Block,
-            reasons: Reasons::parse("tor").unwrap(),
-            source: Source::parse("api").unwrap(),
-        },
-        Duration::ZERO,
-        s(5 * DAY),
-    );
+    w.redis()
+        .put(KEY, entry("tor", "api"), Duration::ZERO, s(5 * DAY));
     w.forget_locally();
     w.provider().answers(Answer::Fails);
     for policy in [strict(), lenient()] {
@@ -460,16 +461,8 @@ async fn without_redis_answers_are_kept_for_degraded_ttl_only() {
     assert_eq!((v, tier), (Verdict::Allow, Tier::Local));
     // Redis back with an operator's pin: it wins once degraded_ttl (5 s) is over.
     w.redis().down.store(false, Ordering::SeqCst);
-    w.redis().put(
-        KEY,
-        Entry {
-            verdict: Verdict::Block,
-            reasons: Reasons::parse("my-list").unwrap(),
-            source: Source::parse("manual").unwrap(),
-        },
-        s(DAY),
-        Duration::ZERO,
-    );
+    w.redis()
+        .put(KEY, entry("my-list", "manual"), s(DAY), Duration::ZERO);
     w.clock.advance(s(4));
     assert_eq!(ask(&w, &lenient()).await.0, Verdict::Allow);
     w.clock.advance(s(2));
@@ -563,16 +556,8 @@ async fn an_answer_older_than_an_invalidation_is_not_kept_locally() {
     };
     w.provider().calls.reaches(1).await;
     // Meanwhile an operator pins the address, and the invalidation reaches this instance.
-    w.redis().put(
-        KEY,
-        Entry {
-            verdict: Verdict::Block,
-            reasons: Reasons::parse("my-list").unwrap(),
-            source: Source::parse("manual").unwrap(),
-        },
-        s(DAY),
-        Duration::ZERO,
-    );
+    w.redis()
+        .put(KEY, entry("my-list", "manual"), s(DAY), Duration::ZERO);
     w.local.remove(&client().key);
     w.provider().release.notify_one();
     // The request that was already asking gets the provider's answer...
