@@ -39,7 +39,7 @@ start_service() {
     printf '[log]\n%s\n\n[policies.default]\non_error = "open"\n' "$log_lines" >"$WORK/$name.toml"
     SERVICE_PORT=$(free_port)
     "$REL/ipcheck-auth" --config "$WORK/$name.toml" --listen "127.0.0.1:$SERVICE_PORT" \
-        --metrics-listen "127.0.0.1:$(free_port)" >"$WORK/$name.log" 2>&1 &
+        --metrics-listen "127.0.0.1:$(free_port)" --admin-listen "" >"$WORK/$name.log" 2>&1 &
     SERVICE_PID=$!
     PIDS+=("$SERVICE_PID")
     wait_port "$SERVICE_PORT"

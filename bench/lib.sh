@@ -153,7 +153,8 @@ SERVICE_CONFIG="$ROOT/auth-service/ipcheck.example.toml"
 
 # start_service <name> <edit...>: ipcheck-auth on the shipped example config wired to this run's
 # Redis ($REDIS_PORT) and provider ($PROVIDER_PORT); edits are "<from>=><to>" pairs. Sets
-# SERVICE_PID, SERVICE_PORT and METRICS_PORT (/metrics has a listener of its own).
+# SERVICE_PID, SERVICE_PORT and METRICS_PORT (/metrics has a listener of its own; the admin
+# listener, whose default port is fixed, is off).
 start_service() {
     local name=$1
     shift
@@ -170,7 +171,7 @@ start_service() {
     METRICS_PORT=$(free_port)
     IPASIS_API_KEY=bench "$REL/ipcheck-auth" --config "$WORK/$name.toml" \
         --listen "127.0.0.1:$SERVICE_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
-        >"$WORK/$name.log" 2>&1 &
+        --admin-listen "" >"$WORK/$name.log" 2>&1 &
     SERVICE_PID=$!
     PIDS+=("$SERVICE_PID")
     wait_port "$SERVICE_PORT"
