@@ -199,7 +199,10 @@ fn cron_example_runs_the_feed_command() {
         .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .expect("packaging/cron/ipcheck-feeds has a cron line");
     let fields: Vec<&str> = line.split_whitespace().collect();
-    assert!(fields.len() > 6, "a cron.d line: 5 time fields, a user, a command: {line}");
+    assert!(
+        fields.len() > 6,
+        "a cron.d line: 5 time fields, a user, a command: {line}"
+    );
     assert!(
         line.contains("/usr/local/bin/ipcheck-auth --config /etc/ipcheck/ipcheck.toml feed"),
         "{line}"
