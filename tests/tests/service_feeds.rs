@@ -435,3 +435,33 @@ fn the_one_shot_command_loads_a_file_and_checks_its_arguments() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(count(&redis), Some(7));
 }
+
+#[test]
+fn feeds_load_and_swap_in_a_redis_cluster() {
+    let cluster = RedisServer::start_cluster(3);
+    let feed = Feed::start(&drop_list(1500));
+    let nodes: Vec<String> = cluster.iter().map(RedisServer::url).collect();
+    let config = format!(
+        "[redis]\nurl = \"{}\"\ncluster = true\n\n[policies.default]\non_error = \"open\"\n\n[feeds.drop]\nurl = \"{}\"\nformat = \"cidr\"\n",
+        nodes.join(","),
+        feed.url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, &config);
+    // The node serving the {lists} slot answers for the key; the others redirect (MOVED).
+    let owner = cluster
+        .iter()
+        .find(|node| {
+            redis::cmd("EXISTS")
+                .arg(LIVE)
+                .query::<Value>(&mut node.client())
+                .is_ok()
+        })
+        .expect("a node serves the {lists} slot");
+    for n in [1500, 1200] {
+        feed.serve(200, &drop_list(n));
+        let out = feed_cli(&path, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(count(owner), Some(u64::from(n)));
+    }
+}
