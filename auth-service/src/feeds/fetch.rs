@@ -4,8 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// Downloads `url`: the body as text, or why not (status, deadline, size, encoding).
+/// Downloads `url`: the body as text, or why not (status, deadline, size, encoding). Messages
+/// name the URL without its credentials and query ([`shown`]), where a feed's key would be.
 pub async fn download(url: &str, timeout: Duration, max_bytes: u64) -> Result<String, String> {
+    let shown = shown(url);
+    let url_text = url;
+    let url = shown.as_str();
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!(
@@ -16,10 +20,10 @@ pub async fn download(url: &str, timeout: Duration, max_bytes: u64) -> Result<St
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let mut response = client
-        .get(url)
+        .get(url_text)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {}", describe(&e, timeout)))?;
+        .map_err(|e| format!("GET {url}: {}", describe(e, timeout)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("GET {url}: HTTP {status}"));
@@ -31,7 +35,7 @@ pub async fn download(url: &str, timeout: Duration, max_bytes: u64) -> Result<St
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("GET {url}: {}", describe(&e, timeout)))?
+        .map_err(|e| format!("GET {url}: {}", describe(e, timeout)))?
     {
         if body.len() as u64 + chunk.len() as u64 > max_bytes {
             return Err(too_large(url, max_bytes));
@@ -60,7 +64,28 @@ fn too_large(url: &str, max_bytes: u64) -> String {
     format!("GET {url}: the body is larger than max_bytes = {max_bytes}")
 }
 
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+/// `url` as logs show it: no user, password or query (`?...` marks one was there).
+pub fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let had_query = u.query().is_some();
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            let mut text = u.to_string();
+            if had_query {
+                text.push_str("?...");
+            }
+            text
+        }
+        Err(_) => "(invalid URL)".to_owned(),
+    }
+}
+
+/// The error without its URL (which [`shown`] prints instead).
+fn describe(e: reqwest::Error, timeout: Duration) -> String {
+    let e = e.without_url();
     if e.is_timeout() {
         format!(
             "no complete answer within timeout = {}",
@@ -70,5 +95,19 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         format!("cannot connect: {e}")
     } else {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_keep_no_secret() {
+        assert_eq!(
+            shown("https://user:pw@feeds.example/drop.txt?key=SECRET#x"),
+            "https://feeds.example/drop.txt?..."
+        );
+        assert_eq!(shown("http://127.0.0.1:8/a"), "http://127.0.0.1:8/a");
     }
 }
