@@ -465,3 +465,25 @@ fn feeds_load_and_swap_in_a_redis_cluster() {
         assert_eq!(count(owner), Some(u64::from(n)));
     }
 }
+
+#[test]
+fn a_feed_redis_failed_at_start_is_tried_again_soon() {
+    let mut redis = RedisServer::start();
+    let feed = Feed::start(&drop_list(10));
+    let config = config(&redis, &feed, "cidr", "1h");
+    redis.shutdown();
+    let svc = Service::start(&config);
+    eventually("the run Redis failed is counted", || {
+        metric(
+            &svc,
+            "ipcheck_feed_runs_total{feed=\"drop\",result=\"redis_error\"}",
+        ) >= 1
+    });
+    redis.restart();
+    eventually("the feed is loaded once Redis is back", || {
+        count(&redis) == Some(10)
+    });
+    eventually("the load is counted", || {
+        metric(&svc, "ipcheck_feed_runs_total{feed=\"drop\",result=\"ok\"}") == 1
+    });
+}

@@ -3,7 +3,11 @@
 //! downloads each feed once per interval, whichever instance comes first; the claim ends a little
 //! before the interval does, so the instance that ran it finds it free at its next tick.
 //!
-//! The feeds are those of the configuration the service started with (a reload leaves them).
+//! A run Redis failed (down at start, say) is tried again after [`REDIS_RETRY`], not a whole
+//! interval later: until then the list may be missing, not merely old.
+//!
+//! The feeds are those of the configuration the service started with (a reload that changes
+//! them is refused).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,6 +16,9 @@ use super::run::{self, Failure, Lock, Outcome, Source};
 use super::settings::FeedSettings;
 use crate::cache::redis::RedisTier;
 use crate::metrics::Metrics;
+
+/// How soon a run that Redis failed is tried again (at most the interval): one `SET` per try.
+pub const REDIS_RETRY: Duration = Duration::from_secs(5);
 
 /// This instance's lock value: process id and start time, unique enough across a fleet and
 /// readable in `GET <list>.lock`.
@@ -50,10 +57,7 @@ async fn every_interval(
     metrics: Arc<Metrics>,
     holder: Arc<str>,
 ) {
-    let mut tick = tokio::time::interval(feed.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
         let lock = Lock {
             holder: &holder,
             hold: claim(feed.interval),
@@ -62,6 +66,15 @@ async fn every_interval(
         let prefix = redis.key_prefix().to_owned();
         let result = run::run(&redis, &prefix, &feed, Source::Download, lock).await;
         report(&feed, &result, &metrics);
+        tokio::time::sleep(next_run(&result, feed.interval)).await;
+    }
+}
+
+/// How long until the next run.
+fn next_run(result: &Result<Outcome, Failure>, interval: Duration) -> Duration {
+    match result {
+        Err(Failure::Redis(_)) => REDIS_RETRY.min(interval),
+        _ => interval,
     }
 }
 
@@ -100,5 +113,20 @@ mod tests {
         assert_eq!(claim(Duration::from_secs(3600)), Duration::from_secs(3595));
         assert_eq!(claim(Duration::from_secs(10)), Duration::from_secs(9));
         assert!(claim(Duration::from_millis(1)) > Duration::ZERO);
+    }
+
+    #[test]
+    fn redis_failures_are_tried_again_soon() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            next_run(&Err(Failure::Redis("down".into())), hour),
+            REDIS_RETRY
+        );
+        assert_eq!(next_run(&Err(Failure::Fetch("503".into())), hour), hour);
+        assert_eq!(next_run(&Ok(Outcome::Skipped), hour), hour);
+        assert_eq!(
+            next_run(&Err(Failure::Redis("down".into())), Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
     }
 }
