@@ -129,12 +129,13 @@ pub async fn replace(
     let mut del = redis::cmd("DEL");
     del.arg(&keys.staging);
     call(tier, keys, del, &format!("DEL {}", keys.staging)).await?;
-    let all: Vec<String> = networks.iter().map(ToString::to_string).collect();
+    // Text is made a batch at a time: a million-network feed never holds all of it at once.
+    let all: Vec<&ipnet::IpNet> = networks.iter().collect();
     for batch in all.chunks(BATCH) {
         let mut cmd = redis::cmd("IPCHECK");
         cmd.arg("NETADD").arg(&keys.staging);
         for net in batch {
-            cmd.arg(net);
+            cmd.arg(net.to_string());
             if !value.is_empty() {
                 cmd.arg("VALUE").arg(value.as_str());
             }
