@@ -391,6 +391,16 @@ fn of_two_instances_only_one_downloads_per_interval() {
     });
     let (a, b) = (runs(&first), runs(&second));
     assert_eq!(a[0] + b[0], 1, "exactly one loaded it: {a:?} {b:?}");
+    let idle = if a[1] == 1 { &first } else { &second };
+    let ready = idle.get("/readyz", &[]);
+    assert!(ready.body.starts_with("ready\n"), "{}", ready.body);
+    assert!(
+        ready
+            .body
+            .contains("feeds: drop ok (run by another instance)"),
+        "{}",
+        ready.body
+    );
     assert_eq!(feed.hits.load(Ordering::SeqCst), 1);
     assert_eq!(count(&redis), Some(10));
 }

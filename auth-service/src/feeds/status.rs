@@ -11,6 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::run::{result_label, Failure, Outcome, RESULTS};
 
+/// Index of `skipped` in [`RESULTS`].
+const SKIPPED: usize = 1;
+
 /// One feed's record.
 #[derive(Debug, Default)]
 struct Record {
@@ -95,6 +98,9 @@ impl FeedStatus {
             .map(|(name, r)| match (&r.failing, r.networks) {
                 (Some((kind, detail)), _) => format!("{name} failing ({kind}: {detail})"),
                 (None, Some(n)) => format!("{name} ok ({n} networks loaded here)"),
+                (None, None) if r.runs[SKIPPED] > 0 => {
+                    format!("{name} ok (run by another instance)")
+                }
                 (None, None) => format!("{name} not run here yet"),
             })
             .collect();
@@ -148,6 +154,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn skipped_is_the_second_result() {
+        assert_eq!(RESULTS[SKIPPED], "skipped");
+    }
+
+    #[test]
     fn failures_log_once_per_kind_per_interval() {
         let s = FeedStatus::default();
         let t0 = Instant::now();
@@ -173,6 +184,12 @@ mod tests {
             t0,
         );
         assert!(!s.failing());
+        s.record("drop", &Ok(Outcome::Skipped), hour, t0);
+        assert!(
+            s.line().contains("drop ok (run by another instance)"),
+            "{}",
+            s.line()
+        );
         let mut text = String::new();
         s.render(&mut text);
         assert!(
