@@ -422,6 +422,11 @@ fn the_one_shot_command_loads_a_file_and_checks_its_arguments() {
         0,
         "--file downloads nothing"
     );
+    let lock: bool = redis::cmd("EXISTS")
+        .arg(format!("{LIVE}.lock"))
+        .query(&mut redis.client())
+        .unwrap();
+    assert!(!lock, "the one-shot command releases the feed's lock");
 
     for (args, says) in [
         (vec!["nope"], "no feed 'nope'"),
@@ -473,6 +478,12 @@ fn feeds_load_and_swap_in_a_redis_cluster() {
         let out = feed_cli(&path, &[]);
         assert!(out.status.success(), "{}", text(&out));
         assert_eq!(count(owner), Some(u64::from(n)));
+        let left: i64 = redis::cmd("EXISTS")
+            .arg(format!("{LIVE}.lock"))
+            .arg(format!("{LIVE}.new"))
+            .query(&mut owner.client())
+            .unwrap();
+        assert_eq!(left, 0, "neither the lock nor the staging key is left");
     }
 }
 
