@@ -25,6 +25,7 @@ pub mod decision_log;
 pub mod detached;
 pub mod duration;
 pub mod explain;
+pub mod feeds;
 pub mod histogram;
 pub mod listen;
 pub mod lookup;
@@ -247,6 +248,12 @@ async fn serve(
         // The link uses only what a reload cannot change (the tiers, the key prefix, the
         // aggregation), so the first configuration's App serves it for good.
         cache::invalidation_link::spawn(Arc::clone(&app));
+        // Feeds run from the configuration the service started with; a reload leaves them.
+        feeds::schedule::spawn(
+            app.settings.feeds.clone(),
+            Arc::clone(redis),
+            Arc::clone(&app.metrics),
+        );
         if let Some(coherence) = &app.coherence {
             coherence
                 .first_attempt(std::time::Duration::from_secs(1))

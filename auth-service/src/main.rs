@@ -80,6 +80,15 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         policy: Option<String>,
     },
+    /// Run feeds once (every configured feed when none is named): download, check and swap each
+    /// into its network list in Redis, as the service does on its interval. For cron.
+    Feed {
+        /// Feed names (`[feeds.<name>]`).
+        names: Vec<String>,
+        /// Load this local file (in the feed's format) instead of downloading; one feed only.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,6 +115,9 @@ fn main() -> ExitCode {
         Some(Command::Pins) => ops::run(cli.config.as_deref(), OpsCommand::Pins),
         Some(Command::Explain { address, policy }) => {
             ops::explain::run(cli.config.as_deref(), &address, policy.as_deref())
+        }
+        Some(Command::Feed { names, file }) => {
+            ipcheck_auth::feeds::cli::run(cli.config.as_deref(), names, file)
         }
         None => {
             let overrides = match (

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub auth_duration: crate::histogram::Histogram,
     /// `ipcheck_config_reloads_total` and the last success ([`crate::reload`]).
     pub reloads: crate::reload::counts::ReloadCounts,
+    /// `ipcheck_feed_...` and the `/readyz` feeds line ([`crate::feeds::status`]).
+    pub feeds: crate::feeds::status::FeedStatus,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -115,6 +117,7 @@ impl Default for Metrics {
             refresh: crate::lookup::refresh::Counts::default(),
             auth_duration: crate::histogram::Histogram::new(&crate::histogram::FAST_BUCKETS),
             reloads: crate::reload::counts::ReloadCounts::default(),
+            feeds: crate::feeds::status::FeedStatus::default(),
         }
     }
 }
@@ -291,6 +294,7 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         self.reloads.render(&mut out);
+        self.feeds.render(&mut out);
         out
     }
 }

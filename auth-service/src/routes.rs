@@ -133,6 +133,9 @@ async fn readyz(State(current): State<Current>) -> Response {
     if coherence.is_some_and(|c| c.state() == crate::cache::invalidation::LinkState::Down) {
         degraded.push("invalidation");
     }
+    if app.metrics.feeds.failing() {
+        degraded.push("feeds");
+    }
     let mut body = match (ready, degraded.is_empty()) {
         (false, _) => "not ready: redis\n".to_owned(),
         (true, true) => "ready\n".to_owned(),
@@ -144,6 +147,7 @@ async fn readyz(State(current): State<Current>) -> Response {
     }
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
+    body.push_str(&app.metrics.feeds.line());
     let status = if ready {
         StatusCode::OK
     } else {

@@ -50,8 +50,10 @@ fn alerts_and_dashboard_use_only_exported_metrics() {
     // Redis and a provider configured, so every metric family is exported.
     let provider = Provider::start();
     let redis = RedisServer::start();
+    // A feed too, whose download fails (nothing listens on port 9): its families are exported
+    // from the start.
     let svc = Service::start(&format!(
-        "[redis]\nurl = \"{}\"\n\n{}\n",
+        "[redis]\nurl = \"{}\"\n\n{}\n\n[feeds.drop]\nurl = \"http://127.0.0.1:9/drop.txt\"\nformat = \"cidr\"\n",
         redis.url(),
         provider.config_section()
     ));

@@ -134,3 +134,77 @@ fn license_file_is_the_license_cargo_toml_declares() {
         "LICENSE must be the {declared} license Cargo.toml declares"
     );
 }
+
+const FEEDS_UNIT: &str = "packaging/systemd/ipcheck-feeds.service";
+const FEEDS_TIMER: &str = "packaging/systemd/ipcheck-feeds.timer";
+
+#[test]
+fn feed_timer_and_its_unit_pass_systemd_analyze_verify() {
+    let analyze = systemd_analyze();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unit = read(FEEDS_UNIT);
+    assert_eq!(
+        unit.matches(INSTALLED_EXEC_START).count(),
+        1,
+        "{FEEDS_UNIT} must start `{INSTALLED_EXEC_START}` once (the test swaps that path)"
+    );
+    assert!(
+        unit.contains(" feed\n"),
+        "{FEEDS_UNIT} must run `ipcheck-auth ... feed`"
+    );
+    let unit = unit.replace(
+        INSTALLED_EXEC_START,
+        &format!("ExecStart={} ", service_binary().display()),
+    );
+    std::fs::write(dir.path().join("ipcheck-feeds.service"), unit).expect("writing the unit copy");
+    let timer_path = dir.path().join("ipcheck-feeds.timer");
+    std::fs::write(&timer_path, read(FEEDS_TIMER)).expect("writing the timer copy");
+
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&timer_path)
+        .arg(dir.path().join("ipcheck-feeds.service"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", analyze.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let about_ours: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("ipcheck-feeds"))
+        .collect();
+    assert!(
+        out.status.success() && about_ours.is_empty(),
+        "systemd-analyze verify {FEEDS_TIMER} {FEEDS_UNIT} ({}):\n{stderr}",
+        out.status
+    );
+    let unit_settings = read(FEEDS_UNIT);
+    let unit_settings = settings(&unit_settings);
+    for (key, value) in [
+        ("Type", "oneshot"),
+        ("EnvironmentFile", "-/etc/ipcheck/ipcheck.env"),
+        ("DynamicUser", "yes"),
+        ("ProtectSystem", "strict"),
+    ] {
+        assert!(
+            unit_settings.contains(&(key, value)),
+            "{FEEDS_UNIT} must set {key}={value}"
+        );
+    }
+}
+
+#[test]
+fn cron_example_runs_the_feed_command() {
+    let cron = read("packaging/cron/ipcheck-feeds");
+    let line = cron
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .expect("packaging/cron/ipcheck-feeds has a cron line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        fields.len() > 6,
+        "a cron.d line: 5 time fields, a user, a command: {line}"
+    );
+    assert!(
+        line.contains("/usr/local/bin/ipcheck-auth --config /etc/ipcheck/ipcheck.toml feed"),
+        "{line}"
+    );
+}

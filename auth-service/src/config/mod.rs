@@ -127,6 +127,8 @@ pub struct Settings {
     pub policies: Policies,
     /// What a request naming an unconfigured policy gets.
     pub unknown_policy: UnknownPolicy,
+    /// `[feeds.<name>]`: downloads loaded into network lists ([`crate::feeds`]).
+    pub feeds: Vec<crate::feeds::settings::FeedSettings>,
     /// Non-fatal findings (unused environment variables, ignored settings), logged at startup.
     pub warnings: Vec<String>,
 }

@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) policies: BTreeMap<String, RawPolicy>,
     pub(super) unknown_policy: Option<String>,
+    #[serde(default)]
+    pub(super) feeds: BTreeMap<String, crate::feeds::settings::RawFeed>,
 }
 
 #[derive(Deserialize, Default)]

@@ -286,7 +286,16 @@ pub(super) fn validate(
         }
     };
 
+    let feeds = crate::feeds::settings::validate(raw.feeds, err)?;
+    if !feeds.is_empty() && redis.is_none() {
+        return Err(err(
+            "feeds",
+            "feeds load network lists in Redis: configure [redis] url (or IPCHECK_REDIS_URL)"
+                .to_owned(),
+        ));
+    }
     Ok(Settings {
+        feeds,
         origin: origin.to_owned(),
         listen,
         metrics_listen,

@@ -42,6 +42,8 @@ pub fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
         (None, None) => {}
         _ => check(true, "redis"),
     }
+    // The feeds' schedule is started once, with the first configuration.
+    check(old.feeds != new.feeds, "feeds");
     keys
 }
 

@@ -120,3 +120,13 @@ fn the_provider_is_rebuilt_only_when_its_settings_change() {
     assert!(provider_changed(&old, &without, None, None));
     assert_eq!(summary(&old, &without, true), "provider removed");
 }
+
+#[test]
+fn a_feed_change_needs_a_restart() {
+    let feed = "\n[feeds.drop]\nurl = \"http://127.0.0.1:9/drop.txt\"\nformat = \"cidr\"\n";
+    let old = settings(&format!("{BASE}{feed}"));
+    let new = settings(&format!("{BASE}{}", feed.replace("cidr", "tor-exits")));
+    assert_eq!(restart_only(&old, &new), ["feeds"]);
+    assert_eq!(restart_only(&settings(BASE), &old), ["feeds"]);
+    assert!(restart_only(&old, &settings(&format!("{BASE}{feed}"))).is_empty());
+}
