@@ -270,3 +270,184 @@ wrk_summary() {
 
 # now: seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
+
+# --- nginx from the shipped files (nginx.sh, zipf.sh) ---------------------------------------------
+# These use the calling script's NGINX (the binary), CONNS, SECS, REDIS_PID and PROVIDER_PID.
+# start_nginx <name> <auth port> <edit...>: nginx running the example against the auth upstream
+# on <auth port>; edits are "example:<from>=><to>" pairs. Sets NGINX_PID and NGINX_PORT.
+start_nginx() {
+    local name=$1 auth_port=$2
+    shift 2
+    local dir="$WORK/nginx-$name"
+    mkdir -p "$dir/ipcheck" "$dir/logs"
+    NGINX_PORT=$(free_port)
+    local backend_port
+    backend_port=$(free_port)
+    local example upstream server
+    example=$(<"$ROOT/nginx/example.conf")
+    upstream=$(<"$ROOT/nginx/ipcheck-upstream.conf")
+    server=$(<"$ROOT/nginx/ipcheck.conf")
+    example=$(subst "$example" "listen 8000;" "listen 127.0.0.1:$NGINX_PORT;")
+    example=$(subst "$example" "listen [::]:8000;" "")
+    example=$(subst "$example" "server 127.0.0.1:9000;" "server 127.0.0.1:$backend_port;")
+    # The example's `ipcheck` access log would measure the disk: off, as for the whole harness.
+    example=$(subst "$example" "access_log /var/log/nginx/access.log ipcheck;" "access_log off;")
+    example=$(subst "$example" "# set_real_ip_from  10.0.0.0/8;" "set_real_ip_from  127.0.0.1;")
+    example=$(subst "$example" "# real_ip_header    X-Forwarded-For;" "real_ip_header    X-Forwarded-For;")
+    upstream=$(subst "$upstream" "server 127.0.0.1:9217;" "server 127.0.0.1:$auth_port;")
+    upstream=$(subst "$upstream" "127.0.0.1:9219" "127.0.0.1:$(free_port)")
+    upstream=$(subst "$upstream" "/var/log/nginx/ipcheck-gate.log" "$dir/logs/ipcheck-gate.log")
+    local microcache
+    microcache=$(<"$ROOT/nginx/ipcheck-microcache.conf")
+    microcache=$(subst "$microcache" "/var/lib/nginx/ipcheck" "$dir/microcache")
+    local edit
+    for edit in "$@"; do
+        local from=${edit%%=>*} to=${edit#*=>}
+        example=$(subst "$example" "$from" "$to")
+    done
+    printf '%s\n' "$example" >"$dir/ipcheck/example.conf"
+    printf '%s\n' "$upstream" >"$dir/ipcheck/ipcheck-upstream.conf"
+    printf '%s\n' "$server" >"$dir/ipcheck/ipcheck.conf"
+    printf '%s\n' "$microcache" >"$dir/ipcheck/ipcheck-microcache.conf"
+    local user=""
+    [ "$(id -u)" -ne 0 ] || user="user root;"
+    cat >"$dir/nginx.conf" <<EOF
+$user
+daemon off;
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    # Harness settings, the same for every variant: no access log (it would measure the disk),
+    # and client connections kept for the whole run.
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy_temp;
+    fastcgi_temp_path $dir/fastcgi_temp;
+    uwsgi_temp_path $dir/uwsgi_temp;
+    scgi_temp_path $dir/scgi_temp;
+    include ipcheck/ipcheck-upstream.conf;
+    # Only (f) turns the micro-cache on; the zone costs the others nothing.
+    include ipcheck/ipcheck-microcache.conf;
+    include ipcheck/example.conf;
+
+    # The protected application: a page from this same nginx.
+    server {
+        listen 127.0.0.1:$backend_port;
+        location / {
+            default_type text/plain;
+            return 200 "hello from the backend\n";
+        }
+    }
+}
+EOF
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+    wait_port "$NGINX_PORT"
+}
+
+# tier_count <metrics port> <tier>: the service's ipcheck_cache_total for one tier.
+tier_count() {
+    curl -s "http://127.0.0.1:$1/metrics" |
+        awk -v t="tier=\"$2\"" 'index($0, "ipcheck_cache_total{") == 1 && index($0, t) { print $2 }'
+}
+
+# run_wrk <name> <script> [args]: one measured run; prints "<req/s> <p99 ms> <non-2xx> <errors>".
+run_wrk() {
+    local name=$1 script=$2
+    shift 2
+    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$script" "http://127.0.0.1:$NGINX_PORT/" -- "$@" \
+        >"$WORK/wrk-$name.txt"
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /s$/) return v * 1000
+            return v
+        }
+        /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        /Socket errors:/ { err = $0; gsub(/.*errors: /, "", err); gsub(/ /, "", err) }
+        END { printf "%.0f %.3f %d %s\n", rps, p99, bad + 0, (err == "" ? "none" : err) }
+    ' "$WORK/wrk-$name.txt"
+}
+
+# warm <script>: 2 s of load, not measured, so caches and connection pools are filled.
+warm() {
+    wrk -t2 -c"$CONNS" -d2s -s "$1" "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+}
+
+# cpu_ticks <pid...>: CPU time (clock ticks) the processes and their children processes used.
+cpu_ticks() {
+    local pid total=0 child
+    for pid in "$@"; do
+        [ "$pid" -gt 0 ] || continue
+        for child in $pid $(pgrep -P "$pid" || true); do
+            if [ -r "/proc/$child/stat" ]; then
+                # utime and stime are fields 14 and 15; the command name (field 2) has no spaces here.
+                total=$((total + $(awk '{ print $14 + $15 }' "/proc/$child/stat")))
+            fi
+        done
+    done
+    echo "$total"
+}
+
+# measure <name> <script> <auth pid or 0> [wrk args]: one measured run, recorded, with the CPU
+# microseconds per request spent by nginx, the auth backend, Redis and the provider.
+declare -A CPU
+measure() {
+    local name=$1 script=$2 auth=$3
+    shift 3
+    local hz n0 a0 r0 p0 result
+    hz=$(getconf CLK_TCK)
+    n0=$(cpu_ticks "$NGINX_PID")
+    a0=$(cpu_ticks "$auth")
+    r0=$(cpu_ticks "$REDIS_PID")
+    p0=$(cpu_ticks "$PROVIDER_PID")
+    local perf_pid=""
+    if [[ " ${PROFILE:-} " == *" $name "* ]] && [ "$auth" -gt 0 ]; then
+        need perf linux-perf
+        # Sampled by the clock (no hardware counters in most VMs), with call graphs from DWARF.
+        perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 -p "$auth" \
+            -o "$PWD/perf-$name.data" -- sleep "$SECS" 2>/dev/null &
+        perf_pid=$!
+    fi
+    result=$(run_wrk "$name" "$script" "$@")
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        log "($name) profile of the auth backend: $PWD/perf-$name.data (perf report -i ...)"
+    fi
+    record "$name" "$result"
+    local reqs=$((${RPS[$name]} * SECS))
+    CPU[$name]=$(awk -v hz="$hz" -v r="$reqs" -v n=$(($(cpu_ticks "$NGINX_PID") - n0)) \
+        -v a=$(($(cpu_ticks "$auth") - a0)) -v d=$(($(cpu_ticks "$REDIS_PID") - r0)) \
+        -v p=$(($(cpu_ticks "$PROVIDER_PID") - p0)) 'BEGIN {
+            f = 1e6 / hz / r
+            printf "nginx %.1f, auth %.1f, redis %.1f, provider %.1f", n * f, a * f, d * f, p * f
+        }')
+    log "($name) CPU us per request: ${CPU[$name]}"
+}
+
+declare -A RPS P99 RPS_SUM P99_SUM
+record() {
+    local name=$1 rps p99 bad err
+    read -r rps p99 bad err <<<"$2"
+    RPS[$name]=$rps
+    P99[$name]=$p99
+    RPS_SUM[$name]=$(awk -v a="${RPS_SUM[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
+    P99_SUM[$name]=$(awk -v a="${P99_SUM[$name]:-0}" -v b="$p99" 'BEGIN { print a + b }')
+    log "($name) ${RPS[$name]} req/s, p99 ${P99[$name]} ms, non-2xx $bad, socket errors $err"
+    [ "$bad" -eq 0 ] || log "($name) WARNING: $bad answers were not 2xx/3xx"
+}
+
+# provider_ms <metrics port>: the mean provider call latency the service measured, in ms.
+provider_ms() {
+    curl -s "http://127.0.0.1:$1/metrics" | awk '
+        /^ipcheck_provider_duration_seconds_sum/ { s = $2 }
+        /^ipcheck_provider_duration_seconds_count/ { c = $2 }
+        END { if (c > 0) printf "%.1f", s / c * 1000; else print "?" }'
+}
