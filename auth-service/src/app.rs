@@ -44,6 +44,8 @@ pub struct App {
     pub calls: Arc<Detached<Resolved>>,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
+    /// The named network lists' local copies (rebuilt with each configuration).
+    pub lists: Arc<crate::lists::ListStore>,
     /// When the refresh-ahead lock is not permitted: one log line per interval.
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
@@ -115,7 +117,12 @@ impl App {
 
     /// An `App` over `settings` and state built before (by [`App::new`] or a reload).
     pub(crate) fn assemble(settings: Settings, key: Option<ApiKey>, carried: Carried) -> Self {
+        let lists = Arc::new(crate::lists::ListStore::new(&settings.lists));
+        if let (Some(redis), Ok(_)) = (&carried.redis, tokio::runtime::Handle::try_current()) {
+            crate::lists::refresh::spawn(&lists, Arc::clone(redis));
+        }
         App {
+            lists,
             lifetimes: Lifetimes::new(&settings),
             settings,
             local: carried.local,
@@ -302,6 +309,10 @@ impl Tiers for App {
 
     fn refresh_log(&self) -> &Mutex<ipcheck_core::LogLimiter> {
         &self.refresh_log
+    }
+
+    fn lists(&self) -> &crate::lists::ListStore {
+        &self.lists
     }
 }
 

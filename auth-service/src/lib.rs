@@ -27,6 +27,7 @@ pub mod duration;
 pub mod explain;
 pub mod histogram;
 pub mod listen;
+pub mod lists;
 pub mod lookup;
 pub mod metrics;
 pub mod ops;

@@ -133,6 +133,9 @@ async fn readyz(State(current): State<Current>) -> Response {
     if coherence.is_some_and(|c| c.state() == crate::cache::invalidation::LinkState::Down) {
         degraded.push("invalidation");
     }
+    if !app.lists.all_loaded() {
+        degraded.push("lists");
+    }
     let mut body = match (ready, degraded.is_empty()) {
         (false, _) => "not ready: redis\n".to_owned(),
         (true, true) => "ready\n".to_owned(),
@@ -144,6 +147,7 @@ async fn readyz(State(current): State<Current>) -> Response {
     }
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
+    body.push_str(&app.lists.line());
     let status = if ready {
         StatusCode::OK
     } else {
@@ -218,6 +222,7 @@ async fn metrics(State(current): State<Current>) -> Response {
                 provider.breaker().render(&mut text);
                 provider.budget().render(&mut text);
             }
+            app.lists.render(&mut text);
             text
         },
     )

@@ -1,0 +1,186 @@
+//! Keeps each list's local copy in step with its Redis key (`<key_prefix>{lists}:<name>`).
+//!
+//! Every `refresh` the list's `IPCHECK NETINFO` (counts and memory) is read; when it differs from
+//! the copy's, or [`FULL_RELOAD`] has passed (a `RENAME` swap to a list of exactly the same size
+//! leaves NETINFO unchanged), the whole list is read with `NETDUMP` into a new table, which
+//! replaces the copy at once. A key Redis does not have leaves the list's file content (or
+//! nothing). Redis failing keeps the copy in use, logged once per change of error.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use super::table::{parse_network, Table};
+use super::{ListStore, Slot, Source};
+use crate::cache::redis::{OpTarget, RedisTier};
+
+/// The longest a copy goes without a full re-read while Redis answers.
+pub const FULL_RELOAD: Duration = Duration::from_secs(60);
+/// Networks per `NETDUMP` call.
+const DUMP_COUNT: &str = "5000";
+
+/// `NETINFO`'s numbers: v4 count, v6 count, memory.
+type Signature = Vec<i64>;
+
+/// The Redis key of list `name`.
+pub fn key(prefix: &str, name: &str) -> String {
+    format!("{prefix}{{lists}}:{name}")
+}
+
+/// Starts one task per list following Redis; each ends when `store` is dropped (a reload
+/// builds a new store with its own tasks).
+pub fn spawn(store: &Arc<ListStore>, redis: Arc<RedisTier>) {
+    for i in 0..store.slots().len() {
+        let weak = Arc::downgrade(store);
+        let redis = Arc::clone(&redis);
+        tokio::spawn(follow(weak, i, redis));
+    }
+}
+
+async fn follow(store: Weak<ListStore>, index: usize, redis: Arc<RedisTier>) {
+    let mut seen: Option<Signature> = None;
+    let mut last_full = Instant::now();
+    let mut last_error: Option<String> = None;
+    loop {
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let Some(slot) = store.slots().get(index) else {
+            return;
+        };
+        let key = key(redis.key_prefix(), &slot.spec.name);
+        let outcome = step(&redis, slot, &key, &mut seen, &mut last_full).await;
+        match outcome {
+            Ok(()) => {
+                if last_error.take().is_some() {
+                    tracing::info!(list = %slot.spec.name, "list follows Redis again");
+                }
+            }
+            Err(e) => {
+                if last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(list = %slot.spec.name, %key, "cannot read the list from Redis: {e}; matching goes on with the copy in use");
+                }
+                slot.failed(e.clone());
+                last_error = Some(e);
+            }
+        }
+        let wait = slot.spec.refresh;
+        drop(store);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn step(
+    redis: &RedisTier,
+    slot: &Slot,
+    key: &str,
+    seen: &mut Option<Signature>,
+    last_full: &mut Instant,
+) -> Result<(), String> {
+    let mut info = redis::cmd("IPCHECK");
+    info.arg("NETINFO").arg(key);
+    let reply = redis
+        .operator_call(info, OpTarget::Address(key))
+        .await
+        .map_err(|e| format!("IPCHECK NETINFO: {e}"))?;
+    let signature = match reply {
+        Value::Nil => None,
+        other => Some(numbers(&other)),
+    };
+    let Some(signature) = signature else {
+        // No key: the file's content (or nothing) is the list.
+        if seen.take().is_some() || slot.state().source == Source::None {
+            let table = match &slot.spec.file {
+                Some(path) => super::load_file(path)?,
+                None => Table::default(),
+            };
+            let source = if slot.spec.file.is_some() {
+                Source::File
+            } else {
+                Source::Redis
+            };
+            slot.install(table, source);
+        }
+        return Ok(());
+    };
+    if seen.as_ref() == Some(&signature) && last_full.elapsed() < FULL_RELOAD {
+        return Ok(());
+    }
+    let table = dump(redis, key).await?;
+    tracing::info!(list = %slot.spec.name, networks = table.len(), "list loaded from Redis");
+    slot.install(table, Source::Redis);
+    *seen = Some(signature);
+    *last_full = Instant::now();
+    Ok(())
+}
+
+/// Every live network of `key`, walked with `NETDUMP`.
+async fn dump(redis: &RedisTier, key: &str) -> Result<Table, String> {
+    let mut table = Table::default();
+    let mut cursor = "0".to_owned();
+    loop {
+        let mut cmd = redis::cmd("IPCHECK");
+        cmd.arg("NETDUMP")
+            .arg(key)
+            .arg(&cursor)
+            .arg("COUNT")
+            .arg(DUMP_COUNT);
+        let reply = redis
+            .operator_call(cmd, OpTarget::Address(key))
+            .await
+            .map_err(|e| format!("IPCHECK NETDUMP: {e}"))?;
+        let bad = |what: &str| format!("IPCHECK NETDUMP: unexpected reply ({what}); is the module the one this service was built with?");
+        let Value::Array(parts) = reply else {
+            // The key went away during the walk: an empty list.
+            return Ok(table);
+        };
+        let [next, Value::Array(items)] = parts.as_slice() else {
+            return Err(bad("not [cursor, items]"));
+        };
+        for item in items {
+            let Value::Array(fields) = item else {
+                return Err(bad("an item is not an array"));
+            };
+            let (Some(net), Some(expires)) = (fields.first(), fields.get(2)) else {
+                return Err(bad("an item has fewer than 3 fields"));
+            };
+            let net = text(net).ok_or_else(|| bad("network is not text"))?;
+            let net = parse_network(&net).map_err(|e| bad(&e))?;
+            let expires = match int(expires) {
+                Some(ms) if ms > 0 => Some(ms as u64),
+                _ => None,
+            };
+            table.insert(net, expires);
+        }
+        cursor = text(next).ok_or_else(|| bad("cursor is not text"))?;
+        if cursor == "0" {
+            return Ok(table);
+        }
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+/// The numbers of a `NETINFO` reply, in order (the words between them dropped).
+fn numbers(v: &Value) -> Signature {
+    match v {
+        Value::Array(items) => items.iter().filter_map(int).collect(),
+        Value::Map(pairs) => pairs.iter().filter_map(|(_, v)| int(v)).collect(),
+        _ => Vec::new(),
+    }
+}
