@@ -119,7 +119,7 @@ impl App {
     pub(crate) fn assemble(settings: Settings, key: Option<ApiKey>, carried: Carried) -> Self {
         let lists = Arc::new(crate::lists::ListStore::new(&settings.lists));
         if let (Some(redis), Ok(_)) = (&carried.redis, tokio::runtime::Handle::try_current()) {
-            crate::lists::refresh::spawn(&lists, Arc::clone(redis));
+            crate::lists::refresh::spawn(&lists, Arc::clone(redis), carried.coherence.clone());
         }
         App {
             lists,

@@ -1,9 +1,10 @@
 //! Keeps each list's local copy in step with its Redis key (`<key_prefix>{lists}:<name>`).
 //!
 //! Every `refresh` the list's `IPCHECK NETINFO` (counts and memory) is read; when it differs from
-//! the copy's, or [`FULL_RELOAD`] has passed (a `RENAME` swap to a list of exactly the same size
-//! leaves NETINFO unchanged), the whole list is read with `NETDUMP` into a new table, which
-//! replaces the copy at once. A key Redis does not have leaves the list's file content (or
+//! the copy's, when the invalidation link (`CLIENT TRACKING`, which announces list keys as any
+//! other key under the prefix) saw a list key change, or when [`FULL_RELOAD`] has passed (a
+//! `RENAME` swap to a list of exactly the same size leaves NETINFO unchanged), the whole list is
+//! read with `NETDUMP` into a new table, which replaces the copy at once. A key Redis does not have leaves the list's file content (or
 //! nothing). Redis failing keeps the copy in use, logged once per change of error.
 
 use std::sync::{Arc, Weak};
@@ -13,6 +14,7 @@ use redis::Value;
 
 use super::table::{parse_network, Table};
 use super::{ListStore, Slot, Source};
+use crate::cache::invalidation::Coherence;
 use crate::cache::redis::{OpTarget, RedisTier};
 
 /// The longest a copy goes without a full re-read while Redis answers.
@@ -30,19 +32,32 @@ pub fn key(prefix: &str, name: &str) -> String {
 
 /// Starts one task per list following Redis; each ends when `store` is dropped (a reload
 /// builds a new store with its own tasks).
-pub fn spawn(store: &Arc<ListStore>, redis: Arc<RedisTier>) {
+pub fn spawn(store: &Arc<ListStore>, redis: Arc<RedisTier>, link: Option<Arc<Coherence>>) {
     for i in 0..store.slots().len() {
         let weak = Arc::downgrade(store);
         let redis = Arc::clone(&redis);
-        tokio::spawn(follow(weak, i, redis));
+        tokio::spawn(follow(weak, i, redis, link.clone()));
     }
 }
 
-async fn follow(store: Weak<ListStore>, index: usize, redis: Arc<RedisTier>) {
+async fn follow(
+    store: Weak<ListStore>,
+    index: usize,
+    redis: Arc<RedisTier>,
+    link: Option<Arc<Coherence>>,
+) {
     let mut seen: Option<Signature> = None;
     let mut last_full = Instant::now();
     let mut last_error: Option<String> = None;
+    let mut generation = link.as_ref().map(|l| l.lists_generation());
     loop {
+        // The invalidation link saw a list key change (or may have missed one): re-read in
+        // full, whatever NETINFO says (a RENAME swap can leave it unchanged).
+        let now_generation = link.as_ref().map(|l| l.lists_generation());
+        if now_generation != generation {
+            seen = None;
+            generation = now_generation;
+        }
         let Some(store) = store.upgrade() else {
             return;
         };
