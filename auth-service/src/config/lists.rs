@@ -89,10 +89,8 @@ pub(super) fn validate(
                 ))
             }
         };
+        // ConfigDuration refuses 0s already.
         let refresh = l.refresh.map_or(DEFAULT_REFRESH, |d| d.0);
-        if refresh.is_zero() {
-            return Err(err(&key("refresh"), "must be more than 0s".to_owned()));
-        }
         specs.push(ListSpec {
             name,
             meaning,
