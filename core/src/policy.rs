@@ -403,6 +403,7 @@ mod tests {
             ],
             on_error: FailureMode::Closed,
             on_redis_error: RedisFailureMode::Closed,
+            lists: Vec::new(),
         }
     }
 

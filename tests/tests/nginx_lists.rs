@@ -63,7 +63,10 @@ fn listed_tor_exits_are_blocked_on_strict_without_a_provider_call_and_changes_fo
     assert_eq!(r.body, "{\"error\":\"access denied\",\"reason\":\"tor\"}\n");
     assert_eq!(stack.provider.calls_for(tor), 0, "no provider call");
     let text = stack.service.metrics();
-    assert_eq!(metric(&text, "ipcheck_list_decisions_total{list=\"tor\"}"), 1.0);
+    assert_eq!(
+        metric(&text, "ipcheck_list_decisions_total{list=\"tor\"}"),
+        1.0
+    );
     assert!(metric(&text, "ipcheck_list_loaded_timestamp_seconds{list=\"tor\"}") > 0.0);
     // Lenient only challenges tor: the provider is asked, and the list's fact still counts.
     let r = stack.get_as(tor, "/", &[]);
@@ -81,11 +84,18 @@ fn listed_tor_exits_are_blocked_on_strict_without_a_provider_call_and_changes_fo
     });
     // The list's invalidation did not empty the local tier: other answers are still local.
     assert_eq!(stack.get_as(bystander, "/login", &[]).status, 200);
-    let seen = stack.backend.last_request_for("/login").expect("backend reached");
+    let seen = stack
+        .backend
+        .last_request_for("/login")
+        .expect("backend reached");
     assert_eq!(seen.header("x-ipcheck-cache"), Some("local"));
 
     // A feed's swap: a staging key RENAMEd over the live one, with the old network gone.
-    netadd(&stack, "ipcheck:{lists}:tor.new", &["127.0.0.80", "127.0.0.90"]);
+    netadd(
+        &stack,
+        "ipcheck:{lists}:tor.new",
+        &["127.0.0.80", "127.0.0.90"],
+    );
     let mut con = stack.redis.client();
     let _: () = redis::cmd("RENAME")
         .arg("ipcheck:{lists}:tor.new")
@@ -99,7 +109,9 @@ fn listed_tor_exits_are_blocked_on_strict_without_a_provider_call_and_changes_fo
     assert_eq!(stack.get_as(swapped, "/login", &[]).status, 403);
     let ready = stack.service.get("/readyz", &[]);
     assert!(
-        ready.body.contains("lists: googlebot loaded from redis, 0 networks")
+        ready
+            .body
+            .contains("lists: googlebot loaded from redis, 0 networks")
             && ready.body.contains("tor loaded from redis, 2 networks"),
         "{}",
         ready.body
@@ -118,7 +130,10 @@ fn a_listed_googlebot_address_is_a_verified_crawler() {
     });
     let r = stack.get_as(bot, "/", &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    let seen = stack.backend.last_request_for("/").expect("backend reached");
+    let seen = stack
+        .backend
+        .last_request_for("/")
+        .expect("backend reached");
     assert_eq!(seen.header("x-ipcheck-verdict"), Some("allow"));
     assert_eq!(seen.header("x-ipcheck-reason"), Some("crawler"));
     assert_eq!(stack.provider.calls_for(bot), 0, "no provider call");
@@ -132,7 +147,11 @@ fn a_listed_googlebot_address_is_a_verified_crawler() {
 fn without_redis_lists_load_from_their_files() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("tor.txt");
-    std::fs::write(&file, "# tor exits\n127.0.2.0/24 ; a whole /24\n127.0.3.7\n").expect("write list");
+    std::fs::write(
+        &file,
+        "# tor exits\n127.0.2.0/24 ; a whole /24\n127.0.3.7\n",
+    )
+    .expect("write list");
     let provider = Provider::start();
     provider.respond_default(Reply::clean());
     let backend = Backend::start();
@@ -154,7 +173,10 @@ fn without_redis_lists_load_from_their_files() {
     assert_eq!(r.status, 200, "{r:?}");
     let ready = service.get("/readyz", &[]);
     assert!(
-        ready.body.starts_with("ready\n") && ready.body.contains("lists: tor loaded from file, 2 networks"),
+        ready.body.starts_with("ready\n")
+            && ready
+                .body
+                .contains("lists: tor loaded from file, 2 networks"),
         "{}",
         ready.body
     );

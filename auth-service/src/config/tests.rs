@@ -570,9 +570,15 @@ lists = ["drop", "tor"]
 "#);
     let names: Vec<&str> = s.lists.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["drop", "tor"]);
-    assert_eq!(s.lists[0].meaning, lists::ListMeaning::Verdict(ipcheck_core::Verdict::Block));
+    assert_eq!(
+        s.lists[0].meaning,
+        lists::ListMeaning::Verdict(ipcheck_core::Verdict::Block)
+    );
     assert_eq!(s.lists[0].refresh, Duration::from_secs(10));
-    assert_eq!(s.lists[1].meaning, lists::ListMeaning::Category(Category::Tor));
+    assert_eq!(
+        s.lists[1].meaning,
+        lists::ListMeaning::Category(Category::Tor)
+    );
     assert_eq!(s.lists[1].refresh, lists::DEFAULT_REFRESH);
     let strict = s.policies.get("strict").expect("strict");
     assert_eq!(strict.lists, ["drop", "tor"]);
@@ -582,15 +588,30 @@ lists = ["drop", "tor"]
     let e = error("[lists.x]\n", &[]);
     assert!(e.contains("`lists.x`: set exactly one of category"), "{e}");
     let e = error("[lists.x]\ncategory = \"bots\"\n", &[]);
-    assert!(e.contains("`lists.x.category`: 'bots': expected one of vpn"), "{e}");
+    assert!(
+        e.contains("`lists.x.category`: 'bots': expected one of vpn"),
+        "{e}"
+    );
     let e = error("[lists.x]\nverdict = \"deny\"\n", &[]);
-    assert!(e.contains("`lists.x.verdict`: 'deny': expected block or allow"), "{e}");
+    assert!(
+        e.contains("`lists.x.verdict`: 'deny': expected block or allow"),
+        "{e}"
+    );
     let e = error("[lists.x]\nverdict = \"block\"\nrefresh = \"0s\"\n", &[]);
-    assert!(e.contains("`lists.x.refresh`: duration '0s' must be greater than zero"), "{e}");
+    assert!(
+        e.contains("`lists.x.refresh`: duration '0s' must be greater than zero"),
+        "{e}"
+    );
     let e = error("[lists.\"a b\"]\nverdict = \"block\"\n", &[]);
     assert!(e.contains("a list name is 1 to 64"), "{e}");
-    let e = error("[lists.tor]\ncategory = \"tor\"\n[policies.strict]\nlists = [\"tor\", \"tro\"]\n", &[]);
-    assert!(e.contains("`policies.strict.lists[1]`: 'tro' is not a configured list: add [lists.tro]"), "{e}");
+    let e = error(
+        "[lists.tor]\ncategory = \"tor\"\n[policies.strict]\nlists = [\"tor\", \"tro\"]\n",
+        &[],
+    );
+    assert!(
+        e.contains("`policies.strict.lists[1]`: 'tro' is not a configured list: add [lists.tro]"),
+        "{e}"
+    );
     // A policy's lists from the environment, as its other keys.
     let e = error(
         "[lists.tor]\ncategory = \"tor\"\n",

@@ -196,5 +196,6 @@ pub fn now_ms() -> u64 {
 fn load_file(path: &std::path::Path) -> Result<Table, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read list file {}: {e}", path.display()))?;
-    table::parse_file(&text).map_err(|e| format!("list file {}: {e}; fix that line", path.display()))
+    table::parse_file(&text)
+        .map_err(|e| format!("list file {}: {e}; fix that line", path.display()))
 }

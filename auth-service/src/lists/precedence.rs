@@ -104,12 +104,18 @@ mod tests {
         let Listed::Decided(d, i) = judge(&strict(), &m) else {
             panic!("a block list decides");
         };
-        assert_eq!((d.verdict, d.reasons.to_text().as_str(), i), (Verdict::Block, "denylist", 2));
+        assert_eq!(
+            (d.verdict, d.reasons.to_text().as_str(), i),
+            (Verdict::Block, "denylist", 2)
+        );
         let m = Matched { block: None, ..m };
         let Listed::Decided(d, i) = judge(&strict(), &m) else {
             panic!("an allow list decides");
         };
-        assert_eq!((d.verdict, d.reasons.to_text().as_str(), i), (Verdict::Allow, "allowlist", 1));
+        assert_eq!(
+            (d.verdict, d.reasons.to_text().as_str(), i),
+            (Verdict::Allow, "allowlist", 1)
+        );
     }
 
     #[test]
@@ -117,7 +123,10 @@ mod tests {
         let Listed::Decided(d, _) = judge(&strict(), &category(&[Category::Tor], 0)) else {
             panic!("tor is blocked on strict");
         };
-        assert_eq!((d.verdict, d.reasons.to_text().as_str()), (Verdict::Block, "tor"));
+        assert_eq!(
+            (d.verdict, d.reasons.to_text().as_str()),
+            (Verdict::Block, "tor")
+        );
     }
 
     #[test]
@@ -126,12 +135,18 @@ mod tests {
         let Listed::Decided(d, _) = judge(&strict(), &m) else {
             panic!("a listed crawler is a verified crawler");
         };
-        assert_eq!((d.verdict, d.reasons.to_text().as_str()), (Verdict::Allow, "crawler"));
+        assert_eq!(
+            (d.verdict, d.reasons.to_text().as_str()),
+            (Verdict::Allow, "crawler")
+        );
         let no_crawlers = Policy {
             allow_crawlers: false,
             ..strict()
         };
-        assert_eq!(judge(&no_crawlers, &m), Listed::Facts(cats(&[Category::Crawler]), 0));
+        assert_eq!(
+            judge(&no_crawlers, &m),
+            Listed::Facts(cats(&[Category::Crawler]), 0)
+        );
     }
 
     #[test]

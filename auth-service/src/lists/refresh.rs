@@ -145,7 +145,9 @@ async fn dump(redis: &RedisTier, key: &str) -> Result<Table, String> {
             .operator_call(cmd, OpTarget::Address(key))
             .await
             .map_err(|e| format!("IPCHECK NETDUMP: {e}"))?;
-        let bad = |what: &str| format!("IPCHECK NETDUMP: unexpected reply ({what}); is the module the one this service was built with?");
+        let bad = |what: &str| {
+            format!("IPCHECK NETDUMP: unexpected reply ({what}); is the module the one this service was built with?")
+        };
         let Value::Array(parts) = reply else {
             // The key went away during the walk: an empty list.
             return Ok(table);

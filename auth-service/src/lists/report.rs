@@ -8,7 +8,9 @@ use super::{ListStore, Source};
 impl ListStore {
     /// Whether every list has a copy (from its file or Redis); `/readyz` says degraded if not.
     pub fn all_loaded(&self) -> bool {
-        self.slots().iter().all(|s| s.state().source != Source::None)
+        self.slots()
+            .iter()
+            .all(|s| s.state().source != Source::None)
     }
 
     /// The `/readyz` line: `lists: tor loaded from redis, 1200 networks, 3s ago; ...`.
@@ -50,7 +52,12 @@ impl ListStore {
         out.push_str("# HELP ipcheck_list_networks Networks in the service's copy of each list.\n");
         out.push_str("# TYPE ipcheck_list_networks gauge\n");
         for s in self.slots() {
-            let _ = writeln!(out, "ipcheck_list_networks{{list=\"{}\"}} {}", s.spec.name, s.table().len());
+            let _ = writeln!(
+                out,
+                "ipcheck_list_networks{{list=\"{}\"}} {}",
+                s.spec.name,
+                s.table().len()
+            );
         }
         out.push_str("# HELP ipcheck_list_loaded_timestamp_seconds When each list's copy was last loaded (0: never).\n");
         out.push_str("# TYPE ipcheck_list_loaded_timestamp_seconds gauge\n");
@@ -60,12 +67,21 @@ impl ListStore {
                 .loaded_at
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0.0, |d| d.as_secs_f64());
-            let _ = writeln!(out, "ipcheck_list_loaded_timestamp_seconds{{list=\"{}\"}} {at:.3}", s.spec.name);
+            let _ = writeln!(
+                out,
+                "ipcheck_list_loaded_timestamp_seconds{{list=\"{}\"}} {at:.3}",
+                s.spec.name
+            );
         }
         out.push_str("# HELP ipcheck_list_decisions_total Decisions a list made before any tier was asked: no Redis read, no provider call.\n");
         out.push_str("# TYPE ipcheck_list_decisions_total counter\n");
         for s in self.slots() {
-            let _ = writeln!(out, "ipcheck_list_decisions_total{{list=\"{}\"}} {}", s.spec.name, s.decisions());
+            let _ = writeln!(
+                out,
+                "ipcheck_list_decisions_total{{list=\"{}\"}} {}",
+                s.spec.name,
+                s.decisions()
+            );
         }
     }
 }

@@ -89,7 +89,10 @@ pub fn parse_file(text: &str) -> Result<Table, String> {
         // DROP-style lines carry more after the network ("1.2.3.0/24 ; SBL123" is handled by
         // the comment split; "1.2.3.0/24 SBL123" by taking the first word).
         let word = line.split_whitespace().next().unwrap_or(line);
-        table.insert(parse_network(word).map_err(|e| format!("line {}: {e}", i + 1))?, None);
+        table.insert(
+            parse_network(word).map_err(|e| format!("line {}: {e}", i + 1))?,
+            None,
+        );
     }
     Ok(table)
 }
