@@ -135,6 +135,21 @@ impl ListStore {
         ListStore { slots }
     }
 
+    /// Takes over the copies `running` read from Redis, for lists of the same name (a reload:
+    /// the Redis key is the same, so that copy is current until this store's first read).
+    pub fn adopt(&self, running: &ListStore) {
+        for slot in &self.slots {
+            let Some(old) = running.slots.iter().find(|o| o.spec.name == slot.spec.name) else {
+                continue;
+            };
+            let state = old.state();
+            if state.source == Source::Redis {
+                slot.table.store(old.table());
+                *slot.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+            }
+        }
+    }
+
     /// Every list.
     pub fn slots(&self) -> &[Slot] {
         &self.slots
@@ -198,4 +213,38 @@ fn load_file(path: &std::path::Path) -> Result<Table, String> {
         .map_err(|e| format!("cannot read list file {}: {e}", path.display()))?;
     table::parse_file(&text)
         .map_err(|e| format!("list file {}: {e}; fix that line", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::lists::ListMeaning;
+    use ipcheck_core::Category;
+
+    fn spec(name: &str) -> ListSpec {
+        ListSpec {
+            name: name.to_owned(),
+            meaning: ListMeaning::Category(Category::Tor),
+            file: None,
+            refresh: std::time::Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn a_reload_starts_from_the_running_redis_copies() {
+        let running = ListStore::new(&[spec("tor"), spec("gone")]);
+        let mut t = Table::default();
+        t.insert("192.0.2.0/24".parse().expect("net"), None);
+        running.slots()[1].install(t, Source::Redis);
+        let next = ListStore::new(&[spec("tor"), spec("tor2")]);
+        next.adopt(&running);
+        assert!(
+            next.slots().iter().all(|s| s.table().is_empty()),
+            "other names"
+        );
+        let next = ListStore::new(&[spec("gone")]);
+        next.adopt(&running);
+        assert_eq!(next.slots()[0].table().len(), 1);
+        assert_eq!(next.slots()[0].state().source, Source::Redis);
+    }
 }
