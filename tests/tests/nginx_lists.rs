@@ -68,6 +68,19 @@ fn listed_tor_exits_are_blocked_on_strict_without_a_provider_call_and_changes_fo
         1.0
     );
     assert!(metric(&text, "ipcheck_list_loaded_timestamp_seconds{list=\"tor\"}") > 0.0);
+    let explained = stack.service.explain(tor, Some("strict"));
+    assert!(
+        explained
+            .body
+            .contains("rule: the list 'tor', before any tier was asked"),
+        "{}",
+        explained.body
+    );
+    assert_eq!(
+        stack.provider.calls_for(tor),
+        0,
+        "explain asked no provider either"
+    );
     // Lenient only challenges tor: the provider is asked, and the list's fact still counts.
     let r = stack.get_as(tor, "/", &[]);
     assert_eq!(r.status, 302, "{r:?}");

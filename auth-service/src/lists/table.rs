@@ -148,6 +148,21 @@ mod tests {
         assert!(t.matches(ip("172.16.5.5"), 0));
     }
 
+    proptest::proptest! {
+        /// Whatever a list file holds, parsing answers (a table or an error naming a line) and
+        /// never panics; whatever parses, matching never panics either.
+        #[test]
+        fn any_file_parses_or_names_a_line(text in "[0-9a-f:./# ;\n]{0,200}", probe: u128) {
+            match parse_file(&text) {
+                Ok(t) => {
+                    let _ = t.matches(IpAddr::V6(probe.into()), 0);
+                    let _ = t.matches(IpAddr::V4((probe as u32).into()), 0);
+                }
+                Err(e) => proptest::prop_assert!(e.starts_with("line "), "{}", e),
+            }
+        }
+    }
+
     #[test]
     fn a_bad_line_is_named() {
         let e = parse_file("10.0.0.0/8\n10.0.0.0/33\n").expect_err("bad prefix");
