@@ -145,36 +145,42 @@ async fn dump(redis: &RedisTier, key: &str) -> Result<Table, String> {
             .operator_call(cmd, OpTarget::Address(key))
             .await
             .map_err(|e| format!("IPCHECK NETDUMP: {e}"))?;
-        let bad = |what: &str| {
-            format!("IPCHECK NETDUMP: unexpected reply ({what}); is the module the one this service was built with?")
-        };
-        let Value::Array(parts) = reply else {
-            // The key went away during the walk: an empty list.
-            return Ok(table);
-        };
-        let [next, Value::Array(items)] = parts.as_slice() else {
-            return Err(bad("not [cursor, items]"));
-        };
-        for item in items {
-            let Value::Array(fields) = item else {
-                return Err(bad("an item is not an array"));
-            };
-            let (Some(net), Some(expires)) = (fields.first(), fields.get(2)) else {
-                return Err(bad("an item has fewer than 3 fields"));
-            };
-            let net = text(net).ok_or_else(|| bad("network is not text"))?;
-            let net = parse_network(&net).map_err(|e| bad(&e))?;
-            let expires = match int(expires) {
-                Some(ms) if ms > 0 => Some(ms as u64),
-                _ => None,
-            };
-            table.insert(net, expires);
-        }
-        cursor = text(next).ok_or_else(|| bad("cursor is not text"))?;
-        if cursor == "0" {
-            return Ok(table);
+        match page(reply, &mut table)? {
+            Some(next) => cursor = next,
+            None => return Ok(table),
         }
     }
+}
+
+/// Adds one `NETDUMP` reply's networks to `table`; the next cursor, or `None` when done (cursor
+/// `0`, or the key went away during the walk: nil).
+fn page(reply: Value, table: &mut Table) -> Result<Option<String>, String> {
+    let bad = |what: &str| {
+        format!("IPCHECK NETDUMP: unexpected reply ({what}); is the module the one this service was built with?")
+    };
+    let Value::Array(parts) = reply else {
+        return Ok(None);
+    };
+    let [next, Value::Array(items)] = parts.as_slice() else {
+        return Err(bad("not [cursor, items]"));
+    };
+    for item in items {
+        let Value::Array(fields) = item else {
+            return Err(bad("an item is not an array"));
+        };
+        let (Some(net), Some(expires)) = (fields.first(), fields.get(2)) else {
+            return Err(bad("an item has fewer than 3 fields"));
+        };
+        let net = text(net).ok_or_else(|| bad("network is not text"))?;
+        let net = parse_network(&net).map_err(|e| bad(&e))?;
+        let expires = match int(expires) {
+            Some(ms) if ms > 0 => Some(ms as u64),
+            _ => None,
+        };
+        table.insert(net, expires);
+    }
+    let cursor = text(next).ok_or_else(|| bad("cursor is not text"))?;
+    Ok((cursor != "0").then_some(cursor))
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -199,5 +205,74 @@ fn numbers(v: &Value) -> Signature {
         Value::Array(items) => items.iter().filter_map(int).collect(),
         Value::Map(pairs) => pairs.iter().filter_map(|(_, v)| int(v)).collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn dump_pages_fill_the_table_until_cursor_zero() {
+        let mut t = Table::default();
+        let first = Value::Array(vec![
+            bulk("10.0.0.0/8"),
+            Value::Array(vec![
+                Value::Array(vec![bulk("10.0.0.0/8"), bulk("tor"), Value::Int(-1)]),
+                Value::Array(vec![bulk("192.0.2.0/24"), bulk(""), Value::Int(1_000)]),
+            ]),
+        ]);
+        assert_eq!(page(first, &mut t), Ok(Some("10.0.0.0/8".to_owned())));
+        let last = Value::Array(vec![
+            bulk("0"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("2001:db8::/32"),
+                bulk(""),
+                Value::Int(-1),
+            ])]),
+        ]);
+        assert_eq!(page(last, &mut t), Ok(None));
+        assert_eq!(t.len(), 3);
+        assert!(t.matches("10.1.1.1".parse().unwrap(), 5_000));
+        assert!(t.matches("192.0.2.1".parse().unwrap(), 999));
+        assert!(!t.matches("192.0.2.1".parse().unwrap(), 1_000), "expired");
+        // The key went away mid-walk: done.
+        assert_eq!(page(Value::Nil, &mut t), Ok(None));
+    }
+
+    #[test]
+    fn a_reply_of_another_shape_is_an_error_naming_it() {
+        let mut t = Table::default();
+        let e = page(Value::Array(vec![bulk("0")]), &mut t).unwrap_err();
+        assert!(e.contains("not [cursor, items]"), "{e}");
+        let e = page(
+            Value::Array(vec![
+                bulk("0"),
+                Value::Array(vec![Value::Array(vec![bulk("x")])]),
+            ]),
+            &mut t,
+        )
+        .unwrap_err();
+        assert!(e.contains("fewer than 3 fields"), "{e}");
+        let bad_net = Value::Array(vec![bulk("nope"), bulk(""), Value::Int(-1)]);
+        let e = page(
+            Value::Array(vec![bulk("0"), Value::Array(vec![bad_net])]),
+            &mut t,
+        )
+        .unwrap_err();
+        assert!(e.contains("'nope' is not a network"), "{e}");
+        assert_eq!(
+            numbers(&Value::Array(vec![
+                bulk("v4"),
+                Value::Int(2),
+                bulk("v6"),
+                Value::Int(0)
+            ])),
+            [2, 0]
+        );
     }
 }
