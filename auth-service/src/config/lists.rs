@@ -49,6 +49,7 @@ pub struct ListSpec {
 pub(super) fn validate(
     raw: BTreeMap<String, RawList>,
     policies: &Policies,
+    with_redis: bool,
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Vec<ListSpec>, ConfigError> {
     let mut specs = Vec::with_capacity(raw.len());
@@ -89,6 +90,12 @@ pub(super) fn validate(
                 ))
             }
         };
+        if l.file.is_none() && !with_redis {
+            return Err(err(
+                &format!("lists.{name}"),
+                "has no file and Redis is not configured, so it would always be empty: set file = \"/path\" or [redis] url".to_owned(),
+            ));
+        }
         // ConfigDuration refuses 0s already.
         let refresh = l.refresh.map_or(DEFAULT_REFRESH, |d| d.0);
         specs.push(ListSpec {

@@ -564,6 +564,7 @@ file = "/tmp/tor.txt"
 [lists.drop]
 verdict = "block"
 refresh = "10s"
+file = "/tmp/drop.txt"
 [policies.strict]
 block = ["tor"]
 lists = ["drop", "tor"]
@@ -583,6 +584,11 @@ lists = ["drop", "tor"]
     let strict = s.policies.get("strict").expect("strict");
     assert_eq!(strict.lists, ["drop", "tor"]);
 
+    let e = error("[lists.x]\ncategory = \"tor\"\n", &[]);
+    assert!(
+        e.contains("`lists.x`: has no file and Redis is not configured"),
+        "{e}"
+    );
     let e = error("[lists.x]\ncategory = \"tor\"\nverdict = \"block\"\n", &[]);
     assert!(e.contains("`lists.x`: set exactly one of category"), "{e}");
     let e = error("[lists.x]\n", &[]);
@@ -605,7 +611,7 @@ lists = ["drop", "tor"]
     let e = error("[lists.\"a b\"]\nverdict = \"block\"\n", &[]);
     assert!(e.contains("a list name is 1 to 64"), "{e}");
     let e = error(
-        "[lists.tor]\ncategory = \"tor\"\n[policies.strict]\nlists = [\"tor\", \"tro\"]\n",
+        "[lists.tor]\ncategory = \"tor\"\nfile = \"/f\"\n[policies.strict]\nlists = [\"tor\", \"tro\"]\n",
         &[],
     );
     assert!(
@@ -614,7 +620,7 @@ lists = ["drop", "tor"]
     );
     // A policy's lists from the environment, as its other keys.
     let e = error(
-        "[lists.tor]\ncategory = \"tor\"\n",
+        "[lists.tor]\ncategory = \"tor\"\nfile = \"/f\"\n",
         &[("IPCHECK_POLICIES_STRICT_LISTS", "tor,nope")],
     );
     assert!(e.contains("'nope' is not a configured list"), "{e}");

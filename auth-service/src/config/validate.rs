@@ -264,7 +264,7 @@ pub(super) fn validate(
     };
 
     let policies = policies(raw.policies, err)?;
-    let lists = super::lists::validate(raw.lists, &policies, err)?;
+    let lists = super::lists::validate(raw.lists, &policies, redis.is_some(), err)?;
     if let Some(spec) = &mut provider {
         require_decisive_fields(spec, &policies, err)?;
         if spec.budget.shared && redis.is_none() {
