@@ -253,6 +253,10 @@ async fn serve(
                 .first_attempt(std::time::Duration::from_secs(1))
                 .await;
         }
+        // So the first requests are matched against the lists in Redis, not only their files.
+        app.lists
+            .first_attempt(std::time::Duration::from_secs(2))
+            .await;
     }
     // From here on the handlers read `current`; the first configuration goes with its last request.
     drop(app);

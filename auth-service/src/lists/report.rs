@@ -13,6 +13,21 @@ impl ListStore {
             .all(|s| s.state().source != Source::None)
     }
 
+    /// Waits, at most `limit`, until every list has a copy or a load error (Redis answered or
+    /// failed once for each list without a file).
+    pub async fn first_attempt(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let pending = || {
+            self.slots().iter().any(|s| {
+                let st = s.state();
+                st.source == Source::None && st.error.is_none()
+            })
+        };
+        while pending() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// The `/readyz` line: `lists: tor loaded from redis, 1200 networks, 3s ago; ...`.
     pub fn line(&self) -> String {
         if self.slots().is_empty() {
