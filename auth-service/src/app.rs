@@ -44,6 +44,8 @@ pub struct App {
     pub calls: Arc<Detached<Resolved>>,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
+    /// The named network lists' local copies (rebuilt with each configuration).
+    pub lists: Arc<crate::lists::ListStore>,
     /// When the refresh-ahead lock is not permitted: one log line per interval.
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
@@ -63,6 +65,8 @@ pub(crate) struct Carried {
     pub metrics: Arc<Metrics>,
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     pub reason_headers: Arc<[HeaderValue]>,
+    /// The running lists, whose Redis copies the next configuration starts from.
+    pub lists: Option<Arc<crate::lists::ListStore>>,
 }
 
 impl App {
@@ -109,13 +113,24 @@ impl App {
                 crate::provider::health::LOG_INTERVAL,
             ))),
             reason_headers,
+            lists: None,
         };
         Ok(App::assemble(settings, key, carried))
     }
 
     /// An `App` over `settings` and state built before (by [`App::new`] or a reload).
     pub(crate) fn assemble(settings: Settings, key: Option<ApiKey>, carried: Carried) -> Self {
+        let lists = Arc::new(crate::lists::ListStore::new(&settings.lists));
+        if let Some(running) = &carried.lists {
+            // No gap on a reload: a list read from Redis matches from that copy until the new
+            // configuration's first read replaces it.
+            lists.adopt(running);
+        }
+        if let (Some(redis), Ok(_)) = (&carried.redis, tokio::runtime::Handle::try_current()) {
+            crate::lists::refresh::spawn(&lists, Arc::clone(redis), carried.coherence.clone());
+        }
         App {
+            lists,
             lifetimes: Lifetimes::new(&settings),
             settings,
             local: carried.local,
@@ -145,6 +160,7 @@ impl App {
             metrics: Arc::clone(&self.metrics),
             refresh_log: Arc::clone(&self.refresh_log),
             reason_headers: Arc::clone(&self.reason_headers),
+            lists: Some(Arc::clone(&self.lists)),
         }
     }
 
@@ -302,6 +318,10 @@ impl Tiers for App {
 
     fn refresh_log(&self) -> &Mutex<ipcheck_core::LogLimiter> {
         &self.refresh_log
+    }
+
+    fn lists(&self) -> &crate::lists::ListStore {
+        &self.lists
     }
 }
 

@@ -79,6 +79,7 @@ fn undecided(decision: Decision) -> Decided {
         tier: Tier::None,
         known: None,
         rule: Rule::OnError,
+        list: None,
     }
 }
 

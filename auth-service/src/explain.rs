@@ -211,7 +211,14 @@ fn rule_line(decided: &Decided) -> String {
     match decided.rule {
         Rule::DenyList => "the policy's deny list".to_owned(),
         Rule::AllowList => "the policy's allow list".to_owned(),
-        Rule::Facts => categories().to_owned(),
+        Rule::List => format!(
+            "the list '{}', before any tier was asked (no Redis read, no provider call)",
+            decided.list.as_deref().unwrap_or("?")
+        ),
+        Rule::Facts => match &decided.list {
+            Some(list) => format!("{} (facts include the list '{list}')", categories()),
+            None => categories().to_owned(),
+        },
         Rule::StaleFacts => format!("{} (stale facts)", categories()),
         Rule::Pin => "an operator's pin in Redis, final for every policy".to_owned(),
         Rule::OnError => "on_error: no facts to go on".to_owned(),

@@ -28,6 +28,7 @@ pub mod explain;
 pub mod feeds;
 pub mod histogram;
 pub mod listen;
+pub mod lists;
 pub mod lookup;
 pub mod metrics;
 pub mod ops;
@@ -259,6 +260,10 @@ async fn serve(
                 .first_attempt(std::time::Duration::from_secs(1))
                 .await;
         }
+        // So the first requests are matched against the lists in Redis, not only their files.
+        app.lists
+            .first_attempt(std::time::Duration::from_secs(2))
+            .await;
     }
     // From here on the handlers read `current`; the first configuration goes with its last request.
     drop(app);

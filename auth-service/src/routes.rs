@@ -136,6 +136,9 @@ async fn readyz(State(current): State<Current>) -> Response {
     if app.metrics.feeds.failing() {
         degraded.push("feeds");
     }
+    if !app.lists.all_loaded() {
+        degraded.push("lists");
+    }
     let mut body = match (ready, degraded.is_empty()) {
         (false, _) => "not ready: redis\n".to_owned(),
         (true, true) => "ready\n".to_owned(),
@@ -148,6 +151,7 @@ async fn readyz(State(current): State<Current>) -> Response {
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
     body.push_str(&app.metrics.feeds.line());
+    body.push_str(&app.lists.line());
     let status = if ready {
         StatusCode::OK
     } else {
@@ -222,6 +226,7 @@ async fn metrics(State(current): State<Current>) -> Response {
                 provider.breaker().render(&mut text);
                 provider.budget().render(&mut text);
             }
+            app.lists.render(&mut text);
             text
         },
     )

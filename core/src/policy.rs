@@ -286,6 +286,9 @@ pub struct Policy {
     pub on_error: FailureMode,
     /// What a Redis failure means for this policy.
     pub on_redis_error: RedisFailureMode,
+    /// The named network lists this policy consults (the service matches them; see its
+    /// `lists` module for their precedence next to this one).
+    pub lists: Vec<String>,
 }
 
 impl Default for Policy {
@@ -299,6 +302,7 @@ impl Default for Policy {
             deny: Vec::new(),
             on_error: FailureMode::Open,
             on_redis_error: RedisFailureMode::Continue,
+            lists: Vec::new(),
         }
     }
 }
@@ -399,6 +403,7 @@ mod tests {
             ],
             on_error: FailureMode::Closed,
             on_redis_error: RedisFailureMode::Closed,
+            lists: Vec::new(),
         }
     }
 

@@ -176,7 +176,7 @@ fn a_flush_clears_every_local_copy() {
 #[test]
 fn without_tracking_permission_the_instance_is_ready_but_degraded() {
     let redis = RedisServer::start();
-    // What the lookups need, and nothing for tracking.
+    // What the lookups (and the shipped config's lists) need, and nothing for tracking.
     redis.acl_user(
         "svc",
         &[
@@ -184,6 +184,8 @@ fn without_tracking_permission_the_instance_is_ready_but_degraded() {
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",
+            "+ipcheck|netinfo",
+            "+ipcheck|netdump",
         ],
     );
     let provider = Provider::start();

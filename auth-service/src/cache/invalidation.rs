@@ -57,6 +57,9 @@ pub enum Invalidation {
     /// A key of the service's own bookkeeping under the prefix (refresh locks, the shared
     /// provider budget's counters) or a network list: no cached answer depends on it.
     Ignore,
+    /// A named network list's key (`<prefix>{lists}:<name>`): no cached answer depends on it,
+    /// but the lists' local copies re-read it ([`Coherence::lists_generation`]).
+    List,
     /// A key that cannot be mapped back to an address: drop everything to be safe.
     ClearAll,
 }
@@ -70,14 +73,14 @@ pub fn classify(key: &[u8], prefix: &str, aggregation: Aggregation) -> Invalidat
     let Some(rest) = key.strip_prefix(prefix.as_bytes()) else {
         return Invalidation::ClearAll;
     };
-    // crate::lookup::refresh::lock_key, crate::budget_shared's keys, and the module's network
-    // lists (`<prefix>{lists}:<name>`, loaded by feeds in thousands of writes): the local tier
-    // caches answers per address, and a list is not one.
-    if rest.starts_with(b"refresh:{")
-        || rest.starts_with(b"{budget}:")
-        || rest.starts_with(b"{lists}:")
-    {
+    // crate::lookup::refresh::lock_key and crate::budget_shared's keys.
+    if rest.starts_with(b"refresh:{") || rest.starts_with(b"{budget}:") {
         return Invalidation::Ignore;
+    }
+    // The module's network lists (crate::lists::refresh::key): the local tier caches answers per
+    // address, and a feed's thousands of NETADDs must not empty every instance's local tier.
+    if rest.starts_with(b"{lists}:") {
+        return Invalidation::List;
     }
     let text = match rest {
         [b'{', inner @ .., b'}'] => inner,
@@ -137,6 +140,8 @@ pub struct Coherence {
     /// Why the link is down, for `/readyz`.
     last_error: Mutex<String>,
     down_log: Mutex<LogLimiter>,
+    /// Bumped for every list key named, and on every clear (changes may have been missed).
+    lists_changed: AtomicU64,
 }
 
 impl Coherence {
@@ -150,7 +155,14 @@ impl Coherence {
             cleared: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
             down_log: Mutex::new(LogLimiter::new(LOG_INTERVAL)),
+            lists_changed: AtomicU64::new(0),
         }
+    }
+
+    /// Changes as seen by the link for list keys: a list whose last load saw another number
+    /// re-reads itself from Redis ([`crate::lists::refresh`]).
+    pub fn lists_generation(&self) -> u64 {
+        self.lists_changed.load(Ordering::Relaxed)
     }
 
     /// The key prefix tracked.
@@ -189,6 +201,9 @@ impl Coherence {
                     }
                 }
                 Invalidation::Ignore => {}
+                Invalidation::List => {
+                    self.lists_changed.fetch_add(1, Ordering::Relaxed);
+                }
                 Invalidation::ClearAll => {
                     tracing::debug!(
                         key = %String::from_utf8_lossy(key),
@@ -220,6 +235,7 @@ impl Coherence {
     fn clear(&self, local: &LocalCache) {
         local.clear();
         self.cleared.fetch_add(1, Ordering::Relaxed);
+        self.lists_changed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The link is subscribed (again): the local tier is cleared, since changes made while it
@@ -330,8 +346,9 @@ mod tests {
         assert_eq!(c(&key), Invalidation::Remove(v6));
         assert_eq!(c("ipcheck:refresh:{192.0.2.1}"), Invalidation::Ignore);
         assert_eq!(c("ipcheck:{budget}:rate:42"), Invalidation::Ignore);
-        assert_eq!(c("ipcheck:{lists}:tor"), Invalidation::Ignore);
-        assert_eq!(c("ipcheck:{lists}:tor.new"), Invalidation::Ignore);
+        // A list's key leaves the local tier alone (a feed writes thousands of networks).
+        assert_eq!(c("ipcheck:{lists}:tor"), Invalidation::List);
+        assert_eq!(c("ipcheck:{lists}:tor.new"), Invalidation::List);
         // Not canonical, not an address, another prefix: clear everything.
         assert_eq!(c("ipcheck:192.000.2.1"), Invalidation::ClearAll);
         assert_eq!(c("ipcheck:junk"), Invalidation::ClearAll);

@@ -71,6 +71,7 @@ pub(super) const POLICY_KEYS: &[(&str, Kind)] = &[
     ("block", Kind::List),
     ("allow", Kind::List),
     ("deny", Kind::List),
+    ("lists", Kind::List),
 ];
 
 /// The environment variable that overrides a dotted key.

@@ -125,6 +125,8 @@ pub struct Settings {
     pub provider: Option<ProviderSpec>,
     /// The named policies.
     pub policies: Policies,
+    /// The named network lists (`[lists.<name>]`), sorted by name.
+    pub lists: Vec<lists::ListSpec>,
     /// What a request naming an unconfigured policy gets.
     pub unknown_policy: UnknownPolicy,
     /// `[feeds.<name>]`: downloads loaded into network lists ([`crate::feeds`]).
@@ -226,6 +228,11 @@ impl Policies {
         })
     }
 
+    /// Every policy with its name, in no order.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &Arc<Policy>)> {
+        self.named.iter().map(|(n, p)| (n.as_str(), p))
+    }
+
     /// The policy names, sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.named.keys().map(String::as_str).collect();
@@ -235,6 +242,7 @@ impl Policies {
 }
 
 mod env;
+pub mod lists;
 mod raw;
 #[cfg(test)]
 mod tests;

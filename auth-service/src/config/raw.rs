@@ -22,6 +22,8 @@ pub(super) struct RawConfig {
     pub(super) provider: Option<RawProvider>,
     #[serde(default)]
     pub(super) policies: BTreeMap<String, RawPolicy>,
+    #[serde(default)]
+    pub(super) lists: BTreeMap<String, super::lists::RawList>,
     pub(super) unknown_policy: Option<String>,
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, crate::feeds::settings::RawFeed>,
@@ -133,4 +135,6 @@ pub(super) struct RawPolicy {
     pub(super) deny: Vec<String>,
     pub(super) on_error: Option<String>,
     pub(super) on_redis_error: Option<String>,
+    #[serde(default)]
+    pub(super) lists: Vec<String>,
 }

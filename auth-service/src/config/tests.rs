@@ -585,3 +585,74 @@ fn the_key_may_come_from_a_file_instead_of_a_variable() {
     let e = error(&format!("{base}api_key_file = \"relative/key\"\n"), &[]);
     assert!(e.contains("must be an absolute path"), "{e}");
 }
+
+#[test]
+fn lists_are_validated_and_policies_name_them() {
+    let s = ok(r#"
+[lists.tor]
+category = "tor"
+file = "/tmp/tor.txt"
+[lists.drop]
+verdict = "block"
+refresh = "10s"
+file = "/tmp/drop.txt"
+[policies.strict]
+block = ["tor"]
+lists = ["drop", "tor"]
+"#);
+    let names: Vec<&str> = s.lists.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["drop", "tor"]);
+    assert_eq!(
+        s.lists[0].meaning,
+        lists::ListMeaning::Verdict(ipcheck_core::Verdict::Block)
+    );
+    assert_eq!(s.lists[0].refresh, Duration::from_secs(10));
+    assert_eq!(
+        s.lists[1].meaning,
+        lists::ListMeaning::Category(Category::Tor)
+    );
+    assert_eq!(s.lists[1].refresh, lists::DEFAULT_REFRESH);
+    let strict = s.policies.get("strict").expect("strict");
+    assert_eq!(strict.lists, ["drop", "tor"]);
+
+    let e = error("[lists.x]\ncategory = \"tor\"\n", &[]);
+    assert!(
+        e.contains("`lists.x`: has no file and Redis is not configured"),
+        "{e}"
+    );
+    let e = error("[lists.x]\ncategory = \"tor\"\nverdict = \"block\"\n", &[]);
+    assert!(e.contains("`lists.x`: set exactly one of category"), "{e}");
+    let e = error("[lists.x]\n", &[]);
+    assert!(e.contains("`lists.x`: set exactly one of category"), "{e}");
+    let e = error("[lists.x]\ncategory = \"bots\"\n", &[]);
+    assert!(
+        e.contains("`lists.x.category`: 'bots': expected one of vpn"),
+        "{e}"
+    );
+    let e = error("[lists.x]\nverdict = \"deny\"\n", &[]);
+    assert!(
+        e.contains("`lists.x.verdict`: 'deny': expected block or allow"),
+        "{e}"
+    );
+    let e = error("[lists.x]\nverdict = \"block\"\nrefresh = \"0s\"\n", &[]);
+    assert!(
+        e.contains("`lists.x.refresh`: duration '0s' must be greater than zero"),
+        "{e}"
+    );
+    let e = error("[lists.\"a b\"]\nverdict = \"block\"\n", &[]);
+    assert!(e.contains("must be 1 to 64 of a-z"), "{e}");
+    let e = error(
+        "[lists.tor]\ncategory = \"tor\"\nfile = \"/f\"\n[policies.strict]\nlists = [\"tor\", \"tro\"]\n",
+        &[],
+    );
+    assert!(
+        e.contains("`policies.strict.lists[1]`: 'tro' is not a configured list: add [lists.tro]"),
+        "{e}"
+    );
+    // A policy's lists from the environment, as its other keys.
+    let e = error(
+        "[lists.tor]\ncategory = \"tor\"\nfile = \"/f\"\n",
+        &[("IPCHECK_POLICIES_STRICT_LISTS", "tor,nope")],
+    );
+    assert!(e.contains("'nope' is not a configured list"), "{e}");
+}

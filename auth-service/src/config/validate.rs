@@ -264,6 +264,7 @@ pub(super) fn validate(
     };
 
     let policies = policies(raw.policies, err)?;
+    let lists = super::lists::validate(raw.lists, &policies, redis.is_some(), err)?;
     if let Some(spec) = &mut provider {
         require_decisive_fields(spec, &policies, err)?;
         if spec.budget.shared && redis.is_none() {
@@ -309,6 +310,7 @@ pub(super) fn validate(
         redis,
         provider,
         policies,
+        lists,
         unknown_policy,
         warnings,
     })
@@ -544,6 +546,7 @@ pub(super) fn policies(
             deny: parse_cidrs(&key("deny"), &p.deny, err)?,
             on_error,
             on_redis_error,
+            lists: p.lists,
         };
         named.insert(name, Arc::new(policy));
     }

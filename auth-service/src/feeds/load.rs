@@ -30,7 +30,7 @@ pub struct ListKeys {
 impl ListKeys {
     /// The keys of `list` under the module's key prefix.
     pub fn new(prefix: &str, list: &str) -> Self {
-        let live = format!("{prefix}{{lists}}:{list}");
+        let live = crate::lists::name::key(prefix, list);
         ListKeys {
             staging: format!("{live}.new"),
             lock: format!("{live}.lock"),

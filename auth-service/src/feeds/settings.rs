@@ -60,23 +60,6 @@ pub struct FeedSettings {
     pub max_bytes: u64,
 }
 
-/// A list name: what follows `{lists}:` in the key, so no hash tag, space or `.new`/`.lock` tail
-/// that would collide with the feed's own staging and lock keys.
-pub fn check_list_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "list name '{name}' must be 1 to 64 of a-z, A-Z, 0-9, _ and -"
-        ))
-    }
-}
-
 /// Validates every feed; `err(key, message)` names the key (`feeds.tor.url`).
 pub(crate) fn validate<E>(
     raw: BTreeMap<String, RawFeed>,
@@ -86,7 +69,7 @@ pub(crate) fn validate<E>(
     let mut lists: BTreeMap<String, String> = BTreeMap::new();
     for (name, r) in raw {
         let key = |k: &str| format!("feeds.{name}.{k}");
-        check_list_name(&name).map_err(|e| err(&format!("feeds.{name}"), e))?;
+        crate::lists::name::check(&name).map_err(|e| err(&format!("feeds.{name}"), e))?;
         let url = r
             .url
             .ok_or_else(|| err(&key("url"), "missing: the feed's http(s) URL".into()))?;
@@ -106,7 +89,7 @@ pub(crate) fn validate<E>(
         })?)
         .map_err(|e| err(&key("format"), e))?;
         let list = r.list.unwrap_or_else(|| name.clone());
-        check_list_name(&list).map_err(|e| err(&key("list"), e))?;
+        crate::lists::name::check(&list).map_err(|e| err(&key("list"), e))?;
         if let Some(other) = lists.insert(list.clone(), name.clone()) {
             return Err(err(
                 &key("list"),

@@ -20,7 +20,9 @@ mod tests;
 
 use std::sync::Arc;
 
-use ipcheck_core::{Decision, Policy};
+use ipcheck_core::{Categories, Decision, Policy};
+
+use crate::lists::Listed;
 
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
@@ -51,6 +53,8 @@ pub struct Decided {
     pub known: Option<Known>,
     /// The rule that decided.
     pub rule: Rule,
+    /// The named list that decided (`Rule::List`) or added categories to the facts.
+    pub list: Option<Arc<str>>,
 }
 
 /// What `policy` decides for `client`, the tiers asked in order.
@@ -67,6 +71,18 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
             tier: Tier::None,
             known: None,
             rule,
+            list: None,
+        };
+    }
+    let listed = tiers.lists().judge(policy, client.ip);
+    if let Listed::Decided(decision, i) = listed {
+        return Decided {
+            decision,
+            pin_reasons: None,
+            tier: Tier::None,
+            known: None,
+            rule: Rule::List,
+            list: Some(Arc::from(tiers.lists().name(i))),
         };
     }
     let resolved = match tiers.local().get(&client.key, tiers.now()) {
@@ -91,13 +107,21 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
                 })
         }
     };
-    let (decision, pin_reasons, rule) = rule::rule(policy, resolved.known.clone());
+    let (known, list) = match listed {
+        Listed::Facts(listed, i) => (
+            with_listed(resolved.known, listed),
+            Some(Arc::from(tiers.lists().name(i))),
+        ),
+        _ => (resolved.known, None),
+    };
+    let (decision, pin_reasons, rule) = rule::rule(policy, known.clone());
     Decided {
         decision,
         pin_reasons,
         tier: resolved.tier,
-        known: Some(resolved.known),
+        known: Some(known),
         rule,
+        list,
     }
 }
 
@@ -179,6 +203,19 @@ pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
             known: without_redis(Unpinned::ProviderError, redis_failed),
             tier: Tier::None,
         })
+}
+
+/// What the tiers found with the categories of the policy's lists added to their facts (a pin
+/// stays final; with no facts at all the failure modes decide, as without lists).
+fn with_listed(known: Known, listed: Categories) -> Known {
+    match known {
+        Known::Facts(f) => Known::Facts(f.union(listed)),
+        Known::Stale(f) => Known::Stale(f.union(listed)),
+        Known::WithoutRedis(Unpinned::Facts(f)) => {
+            Known::WithoutRedis(Unpinned::Facts(f.union(listed)))
+        }
+        other => other,
+    }
 }
 
 /// What the tiers found, marked as found without Redis when Redis could not be asked.

@@ -8,6 +8,8 @@ pub enum Rule {
     DenyList,
     /// The policy's allow list.
     AllowList,
+    /// A named list the policy consults, before any tier (see [`crate::lists::precedence`]).
+    List,
     /// The policy's categories, applied to the facts.
     Facts,
     /// The policy's categories, applied to stale facts (the provider gave no answer).

@@ -219,6 +219,7 @@ struct World {
     flights: Coalescer<Resolved>,
     calls: Detached<Resolved>,
     refresh_log: Mutex<LogLimiter>,
+    lists: crate::lists::ListStore,
 }
 
 impl Tiers for World {
@@ -254,6 +255,9 @@ impl Tiers for World {
     }
     fn refresh_log(&self) -> &Mutex<LogLimiter> {
         &self.refresh_log
+    }
+    fn lists(&self) -> &crate::lists::ListStore {
+        &self.lists
     }
 }
 
@@ -302,6 +306,7 @@ fn world() -> Arc<World> {
         flights: Coalescer::default(),
         calls: Detached::default(),
         refresh_log: Mutex::new(LogLimiter::new(s(10))),
+        lists: lists_holding(KEY),
         clock,
     })
 }
@@ -568,4 +573,108 @@ async fn an_answer_older_than_an_invalidation_is_not_kept_locally() {
         (d.tier, d.pin_reasons.as_deref()),
         (Tier::Redis, Some("my-list"))
     );
+}
+
+/// Lists `tor` (category tor), `bots` (crawler), `dc` (hosting) and `bad` (verdict block), each
+/// holding `ip`'s /24; only policies that name them consult them.
+fn lists_holding(ip: &str) -> crate::lists::ListStore {
+    use crate::config::lists::{ListMeaning, ListSpec};
+    let spec = |name: &str, meaning| ListSpec {
+        name: name.to_owned(),
+        meaning,
+        file: None,
+        refresh: s(2),
+    };
+    let store = crate::lists::ListStore::new(&[
+        spec("bad", ListMeaning::Verdict(Verdict::Block)),
+        spec("bots", ListMeaning::Category(Category::Crawler)),
+        spec("dc", ListMeaning::Category(Category::Hosting)),
+        spec("tor", ListMeaning::Category(Category::Tor)),
+    ]);
+    let net: ipnet::IpNet = format!("{ip}/24").parse().unwrap();
+    for slot in store.slots() {
+        let mut t = crate::lists::table::Table::default();
+        t.insert(net, None);
+        slot.install(t, crate::lists::Source::File);
+    }
+    store
+}
+
+fn naming(policy: Policy, lists: &[&str]) -> Policy {
+    Policy {
+        lists: lists.iter().map(|l| (*l).to_owned()).collect(),
+        ..policy
+    }
+}
+
+#[tokio::test]
+async fn a_list_that_settles_the_verdict_means_no_redis_read_and_no_provider_call() {
+    let w = world();
+    w.provider().answers(Answer::Facts(Categories::EMPTY));
+    let d = decide(&w, &naming(strict(), &["tor"]), client()).await;
+    assert_eq!(
+        (d.decision.verdict, d.decision.reasons.to_text(), d.rule),
+        (Verdict::Block, "tor".to_owned(), Rule::List)
+    );
+    assert_eq!(d.list.as_deref(), Some("tor"));
+    let d = decide(&w, &naming(strict(), &["bots"]), client()).await;
+    assert_eq!(
+        (d.decision.verdict, d.decision.reasons.to_text()),
+        (Verdict::Allow, "crawler".to_owned())
+    );
+    let d = decide(&w, &naming(lenient(), &["bots", "bad"]), client()).await;
+    assert_eq!(
+        (d.decision.verdict, d.decision.reasons.to_text()),
+        (Verdict::Block, "denylist".to_owned()),
+        "a block list comes before categories"
+    );
+    assert_eq!(w.provider().calls.get(), 0);
+    assert!(w.redis().holds(KEY).is_none());
+    assert_eq!(w.lists.slots()[3].decisions(), 1, "tor decided once");
+}
+
+#[tokio::test]
+async fn a_category_the_policy_only_challenges_is_added_to_the_providers_facts() {
+    let w = world();
+    let challenge_dc = Policy {
+        challenge: Categories::EMPTY.with(Category::Hosting),
+        ..lenient()
+    };
+    // The provider says tor (blocked): a listed hosting network does not stop it from being asked.
+    let d = decide(&w, &naming(challenge_dc.clone(), &["dc"]), client()).await;
+    assert_eq!(
+        (d.decision.verdict, d.decision.reasons.to_text()),
+        (Verdict::Block, "tor".to_owned())
+    );
+    assert_eq!(w.provider().calls.get(), 1);
+    // A clean provider answer: the list's category decides, from the facts.
+    let other = Client {
+        ip: "198.51.100.9".parse().unwrap(),
+        key: normalize("198.51.100.9", Aggregation::default()).unwrap(),
+    };
+    let w = Arc::new(World {
+        lists: lists_holding("198.51.100.9"),
+        ..Arc::into_inner(world()).unwrap()
+    });
+    w.provider().answers(Answer::Facts(Categories::EMPTY));
+    let d = decide(&w, &naming(challenge_dc, &["dc"]), other).await;
+    assert_eq!(
+        (d.decision.verdict, d.decision.reasons.to_text(), d.rule),
+        (Verdict::Challenge, "hosting".to_owned(), Rule::Facts)
+    );
+    assert_eq!(d.list.as_deref(), Some("dc"));
+    assert_eq!(w.provider().calls.get(), 1);
+}
+
+#[tokio::test]
+async fn an_address_on_no_list_goes_through_the_tiers_as_before() {
+    let w = world();
+    let other = Client {
+        ip: "203.0.113.1".parse().unwrap(),
+        key: normalize("203.0.113.1", Aggregation::default()).unwrap(),
+    };
+    let d = decide(&w, &naming(strict(), &["tor", "bots", "bad"]), other).await;
+    assert_eq!((d.decision.verdict, d.rule), (Verdict::Block, Rule::Facts));
+    assert_eq!(d.list, None);
+    assert_eq!(w.provider().calls.get(), 1);
 }

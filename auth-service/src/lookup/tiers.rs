@@ -86,4 +86,6 @@ pub trait Tiers: Send + Sync + 'static {
     fn calls(&self) -> &Detached<Resolved>;
     /// One line per interval when the refresh lock is not permitted.
     fn refresh_log(&self) -> &Mutex<LogLimiter>;
+    /// The named network lists' local copies.
+    fn lists(&self) -> &crate::lists::ListStore;
 }

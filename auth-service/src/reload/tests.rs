@@ -48,6 +48,11 @@ fn policy_and_list_changes_apply_without_a_restart() {
     assert_eq!(summary(&old, &named, false), "policies");
     let unknown = settings(&format!("unknown_policy = \"open\"\n{BASE}"));
     assert_eq!(summary(&old, &unknown, false), "unknown_policy");
+    let listed = settings(&format!(
+        "{BASE}\n[lists.tor]\ncategory = \"tor\"\nfile = \"/f\"\n"
+    ));
+    assert!(restart_only(&old, &listed).is_empty());
+    assert_eq!(summary(&old, &listed, false), "lists");
 }
 
 #[test]
