@@ -39,7 +39,11 @@ fn a_newer_writers_reason_bit_is_read_by_the_module_and_the_service() {
         .expect("IPCHECK GET accepts the value")
         .expect("a hit");
     assert_eq!(
-        (hit.verdict.as_str(), hit.reason.as_str(), hit.source.as_str()),
+        (
+            hit.verdict.as_str(),
+            hit.reason.as_str(),
+            hit.source.as_str()
+        ),
         ("block", "tor,unknown-20", "api")
     );
 
@@ -55,7 +59,14 @@ fn a_newer_writers_reason_bit_is_read_by_the_module_and_the_service() {
     // Writing back what GET returned stores the very same value: the newer bit survives.
     ipcheck::set(
         &mut con,
-        &["192.0.2.7", "block", "EX", "3600", "REASON", "tor,unknown-20"],
+        &[
+            "192.0.2.7",
+            "block",
+            "EX",
+            "3600",
+            "REASON",
+            "tor,unknown-20",
+        ],
     )
     .expect("IPCHECK SET accepts unknown-<bit>");
     let raw: String = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
