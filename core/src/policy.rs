@@ -57,6 +57,9 @@ impl fmt::Display for Category {
 #[error("unknown category '{0}': expected one of {list}", list = vocabulary::blockable_list())]
 pub struct CategoryError(pub String);
 
+// Both sets hold every reason bit the stored encoding reserves, so no row can wrap into another.
+const _: () = assert!(u32::BITS >= vocabulary::REASON_BITS);
+
 /// A set of [`Category`] values; the bits are the vocabulary's reason bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Categories(u32);
@@ -527,6 +530,32 @@ mod tests {
     }
 
     #[test]
+    fn every_bit_is_its_own_token() {
+        // The bug this table fixes: a row past bit 7 must not wrap onto another token.
+        for (bit, token) in crate::KNOWN_REASONS.iter().enumerate() {
+            let set = ReasonSet::from_bits(1 << bit);
+            assert_eq!(set.to_text(), *token);
+            assert_eq!(set.single(), Some(*token));
+            assert_eq!(
+                ReasonSet::from_reasons(&Reasons::parse(token).unwrap()),
+                set
+            );
+        }
+        for c in Category::ALL {
+            let set = Categories::EMPTY.with(c);
+            assert_eq!(set.iter().collect::<Vec<_>>(), [c]);
+            assert_eq!(set.to_reasons().as_str(), c.as_str());
+        }
+        let all = ReasonSet::from_bits(u32::MAX);
+        assert_eq!(all.to_text(), crate::KNOWN_REASONS.join(","));
+        assert_eq!(all.len(), crate::KNOWN_REASONS.len());
+        assert_eq!(all.single(), None);
+        // unknown-<bit> is kept in storage, never a reason this version acts on.
+        let stored = Reasons::parse("tor,unknown-20").unwrap();
+        assert_eq!(ReasonSet::from_reasons(&stored).to_text(), "tor");
+    }
+
+    #[test]
     fn policy_lists_refuse_unknown_and_crawler() {
         assert_eq!(
             Categories::parse_policy_list(&["vpn", "relay"]).unwrap(),
@@ -537,5 +566,9 @@ mod tests {
             Err(CategoryError("crawler".into()))
         );
         assert!(Categories::parse_policy_list(&["VPN"]).is_err());
+        assert_eq!(
+            CategoryError("spam".into()).to_string(),
+            "unknown category 'spam': expected one of vpn, proxy, tor, hosting, relay"
+        );
     }
 }
