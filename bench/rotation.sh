@@ -124,7 +124,7 @@ attack() {
     series_before 'ipcheck_cache_total{tier="local"' 'ipcheck_cache_total{tier="redis"' \
         'ipcheck_provider_requests_total' 'ipcheck_provider_budget_denied_total' \
         'ipcheck_cache_total{tier="provider"' 'ipcheck_cache_total{tier="stale"' \
-        'ipcheck_cache_total{tier="none"' 'ipcheck_decisions_total{verdict="allow",reason="provider-error"'
+        'ipcheck_cache_total{tier="none"' 'ipcheck_decision_reasons_total{verdict="allow",reason="provider-error"'
     local calls0 t0 t1 calls elapsed allowed
     calls0=$(provider_calls)
     t0=$(now)
@@ -135,7 +135,7 @@ attack() {
     allowed=$(awk -v r="$RATE" -v e="$elapsed" -v b="$BURST" 'BEGIN { printf "%.0f", r * e + b }')
     log "($name) provider calls at the stand-in: $calls in $elapsed s ($(ratio "$calls" "$elapsed")/s; the budget allows $allowed);" \
         "the service counted $(delta 'ipcheck_provider_requests_total') calls, $(delta 'ipcheck_provider_budget_denied_total') denied by the budget"
-    log "($name) answers: local $(delta 'ipcheck_cache_total{tier="local"'), redis $(delta 'ipcheck_cache_total{tier="redis"'), provider $(delta 'ipcheck_cache_total{tier="provider"'), stale $(delta 'ipcheck_cache_total{tier="stale"'), none $(delta 'ipcheck_cache_total{tier="none"') (allowed by on_error, provider-error: $(delta 'ipcheck_decisions_total{verdict="allow",reason="provider-error"'))"
+    log "($name) answers: local $(delta 'ipcheck_cache_total{tier="local"'), redis $(delta 'ipcheck_cache_total{tier="redis"'), provider $(delta 'ipcheck_cache_total{tier="provider"'), stale $(delta 'ipcheck_cache_total{tier="stale"'), none $(delta 'ipcheck_cache_total{tier="none"') (allowed by on_error, provider-error: $(delta 'ipcheck_decision_reasons_total{verdict="allow",reason="provider-error"'))"
     add "$name-calls" "$calls"
     add "$name-elapsed" "$elapsed"
     add "$name-allowed" "$allowed"

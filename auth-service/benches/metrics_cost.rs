@@ -32,7 +32,7 @@ struct ReasonLabel(u8);
 impl EncodeLabelValue for ReasonLabel {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;
-        encoder.write_str(&ReasonSet::from_bits(self.0 as usize).to_text())
+        encoder.write_str(&ReasonSet::from_bits(u32::from(self.0)).to_text())
     }
 }
 
@@ -99,7 +99,7 @@ fn ours(m: &Ours, iters: u64, offset: usize) {
         let tier = if allow { Tier::Local } else { Tier::Redis };
         m.metrics.decision(
             black_box(verdict),
-            black_box(ReasonSet::from_bits(reason as usize)),
+            black_box(ReasonSet::from_bits(reason as u32)),
             black_box(tier),
         );
         m.latency.observe(black_box(elapsed));

@@ -50,7 +50,6 @@ pub struct App {
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
     pub(crate) key: Option<ApiKey>,
-    reason_headers: Arc<[HeaderValue]>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -64,7 +63,6 @@ pub(crate) struct Carried {
     pub calls: Arc<Detached<Resolved>>,
     pub metrics: Arc<Metrics>,
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
-    pub reason_headers: Arc<[HeaderValue]>,
     /// The running lists, whose Redis copies the next configuration starts from.
     pub lists: Option<Arc<crate::lists::ListStore>>,
 }
@@ -89,14 +87,6 @@ impl App {
             .clone()
             .map(|spec| Provider::new(spec, key.clone()))
             .transpose()?;
-        // Every possible reason list, built once, so a decision never formats or allocates one.
-        let reason_headers = (0..ReasonSet::COUNT)
-            .map(|bits| {
-                let text: &'static str =
-                    Box::leak(ReasonSet::from_bits(bits).to_text().into_boxed_str());
-                HeaderValue::from_static(text)
-            })
-            .collect();
         let metrics = Metrics::default();
         if provider.is_some() {
             metrics.provider_configured();
@@ -112,7 +102,6 @@ impl App {
             refresh_log: Arc::new(Mutex::new(ipcheck_core::LogLimiter::new(
                 crate::provider::health::LOG_INTERVAL,
             ))),
-            reason_headers,
             lists: None,
         };
         Ok(App::assemble(settings, key, carried))
@@ -142,7 +131,6 @@ impl App {
             metrics: carried.metrics,
             refresh_log: carried.refresh_log,
             key,
-            reason_headers: carried.reason_headers,
             unknown_policies: Mutex::new(BTreeMap::new()),
         }
     }
@@ -159,14 +147,13 @@ impl App {
             calls: Arc::clone(&self.calls),
             metrics: Arc::clone(&self.metrics),
             refresh_log: Arc::clone(&self.refresh_log),
-            reason_headers: Arc::clone(&self.reason_headers),
             lists: Some(Arc::clone(&self.lists)),
         }
     }
 
     /// The `X-IPCheck-Reason` value for a reason set.
     pub fn reason_header(&self, reasons: ReasonSet) -> HeaderValue {
-        self.reason_headers[reasons.bits()].clone()
+        crate::reason_header::reason_header(reasons)
     }
 
     /// Counts a request for an unconfigured policy and logs an error once per name.

@@ -48,18 +48,9 @@ impl Tier {
     }
 }
 
-const VERDICTS: [Verdict; 3] = [Verdict::Allow, Verdict::Block, Verdict::Challenge];
 const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-fn verdict_index(v: Verdict) -> usize {
-    match v {
-        Verdict::Allow => 0,
-        Verdict::Block => 1,
-        Verdict::Challenge => 2,
-    }
-}
 
 fn counters(n: usize) -> Box<[AtomicU64]> {
     (0..n).map(|_| AtomicU64::new(0)).collect()
@@ -67,7 +58,7 @@ fn counters(n: usize) -> Box<[AtomicU64]> {
 
 /// Every metric the service exports.
 pub struct Metrics {
-    decisions: Box<[AtomicU64]>,
+    decisions: crate::decision_counts::DecisionCounts,
     tiers: Box<[AtomicU64]>,
     redis_lookups: Box<[AtomicU64]>,
     provider_requests: AtomicU64,
@@ -104,7 +95,7 @@ pub enum RedisLookup {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            decisions: counters(VERDICTS.len() * ReasonSet::COUNT),
+            decisions: Default::default(),
             tiers: counters(Tier::ALL.len()),
             redis_lookups: counters(3),
             provider_requests: AtomicU64::new(0),
@@ -129,7 +120,7 @@ fn inc(c: &AtomicU64) {
 impl Metrics {
     /// One decision sent to nginx.
     pub fn decision(&self, verdict: Verdict, reasons: ReasonSet, tier: Tier) {
-        inc(&self.decisions[verdict_index(verdict) * ReasonSet::COUNT + reasons.bits()]);
+        self.decisions.count(verdict, reasons);
         inc(&self.tiers[tier as usize]);
     }
 
@@ -181,20 +172,7 @@ impl Metrics {
     pub fn render(&self, local_entries: usize) -> String {
         let mut out = String::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        out.push_str("# HELP ipcheck_decisions_total Decisions sent, by verdict and reason.\n");
-        out.push_str("# TYPE ipcheck_decisions_total counter\n");
-        for (vi, verdict) in VERDICTS.iter().enumerate() {
-            for bits in 0..ReasonSet::COUNT {
-                let n = get(&self.decisions[vi * ReasonSet::COUNT + bits]);
-                if n > 0 {
-                    let reason = ReasonSet::from_bits(bits).to_text();
-                    let _ = writeln!(
-                        out,
-                        "ipcheck_decisions_total{{verdict=\"{verdict}\",reason=\"{reason}\"}} {n}"
-                    );
-                }
-            }
-        }
+        self.decisions.render(&mut out);
         out.push_str(
             "# HELP ipcheck_cache_total Decisions by the tier that answered (X-IPCheck-Cache).\n",
         );
@@ -310,8 +288,9 @@ mod tests {
         m.decision(Verdict::Allow, ReasonSet::NONE, Tier::Provider);
         m.provider_call(Duration::from_millis(30), Some(ProviderError::RateLimited));
         let text = m.render(3);
-        assert!(text.contains("ipcheck_decisions_total{verdict=\"block\",reason=\"vpn,tor\"} 1"));
-        assert!(text.contains("ipcheck_decisions_total{verdict=\"allow\",reason=\"\"} 1"));
+        assert!(text.contains("ipcheck_decisions_total{verdict=\"block\"} 1"));
+        assert!(text.contains("ipcheck_decision_reasons_total{verdict=\"block\",reason=\"tor\"} 1"));
+        assert!(text.contains("ipcheck_decisions_total{verdict=\"allow\"} 1"));
         assert!(text.contains("ipcheck_cache_total{tier=\"local\"} 1"));
         assert!(text.contains("ipcheck_provider_errors_total{kind=\"rate_limited\"} 1"));
         assert!(text.contains("ipcheck_provider_duration_seconds_bucket{le=\"0.025\"} 0"));

@@ -5,7 +5,8 @@
 //!
 //! - **Compact** (nearly every entry): the decimal integer
 //!   `verdict | source << 2 | reasons << 6`, where `verdict` is 0 allow, 1 block, 2 challenge;
-//!   `source` is the index in [`KNOWN_SOURCES`]; `reasons` is a bit set over [`KNOWN_REASONS`].
+//!   `source` is the index in [`KNOWN_SOURCES`]; `reasons` is a bit set over
+//!   [`crate::vocabulary::KNOWN_REASONS`].
 //!   Used when the source is known and the reasons are known tokens, each once, in vocabulary
 //!   order, so decoding gives back the exact text that was stored. Redis keeps short integer
 //!   strings in its integer encoding, so such a value costs no more than a 6-byte string.
@@ -14,6 +15,9 @@
 //!   stay reserved for 32 reason tokens, and the window (at most [`MAX_STALE`], 25 bits) ends
 //!   below bit 63, so the value is still one integer Redis keeps in a single small allocation.
 //!   An entry without one (everything written before stale windows existed) is unchanged.
+//!   A reason bit the vocabulary does not know (a newer writer's) is accepted and decodes to the
+//!   token `unknown-<bit>`, which encodes back to the same bit: a rewrite keeps it, policies
+//!   ignore it (see [`crate::vocabulary`]).
 //! - **Text** (anything else): `<v>:<source>:<reasons>` with `v` one of `a`, `b`, `c`, e.g.
 //!   `b:my-feed:spam,vpn`, followed by `:<stale seconds>` when there is a stale window, e.g.
 //!   `b:my-feed:spam:604800`. Tokens never contain `:`, so the split is unambiguous, and a text
@@ -24,15 +28,12 @@
 
 use thiserror::Error;
 
-use crate::verdict::{
-    check_reasons, check_source, Entry, Reasons, Source, Verdict, KNOWN_REASONS, KNOWN_SOURCES,
-};
+use crate::verdict::{check_reasons, check_source, Entry, Reasons, Source, Verdict, KNOWN_SOURCES};
+use crate::vocabulary::{self, MAX_KNOWN_TEXT, REASON_BITS};
 
 const SOURCE_SHIFT: u32 = 2;
 const SOURCE_BITS: u64 = 0b1111;
 const REASON_SHIFT: u32 = 6;
-/// Reason bits reserved in the compact form (the vocabulary may grow to this many tokens).
-const REASON_BITS: u32 = 32;
 const STALE_SHIFT: u32 = REASON_SHIFT + REASON_BITS;
 
 /// Longest stale window, in seconds (one year, as `EX`); fits the 25 bits the compact form has.
@@ -56,16 +57,17 @@ fn compact(entry: &Entry, stale_secs: u32) -> Option<u64> {
         .iter()
         .position(|s| *s == entry.source.as_str())? as u64;
     let mut mask = 0u64;
-    let mut last: Option<usize> = None;
+    let mut last: Option<u32> = None;
     for token in entry.reasons.iter() {
-        let pos = KNOWN_REASONS.iter().position(|r| *r == token)?;
+        // A known token, or `unknown-<bit>` (a newer writer's bit, kept as it came).
+        let pos = vocabulary::reason_bit(token)?;
         // Strictly increasing positions: in vocabulary order and no duplicates, so the
         // bit set decodes back to the very same text.
         if last.is_some_and(|l| pos <= l) {
             return None;
         }
         last = Some(pos);
-        mask |= 1 << pos;
+        mask |= 1u64 << pos;
     }
     Some(
         verdict_code(entry.verdict)
@@ -142,19 +144,26 @@ impl EntryView<'_> {
     fn to_entry(self) -> Result<Entry, DecodeError> {
         Ok(Entry {
             verdict: self.verdict,
-            reasons: Reasons::parse(self.reasons).map_err(|_| DecodeError("bad reason list"))?,
+            // A compact value with bits this version does not know spells them `unknown-<bit>`,
+            // which may run past MAX_REASONS_LEN: accept it (the tokens were checked as the
+            // value was decoded) rather than refuse a newer writer's entry.
+            reasons: Reasons::parse_stored(self.reasons)
+                .map_err(|_| DecodeError("bad reason list"))?,
             source: Source::parse(self.source).map_err(|_| DecodeError("bad source token"))?,
         })
     }
 }
 
-/// Room for the reason list of a compact value (every known reason fits with space to spare).
-pub struct ViewScratch([u8; 128]);
+/// Room for the reason list of a compact value: every known token, and `unknown-<bit>` for each
+/// reserved bit the vocabulary does not know.
+pub struct ViewScratch([u8; SCRATCH_LEN]);
+
+const SCRATCH_LEN: usize = MAX_KNOWN_TEXT + "unknown-nn,".len() * REASON_BITS as usize;
 
 impl ViewScratch {
     /// An empty scratch buffer.
     pub fn new() -> Self {
-        ViewScratch([0; 128])
+        ViewScratch([0; SCRATCH_LEN])
     }
 }
 
@@ -175,7 +184,7 @@ pub fn decode_entry_view<'a>(
         let (verdict, source_idx, mask, stale_secs) = compact_parts(text)?;
         EntryView {
             verdict,
-            reasons: join_known_reasons(mask, &mut scratch.0),
+            reasons: join_reasons(mask, &mut scratch.0),
             source: KNOWN_SOURCES[source_idx],
             stale_secs,
         }
@@ -194,20 +203,20 @@ fn is_compact_shape(text: &str) -> bool {
     !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Writes the known reasons in `mask` comma-separated into `out` (a mask from [`compact_parts`]
-/// only has bits for known reasons, and all of them together fit in `out`).
-fn join_known_reasons(mask: u64, out: &mut [u8; 128]) -> &str {
+/// Writes the reasons in `mask` comma-separated into `out`, in bit order; a bit the vocabulary
+/// does not know is written `unknown-<bit>` (a mask from [`compact_parts`] has at most
+/// [`REASON_BITS`] bits, which together fit in `out`).
+fn join_reasons(mask: u64, out: &mut [u8; SCRATCH_LEN]) -> &str {
     let mut len = 0;
-    for (i, reason) in KNOWN_REASONS.iter().enumerate() {
-        if mask & (1 << i) == 0 {
-            continue;
-        }
+    let mut bits = mask;
+    while bits != 0 {
+        let bit = bits.trailing_zeros();
+        bits &= bits - 1;
         if len > 0 {
             out[len] = b',';
             len += 1;
         }
-        out[len..len + reason.len()].copy_from_slice(reason.as_bytes());
-        len += reason.len();
+        len = vocabulary::write_token(bit, out, len);
     }
     // Only ASCII vocabulary bytes were written.
     std::str::from_utf8(&out[..len]).unwrap_or("")
@@ -231,10 +240,9 @@ fn compact_parts(text: &str) -> Result<(Verdict, usize, u64, u32), DecodeError> 
     if source_idx >= KNOWN_SOURCES.len() {
         return Err(DecodeError("unknown source code"));
     }
+    // Every reserved bit is accepted: one this version does not know was written by a newer
+    // one, and mixed versions must never refuse each other's entries.
     let mask = (n >> REASON_SHIFT) & ((1 << REASON_BITS) - 1);
-    if mask >> KNOWN_REASONS.len() != 0 {
-        return Err(DecodeError("unknown reason bits"));
-    }
     let stale = n >> STALE_SHIFT;
     if stale > u64::from(MAX_STALE) {
         return Err(DecodeError("stale window too long"));
@@ -280,6 +288,7 @@ fn decode_text(text: &str) -> Result<EntryView<'_>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::KNOWN_REASONS;
     use proptest::prelude::*;
 
     fn entry(v: Verdict, reasons: &str, source: &str) -> Entry {
@@ -392,11 +401,7 @@ mod tests {
             b"b:API:vpn",
             b"b:api:VPN",
             b"\xff",
-            // The first reason bit past the vocabulary: 1 << (6 + KNOWN_REASONS.len()).
-            b"262144",
             b"60",
-            // A reason bit in the reserved range, past the vocabulary.
-            b"137438953472",
             // A stale window longer than MAX_STALE, and one past 64 bits.
             b"9223372036854775807",
             b"18446744073709551615",
@@ -414,6 +419,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_newer_writers_bits_are_kept_as_unknown_tokens() {
+        // Bit 20 (value 1 << 26) and bit 31, which this vocabulary does not know, next to tor.
+        let raw = (1u64 | 1 << (6 + 2) | 1 << (6 + 20) | 1 << (6 + 31)).to_string();
+        let (e, stale) = decode_stored(raw.as_bytes()).unwrap();
+        assert_eq!(
+            (e.verdict, e.reasons.as_str(), e.source.as_str(), stale),
+            (Verdict::Block, "tor,unknown-20,unknown-31", "api", 0)
+        );
+        // Re-encoding gives back the very same value: a rewrite never loses the newer bits.
+        assert_eq!(encode_entry(&e), raw);
+        // Policies see only what they know.
+        assert_eq!(
+            crate::Categories::from_reasons(&e.reasons),
+            crate::Categories::EMPTY.with(crate::Category::Tor)
+        );
+        // Every reserved bit set at once still decodes (the text is longer than a REASON
+        // argument may be, and is accepted anyway), and round-trips.
+        let all = (2u64 | 0xffff_ffff << 6).to_string();
+        let (e, _) = decode_stored(all.as_bytes()).unwrap();
+        assert!(e.reasons.as_str().ends_with(",unknown-30,unknown-31"));
+        assert_eq!(encode_entry(&e), all);
+        let mut scratch = ViewScratch::new();
+        let v = decode_entry_view(all.as_bytes(), &mut scratch).unwrap();
+        assert_eq!(v.reasons, e.reasons.as_str());
+    }
+
+    #[test]
+    fn unknown_spelling_of_a_known_bit_stays_a_custom_token() {
+        assert_eq!(
+            encode_entry(&entry(Verdict::Block, "unknown-2", "api")),
+            "b:api:unknown-2"
+        );
+        assert_eq!(
+            encode_entry(&entry(Verdict::Block, "unknown-20", "api")),
+            (1u64 | 1 << 26).to_string()
+        );
+    }
+
     fn arb_entry() -> impl Strategy<Value = Entry> {
         let verdict = prop_oneof![
             Just(Verdict::Allow),
@@ -422,6 +466,7 @@ mod tests {
         ];
         let token = prop_oneof![
             proptest::sample::select(KNOWN_REASONS.to_vec()).prop_map(str::to_owned),
+            (0u32..40).prop_map(|b| format!("unknown-{b}")),
             "[a-z0-9_-]{1,8}",
         ];
         let reasons = proptest::collection::vec(token, 0..6).prop_map(|v| v.join(","));
@@ -445,6 +490,16 @@ mod tests {
                 decode_stored(encode_stored(&e, stale).as_bytes()),
                 Ok((e, expected))
             );
+        }
+
+        #[test]
+        fn any_reason_mask_round_trips(
+            verdict in 0u64..3, source in 0u64..3, mask in any::<u32>(), stale in 0..=MAX_STALE
+        ) {
+            let stale = if source == 2 { 0 } else { u64::from(stale) };
+            let raw = (verdict | source << 2 | u64::from(mask) << 6 | stale << 38).to_string();
+            let (e, s) = decode_stored(raw.as_bytes()).unwrap();
+            prop_assert_eq!(encode_stored(&e, s), raw);
         }
 
         #[test]

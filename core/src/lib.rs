@@ -12,6 +12,8 @@
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
 //! - [`freshness`](mod@freshness) says whether a stored entry is fresh or stale from its key's remaining time.
+//! - [`vocabulary`] is the one table of reason tokens (categories and outcomes) everything
+//!   else derives from.
 //! - [`log_limit`] says when a repeated fault earns a log line, for the module and the service.
 
 pub mod encoding;
@@ -20,6 +22,7 @@ pub mod log_limit;
 pub mod normalize;
 pub mod policy;
 pub mod verdict;
+pub mod vocabulary;
 
 pub use encoding::{
     decode_entry, decode_entry_view, decode_stored, encode_entry, encode_stored, DecodeError,
@@ -32,7 +35,8 @@ pub use normalize::{
     CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
-    Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet, RedisFailureMode,
+    Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet, ReasonText,
+    RedisFailureMode,
 };
 pub use verdict::{
     Entry, Reasons, Source, TokenError, Verdict, VerdictError, KNOWN_REASONS, KNOWN_SOURCES,

@@ -20,48 +20,15 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use thiserror::Error;
 
-use crate::verdict::{Reasons, Verdict, KNOWN_REASONS};
+use crate::verdict::{Reasons, Verdict};
 
-/// One thing a provider can say about an address; the discriminant is its [`KNOWN_REASONS`] index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Category {
-    /// A commercial VPN exit.
-    Vpn = 0,
-    /// An open or anonymizing proxy.
-    Proxy = 1,
-    /// A Tor exit node.
-    Tor = 2,
-    /// A hosting or cloud provider's address (servers, not people).
-    Hosting = 3,
-    /// A privacy relay such as iCloud Private Relay.
-    Relay = 4,
-    /// A known search-engine or monitoring crawler.
-    Crawler = 5,
-}
+pub use crate::vocabulary::Category;
+use crate::vocabulary::{self, Kind, Use, KNOWN_MASK, MAX_KNOWN_TEXT};
 
 impl Category {
-    /// Every category, in vocabulary (storage) order.
-    pub const ALL: [Category; 6] = [
-        Category::Vpn,
-        Category::Proxy,
-        Category::Tor,
-        Category::Hosting,
-        Category::Relay,
-        Category::Crawler,
-    ];
-
-    /// The categories a policy may block or challenge (a crawler is handled by `allow_crawlers`).
-    pub const BLOCKABLE: [Category; 5] = [
-        Category::Vpn,
-        Category::Proxy,
-        Category::Tor,
-        Category::Hosting,
-        Category::Relay,
-    ];
-
     /// The token, as stored in `REASON` and sent in `X-IPCheck-Reason`.
     pub fn as_str(self) -> &'static str {
-        KNOWN_REASONS[self as usize]
+        self.row().token
     }
 
     /// The category named by `token`, if any.
@@ -69,8 +36,13 @@ impl Category {
         Category::ALL.into_iter().find(|c| c.as_str() == token)
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    /// Whether a policy may list it in `block` or `challenge` (a crawler is `allow_crawlers`').
+    pub fn is_blockable(self) -> bool {
+        self.row().kind == Kind::Category(Use::Blockable)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -82,12 +54,15 @@ impl fmt::Display for Category {
 
 /// A category name a policy cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown category '{0}': expected one of vpn, proxy, tor, hosting, relay")]
+#[error("unknown category '{0}': expected one of {list}", list = vocabulary::blockable_list())]
 pub struct CategoryError(pub String);
 
-/// A set of [`Category`] values; the bits are the [`KNOWN_REASONS`] positions.
+// Both sets hold every reason bit the stored encoding reserves, so no row can wrap into another.
+const _: () = assert!(u32::BITS >= vocabulary::REASON_BITS);
+
+/// A set of [`Category`] values; the bits are the vocabulary's reason bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Categories(u8);
+pub struct Categories(u32);
 
 impl Categories {
     /// The empty set: nothing noteworthy about the address.
@@ -124,12 +99,13 @@ impl Categories {
         Categories(self.0 | other.0)
     }
 
-    /// The members, in vocabulary order.
+    /// The members, in bit order.
     pub fn iter(self) -> impl Iterator<Item = Category> {
         Category::ALL.into_iter().filter(move |c| self.contains(*c))
     }
 
-    /// The categories among stored reasons; other tokens (`allowlist`, a script's own) are not facts.
+    /// The categories among stored reasons; other tokens (`allowlist`, a script's own, a newer
+    /// writer's `unknown-<bit>`) are not facts this version can act on.
     pub fn from_reasons(reasons: &Reasons) -> Categories {
         let mut set = Categories::EMPTY;
         for c in reasons.iter().filter_map(Category::from_token) {
@@ -138,17 +114,10 @@ impl Categories {
         set
     }
 
-    /// The set as a `REASON` list in vocabulary order, which the compact value encoding needs.
+    /// The set as a `REASON` list in bit order, which the compact value encoding needs.
     pub fn to_reasons(self) -> Reasons {
-        let mut text = String::new();
-        for c in self.iter() {
-            if !text.is_empty() {
-                text.push(',');
-            }
-            text.push_str(c.as_str());
-        }
-        // Known tokens, at most 39 bytes: always a valid list.
-        Reasons::parse(&text).unwrap_or_default()
+        // Known tokens, every one at most once: always a valid list.
+        Reasons::parse(&ReasonSet::from_categories(self).to_text()).unwrap_or_default()
     }
 
     /// Parses a policy's `block` or `challenge` list; `crawler` is refused (see `allow_crawlers`).
@@ -156,9 +125,8 @@ impl Categories {
         let mut set = Categories::EMPTY;
         for name in names {
             let name = name.as_ref();
-            let c = Category::BLOCKABLE
-                .into_iter()
-                .find(|c| c.as_str() == name)
+            let c = Category::from_token(name)
+                .filter(|c| c.is_blockable())
                 .ok_or_else(|| CategoryError(name.to_owned()))?;
             set.insert(c);
         }
@@ -166,63 +134,109 @@ impl Categories {
     }
 }
 
-/// The reasons behind a decision: a bit set over [`KNOWN_REASONS`] positions.
+/// The reasons behind a decision: a bit set over the vocabulary's known reason bits. Its named
+/// constants (`ReasonSet::DENYLIST`, ...) come from the vocabulary's outcome rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ReasonSet(u16);
+pub struct ReasonSet(u32);
 
 impl ReasonSet {
     /// No reason (a plain allow).
     pub const NONE: ReasonSet = ReasonSet(0);
-    /// The address is on the policy's allow list.
-    pub const ALLOWLIST: ReasonSet = ReasonSet(1 << 6);
-    /// The address is on the policy's deny list.
-    pub const DENYLIST: ReasonSet = ReasonSet(1 << 7);
-    /// The provider failed; the policy's failure mode decided.
-    pub const PROVIDER_ERROR: ReasonSet = ReasonSet(1 << 8);
-    /// No usable client address; the policy's failure mode decided.
-    pub const NO_CLIENT_IP: ReasonSet = ReasonSet(1 << 9);
-    /// The request named a policy that is not configured; the unknown-policy setting decided.
-    pub const POLICY_ERROR: ReasonSet = ReasonSet(1 << 10);
-    /// Redis could not be asked; the policy's `on_redis_error` decided.
-    pub const REDIS_ERROR: ReasonSet = ReasonSet(1 << 11);
-    /// How many distinct sets exist (for tables indexed by [`ReasonSet::bits`]).
-    pub const COUNT: usize = 1 << KNOWN_REASONS.len();
+
+    pub(crate) const fn from_bit(bit: u32) -> ReasonSet {
+        ReasonSet(1 << bit)
+    }
 
     /// The set of the given categories.
     pub fn from_categories(c: Categories) -> ReasonSet {
-        ReasonSet(u16::from(c.0))
+        ReasonSet(c.0)
     }
 
-    /// The known tokens among `reasons` (unknown ones are dropped).
+    /// The known tokens among `reasons` (others, `unknown-<bit>` included, are dropped).
     pub fn from_reasons(reasons: &Reasons) -> ReasonSet {
-        let mut bits = 0u16;
-        for token in reasons.iter() {
-            if let Some(pos) = KNOWN_REASONS.iter().position(|r| *r == token) {
-                bits |= 1 << pos;
-            }
+        let mut bits = 0u32;
+        for bit in reasons.iter().filter_map(vocabulary::known_bit) {
+            bits |= 1 << bit;
         }
         ReasonSet(bits)
     }
 
-    /// The raw bits, below [`ReasonSet::COUNT`].
-    pub fn bits(self) -> usize {
-        usize::from(self.0)
+    /// The raw bits (only known bits are ever set).
+    pub fn bits(self) -> u32 {
+        self.0
     }
 
-    /// The set with these raw bits (extra bits are dropped).
-    pub fn from_bits(bits: usize) -> ReasonSet {
-        ReasonSet((bits & (ReasonSet::COUNT - 1)) as u16)
+    /// The set with these raw bits (bits the vocabulary does not know are dropped).
+    pub fn from_bits(bits: u32) -> ReasonSet {
+        ReasonSet(bits & KNOWN_MASK)
     }
 
-    /// Comma-separated tokens in vocabulary order, as sent in `X-IPCheck-Reason`.
-    pub fn to_text(self) -> String {
-        let tokens: Vec<&str> = KNOWN_REASONS
+    /// Whether there is no reason.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// How many tokens the set has.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The tokens, in bit order.
+    pub fn tokens(self) -> impl Iterator<Item = &'static str> {
+        vocabulary::KNOWN_REASONS
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.0 & (1 << i) != 0)
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
             .map(|(_, t)| *t)
-            .collect();
-        tokens.join(",")
+    }
+
+    /// The single token when the set has exactly one (the common case, which needs no text).
+    pub fn single(self) -> Option<&'static str> {
+        if self.0.count_ones() == 1 {
+            vocabulary::KNOWN_REASONS
+                .get(self.0.trailing_zeros() as usize)
+                .copied()
+        } else {
+            None
+        }
+    }
+
+    /// Writes the comma-separated tokens into `buf` without allocating; returns the text.
+    pub fn write_text(self, buf: &mut ReasonText) -> &str {
+        let mut len = 0;
+        let mut bits = self.0;
+        while bits != 0 {
+            let bit = bits.trailing_zeros();
+            bits &= bits - 1;
+            if len > 0 {
+                buf.0[len] = b',';
+                len += 1;
+            }
+            len = vocabulary::write_token(bit, &mut buf.0, len);
+        }
+        // Only ASCII vocabulary bytes were written.
+        std::str::from_utf8(&buf.0[..len]).unwrap_or("")
+    }
+
+    /// Comma-separated tokens in bit order, as sent in `X-IPCheck-Reason`.
+    pub fn to_text(self) -> String {
+        self.write_text(&mut ReasonText::new()).to_owned()
+    }
+}
+
+/// Room for the text of any [`ReasonSet`] (every known token, comma-separated).
+pub struct ReasonText([u8; MAX_KNOWN_TEXT]);
+
+impl ReasonText {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        ReasonText([0; MAX_KNOWN_TEXT])
+    }
+}
+
+impl Default for ReasonText {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -521,6 +535,32 @@ mod tests {
     }
 
     #[test]
+    fn every_bit_is_its_own_token() {
+        // The bug this table fixes: a row past bit 7 must not wrap onto another token.
+        for (bit, token) in crate::KNOWN_REASONS.iter().enumerate() {
+            let set = ReasonSet::from_bits(1 << bit);
+            assert_eq!(set.to_text(), *token);
+            assert_eq!(set.single(), Some(*token));
+            assert_eq!(
+                ReasonSet::from_reasons(&Reasons::parse(token).unwrap()),
+                set
+            );
+        }
+        for c in Category::ALL {
+            let set = Categories::EMPTY.with(c);
+            assert_eq!(set.iter().collect::<Vec<_>>(), [c]);
+            assert_eq!(set.to_reasons().as_str(), c.as_str());
+        }
+        let all = ReasonSet::from_bits(u32::MAX);
+        assert_eq!(all.to_text(), crate::KNOWN_REASONS.join(","));
+        assert_eq!(all.len(), crate::KNOWN_REASONS.len());
+        assert_eq!(all.single(), None);
+        // unknown-<bit> is kept in storage, never a reason this version acts on.
+        let stored = Reasons::parse("tor,unknown-20").unwrap();
+        assert_eq!(ReasonSet::from_reasons(&stored).to_text(), "tor");
+    }
+
+    #[test]
     fn policy_lists_refuse_unknown_and_crawler() {
         assert_eq!(
             Categories::parse_policy_list(&["vpn", "relay"]).unwrap(),
@@ -531,5 +571,9 @@ mod tests {
             Err(CategoryError("crawler".into()))
         );
         assert!(Categories::parse_policy_list(&["VPN"]).is_err());
+        assert_eq!(
+            CategoryError("spam".into()).to_string(),
+            "unknown category 'spam': expected one of vpn, proxy, tor, hosting, relay"
+        );
     }
 }

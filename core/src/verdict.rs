@@ -12,21 +12,8 @@ use thiserror::Error;
 /// Longest accepted `REASON` list, in bytes; keeps entries small and bounded.
 pub const MAX_REASONS_LEN: usize = 128;
 
-/// Reason tokens with a compact encoding. Append only: positions are stored in Redis.
-pub const KNOWN_REASONS: [&str; 12] = [
-    "vpn",
-    "proxy",
-    "tor",
-    "hosting",
-    "relay",
-    "crawler",
-    "allowlist",
-    "denylist",
-    "provider-error",
-    "no-client-ip",
-    "policy-error",
-    "redis-error",
-];
+/// Reason tokens with a compact encoding, by bit: derived from [`crate::vocabulary`].
+pub use crate::vocabulary::KNOWN_REASONS;
 
 /// Source tokens with a compact encoding. Append only: positions are stored in Redis.
 pub const KNOWN_SOURCES: [&str; 3] = ["api", "list", "manual"];
@@ -133,6 +120,18 @@ impl Reasons {
     /// Validates a comma-separated list such as `vpn,tor` (empty is allowed).
     pub fn parse(s: &str) -> Result<Self, TokenError> {
         check_reasons(s)?;
+        Ok(Reasons(s.to_owned()))
+    }
+
+    /// A list decoded from a stored value: valid tokens, but no length limit, because a compact
+    /// value's bits unknown to this version are spelled `unknown-<bit>` and may run past
+    /// [`MAX_REASONS_LEN`] (never refuse a newer writer's entry).
+    pub fn parse_stored(s: &str) -> Result<Self, TokenError> {
+        if !s.is_empty() {
+            if let Some(bad) = s.split(',').find(|t| !is_token(t)) {
+                return Err(TokenError::Invalid(bad.to_owned()));
+            }
+        }
         Ok(Reasons(s.to_owned()))
     }
 

@@ -39,6 +39,13 @@ const WORDS: &[&str] = &[
     "list",
     "vpn,tor",
     "vpn,,tor",
+    // A newer writer's reason bits (docs/vocabulary.md), and spellings that are only custom tokens.
+    "tor,unknown-20",
+    "unknown-31",
+    "unknown-3",
+    "unknown-32",
+    "unknown-020",
+    "137438953473",
     "VPN",
     "",
     " ",

@@ -101,7 +101,8 @@ fn block_pins_hold_on_strict_locations_while_redis_is_frozen_and_win_again_after
     // What the operator sees: redis-error on the strict location, and the state in metrics.
     let metrics = stack.service.metrics();
     assert!(
-        metrics.contains("ipcheck_decisions_total{verdict=\"block\",reason=\"redis-error\"}"),
+        metrics
+            .contains("ipcheck_decision_reasons_total{verdict=\"block\",reason=\"redis-error\"}"),
         "{metrics}"
     );
     assert!(

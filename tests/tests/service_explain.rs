@@ -171,7 +171,9 @@ fn every_tier_the_facts_the_rule_and_the_verdict() {
     assert!(
         !svc.metrics()
             .lines()
-            .any(|l| l.starts_with("ipcheck_decisions_total{") && !l.ends_with(" 0")),
+            .any(|l| (l.starts_with("ipcheck_decisions_total{")
+                || l.starts_with("ipcheck_decision_reasons_total{"))
+                && !l.ends_with(" 0")),
         "{}",
         svc.metrics()
     );

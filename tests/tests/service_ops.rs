@@ -257,7 +257,7 @@ fn health_readiness_and_metrics() {
         .starts_with("text/plain"));
     for line in [
         "# TYPE ipcheck_decisions_total counter",
-        "ipcheck_decisions_total{verdict=\"allow\",reason=\"\"} 2",
+        "ipcheck_decisions_total{verdict=\"allow\"} 2",
         "ipcheck_cache_total{tier=\"none\"} 1",
         "ipcheck_cache_total{tier=\"local\"} 1",
         "# TYPE ipcheck_provider_duration_seconds histogram",

@@ -275,7 +275,9 @@ fn unknown_policy_fails_closed_counted_logged_once_and_shown_in_readyz() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("ipcheck_decisions_total{verdict=\"block\",reason=\"policy-error\"} 3"),
+        metrics.contains(
+            "ipcheck_decision_reasons_total{verdict=\"block\",reason=\"policy-error\"} 3"
+        ),
         "{metrics}"
     );
     let ready = svc.get("/readyz", &[]);

@@ -108,7 +108,7 @@ fn failures_fall_to_on_error_and_are_remembered() {
         "ipcheck_provider_errors_total{kind=\"rate_limited\"} 1",
         "ipcheck_provider_errors_total{kind=\"decode\"} 1",
         "ipcheck_provider_errors_total{kind=\"schema_drift\"} 2",
-        "ipcheck_decisions_total{verdict=\"allow\",reason=\"provider-error\"} 10",
+        "ipcheck_decision_reasons_total{verdict=\"allow\",reason=\"provider-error\"} 10",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }

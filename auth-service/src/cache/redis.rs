@@ -581,7 +581,8 @@ pub(crate) fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
         .verdict
         .and_then(|v| v.parse::<Verdict>().ok())
         .ok_or_else(bad)?;
-    let reasons = Reasons::parse(fields.reason.unwrap_or("")).map_err(|_| bad())?;
+    // As stored: a newer writer's `unknown-<bit>` tokens may run past a REASON argument's limit.
+    let reasons = Reasons::parse_stored(fields.reason.unwrap_or("")).map_err(|_| bad())?;
     let source = Source::parse(fields.source.unwrap_or("api")).map_err(|_| bad())?;
     let ttl = fields.ttl.unwrap_or(0);
     let fresh_ttl = fields.fresh_ttl.unwrap_or(ttl);

@@ -52,14 +52,15 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("provider.budget.burst", Kind::Int),
     ("provider.budget.daily_quota", Kind::Int),
     ("provider.budget.shared", Kind::Bool),
-    ("provider.fields.vpn", Kind::List),
-    ("provider.fields.proxy", Kind::List),
-    ("provider.fields.tor", Kind::List),
-    ("provider.fields.hosting", Kind::List),
-    ("provider.fields.relay", Kind::List),
-    ("provider.fields.crawler", Kind::List),
     ("unknown_policy", Kind::Str),
 ];
+
+/// `provider.fields.<category>` for every category of the vocabulary (a list each).
+pub(super) fn field_keys() -> impl Iterator<Item = (String, Kind)> {
+    ipcheck_core::Category::ALL
+        .into_iter()
+        .map(|c| (format!("provider.fields.{c}"), Kind::List))
+}
 
 /// Per-policy keys, matched as `IPCHECK_POLICIES_<NAME>_<FIELD>`; longest first so `_ALLOW`
 /// never swallows `_ALLOW_CRAWLERS`.
@@ -156,10 +157,15 @@ pub(super) fn apply_env(
         let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if let Some((key, kind)) = KEYS.iter().find(|(k, _)| env_name(k) == *var) {
-            let value = env_value(var, key, *kind, text, origin)?;
+        let fixed = KEYS
+            .iter()
+            .map(|(k, kind)| ((*k).to_owned(), *kind))
+            .chain(field_keys())
+            .find(|(k, _)| env_name(k) == *var);
+        if let Some((key, kind)) = fixed {
+            let value = env_value(var, &key, kind, text, origin)?;
             set_path(root, &key.split('.').collect::<Vec<_>>(), value);
-            applied.insert((*key).to_owned(), var.clone());
+            applied.insert(key, var.clone());
             continue;
         }
         let policy_override = rest.strip_prefix("POLICIES_").and_then(|tail| {

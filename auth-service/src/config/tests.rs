@@ -237,10 +237,23 @@ fn capacity_zero_turns_the_local_tier_off() {
 
 #[test]
 fn every_fixed_key_has_a_distinct_variable() {
-    let mut names: Vec<String> = KEYS.iter().map(|(k, _)| env_name(k)).collect();
+    let mut names: Vec<String> = KEYS
+        .iter()
+        .map(|(k, _)| env_name(k))
+        .chain(super::env::field_keys().map(|(k, _)| env_name(&k)))
+        .collect();
+    let all = names.len();
     names.sort();
     names.dedup();
-    assert_eq!(names.len(), KEYS.len());
+    assert_eq!(names.len(), all);
+    // One variable per category of the vocabulary.
+    for c in ipcheck_core::Category::ALL {
+        let var = format!(
+            "IPCHECK_PROVIDER_FIELDS_{}",
+            c.as_str().to_ascii_uppercase()
+        );
+        assert!(names.contains(&var), "{var}");
+    }
 }
 
 #[test]

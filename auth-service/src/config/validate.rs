@@ -469,7 +469,10 @@ pub(super) fn provider_spec(
         let category = Category::from_token(name).ok_or_else(|| {
             err(
                 &format!("provider.fields.{name}"),
-                "unknown category: expected vpn, proxy, tor, hosting, relay or crawler".to_owned(),
+                format!(
+                    "unknown category: expected one of {}",
+                    ipcheck_core::vocabulary::category_list()
+                ),
             )
         })?;
         if let Some(bad) = paths
