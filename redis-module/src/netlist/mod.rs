@@ -12,6 +12,8 @@
 pub mod datatype;
 pub mod keyspace;
 pub mod record;
+pub mod sorted;
 pub mod table;
+pub mod values;
 
-pub use table::{Item, NetList};
+pub use table::{Item, ItemRef, NetList};
