@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 summaries=()
-for script in micro.sh memory.sh redis-module.sh nginx.sh rotation.sh redis-stop.sh decision-log.sh; do
+for script in micro.sh memory.sh redis-module.sh nginx.sh rotation.sh redis-stop.sh decision-log.sh netlists.sh; do
     echo "=== bench/$script" >&2
     summaries+=("$(./"$script" | tail -n 1)")
 done
