@@ -216,7 +216,7 @@ impl<F: Family> Sorted<F> {
     }
 
     /// Networks stored.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.addrs.len() - self.dead + self.delta.len()
     }
 
@@ -256,7 +256,7 @@ impl<F: Family> Sorted<F> {
         if self.delta.is_empty() && self.dead == 0 {
             return;
         }
-        let n = self.len();
+        let n = self.count();
         let mut next = Sorted::<F> {
             addrs: Vec::with_capacity(n),
             lens: Vec::with_capacity(n),
@@ -430,7 +430,7 @@ mod tests {
                 Ipv4Net::new_assert(q_addr.into(), if round % 7 == 0 { 20 } else { 32 }).trunc();
             assert_eq!(s.lookup(&q, all_live), brute(&reference, &q), "{q}");
         }
-        assert_eq!(s.len(), reference.len());
+        assert_eq!(s.count(), reference.len());
         let mut sorted = reference.clone();
         sorted.sort_by_key(|(n, _)| (u32::from(n.network()), n.prefix_len()));
         assert_eq!(s.after(None).collect::<Vec<_>>(), sorted);

@@ -68,7 +68,7 @@ impl Values {
     }
 
     /// Distinct values in use.
-    pub fn len(&self) -> usize {
+    pub fn distinct(&self) -> usize {
         self.by_value.len()
     }
 
@@ -92,13 +92,13 @@ mod tests {
         assert_eq!(v.acquire("tor"), a);
         let b = v.acquire("vpn");
         assert_ne!(a, b);
-        assert_eq!((v.get(a), v.get(b), v.len()), ("tor", "vpn", 2));
+        assert_eq!((v.get(a), v.get(b), v.distinct()), ("tor", "vpn", 2));
         v.release(a);
         assert_eq!(v.get(a), "tor");
         v.release(a);
-        assert_eq!((v.get(a), v.len()), ("", 1));
+        assert_eq!((v.get(a), v.distinct()), ("", 1));
         assert_eq!(v.acquire("hosting"), a);
         v.release(99);
-        assert_eq!(v.len(), 2);
+        assert_eq!(v.distinct(), 2);
     }
 }
