@@ -115,4 +115,4 @@ ns() {
 sorted_ns=$(ns netlist_match/sorted_1m)
 trie_ns=$(ns netlist_match/prefix_trie_1m)
 
-echo "netlists: $NETWORKS networks: load=${load_secs}s ($rate/s) | memory MEMORY USAGE=$per_usage_rl B/network ($(meets "$per_usage_rl" "<=" 64) <=64), used_memory=$per_used_rl B/network; right after load: $per_usage B, $per_used B; restart on the RDB ${reload_secs}s | NETMATCH/GET P1=$m1 P16=$m16 | local LPM at 1M: prefix-trie=$trie_ns ns ($(meets "$trie_ns" "<=" 149.9) <150), the module's sorted layout=$sorted_ns ns"
+echo "netlists: $NETWORKS networks: load=${load_secs}s ($rate/s) | memory MEMORY USAGE=$per_usage_rl B/network ($(meets "$per_usage_rl" "<=" 64) <=64), used_memory=$per_used_rl B/network; right after load: $per_usage B, $per_used B; restart on the RDB ${reload_secs}s | NETMATCH/GET P1=$m1 P16=$m16 | local LPM at 1M: prefix-trie=$trie_ns ns ($(meets "$trie_ns" "<=" 149.9) <150), the module's sorted layout=$sorted_ns ns ($(meets "$sorted_ns" "<=" 149.9) <150)"

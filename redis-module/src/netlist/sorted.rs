@@ -41,8 +41,10 @@ pub trait Family {
     fn join(addr: Self::Addr, len: u8) -> Self::Net;
     /// Whether `addr/len` contains `other`.
     fn covers(addr: Self::Addr, len: u8, other: Self::Addr) -> bool;
-    /// The top `bits` bits of `addr` (0 when `bits` is 0), for the bucket index.
-    fn top(addr: Self::Addr, bits: u32) -> usize;
+    /// The `bits` bits of `addr` that follow its first `skip` bits, for the bucket index.
+    fn top(addr: Self::Addr, skip: u32, bits: u32) -> usize;
+    /// How many leading bits `a` and `b` share.
+    fn common(a: Self::Addr, b: Self::Addr) -> u32;
 }
 
 /// IPv4.
@@ -64,12 +66,14 @@ impl Family for V4 {
     fn covers(addr: u32, len: u8, other: u32) -> bool {
         len == 0 || (addr ^ other) >> (32 - u32::from(len)) == 0
     }
-    fn top(addr: u32, bits: u32) -> usize {
-        if bits == 0 {
-            0
-        } else {
-            (addr >> (32 - bits)) as usize
+    fn top(addr: u32, skip: u32, bits: u32) -> usize {
+        match addr.checked_shl(skip) {
+            Some(a) if bits > 0 => (a >> (32 - bits)) as usize,
+            _ => 0,
         }
+    }
+    fn common(a: u32, b: u32) -> u32 {
+        (a ^ b).leading_zeros()
     }
 }
 
@@ -85,12 +89,14 @@ impl Family for V6 {
     fn covers(addr: u128, len: u8, other: u128) -> bool {
         len == 0 || (addr ^ other) >> (128 - u32::from(len)) == 0
     }
-    fn top(addr: u128, bits: u32) -> usize {
-        if bits == 0 {
-            0
-        } else {
-            (addr >> (128 - bits)) as usize
+    fn top(addr: u128, skip: u32, bits: u32) -> usize {
+        match addr.checked_shl(skip) {
+            Some(a) if bits > 0 => (a >> (128 - bits)) as usize,
+            _ => 0,
         }
+    }
+    fn common(a: u128, b: u128) -> u32 {
+        (a ^ b).leading_zeros()
     }
 }
 
@@ -101,10 +107,14 @@ pub struct Sorted<F: Family> {
     lens: Vec<u8>,
     slots: Vec<Slot>,
     parents: Vec<u32>,
-    /// Bucket index over the array: entries whose address starts with the `bits`-bit value `b`
-    /// are `buckets[b]..buckets[b + 1]`, so a binary search covers a few entries, not the whole
-    /// array (at 1M networks a match took 567 ns without it, see bench/README.md; ~0.5 B per network).
+    /// Bucket index over the array: every address shares its first `skip` bits with the first
+    /// and the last entry, and the entries whose next `bits` bits are `b` are
+    /// `buckets[b]..buckets[b + 1]`, so a binary search covers a few entries, not the whole array
+    /// (at 1M networks a match took 567 ns without it, see bench/README.md; ~0.5 B per network).
+    /// Skipping the shared bits spreads a family whose networks all sit in one range (IPv6 in
+    /// 2000::/3) over every bucket.
     buckets: Vec<u32>,
+    skip: u32,
     bits: u32,
     /// Entries of the array marked [`DEAD`].
     dead: usize,
@@ -119,6 +129,7 @@ impl<F: Family> Default for Sorted<F> {
             slots: Vec::new(),
             parents: Vec::new(),
             buckets: vec![0, 0],
+            skip: 0,
             bits: 0,
             dead: 0,
             delta: PrefixMap::new(),
@@ -129,8 +140,16 @@ impl<F: Family> Default for Sorted<F> {
 impl<F: Family> Sorted<F> {
     /// Entries of the array that sort before (or at, with `inclusive`) `addr/len`.
     fn rank(&self, addr: F::Addr, len: u8, inclusive: bool) -> usize {
-        let b = F::top(addr, self.bits);
-        let (mut lo, mut hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        let n = self.addrs.len();
+        let (mut lo, mut hi) = match (self.addrs.first(), self.addrs.last()) {
+            (Some(&first), _) if addr < first => (0, 0),
+            (_, Some(&last)) if addr > last => (n, n),
+            (Some(_), Some(_)) => {
+                let b = F::top(addr, self.skip, self.bits);
+                (self.buckets[b] as usize, self.buckets[b + 1] as usize)
+            }
+            _ => (0, 0),
+        };
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let before = match (self.addrs[mid], self.lens[mid]).cmp(&(addr, len)) {
@@ -263,6 +282,7 @@ impl<F: Family> Sorted<F> {
             slots: Vec::with_capacity(n),
             parents: Vec::with_capacity(n),
             buckets: Vec::new(),
+            skip: 0,
             bits: 0,
             dead: 0,
             delta: PrefixMap::new(),
@@ -291,12 +311,16 @@ impl<F: Family> Sorted<F> {
     /// Builds the bucket index: about one bucket per 8 entries, at most 2^24 buckets.
     fn index(&mut self) {
         let n = self.addrs.len();
+        self.skip = match (self.addrs.first(), self.addrs.last()) {
+            (Some(&first), Some(&last)) => F::common(first, last),
+            _ => 0,
+        };
         self.bits = (usize::BITS - n.leading_zeros()).saturating_sub(3).min(24);
         let count = 1usize << self.bits;
         self.buckets = Vec::with_capacity(count + 1);
         let mut i = 0;
         for b in 0..count {
-            while i < n && F::top(self.addrs[i], self.bits) < b {
+            while i < n && F::top(self.addrs[i], self.skip, self.bits) < b {
                 i += 1;
             }
             self.buckets.push(i as u32);
@@ -439,6 +463,33 @@ mod tests {
         assert_eq!(tail, sorted[sorted.len() / 2 + 1..].to_vec());
         s.merge();
         assert_eq!(s.after(None).collect::<Vec<_>>(), sorted);
+    }
+
+    #[test]
+    fn the_bucket_index_skips_shared_bits_and_bounds_outside_queries() {
+        let n6 = |s: &str| s.parse::<Ipv6Net>().unwrap().trunc();
+        let mut s = Sorted::<V6>::default();
+        for i in 0..500u32 {
+            s.insert(n6(&format!("2001:db8:{:x}::/48", i * 7)), i);
+        }
+        s.insert(n6("2001:db8::/32"), 9999);
+        s.merge();
+        assert_eq!(s.skip, 32 + 4);
+        assert!(s.bits > 0);
+        let live = |_: &Ipv6Net| true;
+        for i in 0..500u32 {
+            let q = n6(&format!("2001:db8:{:x}::1/128", i * 7));
+            assert_eq!(
+                s.lookup(&q, live),
+                Some((n6(&format!("2001:db8:{:x}::/48", i * 7)), i))
+            );
+            let gap = n6(&format!("2001:db8:{:x}::1/128", i * 7 + 1));
+            assert_eq!(s.lookup(&gap, live), Some((n6("2001:db8::/32"), 9999)));
+        }
+        assert_eq!(s.lookup(&n6("2001:db7::1/128"), live), None);
+        assert_eq!(s.lookup(&n6("2001:db9::1/128"), live), None);
+        assert_eq!(s.lookup(&n6("::/0"), live), None);
+        assert_eq!(s.after(None).count(), 501);
     }
 
     #[test]
