@@ -338,6 +338,73 @@ mod tests {
     }
 
     #[test]
+    fn random_writes_expiries_and_matches_agree_with_brute_force() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut l = NetList::new();
+        let mut reference: std::collections::HashMap<IpNet, Item> = Default::default();
+        let values = ["", "tor", "vpn", "tor,vpn"];
+        for now in 0..6_000i64 {
+            let r = next();
+            let v6 = r & 1 == 1;
+            let len = if v6 {
+                32 + (r >> 8) as u8 % 33
+            } else {
+                8 + (r >> 8) as u8 % 25
+            };
+            let text = if v6 {
+                format!(
+                    "2001:db8:{:x}:{:x}::/{len}",
+                    (r >> 16) & 0xf,
+                    (r >> 20) & 0xff
+                )
+            } else {
+                format!("10.{}.{}.0/{len}", (r >> 16) & 0xf, (r >> 20) & 0xff)
+            };
+            let n = net(&text);
+            if r >> 61 == 0 {
+                assert_eq!(
+                    l.remove(&n).map(|i| i.value),
+                    reference.remove(&n).map(|i| i.value)
+                );
+            } else {
+                let expires_at = if r >> 58 & 7 < 2 {
+                    now + 1 + (r >> 40) as i64 % 500
+                } else {
+                    0
+                };
+                let it = item(values[(r >> 50) as usize % 4], expires_at);
+                assert_eq!(l.insert(n, it.clone()), reference.insert(n, it).is_none());
+            }
+            if now % 97 == 0 {
+                l.drop_expired(now);
+                reference.retain(|_, i| i.live(now));
+            }
+            let q = net(&if next() & 1 == 0 {
+                format!("10.{}.{}.{}", next() & 0xf, next() & 0xff, next() & 0xff)
+            } else {
+                format!("2001:db8:{:x}:{:x}::1", next() & 0xf, next() & 0xff)
+            });
+            let want = reference
+                .iter()
+                .filter(|(p, i)| p.contains(&q) && i.live(now))
+                .max_by_key(|(p, _)| p.prefix_len())
+                .map(|(p, i)| (p.to_string(), i.value.to_string()));
+            assert_eq!(matched(&l, &q.to_string(), now), want, "{q} at {now}");
+        }
+        let now = 6_000;
+        let live: usize = reference.values().filter(|i| i.live(now)).count();
+        let (a, b) = l.live_counts(now);
+        assert_eq!(a + b, live);
+        assert_eq!(l.live(now).count(), live);
+    }
+
+    #[test]
     fn cursor_walk_covers_everything_once() {
         let mut l = NetList::new();
         let mut want = Vec::new();
