@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Every benchmark group in turn, then the machine they ran on and each group's summary line.
-# Takes about 18 minutes. Usage: bench/all.sh
+# Takes about 21 minutes. Usage: bench/all.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 summaries=()
-for script in micro.sh memory.sh redis-module.sh nginx.sh rotation.sh redis-stop.sh decision-log.sh zipf.sh; do
+for script in micro.sh memory.sh redis-module.sh nginx.sh rotation.sh redis-stop.sh decision-log.sh zipf.sh netlists.sh; do
     echo "=== bench/$script" >&2
     summaries+=("$(./"$script" | tail -n 1)")
 done

@@ -8,6 +8,9 @@
 //!   fixed delay, with keep-alive, for benchmark (e).
 //! - `local-memory`: fills the service's local tier and reports resident memory per entry.
 //! - `redis-load`: redis-benchmark's load model with keys that are valid addresses.
+//! - `netlist-load`: loads [`netgen`]'s random networks into one list (bench/netlists.sh).
+
+pub mod netgen;
 
 use std::net::SocketAddr;
 

@@ -826,6 +826,76 @@ fn a_corrupt_rdb_record_fails_the_load_with_a_reason() {
     );
 }
 
+/// An RDB saved by the module before the compact layout (the prefix-trie one, encoding version
+/// 1, redis-server 7.0): tests/fixtures/netlists-v1.rdb holds `feed` (405 nested IPv4/IPv6
+/// networks, values, two expiries in 2100) and `small`; `netlists-v1.feed.dump` is that
+/// module's NETDUMP of `feed` (network, value, expires-at per 3 lines).
+#[test]
+fn an_rdb_saved_by_the_trie_layout_loads_into_the_compact_one() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures.join("netlists-v1.rdb"),
+        dir.path().join("dump.rdb"),
+    )
+    .unwrap();
+    let want_text = std::fs::read_to_string(fixtures.join("netlists-v1.feed.dump")).unwrap();
+    let lines: Vec<&str> = want_text.lines().collect();
+    let want: Vec<(String, String, i64)> = lines
+        .chunks(3)
+        .map(|c| (c[0].to_owned(), c[1].to_owned(), c[2].parse().unwrap()))
+        .collect();
+    assert_eq!(want.len(), 405);
+    let server = RedisServer::builder()
+        .conf(&format!("dir {}", dir.path().display()))
+        .start();
+    let mut con = server.client();
+    assert_eq!(dump(&mut con, "feed", 1000), want);
+    assert_eq!(dump(&mut con, "feed", 7), want);
+    assert_eq!(
+        netinfo(&mut con, "feed").map(|i| (i.0, i.1)),
+        Some((203, 202))
+    );
+    assert_eq!(
+        matched(&mut con, "10.7.14.9", "feed"),
+        Some(("10.7.14.0/24".into(), "tor,vpn".into()))
+    );
+    assert_eq!(
+        matched(&mut con, "10.7.15.9", "feed"),
+        Some(("10.7.0.0/16".into(), "tor".into()))
+    );
+    assert_eq!(
+        matched(&mut con, "2001:db8:ffff::1", "feed"),
+        Some(("2001:db8:ffff::/48".into(), "crawler".into()))
+    );
+    assert_eq!(
+        matched(&mut con, "2001:db8:63:64::1", "feed"),
+        Some(("2001:db8:63:64::/64".into(), "tor".into()))
+    );
+    assert_eq!(
+        matched(&mut con, "2001:db9::1", "feed"),
+        Some(("::/0".into(), "".into()))
+    );
+    assert_eq!(
+        matched(&mut con, "198.51.100.1", "small"),
+        Some(("198.51.100.0/24".into(), "tor".into()))
+    );
+    // Writes on a loaded list land next to the loaded array and both answer.
+    assert_eq!(
+        netadd(&mut con, "feed", &["10.7.14.128/25", "VALUE", "vpn"]).unwrap(),
+        1
+    );
+    assert_eq!(netdel(&mut con, "feed", &["10.7.14.0/24"]).unwrap(), 1);
+    assert_eq!(
+        matched(&mut con, "10.7.14.200", "feed"),
+        Some(("10.7.14.128/25".into(), "vpn".into()))
+    );
+    assert_eq!(
+        matched(&mut con, "10.7.14.9", "feed"),
+        Some(("10.7.0.0/16".into(), "tor".into()))
+    );
+}
+
 #[test]
 fn a_three_node_cluster_serves_multi_list_matches_from_the_lists_slot() {
     let nodes = RedisServer::start_cluster(3);

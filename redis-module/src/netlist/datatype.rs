@@ -132,6 +132,7 @@ unsafe fn load(rdb: *mut raw::RedisModuleIO) -> Result<NetList, String> {
             list.insert(net, item);
         }
     }
+    list.compact();
     Ok(list)
 }
 

@@ -2,6 +2,8 @@
 //! module data type value per key (issue #12, the module part).
 //!
 //! - [`table`]: the list itself (pure logic, injectable clock).
+//! - [`sorted`]: one family's networks: a compact sorted array plus a trie of recent additions.
+//! - [`values`]: the list's distinct values, each stored once.
 //! - [`record`]: the RDB encoding of one network (pure, refuses corrupt input).
 //! - [`datatype`]: the `ipchk-net` data type and its persistence callbacks.
 //! - [`keyspace`]: list key names and opening a key as a list.
@@ -12,6 +14,8 @@
 pub mod datatype;
 pub mod keyspace;
 pub mod record;
+pub mod sorted;
 pub mod table;
+pub mod values;
 
-pub use table::{Item, NetList};
+pub use table::{Item, ItemRef, NetList};

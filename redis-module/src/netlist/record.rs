@@ -10,13 +10,13 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipcheck_core::Reasons;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::table::Item;
+use super::table::{Item, ItemRef};
 
 /// The data type's encoding version; bump it (and keep loading the old one) on any change.
 pub const ENCODING_VERSION: i32 = 1;
 
 /// Appends the record of `net` with `item` to `out` (cleared first).
-pub fn encode(net: &IpNet, item: &Item, out: &mut Vec<u8>) {
+pub fn encode(net: &IpNet, item: ItemRef<'_>, out: &mut Vec<u8>) {
     out.clear();
     match net {
         IpNet::V4(n) => {
@@ -108,7 +108,7 @@ mod tests {
                 value: v.into(),
                 expires_at: e,
             };
-            encode(&net(n), &item, &mut buf);
+            encode(&net(n), item.as_ref(), &mut buf);
             assert_eq!(decode(&buf).unwrap(), (net(n), item));
         }
     }
@@ -120,7 +120,7 @@ mod tests {
             value: "ok".into(),
             expires_at: 5,
         };
-        encode(&net("2001:db8::/32"), &item, &mut buf);
+        encode(&net("2001:db8::/32"), item.as_ref(), &mut buf);
         // Cutting the value leaves a valid shorter value; cutting before it must fail.
         for cut in 0..(2 + 16 + 8) {
             assert!(decode(&buf[..cut]).is_err(), "cut at {cut}");

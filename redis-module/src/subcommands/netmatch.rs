@@ -35,7 +35,7 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
             .as_ref()
             .is_none_or(|(b, _, _)| net.prefix_len() > b.prefix_len())
         {
-            best = Some((net, item.value.clone(), i));
+            best = Some((net, item.value.into(), i));
         }
     }
     match best {
