@@ -43,6 +43,13 @@ pub const MAX_STALE: u32 = 31_536_000;
 #[error("value is not an ipcheck entry: {0}")]
 pub struct DecodeError(&'static str);
 
+impl DecodeError {
+    /// An error saying what about the value is wrong.
+    pub(crate) fn new(what: &'static str) -> Self {
+        DecodeError(what)
+    }
+}
+
 fn verdict_code(v: Verdict) -> u64 {
     match v {
         Verdict::Allow => 0,
@@ -139,7 +146,8 @@ impl EntryView<'_> {
         self.source == Source::MANUAL
     }
 
-    fn to_entry(self) -> Result<Entry, DecodeError> {
+    /// The owned entry (validates the text once more, as [`decode_entry`] does).
+    pub fn to_entry(self) -> Result<Entry, DecodeError> {
         Ok(Entry {
             verdict: self.verdict,
             reasons: Reasons::parse(self.reasons).map_err(|_| DecodeError("bad reason list"))?,
