@@ -89,7 +89,10 @@ fn answers_the_stored_value_and_milliseconds_left() {
             &ipcheck::get(&mut con, address).unwrap().unwrap(),
         );
     }
-    assert_eq!(hit_parts(&lget(&mut con, "ipcheck:198.51.100.7").unwrap()).1, -1);
+    assert_eq!(
+        hit_parts(&lget(&mut con, "ipcheck:198.51.100.7").unwrap()).1,
+        -1
+    );
     assert!(ipcheck::stat(&mut con, "hits") >= 5);
 }
 
@@ -97,11 +100,7 @@ fn answers_the_stored_value_and_milliseconds_left() {
 fn errors_are_precise_and_nothing_changes() {
     let server = RedisServer::start();
     let mut con = server.client();
-    let e = err_text(
-        redis::cmd("IPCHECK")
-            .arg("LGET")
-            .query::<Value>(&mut con),
-    );
+    let e = err_text(redis::cmd("IPCHECK").arg("LGET").query::<Value>(&mut con));
     assert!(e.contains("wrong number of arguments"), "{e}");
     let e = err_text(
         redis::cmd("IPCHECK")
@@ -115,8 +114,9 @@ fn errors_are_precise_and_nothing_changes() {
     for given in ["192.0.2.1", "1.2.3", ""] {
         let e = err_text(lget(&mut con, given));
         assert!(
-            e.contains(&format!("LGET takes a key under the prefix 'ipcheck:', got '{given}'"))
-                && e.contains("IPCHECK KEY"),
+            e.contains(&format!(
+                "LGET takes a key under the prefix 'ipcheck:', got '{given}'"
+            )) && e.contains("IPCHECK KEY"),
             "{e}"
         );
     }
@@ -206,7 +206,9 @@ fn the_key_spec_names_the_key_and_cluster_routes_by_its_hash_tag() {
     let v = lget(&mut con, "ipcheck:{2001:db8:1:2::/64}").unwrap();
     same_as_get(
         &decoded(&v),
-        &ipcheck::get(&mut con, "2001:db8:1:2::/64").unwrap().unwrap(),
+        &ipcheck::get(&mut con, "2001:db8:1:2::/64")
+            .unwrap()
+            .unwrap(),
     );
     // The key built by core is the one the module keeps.
     assert_eq!(

@@ -69,7 +69,10 @@ fn wait_for_log_line(svc: &Service, parts: &[&str]) -> String {
         if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
             return line.to_owned();
         }
-        assert!(Instant::now() < deadline, "no log line with {parts:?}:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {parts:?}:\n{log}"
+        );
         sleep(Duration::from_millis(50));
     }
 }

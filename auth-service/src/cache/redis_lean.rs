@@ -145,9 +145,12 @@ mod tests {
         assert!(pinned.entry.source.is_manual());
         assert_eq!((pinned.ttl, pinned.fresh_ttl), (NO_EXPIRY, NO_EXPIRY));
         // Stale: a 60 s window with 30 s left.
-        let stale = parse_lean(&Value::Array(vec![bulk("c:feed:spam:60"), Value::Int(30_000)]))
-            .unwrap()
-            .unwrap();
+        let stale = parse_lean(&Value::Array(vec![
+            bulk("c:feed:spam:60"),
+            Value::Int(30_000),
+        ]))
+        .unwrap()
+        .unwrap();
         assert!(!stale.fresh);
         assert_eq!(
             (stale.ttl, stale.fresh_ttl),
@@ -185,9 +188,16 @@ mod tests {
             ErrorKind::Error,
             "ERR unknown subcommand 'LGET'. Try IPCHECK HELP.",
         );
-        assert!(matches!(probe_outcome(Err(&old)), ProbeOutcome::Full(why) if why.contains("upgrade the module")));
-        let noperm = err(ErrorKind::NoPerm, "User svc has no permissions to run the 'ipcheck|lget' command");
-        assert!(matches!(probe_outcome(Err(&noperm)), ProbeOutcome::Full(why) if why.contains("+ipcheck|lget")));
+        assert!(
+            matches!(probe_outcome(Err(&old)), ProbeOutcome::Full(why) if why.contains("upgrade the module"))
+        );
+        let noperm = err(
+            ErrorKind::NoPerm,
+            "User svc has no permissions to run the 'ipcheck|lget' command",
+        );
+        assert!(
+            matches!(probe_outcome(Err(&noperm)), ProbeOutcome::Full(why) if why.contains("+ipcheck|lget"))
+        );
         let down = err(ErrorKind::Timeout, "");
         assert_eq!(probe_outcome(Err(&down)), ProbeOutcome::Failed);
         let mode = ReadMode::default();
