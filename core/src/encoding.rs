@@ -44,6 +44,13 @@ pub const MAX_STALE: u32 = 31_536_000;
 #[error("value is not an ipcheck entry: {0}")]
 pub struct DecodeError(&'static str);
 
+impl DecodeError {
+    /// An error saying what about the value is wrong.
+    pub(crate) fn new(what: &'static str) -> Self {
+        DecodeError(what)
+    }
+}
+
 fn verdict_code(v: Verdict) -> u64 {
     match v {
         Verdict::Allow => 0,
@@ -141,7 +148,8 @@ impl EntryView<'_> {
         self.source == Source::MANUAL
     }
 
-    fn to_entry(self) -> Result<Entry, DecodeError> {
+    /// The owned entry (validates the text once more, as [`decode_entry`] does).
+    pub fn to_entry(self) -> Result<Entry, DecodeError> {
         Ok(Entry {
             verdict: self.verdict,
             // A compact value with bits this version does not know spells them `unknown-<bit>`,

@@ -11,6 +11,8 @@
 //!   [`Source`] that produced it.
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
+//! - [`lean`] decodes the lean read `IPCHECK LGET` (stored value and remaining time) and names
+//!   an entry's key, for the module and the service alike.
 //! - [`freshness`](mod@freshness) says whether a stored entry is fresh or stale from its key's remaining time.
 //! - [`vocabulary`] is the one table of reason tokens (categories and outcomes) everything
 //!   else derives from.
@@ -18,6 +20,7 @@
 
 pub mod encoding;
 pub mod freshness;
+pub mod lean;
 pub mod log_limit;
 pub mod normalize;
 pub mod policy;
@@ -29,6 +32,7 @@ pub use encoding::{
     EntryView, ViewScratch, MAX_STALE,
 };
 pub use freshness::{freshness, Freshness};
+pub use lean::{decode_lean, entry_key, key_parts, ttl_secs, LeanEntry, LGET, NO_EXPIRY_MS};
 pub use log_limit::LogLimiter;
 pub use normalize::{
     cache_key, normalize, normalize_bytes, normalize_network, Aggregation, AggregationError,

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use ipcheck_core::{normalize_bytes, CanonicalText, NormalizedIp};
+use ipcheck_core::{key_parts, normalize_bytes, CanonicalText, NormalizedIp};
 
 use crate::error::CommandError;
 use crate::settings::{self, MAX_PREFIX_LEN};
@@ -167,15 +167,10 @@ fn parse_ip(arg: &[u8]) -> Result<NormalizedIp, CommandError> {
 /// `<prefix><canonical>`, or `<prefix>{<canonical>}` in cluster mode.
 pub fn build_key(prefix: &[u8], canonical: &[u8], cluster: bool) -> Result<KeyName, CommandError> {
     let mut key = KeyName::new();
-    let fits = if cluster {
-        key.push(prefix)
-            .and_then(|_| key.push(b"{"))
-            .and_then(|_| key.push(canonical))
-            .and_then(|_| key.push(b"}"))
-    } else {
-        key.push(prefix).and_then(|_| key.push(canonical))
-    };
-    fits.map_err(|_| CommandError::Internal("key too long"))?;
+    for part in key_parts(prefix, canonical, cluster) {
+        key.push(part)
+            .map_err(|_| CommandError::Internal("key too long"))?;
+    }
     Ok(key)
 }
 

@@ -123,6 +123,7 @@ macro_rules! entry_points {
 
 entry_points! {
     get_cmd => crate::subcommands::get::run,
+    lget_cmd => crate::subcommands::lget::run,
     set_cmd => crate::subcommands::set::run,
     del_cmd => crate::subcommands::del::run,
     key_cmd => crate::subcommands::key::run,
@@ -147,7 +148,7 @@ const NETWORKS: ArgDoc = ArgDoc {
     optional: false,
 };
 
-const SUBCOMMANDS: [Subcommand; 11] = [
+const SUBCOMMANDS: [Subcommand; 12] = [
     Subcommand {
         name: c"get",
         args: &[IP_KEY],
@@ -157,6 +158,20 @@ const SUBCOMMANDS: [Subcommand; 11] = [
         arity: 3,
         key: KeyAccess::Read,
         summary: c"Returns the cached verdict for an address.",
+    },
+    Subcommand {
+        name: c"lget",
+        args: &[ArgDoc {
+            name: c"key",
+            kind: ArgKind::Key,
+            optional: false,
+        }],
+        categories: c"read fast",
+        handler: Some(lget_cmd),
+        flags: c"readonly fast",
+        arity: 3,
+        key: KeyAccess::Read,
+        summary: c"Returns an entry's stored value and milliseconds left (the lean read).",
     },
     Subcommand {
         name: c"set",

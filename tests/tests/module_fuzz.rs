@@ -13,6 +13,7 @@ use redis::{Connection, Value};
 
 const SUBCOMMANDS: &[&str] = &[
     "get", "set", "del", "key", "stats", "help", "GET", "SeT", "DEL", "Key", "STATS", "HELP",
+    "lget", "LGET", "LGet",
 ];
 const WORDS: &[&str] = &[
     "EX",
@@ -158,6 +159,14 @@ fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
         let sub = argv[1].to_ascii_lowercase();
         match sub.as_slice() {
             b"get" | b"del" | b"key" => argv.push(random_arg(rng)),
+            // The lean read takes the key itself: under the prefix, with or without a hash tag,
+            // of any address text (canonical or not), or anything at all.
+            b"lget" => argv.push(match rng.random_range(0..4) {
+                0 => [b"ipcheck:".to_vec(), pick(rng, IPS)].concat(),
+                1 => [b"ipcheck:{".to_vec(), pick(rng, IPS), b"}".to_vec()].concat(),
+                2 => [b"ipcheck:".to_vec(), random_arg(rng)].concat(),
+                _ => random_arg(rng),
+            }),
             b"set" => {
                 argv.push(if rng.random_bool(0.7) {
                     pick(rng, IPS)

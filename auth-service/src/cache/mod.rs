@@ -8,6 +8,7 @@ pub mod redis;
 pub mod redis_error;
 pub mod redis_health;
 pub mod redis_latency;
+pub mod redis_lean;
 pub mod redis_verify;
 
 use std::sync::Arc;

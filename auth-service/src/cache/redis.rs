@@ -23,6 +23,7 @@ use tokio::sync::OnceCell;
 
 pub use super::redis_error::{ErrorKind, RedisError};
 use super::redis_health::{Health, Op, State};
+use super::redis_lean::{self as lean, ReadMode};
 use super::redis_verify::{self as verify, Expected};
 use crate::breaker::{Admit, Breaker, State as BreakerState};
 use crate::budget_shared::{self, Ask};
@@ -55,7 +56,7 @@ pub enum OpTarget<'a> {
     Any,
 }
 
-/// An entry read back with `IPCHECK GET`.
+/// An entry read back with `IPCHECK LGET` (or `IPCHECK GET`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     /// The entry.
@@ -138,6 +139,8 @@ pub struct RedisTier {
     breaker: Breaker,
     /// The last verification; the lock also keeps checks from overlapping.
     verification: tokio::sync::Mutex<Option<Verification>>,
+    /// Whether lookups read with `IPCHECK LGET` (see [`lean`]), as the last verification found.
+    read: ReadMode,
 }
 
 impl RedisTier {
@@ -203,6 +206,7 @@ impl RedisTier {
                 cluster: settings.cluster,
             },
             verification: tokio::sync::Mutex::new(None),
+            read: ReadMode::default(),
         })
     }
 
@@ -314,12 +318,19 @@ impl RedisTier {
         }
     }
 
-    /// `IPCHECK GET <key>`.
+    /// The entry of the canonical address `key`: `IPCHECK LGET <its key>` (the lean read), or
+    /// `IPCHECK GET <key>` while verification finds `LGET` unusable. Either is routed by the
+    /// address, whose slot is the key's (its hash tag).
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
-        let mut cmd = redis::cmd("IPCHECK");
-        cmd.arg("GET").arg(key);
-        let reply = self.call(Op::Get, cmd, Some(key)).await?;
-        let parsed = parse_get(reply);
+        let parsed = if self.read.is_lean() {
+            let cmd = lean::lean_cmd(&self.expected.key_prefix, key, self.expected.cluster);
+            let reply = self.call(Op::Get, cmd, Some(key)).await?;
+            lean::parse_lean(&reply)
+        } else {
+            let mut cmd = redis::cmd("IPCHECK");
+            cmd.arg("GET").arg(key);
+            parse_get(self.call(Op::Get, cmd, Some(key)).await?)
+        };
         if let Err(e) = &parsed {
             self.health.failed(Op::Get, e);
         }
@@ -456,6 +467,22 @@ impl RedisTier {
         )
         .await
         .map_err(|e| verify::explain(&step, &e, prefix))?;
+        let step = format!("IPCHECK LGET of {}", verify::PROBE_ADDRESS);
+        let answer = self
+            .send(
+                lean::lean_cmd(prefix, verify::PROBE_ADDRESS, self.expected.cluster),
+                Some(verify::PROBE_ADDRESS),
+                VERIFY_TIMEOUT,
+            )
+            .await;
+        let outcome = lean::probe_outcome(answer.as_ref());
+        if outcome == lean::ProbeOutcome::Failed {
+            let e = answer.err().unwrap_or_else(|| {
+                verify::misconfigured(ErrorKind::Reply, "unexpected reply".to_owned())
+            });
+            return Err(verify::explain(&step, &e, prefix));
+        }
+        self.read.apply(&outcome, &self.display);
         let step = format!("IPCHECK SET {}", verify::PROBE_ADDRESS);
         let answer = self
             .send(

@@ -2,6 +2,9 @@
 //!
 //! 1. `IPCHECK GET 0.0.0.0`: the module is loaded, the credentials work, and the user may read
 //!    the service's keys.
+//!    Then `IPCHECK LGET <key of 0.0.0.0>` decides how lookups read (see
+//!    [`super::redis_lean`]): lean when it answers, `IPCHECK GET` (with a WARN naming the fix)
+//!    when the module predates it or the user lacks `+ipcheck|lget`.
 //! 2. `IPCHECK SET 0.0.0.0 allow STALE 1 EX 0`: the user may write them, and the module knows
 //!    stale windows. Redis checks the ACL (subcommand and key, which the module's command filter
 //!    has already rewritten to the real key) before the module runs, and the module parses every

@@ -10,7 +10,7 @@
 //! without a stale window; 0 when stale; -1 without expiry). The last two were appended: a
 //! reader that stops after `key` still works. Read-only: served by replicas and from `EVAL_RO`.
 
-use ipcheck_core::{decode_entry_view, freshness, ViewScratch};
+use ipcheck_core::{decode_entry_view, freshness, ttl_secs, ViewScratch};
 
 use crate::acl::Access;
 use crate::error::CommandError;
@@ -53,9 +53,9 @@ impl<'a> Get<'a> {
                         source,
                     }
                 })?;
-                // Redis's TTL command rounds the remaining milliseconds to the nearest second.
+                // Rounded as Redis's TTL command rounds (and as an LGET reader rounds).
                 let remaining_ms = key.ttl_ms();
-                let ttl = remaining_ms.map_or(-1, |ms| (ms + 500) / 1000);
+                let ttl = ttl_secs(remaining_ms);
                 let fresh = freshness(remaining_ms, entry.stale_secs);
                 stats::HITS.incr();
                 ctx.reply_array(14);

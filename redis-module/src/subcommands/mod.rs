@@ -6,6 +6,7 @@ pub mod del;
 pub mod get;
 pub mod help;
 pub mod key;
+pub mod lget;
 pub mod netadd;
 pub mod netdel;
 pub mod netdump;

@@ -1,0 +1,212 @@
+//! The lean read: the Redis tier's lookups ask `IPCHECK LGET <key>`, which answers only the
+//! stored value and the key's milliseconds left, and decode both here with
+//! `ipcheck_core::decode_lean` (the module's own decoding). `IPCHECK GET`'s field/value reply
+//! stays for people, scripts and `ipcheck-auth pins`.
+//!
+//! The service names the key itself (`ipcheck_core::entry_key`: `redis.key_prefix`, the
+//! canonical address, a hash tag in cluster mode), so the module does no address work; the
+//! startup verification has already checked with `IPCHECK KEY` that the module builds the same
+//! keys. A module that predates `LGET`, or a Redis user without `+ipcheck|lget`, is not an
+//! outage: verification finds it, says how to fix it, and the lookups read with `IPCHECK GET`
+//! until a later verification finds `LGET` usable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ipcheck_core::{decode_lean, entry_key, LGET};
+use redis::Value;
+
+use super::redis::{Stored, NO_EXPIRY};
+use super::redis_error::{ErrorKind, RedisError};
+
+/// `IPCHECK LGET <key of address>`.
+pub fn lean_cmd(prefix: &str, address: &str, cluster: bool) -> redis::Cmd {
+    let mut cmd = redis::cmd("IPCHECK");
+    cmd.arg(LGET).arg(entry_key(prefix, address, cluster));
+    cmd
+}
+
+/// Reads an `LGET` reply: nil, or `[<stored value>, <ms left>]`.
+pub fn parse_lean(reply: &Value) -> Result<Option<Stored>, RedisError> {
+    let bad = |detail: &str| RedisError {
+        kind: ErrorKind::Reply,
+        detail: format!("IPCHECK LGET: {detail}"),
+    };
+    let items = match reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => items,
+        _ => return Err(bad("not nil nor an array")),
+    };
+    let [Value::BulkString(value), ms] = items.as_slice() else {
+        return Err(bad("not [value, milliseconds]"));
+    };
+    let ms = match ms {
+        Value::Int(ms) => *ms,
+        _ => return Err(bad("milliseconds left is not an integer")),
+    };
+    let lean = decode_lean(value, ms).map_err(|e| bad(&e.to_string()))?;
+    // -1: a key without expiry (a `PERSIST` pin).
+    let secs = |s: i64| u64::try_from(s).map_or(NO_EXPIRY, Duration::from_secs);
+    Ok(Some(Stored {
+        entry: lean.entry,
+        ttl: secs(lean.ttl_secs),
+        fresh: lean.freshness.fresh,
+        fresh_ttl: secs(lean.freshness.fresh_ttl_secs),
+    }))
+}
+
+/// What the verification's `LGET` probe says about how to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// `LGET` works: read lean.
+    Lean,
+    /// `LGET` cannot be used, for this reason (with the fix); read with `IPCHECK GET`.
+    Full(&'static str),
+    /// Another failure: the caller explains it as for any other probe.
+    Failed,
+}
+
+/// Sorts the `LGET` probe's answer.
+pub fn probe_outcome(answer: Result<&Value, &RedisError>) -> ProbeOutcome {
+    match answer {
+        Ok(reply) if parse_lean(reply).is_ok() => ProbeOutcome::Lean,
+        Ok(_) => ProbeOutcome::Failed,
+        Err(e) if e.kind == ErrorKind::NoPerm => ProbeOutcome::Full(
+            "the Redis user may not run IPCHECK LGET (the lean read): grant +ipcheck|lget",
+        ),
+        Err(e) if e.detail.to_ascii_lowercase().contains("unknown subcommand") => {
+            ProbeOutcome::Full(
+                "the loaded ipcheck module predates IPCHECK LGET (the lean read): upgrade the module",
+            )
+        }
+        Err(_) => ProbeOutcome::Failed,
+    }
+}
+
+/// Which read the lookups use: lean until a verification finds `LGET` unusable.
+pub struct ReadMode {
+    lean: AtomicBool,
+}
+
+impl Default for ReadMode {
+    fn default() -> Self {
+        ReadMode {
+            lean: AtomicBool::new(true),
+        }
+    }
+}
+
+impl ReadMode {
+    /// Whether lookups use `LGET`.
+    pub fn is_lean(&self) -> bool {
+        self.lean.load(Ordering::Relaxed)
+    }
+
+    /// Applies a probe's outcome; logs when the read changes (`redis`: the Redis address, for the log line).
+    pub fn apply(&self, outcome: &ProbeOutcome, redis: &str) {
+        match outcome {
+            ProbeOutcome::Lean => {
+                if !self.lean.swap(true, Ordering::Relaxed) {
+                    tracing::info!(redis = %redis, "IPCHECK LGET works again: lookups use the lean read");
+                }
+            }
+            ProbeOutcome::Full(why) => {
+                if self.lean.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(redis = %redis, "{why}; until then lookups read with IPCHECK GET, which costs Redis more per lookup");
+                }
+            }
+            ProbeOutcome::Failed => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn lean_reply() {
+        assert_eq!(parse_lean(&Value::Nil), Ok(None));
+        let stored = parse_lean(&Value::Array(vec![bulk("321"), Value::Int(41_600)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.entry.reasons.as_str(), "vpn,tor");
+        assert_eq!(stored.ttl, Duration::from_secs(42));
+        assert!(stored.fresh);
+        assert_eq!(stored.fresh_ttl, Duration::from_secs(42));
+        // A pin without expiry.
+        let pinned = parse_lean(&Value::Array(vec![bulk("9"), Value::Int(-1)]))
+            .unwrap()
+            .unwrap();
+        assert!(pinned.entry.source.is_manual());
+        assert_eq!((pinned.ttl, pinned.fresh_ttl), (NO_EXPIRY, NO_EXPIRY));
+        // Stale: a 60 s window with 30 s left.
+        let stale = parse_lean(&Value::Array(vec![
+            bulk("c:feed:spam:60"),
+            Value::Int(30_000),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(!stale.fresh);
+        assert_eq!(
+            (stale.ttl, stale.fresh_ttl),
+            (Duration::from_secs(30), Duration::ZERO)
+        );
+        for bad in [
+            Value::Int(1),
+            Value::Array(vec![bulk("321")]),
+            Value::Array(vec![bulk("hello"), Value::Int(1)]),
+            Value::Array(vec![bulk("321"), bulk("1")]),
+            Value::Array(vec![bulk("321"), Value::Int(-2)]),
+        ] {
+            assert_eq!(parse_lean(&bad).map_err(|e| e.kind), Err(ErrorKind::Reply));
+        }
+    }
+
+    #[test]
+    fn keys_as_the_module_builds_them() {
+        let cmd = lean_cmd("ipcheck:", "2001:db8::/64", true);
+        let args: Vec<_> = cmd.args_iter().collect();
+        assert_eq!(args.len(), 3);
+        let packed = String::from_utf8_lossy(&cmd.get_packed_command()).into_owned();
+        assert!(packed.contains("LGET") && packed.contains("ipcheck:{2001:db8::/64}"));
+    }
+
+    #[test]
+    fn probe_outcomes() {
+        let err = |kind, detail: &str| RedisError {
+            kind,
+            detail: detail.to_owned(),
+        };
+        assert_eq!(probe_outcome(Ok(&Value::Nil)), ProbeOutcome::Lean);
+        assert_eq!(probe_outcome(Ok(&Value::Int(3))), ProbeOutcome::Failed);
+        let old = err(
+            ErrorKind::Error,
+            "ERR unknown subcommand 'LGET'. Try IPCHECK HELP.",
+        );
+        assert!(
+            matches!(probe_outcome(Err(&old)), ProbeOutcome::Full(why) if why.contains("upgrade the module"))
+        );
+        let noperm = err(
+            ErrorKind::NoPerm,
+            "User svc has no permissions to run the 'ipcheck|lget' command",
+        );
+        assert!(
+            matches!(probe_outcome(Err(&noperm)), ProbeOutcome::Full(why) if why.contains("+ipcheck|lget"))
+        );
+        let down = err(ErrorKind::Timeout, "");
+        assert_eq!(probe_outcome(Err(&down)), ProbeOutcome::Failed);
+        let mode = ReadMode::default();
+        assert!(mode.is_lean());
+        mode.apply(&probe_outcome(Err(&old)), "x");
+        assert!(!mode.is_lean());
+        mode.apply(&ProbeOutcome::Failed, "x");
+        assert!(!mode.is_lean());
+        mode.apply(&ProbeOutcome::Lean, "x");
+        assert!(mode.is_lean());
+    }
+}
