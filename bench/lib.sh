@@ -146,6 +146,17 @@ start_provider() {
     wait_port "$PROVIDER_PORT"
 }
 
+# start_noop <args...>: bench/src/bin/noop-auth (the do-nothing auth backend; args: nothing,
+# `redis <url>` or `provider <url prefix>` for one call first) on a free port. Sets NOOP_PID and
+# NOOP_PORT.
+start_noop() {
+    NOOP_PORT=$(free_port)
+    "$REL/noop-auth" "127.0.0.1:$NOOP_PORT" "$@" &
+    NOOP_PID=$!
+    PIDS+=("$NOOP_PID")
+    wait_port "$NOOP_PORT"
+}
+
 # provider_calls: the lookups the stand-in provider has answered so far.
 provider_calls() { curl -sf "http://127.0.0.1:$PROVIDER_PORT/calls"; }
 

@@ -44,26 +44,12 @@ NGINX=$(command -v nginx)
 # --- the processes every variant shares -------------------------------------------------------
 REDIS_PORT=$(free_port)
 start_redis redis "$REDIS_PORT" module
-PROVIDER_PORT=$(free_port)
-"$REL/slow-provider" "127.0.0.1:$PROVIDER_PORT" "$PROVIDER_MS" &
-PROVIDER_PID=$!
-PIDS+=("$PROVIDER_PID")
-wait_port "$PROVIDER_PORT"
-NOOP_PORT=$(free_port)
-"$REL/noop-auth" "127.0.0.1:$NOOP_PORT" &
-NOOP_PID=$!
-PIDS+=("$NOOP_PID")
-wait_port "$NOOP_PORT"
-NOOP_REDIS_PORT=$(free_port)
-"$REL/noop-auth" "127.0.0.1:$NOOP_REDIS_PORT" redis "redis://127.0.0.1:$REDIS_PORT/" &
-NOOP_REDIS_PID=$!
-PIDS+=("$NOOP_REDIS_PID")
-wait_port "$NOOP_REDIS_PORT"
-NOOP_PROVIDER_PORT=$(free_port)
-"$REL/noop-auth" "127.0.0.1:$NOOP_PROVIDER_PORT" provider "http://127.0.0.1:$PROVIDER_PORT/v1/lookup?ip=" &
-NOOP_PROVIDER_PID=$!
-PIDS+=("$NOOP_PROVIDER_PID")
-wait_port "$NOOP_PROVIDER_PORT"
+start_provider "$PROVIDER_MS"
+start_noop redis "redis://127.0.0.1:$REDIS_PORT/"
+NOOP_REDIS_PORT=$NOOP_PORT NOOP_REDIS_PID=$NOOP_PID
+start_noop provider "http://127.0.0.1:$PROVIDER_PORT/v1/lookup?ip="
+NOOP_PROVIDER_PORT=$NOOP_PORT NOOP_PROVIDER_PID=$NOOP_PID
+start_noop
 
 # --- wrk scripts ------------------------------------------------------------------------------
 cat >"$WORK/clients.lua" <<'EOF'

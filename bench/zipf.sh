@@ -33,16 +33,8 @@ NGINX=$(command -v nginx)
 
 REDIS_PORT=$(free_port)
 start_redis redis "$REDIS_PORT" module
-PROVIDER_PORT=$(free_port)
-"$REL/slow-provider" "127.0.0.1:$PROVIDER_PORT" "$PROVIDER_MS" &
-PROVIDER_PID=$!
-PIDS+=("$PROVIDER_PID")
-wait_port "$PROVIDER_PORT"
-NOOP_PORT=$(free_port)
-"$REL/noop-auth" "127.0.0.1:$NOOP_PORT" &
-NOOP_PID=$!
-PIDS+=("$NOOP_PID")
-wait_port "$NOOP_PORT"
+start_provider "$PROVIDER_MS"
+start_noop
 
 # Zipf(1) by inversion of its continuous approximation: k = floor(N^u) for u uniform in [0, 1)
 # gives P(k) = log((k+1)/k) / log(N), close to 1/(k ln N) (exact for large k; the head is a
