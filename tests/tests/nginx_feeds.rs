@@ -17,9 +17,13 @@ use redis::Value;
 const TOR: &str = "ipcheck:{lists}:tor";
 /// The client every download lists, among thousands of others.
 const CLIENT: &str = "127.0.0.70";
-/// How often the service downloads the feed: longer than the list's `refresh` (2 s in the
-/// shipped config), so the service's copy catches up with each swap before the next one.
-const INTERVAL: &str = "3s";
+/// How often the service downloads the feed: far longer than the list's [`REFRESH`], so the
+/// service's copy catches up with each swap before the next one.
+const INTERVAL: &str = "1s";
+/// The Tor list's `refresh` here (2 s as shipped): the service reads the list's NETINFO this
+/// often, so a swap that is not atomic in Redis (the list emptied, then filled a batch at a
+/// time) would be read half loaded, not slip between two reads.
+const REFRESH: &str = "10ms";
 /// Swaps watched while the client asks.
 const SWAPS: usize = 5;
 const BLOCKED: &str = "{\"error\":\"access denied\",\"reason\":\"tor\"}\n";
@@ -73,14 +77,23 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// The stack as shipped, its service also running `[feeds.tor]` from `feed_url` every
-/// [`INTERVAL`].
+/// [`INTERVAL`], its Tor list refreshed every [`REFRESH`].
 fn stack_with_tor_feed(feed_url: &str) -> Stack {
     let redis = RedisServer::start();
     let provider = Provider::start();
     let backend = Backend::start();
+    let shipped = example_service_config(&redis, &provider, "60s");
+    let refresh = "[lists.tor]\ncategory = \"tor\"\n";
+    let (before, after) = shipped
+        .split_once(refresh)
+        .expect("the shipped config has [lists.tor] with category tor");
+    let after = after.replacen("refresh = \"2s\"", &format!("refresh = \"{REFRESH}\""), 1);
     let config = format!(
-        "{}\n[feeds.tor]\nurl = \"{feed_url}\"\nformat = \"tor-exits\"\ninterval = \"{INTERVAL}\"\n",
-        example_service_config(&redis, &provider, "60s")
+        "{before}{refresh}{after}\n[feeds.tor]\nurl = \"{feed_url}\"\nformat = \"tor-exits\"\ninterval = \"{INTERVAL}\"\n"
+    );
+    assert!(
+        config.contains(&format!("refresh = \"{REFRESH}\"")),
+        "the shipped [lists.tor] no longer sets refresh = \"2s\""
     );
     let service = Service::builder(&config).env(KEY_VAR, SECRET).start();
     let nginx = NginxSetup::new(service.port(), backend.port()).start();
