@@ -15,7 +15,8 @@ use ipcheck_tests::{Backend, Provider, RedisServer, Reply, Service, Stack};
 use redis::Value;
 
 const TOR: &str = "ipcheck:{lists}:tor";
-/// The client every download lists, among thousands of others.
+/// The client every download lists, among thousands of others (10.x.y.z: the feed loads
+/// networks in order, so a load a batch at a time would list the client last).
 const CLIENT: &str = "127.0.0.70";
 /// How often the service downloads the feed: far longer than the list's [`REFRESH`], so the
 /// service's copy catches up with each swap before the next one.
@@ -83,13 +84,13 @@ fn stack_with_tor_feed(feed_url: &str) -> Stack {
     let provider = Provider::start();
     let backend = Backend::start();
     let shipped = example_service_config(&redis, &provider, "60s");
-    let refresh = "[lists.tor]\ncategory = \"tor\"\n";
+    let header = "[lists.tor]\ncategory = \"tor\"\n";
     let (before, after) = shipped
-        .split_once(refresh)
+        .split_once(header)
         .expect("the shipped config has [lists.tor] with category tor");
     let after = after.replacen("refresh = \"2s\"", &format!("refresh = \"{REFRESH}\""), 1);
     let config = format!(
-        "{before}{refresh}{after}\n[feeds.tor]\nurl = \"{feed_url}\"\nformat = \"tor-exits\"\ninterval = \"{INTERVAL}\"\n"
+        "{before}{header}{after}\n[feeds.tor]\nurl = \"{feed_url}\"\nformat = \"tor-exits\"\ninterval = \"{INTERVAL}\"\n"
     );
     assert!(
         config.contains(&format!("refresh = \"{REFRESH}\"")),
