@@ -119,11 +119,12 @@ awk -v k="$LIST_KEY" 'BEGIN {
 function rnd(n) { x = (x * 16807) % 2147483647; return int(x / 2147483647 * n) }
 function octet(  o) { o = 11 + rnd(213); return o == 127 ? 128 : o }' >"$WORK/feeds.redis"
 FEED_LISTS="tor drop googlebot"
-# The service config of (cl): a block-verdict list for DROP, and the default policy (location /)
-# consulting all three lists (tor and googlebot are in the shipped config already).
+# The service config of (cl): a block-verdict list for DROP, consulted first by the two policies
+# naming tor and googlebot in the shipped config: `lenient`, the one example.conf's location /
+# (what the bench requests) uses, and `default` (the edit replaces both lines).
 FEED_EDITS=(
     $'[lists.googlebot]=>[lists.drop]\nverdict = "block"\nrefresh = "2s"\n\n[lists.googlebot]'
-    $'provider call.\nlists = ["tor", "googlebot"]=>provider call.\nlists = ["drop", "tor", "googlebot"]'
+    'lists = ["tor", "googlebot"]=>lists = ["drop", "tor", "googlebot"]'
 )
 # load_feeds: the three lists into Redis (replacing what a previous round left); logs each size.
 load_feeds() {
@@ -186,6 +187,10 @@ for round in $(seq "$ROUNDS"); do
     start_service svc-cl "${FEED_EDITS[@]}"
     await 30 "the service's copy of the lists" lists_loaded
     start_nginx cl "$SERVICE_PORT"
+    # location /'s policy does consult the lists: an address in the DROP list is refused.
+    dropped=$(awk '$3 ~ /drop$/ { sub(/\/.*/, "", $4); print $4; exit }' "$WORK/feeds.redis")
+    status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $dropped" "http://127.0.0.1:$NGINX_PORT/")
+    [ "$status" = 403 ] || die "(cl) $dropped, in the DROP list, got $status through nginx, not 403"
     warm "$WORK/clients.lua"
     before=$(tier_count "$METRICS_PORT" local)
     list_before=$(metric "$METRICS_PORT" 'ipcheck_list_decisions_total')
