@@ -4,6 +4,7 @@
 #   (a) the page with no auth at all (the ceiling)      example.conf without `auth_request` on /
 #   (b) auth_request to noop-auth, a do-nothing 204     example.conf, upstream -> noop-auth
 #   (c) ipcheck-auth, local-tier hits                   example.conf + the example service config
+#   (cl) (c) with a real-size feed mix in three lists    ... + [lists.drop]; Redis lists filled first
 #   (d) ipcheck-auth with the local tier off (Redis)    ... + cache.capacity = 0
 #   (d0) noop-auth making one plain Redis GET first     the best any backend asking Redis can do
 #   (e) cold addresses, provider answering in 20 ms     ... a new address on every request
@@ -81,6 +82,78 @@ write_rotation_lua "$WORK/cold.lua" / X-Forwarded-For
 
 # start_nginx, measure and the rest of the nginx harness are in lib.sh (zipf.sh uses them too).
 
+# --- (cl)'s feed mix --------------------------------------------------------------------------
+# The size of the real feeds a deployment loads: a Tor exit list (~1,500 addresses), a DROP-like
+# list (~1,200 networks /12../24, a block verdict) and googlebot's ranges (~300 networks, v4 and
+# v6). Generated here, the same every run (a Park-Miller generator with a fixed seed), as IPCHECK
+# NETADD batches of 100; first octets 11..223 without 127 and googlebot's 66.249.64.0/19 and
+# 2001:4860:4801::/48, so none covers the wrk clients (10.0.x.y): every request of (cl) is still a
+# local-tier hit that has looked the address up in all three lists first.
+LIST_KEY='ipcheck:{lists}:'
+awk -v k="$LIST_KEY" 'BEGIN {
+    x = 20261127
+    # tor: 1,500 /32s
+    for (i = 0; i < 1500; i++) {
+        if (i % 100 == 0) printf "%sIPCHECK NETADD %stor", (i ? "\n" : ""), k
+        printf " %d.%d.%d.%d VALUE tor", octet(), rnd(256), rnd(256), rnd(256)
+    }
+    printf "\n"
+    # drop: 1,200 networks /12../24 (host bits cleared, as a feed publishes them)
+    for (i = 0; i < 1200; i++) {
+        if (i % 100 == 0) printf "%sIPCHECK NETADD %sdrop", (i ? "\n" : ""), k
+        len = 12 + rnd(13)
+        n = (octet() * 16777216 + rnd(16777216))
+        size = 2 ^ (32 - len)
+        n = int(n / size) * size
+        printf " %d.%d.%d.%d/%d VALUE drop", int(n / 16777216), int(n / 65536) % 256, int(n / 256) % 256, n % 256, len
+    }
+    printf "\n"
+    # googlebot: 200 IPv4 /27s in 66.249.64.0/19, 100 IPv6 /64s in 2001:4860:4801::/48
+    for (i = 0; i < 300; i++) {
+        if (i % 100 == 0) printf "%sIPCHECK NETADD %sgooglebot", (i ? "\n" : ""), k
+        if (i < 200) printf " 66.249.%d.%d/27 VALUE crawler", 64 + int(i / 8), (i % 8) * 32
+        else printf " 2001:4860:4801:%x::/64 VALUE crawler", i - 200
+    }
+    printf "\n"
+}
+function rnd(n) { x = (x * 16807) % 2147483647; return int(x / 2147483647 * n) }
+function octet(  o) { o = 11 + rnd(213); return o == 127 ? 128 : o }' >"$WORK/feeds.redis"
+FEED_LISTS="tor drop googlebot"
+# The service config of (cl): a block-verdict list for DROP, consulted first by the two policies
+# naming tor and googlebot in the shipped config: `lenient`, the one example.conf's location /
+# (what the bench requests) uses, and `default` (the edit replaces both lines).
+FEED_EDITS=(
+    $'[lists.googlebot]=>[lists.drop]\nverdict = "block"\nrefresh = "2s"\n\n[lists.googlebot]'
+    'lists = ["tor", "googlebot"]=>lists = ["drop", "tor", "googlebot"]'
+)
+# load_feeds: the three lists into Redis (replacing what a previous round left); logs each size.
+load_feeds() {
+    local list
+    for list in $FEED_LISTS; do redis-cli -p "$REDIS_PORT" DEL "$LIST_KEY$list" >/dev/null; done
+    redis-cli -p "$REDIS_PORT" <"$WORK/feeds.redis" >"$WORK/feeds.out"
+    ! grep -q ERR "$WORK/feeds.out" || die "IPCHECK NETADD failed: $(grep ERR "$WORK/feeds.out" | head -1)"
+    [ -z "$(redis-cli -p "$REDIS_PORT" IPCHECK NETMATCH 10.0.0.1 "${LIST_KEY}tor" "${LIST_KEY}drop" \
+        "${LIST_KEY}googlebot")" ] || die "a feed list covers the wrk clients"
+    for list in $FEED_LISTS; do
+        FEED_SIZE[$list]=$(redis-cli -p "$REDIS_PORT" IPCHECK NETINFO "$LIST_KEY$list" | awk 'NR == 2 || NR == 4 { s += $1 } END { print s + 0 }')
+    done
+    log "(cl) Redis lists: tor ${FEED_SIZE[tor]}, drop ${FEED_SIZE[drop]}, googlebot ${FEED_SIZE[googlebot]} networks"
+}
+declare -A FEED_SIZE
+# lists_loaded: the service's copy of every list holds what Redis holds (ipcheck_list_networks).
+lists_loaded() {
+    local list
+    for list in $FEED_LISTS; do
+        [ "$(metric "$METRICS_PORT" "ipcheck_list_networks{list=\"$list\"}")" = "${FEED_SIZE[$list]}" ] || return 1
+    done
+}
+# drop_feeds: (c) and the other variants run the shipped config, whose tor and googlebot lists
+# must stay empty, as they were before (cl) existed.
+drop_feeds() {
+    local list
+    for list in $FEED_LISTS; do redis-cli -p "$REDIS_PORT" DEL "$LIST_KEY$list" >/dev/null; done
+}
+
 NO_AUTH_ON_ROOT=$'set $ipcheck_on_unreachable open;\n        auth_request /_ipcheck;=>set $ipcheck_on_unreachable open;'
 
 # The variants in order, the whole sequence ROUNDS times (interleaved, so a slow moment of a
@@ -108,6 +181,24 @@ for round in $(seq "$ROUNDS"); do
     log "(c) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
     stop "$NGINX_PID"
     stop "$SERVICE_PID"
+
+    # (cl) = (c) with the feed mix in Redis before the service starts, all three lists consulted.
+    load_feeds
+    start_service svc-cl "${FEED_EDITS[@]}"
+    await 30 "the service's copy of the lists" lists_loaded
+    start_nginx cl "$SERVICE_PORT"
+    # location /'s policy does consult the lists: an address in the DROP list is refused.
+    dropped=$(awk '$3 ~ /drop$/ { sub(/\/.*/, "", $4); print $4; exit }' "$WORK/feeds.redis")
+    status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $dropped" "http://127.0.0.1:$NGINX_PORT/")
+    [ "$status" = 403 ] || die "(cl) $dropped, in the DROP list, got $status through nginx, not 403"
+    warm "$WORK/clients.lua"
+    before=$(tier_count "$METRICS_PORT" local)
+    list_before=$(metric "$METRICS_PORT" 'ipcheck_list_decisions_total')
+    measure cl "$WORK/clients.lua" "$SERVICE_PID"
+    log "(cl) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before)), list decisions: $(($(metric "$METRICS_PORT" 'ipcheck_list_decisions_total') - list_before)); the service's lists: $(for l in $FEED_LISTS; do printf '%s=%s ' "$l" "$(metric "$METRICS_PORT" "ipcheck_list_networks{list=\"$l\"}")"; done)"
+    stop "$NGINX_PID"
+    stop "$SERVICE_PID"
+    drop_feeds
 
     # (d) no local tier: every decision from Redis (which (c)'s warm-up filled).
     start_service svc-d "capacity = 100000=>capacity = 0"
@@ -150,7 +241,7 @@ for round in $(seq "$ROUNDS"); do
     stop "$SERVICE_PID"
 done
 
-for name in a b c d d0 e e0 f; do
+for name in a b c cl d d0 e e0 f; do
     RPS[$name]=$(awk -v s="${RPS_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
     P99[$name]=$(awk -v s="${P99_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }')
 done
@@ -159,6 +250,8 @@ BOUND=$((CONNS * 1000 / PROVIDER_MS))
 ba=$(ratio "${RPS[b]}" "${RPS[a]}")
 cb=$(ratio "${RPS[c]}" "${RPS[b]}")
 cb99=$(ratio "${P99[c]}" "${P99[b]}")
+clc=$(ratio "${RPS[cl]}" "${RPS[c]}")
+clc99=$(ratio "${P99[cl]}" "${P99[c]}")
 db=$(ratio "${RPS[d]}" "${RPS[b]}")
 d0b=$(ratio "${RPS[d0]}" "${RPS[b]}")
 dd0=$(ratio "${RPS[d]}" "${RPS[d0]}")
@@ -172,10 +265,11 @@ variant (mean of $ROUNDS rounds)  req/s     p99 ms
 (a) no auth                  ${RPS[a]}    ${P99[a]}
 (b) noop auth_request        ${RPS[b]}    ${P99[b]}
 (c) ipcheck, local hits      ${RPS[c]}    ${P99[c]}
+(cl) (c) + feed-mix lists    ${RPS[cl]}    ${P99[cl]}
 (d) ipcheck, Redis only      ${RPS[d]}    ${P99[d]}
 (d0) noop + one Redis GET    ${RPS[d0]}    ${P99[d0]}
 (e) cold, provider ${PROVIDER_MS} ms     ${RPS[e]}    ${P99[e]}   (bound ${CONNS}/${PROVIDER_MS} ms = $BOUND req/s)
 (e0) noop + one provider call ${RPS[e0]}    ${P99[e0]}
 (f) nginx micro-cache        ${RPS[f]}    ${P99[f]}
 EOF
-echo "nginx: b/a=$ba c/b=$cb ($(meets "$cb" ">=" 0.95) >=0.95) c_p99/b_p99=$cb99 ($(meets "$cb99" "<=" 1.1) <=1.1) d/b=$db ($(meets "$db" ">=" 0.85) >=0.85) [d0/b=$d0b d/d0=$dd0] e/bound=$eb ($(meets "$eb" ">=" 0.9) >=0.9) e_p99=${P99[e]}ms ($(meets "${P99[e]}" "<=" 25) <=25) [e0/bound=$e0b e0_p99=${P99[e0]}ms e_p99/e0_p99=$ee099] f/a=$fa ($(meets "$fa" ">=" 0.7) >=0.7)"
+echo "nginx: b/a=$ba c/b=$cb ($(meets "$cb" ">=" 0.95) >=0.95) c_p99/b_p99=$cb99 ($(meets "$cb99" "<=" 1.1) <=1.1) cl/c=$clc ($(meets "$clc" ">=" 0.95) >=0.95) [cl_p99/c_p99=$clc99] d/b=$db ($(meets "$db" ">=" 0.85) >=0.85) [d0/b=$d0b d/d0=$dd0] e/bound=$eb ($(meets "$eb" ">=" 0.9) >=0.9) e_p99=${P99[e]}ms ($(meets "${P99[e]}" "<=" 25) <=25) [e0/bound=$e0b e0_p99=${P99[e0]}ms e_p99/e0_p99=$ee099] f/a=$fa ($(meets "$fa" ">=" 0.7) >=0.7)"
