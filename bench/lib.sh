@@ -361,10 +361,7 @@ EOF
 }
 
 # tier_count <metrics port> <tier>: the service's ipcheck_cache_total for one tier.
-tier_count() {
-    curl -s "http://127.0.0.1:$1/metrics" |
-        awk -v t="tier=\"$2\"" 'index($0, "ipcheck_cache_total{") == 1 && index($0, t) { print $2 }'
-}
+tier_count() { metric "$1" "ipcheck_cache_total{tier=\"$2\""; }
 
 # run_wrk <name> <script> [args]: one measured run; prints "<req/s> <p99 ms> <non-2xx> <errors>".
 run_wrk() {

@@ -48,6 +48,7 @@ impl Tier {
     }
 }
 
+/// Bounds of the provider's call latency: a remote API, milliseconds to its deadline.
 const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -63,8 +64,7 @@ pub struct Metrics {
     redis_lookups: Box<[AtomicU64]>,
     provider_requests: AtomicU64,
     provider_errors: Box<[AtomicU64]>,
-    provider_buckets: Box<[AtomicU64]>,
-    provider_sum_micros: AtomicU64,
+    provider_duration: crate::histogram::Histogram,
     coalesced_waits: AtomicU64,
     unknown_policy: AtomicU64,
     provider_up: AtomicU64,
@@ -100,8 +100,7 @@ impl Default for Metrics {
             redis_lookups: counters(3),
             provider_requests: AtomicU64::new(0),
             provider_errors: counters(ProviderError::KINDS.len()),
-            provider_buckets: counters(LATENCY_BUCKETS.len() + 1),
-            provider_sum_micros: AtomicU64::new(0),
+            provider_duration: crate::histogram::Histogram::new(&LATENCY_BUCKETS),
             coalesced_waits: AtomicU64::new(0),
             unknown_policy: AtomicU64::new(0),
             provider_up: AtomicU64::new(NO_PROVIDER),
@@ -132,14 +131,7 @@ impl Metrics {
     /// One provider call and how long it took, with its error if it failed.
     pub fn provider_call(&self, elapsed: Duration, error: Option<ProviderError>) {
         inc(&self.provider_requests);
-        let secs = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        inc(&self.provider_buckets[bucket]);
-        self.provider_sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.provider_duration.observe(elapsed);
         if let Some(e) = error {
             inc(&self.provider_errors[e.kind_index()]);
         }
@@ -210,27 +202,13 @@ impl Metrics {
                 get(&self.provider_errors[i])
             );
         }
-        out.push_str("# HELP ipcheck_provider_duration_seconds Provider call latency.\n");
-        out.push_str("# TYPE ipcheck_provider_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += get(&self.provider_buckets[i]);
-            let _ = writeln!(
-                out,
-                "ipcheck_provider_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        cumulative += get(&self.provider_buckets[LATENCY_BUCKETS.len()]);
-        let _ = writeln!(
-            out,
-            "ipcheck_provider_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        crate::histogram::render_header(
+            &mut out,
+            "ipcheck_provider_duration_seconds",
+            "Provider call latency.",
         );
-        let _ = writeln!(
-            out,
-            "ipcheck_provider_duration_seconds_sum {}",
-            get(&self.provider_sum_micros) as f64 / 1e6
-        );
-        let _ = writeln!(out, "ipcheck_provider_duration_seconds_count {cumulative}");
+        self.provider_duration
+            .render(&mut out, "ipcheck_provider_duration_seconds", "");
         out.push_str(
             "# HELP ipcheck_coalesced_waits_total Requests that shared another request's lookup.\n",
         );

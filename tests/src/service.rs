@@ -80,6 +80,22 @@ impl Service {
         fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
     }
 
+    /// Polls the log until a line contains every one of `parts` (15 s at most); that line.
+    pub fn wait_for_log_line(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {parts:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The config file the service was started with.
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("ipcheck.toml")

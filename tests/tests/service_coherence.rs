@@ -68,6 +68,22 @@ fn await_allowed_locally(svc: &Service, ip: &str) {
     );
 }
 
+/// Waits until `svc` is ready again after Redis restarted (within `within`) and its
+/// invalidation link is subscribed again.
+fn await_back(svc: &Service, within: Duration) {
+    await_condition(
+        within,
+        "/readyz 200 after the restart",
+        || {
+            http_request(svc.port(), "GET", "/readyz", &[])
+                .map(|r| r.status)
+                .ok()
+        },
+        |s| *s == Some(200),
+    );
+    await_link_up(svc);
+}
+
 /// `redis-cli -p <port> <args>`, as an operator types it: its output.
 fn redis_cli(node: &RedisServer, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -132,17 +148,7 @@ fn a_pin_and_an_unpin_reach_both_instances_within_a_second() {
     redis.kill();
     redis.restart();
     for svc in [&a, &b] {
-        await_condition(
-            Duration::from_secs(15),
-            "/readyz 200 after the restart",
-            || {
-                http_request(svc.port(), "GET", "/readyz", &[])
-                    .map(|r| r.status)
-                    .ok()
-            },
-            |s| *s == Some(200),
-        );
-        await_link_up(svc);
+        await_back(svc, Duration::from_secs(15));
     }
     pin_and_unpin_reach_every_instance(&redis, &[&a, &b], "192.0.2.11");
     for svc in [&a, &b] {
@@ -274,17 +280,7 @@ fn in_a_cluster_every_primary_is_followed_also_after_it_restarts() {
         );
     }
     for svc in [&a, &b] {
-        await_condition(
-            Duration::from_secs(20),
-            "/readyz 200 after the restart",
-            || {
-                http_request(svc.port(), "GET", "/readyz", &[])
-                    .map(|r| r.status)
-                    .ok()
-            },
-            |s| *s == Some(200),
-        );
-        await_link_up(svc);
+        await_back(svc, Duration::from_secs(20));
     }
     pin_and_unpin_reach_every_instance(&cluster[2], &[&a, &b], &on_last);
 }

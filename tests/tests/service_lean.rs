@@ -61,22 +61,6 @@ fn wait_ready(svc: &Service) {
     }
 }
 
-/// Polls the service log until a line contains every one of `parts`.
-fn wait_for_log_line(svc: &Service, parts: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = svc.log();
-        if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with {parts:?}:\n{log}"
-        );
-        sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn lookups_read_with_lget_only() {
     let provider = Provider::start();
@@ -113,7 +97,7 @@ fn a_user_without_lget_falls_back_to_get_naming_the_grant() {
     );
     let url = format!("redis://svc:pass@127.0.0.1:{}/", redis.port());
     let svc = Service::start(&config(&provider, &url));
-    let line = wait_for_log_line(&svc, &["WARN", "+ipcheck|lget"]);
+    let line = svc.wait_for_log_line(&["WARN", "+ipcheck|lget"]);
     assert!(line.contains("IPCHECK GET"), "{line}");
     wait_ready(&svc);
     reset_stats(&redis);

@@ -310,28 +310,12 @@ fn readyz_says(svc: &Service, text: &str) -> ipcheck_tests::HttpReply {
     }
 }
 
-/// Polls the service log until a line contains every one of `parts`.
-fn wait_for_log_line(svc: &Service, parts: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = svc.log();
-        if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with {parts:?}:\n{log}"
-        );
-        sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn module_not_loaded_is_unready_and_logged_as_an_error() {
     let provider = Provider::start();
     let redis = RedisServer::builder().without_module().start();
     let svc = Service::start(&config(&provider, &redis, "60s"));
-    let line = wait_for_log_line(&svc, &["ERROR", "misconfigured", "module_missing"]);
+    let line = svc.wait_for_log_line(&["ERROR", "misconfigured", "module_missing"]);
     assert!(line.contains("not loaded"), "{line}");
     let ready = readyz_says(&svc, "module is not loaded");
     assert_eq!(ready.status, 503, "{}", ready.body);
@@ -372,7 +356,7 @@ fn a_user_without_set_permission_is_unready_naming_it() {
     let ready = readyz_says(&svc, "+ipcheck|set");
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(ready.body.contains("noperm"), "{}", ready.body);
-    wait_for_log_line(&svc, &["ERROR", "noperm"]);
+    svc.wait_for_log_line(&["ERROR", "noperm"]);
     // The password is never shown.
     assert!(!svc.log().contains(":pass@"), "{}", svc.log());
     assert!(!ready.body.contains(":pass@"), "{}", ready.body);
@@ -389,7 +373,7 @@ fn a_user_without_set_permission_is_unready_naming_it() {
     );
     let ready = readyz_says(&svc, "redis: ok");
     assert_eq!(ready.status, 200, "{}", ready.body);
-    wait_for_log_line(&svc, &["INFO", "the Redis tier is up"]);
+    svc.wait_for_log_line(&["INFO", "the Redis tier is up"]);
 }
 
 #[test]
@@ -408,7 +392,7 @@ fn module_prefixes_that_differ_from_the_service_are_named() {
         "{}",
         ready.body
     );
-    wait_for_log_line(&svc, &["ERROR", "ipv6-prefix 56"]);
+    svc.wait_for_log_line(&["ERROR", "ipv6-prefix 56"]);
 }
 
 #[test]
@@ -428,7 +412,7 @@ fn a_wrong_password_is_an_auth_error() {
         "{}",
         ready.body
     );
-    wait_for_log_line(&svc, &["ERROR", "auth"]);
+    svc.wait_for_log_line(&["ERROR", "auth"]);
     assert!(
         !svc.log().contains("wrong-one"),
         "the password leaked:\n{}",
@@ -446,7 +430,7 @@ fn redis_down_is_logged_once_not_per_request() {
     for i in 1..=20 {
         svc.auth(&format!("192.0.2.{i}"));
     }
-    let line = wait_for_log_line(&svc, &["WARN", "Redis is down"]);
+    let line = svc.wait_for_log_line(&["WARN", "Redis is down"]);
     // A killed server: the connection drops, then reconnecting is refused or runs out of time.
     assert!(
         ["refused", "timeout"].iter().any(|k| line.contains(k)),
@@ -471,7 +455,7 @@ fn redis_never_reached_since_startup_is_an_error() {
         &provider,
         &format!("redis://127.0.0.1:{port}/"),
     ));
-    let line = wait_for_log_line(&svc, &["ERROR", "cannot be reached since startup"]);
+    let line = svc.wait_for_log_line(&["ERROR", "cannot be reached since startup"]);
     assert!(line.contains("redis.url"), "{line}");
     let ready = readyz_says(&svc, "redis: down");
     assert_eq!(ready.status, 503, "{}", ready.body);

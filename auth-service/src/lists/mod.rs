@@ -61,6 +61,8 @@ pub struct LoadState {
 pub struct Slot {
     /// Its configuration.
     pub spec: ListSpec,
+    /// `spec.name`, shared: a decision names its list without copying the text.
+    name: Arc<str>,
     table: ArcSwap<Table>,
     state: Mutex<LoadState>,
     decisions: AtomicU64,
@@ -113,6 +115,7 @@ impl ListStore {
             .map(|spec| {
                 let slot = Slot {
                     spec: spec.clone(),
+                    name: Arc::from(spec.name.as_str()),
                     table: ArcSwap::from_pointee(Table::default()),
                     state: Mutex::new(LoadState {
                         source: Source::None,
@@ -157,8 +160,8 @@ impl ListStore {
     }
 
     /// The list at `index`'s name.
-    pub fn name(&self, index: usize) -> &str {
-        self.slots.get(index).map_or("", |s| s.spec.name.as_str())
+    pub fn name(&self, index: usize) -> Option<Arc<str>> {
+        self.slots.get(index).map(|s| Arc::clone(&s.name))
     }
 
     /// What `policy`'s lists say about `ip` at `now_ms` (Unix milliseconds).

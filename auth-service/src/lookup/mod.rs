@@ -82,7 +82,7 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
             tier: Tier::None,
             known: None,
             rule: Rule::List,
-            list: Some(Arc::from(tiers.lists().name(i))),
+            list: tiers.lists().name(i),
         };
     }
     let resolved = match tiers.local().get(&client.key, tiers.now()) {
@@ -108,10 +108,7 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
         }
     };
     let (known, list) = match listed {
-        Listed::Facts(listed, i) => (
-            with_listed(resolved.known, listed),
-            Some(Arc::from(tiers.lists().name(i))),
-        ),
+        Listed::Facts(listed, i) => (with_listed(resolved.known, listed), tiers.lists().name(i)),
         _ => (resolved.known, None),
     };
     let (decision, pin_reasons, rule) = rule::rule(policy, known.clone());
