@@ -148,12 +148,17 @@ mod tests {
             .map(|_| {
                 let (flights, calls, waits) = (flights.clone(), calls.clone(), waits.clone());
                 tokio::spawn(async move {
+                    let joined = waits.clone();
                     flights
                         .run(
                             key(),
                             || async move {
                                 calls.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                // Runs until every other request has joined: however slowly
+                                // the machine starts them, none comes after the flight.
+                                while joined.load(Ordering::SeqCst) < 49 {
+                                    tokio::task::yield_now().await;
+                                }
                                 7
                             },
                             || {
@@ -178,33 +183,27 @@ mod tests {
     #[tokio::test]
     async fn a_follower_takes_over_when_the_leader_goes_away() {
         let flights = Arc::new(Coalescer::<u32>::default());
-        let leader = {
-            let flights = flights.clone();
-            tokio::spawn(async move {
-                flights
-                    .run(
-                        key(),
-                        || async {
-                            tokio::time::sleep(Duration::from_secs(3600)).await;
-                            1
-                        },
-                        || {},
-                    )
-                    .await
-            })
-        };
-        // Let the leader open the flight, then start a follower and drop the leader.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let follower = {
-            let flights = flights.clone();
-            tokio::spawn(async move { flights.run(key(), || async { 2 }, || {}).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        leader.abort();
+        // Polled once each (a zero timeout polls before it elapses): the leader opens the
+        // flight, the follower joins it; then the leader goes away.
+        let mut leader = Box::pin(flights.run(
+            key(),
+            || async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                1
+            },
+            || {},
+        ));
+        assert!(tokio::time::timeout(Duration::ZERO, &mut leader)
+            .await
+            .is_err());
+        let mut follower = Box::pin(flights.run(key(), || async { 2 }, || {}));
+        assert!(tokio::time::timeout(Duration::ZERO, &mut follower)
+            .await
+            .is_err());
+        drop(leader);
         let answer = tokio::time::timeout(Duration::from_secs(5), follower)
             .await
-            .expect("the follower did not wait forever")
-            .expect("task");
+            .expect("the follower did not wait forever");
         assert_eq!(answer, Some(2), "the follower ran the lookup itself");
         assert!(flights.shard(&key()).is_empty());
     }

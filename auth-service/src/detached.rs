@@ -103,37 +103,31 @@ mod tests {
         let made = Arc::new(AtomicUsize::new(0));
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let (finished_tx, finished) = tokio::sync::oneshot::channel::<()>();
-        let first = {
-            let (calls, made) = (calls.clone(), made.clone());
-            tokio::spawn(async move {
-                calls
-                    .run(key(), move || async move {
-                        made.fetch_add(1, Ordering::SeqCst);
-                        let _ = released.await;
-                        let _ = finished_tx.send(());
-                        7
-                    })
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        first.abort();
+        // Polled once (a zero timeout polls before it elapses): the call starts; then its
+        // caller goes away.
+        let first_made = made.clone();
+        let mut first = Box::pin(calls.run(key(), move || async move {
+            first_made.fetch_add(1, Ordering::SeqCst);
+            let _ = released.await;
+            let _ = finished_tx.send(());
+            7
+        }));
+        assert!(tokio::time::timeout(Duration::ZERO, &mut first)
+            .await
+            .is_err());
+        drop(first);
         // A caller arriving while the call runs joins it.
-        let second = {
-            let (calls, made) = (calls.clone(), made.clone());
-            tokio::spawn(async move {
-                calls
-                    .run(key(), move || async move {
-                        made.fetch_add(1, Ordering::SeqCst);
-                        8
-                    })
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second_made = made.clone();
+        let mut second = Box::pin(calls.run(key(), move || async move {
+            second_made.fetch_add(1, Ordering::SeqCst);
+            8
+        }));
+        assert!(tokio::time::timeout(Duration::ZERO, &mut second)
+            .await
+            .is_err());
         let _ = release.send(());
         assert!(finished.await.is_ok(), "the abandoned call ran to its end");
-        assert_eq!(second.await.expect("task"), Some(7));
+        assert_eq!(second.await, Some(7));
         assert_eq!(made.load(Ordering::SeqCst), 1);
         assert!(lock(&calls.table).is_empty());
     }
