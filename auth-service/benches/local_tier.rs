@@ -25,7 +25,7 @@ fn filled() -> (LocalCache, Vec<NormalizedIp>) {
     for key in &keys {
         cache.insert(
             *key,
-            Known::Facts(Categories::EMPTY),
+            Known::Facts(Categories::EMPTY.into()),
             Duration::from_secs(3600),
             Instant::now(),
         );

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use ipcheck_core::{Categories, Verdict};
+use ipcheck_core::{Facts, Verdict};
 
 use crate::app::App;
 use crate::cache::redis::{Stored, NO_EXPIRY};
@@ -108,13 +108,22 @@ pub async fn explain(
     Ok(out)
 }
 
-fn categories(facts: Categories) -> String {
-    let text = facts.to_reasons().as_str().to_owned();
+fn categories(facts: Facts) -> String {
+    let mut text = facts.categories.to_reasons().as_str().to_owned();
     if text.is_empty() {
-        "none".to_owned()
-    } else {
-        text
+        text.push_str("none");
     }
+    let a = facts.attributes;
+    if let Some(c) = a.country {
+        text.push_str(&format!(", country {c}"));
+    }
+    if let Some(n) = a.asn {
+        text.push_str(&format!(", AS{n}"));
+    }
+    if let Some(s) = a.score {
+        text.push_str(&format!(", score {s}"));
+    }
+    text
 }
 
 fn describe(known: &Known) -> String {

@@ -25,9 +25,21 @@
 //!
 //! A manual pin never has a stale window (a pin is final until it expires): [`encode_stored`]
 //! drops it and the decoders refuse a value that carries one.
+//!
+//! **Attributes** (country, AS number, score: [`Attributes`]): an entry that knows any of them
+//! is written as the form above *without* its stale window, then
+//! `;<stale seconds>;<country>;<asn>;<score>`, each attribute empty when unknown. Example:
+//! `block`, `vpn,tor`, `api`, a day's stale window, `US`, AS 13335, score 87 is
+//! `321;86400;US;13335;87` (21 bytes: Redis keeps it in one allocation of the size class a
+//! short value takes, see bench/README.md "Memory"). The window moves to the suffix because
+//! inside the integer it would make it 17 to 19 digits. Tokens and the text form never contain
+//! `;`, so the first `;` always starts the suffix. A reader ignores fields after the score (a
+//! newer writer's), so mixed versions never refuse each other's entries; an entry without
+//! attributes is written exactly as before they existed.
 
 use thiserror::Error;
 
+use crate::facts::{Asn, Attributes, Country, Score};
 use crate::verdict::{check_reasons, check_source, Entry, Reasons, Source, Verdict, KNOWN_SOURCES};
 use crate::vocabulary::{self, MAX_KNOWN_TEXT, REASON_BITS};
 
@@ -98,6 +110,30 @@ pub fn encode_stored(entry: &Entry, stale_secs: u32) -> String {
     } else {
         stale_secs.min(MAX_STALE)
     };
+    let attributes = entry.attributes;
+    if attributes.is_empty() {
+        return encode_base(entry, stale_secs);
+    }
+    let mut out = encode_base(entry, 0);
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(out, ";{stale_secs};");
+    if let Some(c) = attributes.country {
+        out.push_str(c.as_str());
+    }
+    out.push(';');
+    if let Some(a) = attributes.asn {
+        let _ = write!(out, "{a}");
+    }
+    out.push(';');
+    if let Some(s) = attributes.score {
+        let _ = write!(out, "{s}");
+    }
+    out
+}
+
+/// The form without attributes: the compact integer, or the text form.
+fn encode_base(entry: &Entry, stale_secs: u32) -> String {
     match compact(entry, stale_secs) {
         Some(n) => n.to_string(),
         None => {
@@ -140,6 +176,8 @@ pub struct EntryView<'a> {
     /// The stale window in seconds: how long before the key expires the entry stops being
     /// fresh (0: fresh until gone; always 0 for a manual pin).
     pub stale_secs: u32,
+    /// Country, AS number and score, where known.
+    pub attributes: Attributes,
 }
 
 impl EntryView<'_> {
@@ -158,6 +196,7 @@ impl EntryView<'_> {
             reasons: Reasons::parse_stored(self.reasons)
                 .map_err(|_| DecodeError("bad reason list"))?,
             source: Source::parse(self.source).map_err(|_| DecodeError("bad source token"))?,
+            attributes: self.attributes,
         })
     }
 }
@@ -188,23 +227,91 @@ pub fn decode_entry_view<'a>(
     scratch: &'a mut ViewScratch,
 ) -> Result<EntryView<'a>, DecodeError> {
     let text = std::str::from_utf8(value).map_err(|_| DecodeError("not UTF-8"))?;
-    let view = if is_compact_shape(text) {
-        let (verdict, source_idx, mask, stale_secs) = compact_parts(text)?;
+    let (base, suffix) = match text.split_once(';') {
+        Some((base, suffix)) => (base, Some(suffix)),
+        None => (text, None),
+    };
+    let mut view = if is_compact_shape(base) {
+        let (verdict, source_idx, mask, stale_secs) = compact_parts(base)?;
         EntryView {
             verdict,
             reasons: join_reasons(mask, &mut scratch.0),
             source: KNOWN_SOURCES[source_idx],
             stale_secs,
+            attributes: Attributes::NONE,
         }
     } else {
         // The text form is rare: validate it the allocating way, then borrow the same
         // fields, which decode_text keeps verbatim.
-        decode_text(text)?
+        decode_text(base)?
     };
+    if let Some(suffix) = suffix {
+        if view.stale_secs != 0 {
+            return Err(DecodeError("stale window both in the base and the suffix"));
+        }
+        (view.stale_secs, view.attributes) = decode_suffix(suffix)?;
+    }
     if view.is_manual() && view.stale_secs != 0 {
         return Err(DecodeError("manual pin with a stale window"));
     }
     Ok(view)
+}
+
+/// A canonical decimal (no sign, no leading zero) of at most `max_len` digits.
+fn canonical_digits(text: &str, max_len: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max_len
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text.len() == 1 || !text.starts_with('0'))
+}
+
+/// `<stale>;<country>;<asn>;<score>[;<newer fields>...]`.
+fn decode_suffix(suffix: &str) -> Result<(u32, Attributes), DecodeError> {
+    let mut fields = suffix.split(';');
+    let (Some(stale), Some(country), Some(asn), Some(score)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(DecodeError("attributes need stale;country;asn;score"));
+    };
+    let stale_secs = match stale.parse::<u32>() {
+        Ok(n) if canonical_digits(stale, 8) && n <= MAX_STALE => n,
+        _ => return Err(DecodeError("bad stale window")),
+    };
+    let country = match country {
+        "" => None,
+        c if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => {
+            Some(Country::parse(c).map_err(|_| DecodeError("bad country"))?)
+        }
+        _ => return Err(DecodeError("bad country")),
+    };
+    let asn = match asn {
+        "" => None,
+        a if canonical_digits(a, 10) => Some(
+            a.parse::<u32>()
+                .ok()
+                .and_then(Asn::new)
+                .ok_or(DecodeError("bad AS number"))?,
+        ),
+        _ => return Err(DecodeError("bad AS number")),
+    };
+    let score = match score {
+        "" => None,
+        s if canonical_digits(s, 3) => Some(
+            s.parse::<u8>()
+                .ok()
+                .and_then(Score::new)
+                .ok_or(DecodeError("bad score"))?,
+        ),
+        _ => return Err(DecodeError("bad score")),
+    };
+    Ok((
+        stale_secs,
+        Attributes {
+            country,
+            asn,
+            score,
+        },
+    ))
 }
 
 fn is_compact_shape(text: &str) -> bool {
@@ -290,6 +397,7 @@ fn decode_text(text: &str) -> Result<EntryView<'_>, DecodeError> {
         reasons,
         source,
         stale_secs,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -304,6 +412,7 @@ mod tests {
             verdict: v,
             reasons: Reasons::parse(reasons).unwrap(),
             source: Source::parse(source).unwrap(),
+            attributes: Attributes::NONE,
         }
     }
 
@@ -335,10 +444,10 @@ mod tests {
 
     #[test]
     fn compact_values_fit_redis_small_strings() {
-        // Every known combination stays a short integer (at most 6 digits).
+        // Every known combination stays one integer Redis keeps in its integer encoding.
         let all = KNOWN_REASONS.join(",");
         let v = encode_entry(&entry(Verdict::Challenge, &all, "manual"));
-        assert!(v.len() <= 6, "{v}");
+        assert!(v.parse::<i64>().is_ok() && v.len() <= 12, "{v}");
     }
 
     #[test]
@@ -466,6 +575,86 @@ mod tests {
         );
     }
 
+    fn with_attributes(mut e: Entry, country: &str, asn: u32, score: Option<u8>) -> Entry {
+        e.attributes = Attributes {
+            country: Country::parse(country).ok(),
+            asn: Asn::new(asn),
+            score: score.and_then(Score::new),
+        };
+        e
+    }
+
+    #[test]
+    fn documented_example_with_attributes() {
+        let e = with_attributes(
+            entry(Verdict::Block, "vpn,tor", "api"),
+            "US",
+            13335,
+            Some(87),
+        );
+        let v = encode_stored(&e, 86_400);
+        assert_eq!(v, "321;86400;US;13335;87");
+        assert!(v.len() <= 28, "fits Redis's 48-byte embedded string: {v}");
+        assert_eq!(decode_stored(v.as_bytes()), Ok((e.clone(), 86_400)));
+        // Unknown attributes are empty fields; an entry without any is today's value.
+        let only_asn = with_attributes(entry(Verdict::Allow, "", "api"), "", 64496, None);
+        assert_eq!(encode_entry(&only_asn), "0;0;;64496;");
+        assert_eq!(decode_entry(b"0;0;;64496;"), Ok(only_asn));
+        let none = entry(Verdict::Block, "vpn,tor", "api");
+        assert_eq!(
+            encode_stored(&none, 86_400),
+            (321u64 | 86_400 << 38).to_string()
+        );
+        // The text form takes the same suffix.
+        let feed = with_attributes(entry(Verdict::Challenge, "spam", "feed"), "de", 0, Some(0));
+        assert_eq!(encode_stored(&feed, 60), "c:feed:spam;60;DE;;0");
+        assert_eq!(decode_stored(b"c:feed:spam;60;DE;;0"), Ok((feed, 60)));
+        // A pin keeps its attributes and never a window.
+        let pin = with_attributes(entry(Verdict::Block, "tor", "manual"), "NL", 0, None);
+        assert_eq!(encode_stored(&pin, 3600), "265;0;NL;;");
+        assert!(decode_entry(b"265;60;NL;;").is_err());
+    }
+
+    #[test]
+    fn a_newer_writers_fields_are_ignored() {
+        let (e, stale) = decode_stored(b"321;60;US;13335;87;x;anything").unwrap();
+        assert_eq!(stale, 60);
+        assert_eq!(e.attributes.score.map(Score::get), Some(87));
+        assert_eq!(encode_stored(&e, stale), "321;60;US;13335;87");
+    }
+
+    #[test]
+    fn bad_attributes_are_refused() {
+        for bad in [
+            &b"321;"[..],
+            b"321;0",
+            b"321;0;US;1",
+            b"321;;US;1;2",
+            b"321;01;US;1;2",
+            b"321;31536001;;;",
+            b"321;0;us;;",
+            b"321;0;USA;;",
+            b"321;0;U1;;",
+            b"321;0;;0;",
+            b"321;0;;01;",
+            b"321;0;;4294967296;",
+            b"321;0;;AS1;",
+            b"321;0;;;101",
+            b"321;0;;;07",
+            b"321;0;;;-1",
+            // The window in both places.
+            b"26388279067009;60;US;;",
+            b"b:api:vpn:60;60;US;;",
+            b";0;US;;",
+        ] {
+            assert!(
+                decode_entry(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
     fn arb_entry() -> impl Strategy<Value = Entry> {
         let verdict = prop_oneof![
             Just(Verdict::Allow),
@@ -482,7 +671,11 @@ mod tests {
             proptest::sample::select(KNOWN_SOURCES.to_vec()).prop_map(str::to_owned),
             "[a-z0-9_-]{1,8}",
         ];
-        (verdict, reasons, source).prop_map(|(v, r, s)| entry(v, &r, &s))
+        let country = prop_oneof![Just(String::new()), "[A-Za-z]{2}"];
+        let asn = prop_oneof![Just(0u32), any::<u32>()];
+        let score = proptest::option::of(0u8..=100);
+        (verdict, reasons, source, country, asn, score)
+            .prop_map(|(v, r, s, c, a, sc)| with_attributes(entry(v, &r, &s), &c, a, sc))
     }
 
     proptest! {
@@ -532,6 +725,7 @@ mod tests {
                 "[0-9]{1,21}".prop_map(String::into_bytes),
                 "[abcx]:[a-z_:-]{0,6}:[a-z,]{0,12}".prop_map(String::into_bytes),
                 "[abcx]:[a-z_-]{0,6}:[a-z,]{0,12}:[0-9]{0,9}".prop_map(String::into_bytes),
+                "[0-9]{1,6}(;[0-9A-Za-z]{0,4}){0,6}".prop_map(String::into_bytes),
             ]
         ) {
             let mut scratch = ViewScratch::new();
@@ -541,6 +735,7 @@ mod tests {
                     prop_assert_eq!(v.verdict, e.verdict);
                     prop_assert_eq!(v.reasons, e.reasons.as_str());
                     prop_assert_eq!(v.source, e.source.as_str());
+                    prop_assert_eq!(v.attributes, e.attributes);
                 }
                 (Err(a), Err(b)) => prop_assert_eq!(a, b),
                 (a, b) => prop_assert!(false, "decode_entry {:?} vs view {:?}", a, b),

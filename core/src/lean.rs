@@ -115,6 +115,7 @@ mod tests {
             verdict: Verdict::Challenge,
             reasons: Reasons::parse("spam").unwrap(),
             source: Source::parse("feed").unwrap(),
+            attributes: crate::Attributes::NONE,
         };
         let stored = encode_stored(&e, 60);
         let lean = decode_lean(stored.as_bytes(), 30_000).unwrap();

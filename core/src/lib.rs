@@ -9,6 +9,8 @@
 //!   IPv6 clients per network prefix so address rotation inside a /64 does not escape a verdict.
 //! - [`verdict`] is the model of what we cache: a [`Verdict`], the [`Reasons`] behind it and the
 //!   [`Source`] that produced it.
+//! - [`facts`] is what is known about an address beyond its categories: country, AS number,
+//!   risk score ([`Facts`] is everything a policy decides on).
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
 //! - [`lean`] decodes the lean read `IPCHECK LGET` (stored value and remaining time) and names
@@ -19,6 +21,7 @@
 //! - [`log_limit`] says when a repeated fault earns a log line, for the module and the service.
 
 pub mod encoding;
+pub mod facts;
 pub mod freshness;
 pub mod lean;
 pub mod log_limit;
@@ -31,6 +34,7 @@ pub use encoding::{
     decode_entry, decode_entry_view, decode_stored, encode_entry, encode_stored, DecodeError,
     EntryView, ViewScratch, MAX_STALE,
 };
+pub use facts::{Asn, AttributeError, Attributes, Country, Facts, Score};
 pub use freshness::{freshness, Freshness};
 pub use lean::{decode_lean, entry_key, key_parts, ttl_secs, LeanEntry, LGET, NO_EXPIRY_MS};
 pub use log_limit::LogLimiter;
@@ -39,8 +43,8 @@ pub use normalize::{
     CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
-    Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet, ReasonText,
-    RedisFailureMode,
+    Categories, Category, CategoryError, Decision, FailureMode, Needs, Policy, ReasonSet,
+    ReasonText, RedisFailureMode,
 };
 pub use verdict::{
     Entry, Reasons, Source, TokenError, Verdict, VerdictError, KNOWN_REASONS, KNOWN_SOURCES,

@@ -7,9 +7,18 @@
 //! 1. the deny list (`denylist`, block),
 //! 2. the allow list (`allowlist`, allow),
 //! 3. a crawler when `allow_crawlers` is on (`crawler`, allow),
-//! 4. a block category (block, the matching categories as reasons),
-//! 5. a challenge category (challenge, the matching categories as reasons),
+//! 4. block, when any of these holds (every one that holds is a reason): a `block` category
+//!    (the category's token), the country is in `block_countries` or, with `allow_countries`
+//!    set, is not in it (`country`), the AS number is in `block_asns` (`asn`), the score is at
+//!    least `block_score` (`score`),
+//! 5. challenge, the same with `challenge`, `challenge_countries`, `challenge_asns` and
+//!    `challenge_score`,
 //! 6. allow, with no reason.
+//!
+//! An unknown attribute matches no list and no threshold, with one exception: under
+//! `allow_countries` (an allow-only list) an address whose country is unknown is not one of the
+//! allowed countries, so it is blocked, because "only these countries" must not let in whatever
+//! a database cannot place.
 //!
 //! When no facts can be had (provider down, no client address) the policy's [`FailureMode`]
 //! decides.
@@ -20,6 +29,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use thiserror::Error;
 
+use crate::facts::{Asn, Country, Facts, Score};
 use crate::verdict::{Reasons, Verdict};
 
 pub use crate::vocabulary::Category;
@@ -161,6 +171,11 @@ impl ReasonSet {
         ReasonSet(bits)
     }
 
+    /// The reasons in either set.
+    pub fn union(self, other: ReasonSet) -> ReasonSet {
+        ReasonSet(self.0 | other.0)
+    }
+
     /// The raw bits (only known bits are ever set).
     pub fn bits(self) -> u32 {
         self.0
@@ -240,6 +255,11 @@ impl Default for ReasonText {
     }
 }
 
+/// Whether a known score is at or above a set threshold.
+fn reaches(score: Option<Score>, threshold: Option<Score>) -> bool {
+    matches!((score, threshold), (Some(s), Some(t)) if s >= t)
+}
+
 /// What a policy answers when it cannot get facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailureMode {
@@ -303,6 +323,34 @@ pub struct Policy {
     /// The named network lists this policy consults (the service matches them; see its
     /// `lists` module for their precedence next to this one).
     pub lists: Vec<String>,
+    /// Countries that block.
+    pub block_countries: Vec<Country>,
+    /// Countries that challenge.
+    pub challenge_countries: Vec<Country>,
+    /// When not empty, the only countries not blocked (an unknown country is blocked).
+    pub allow_countries: Vec<Country>,
+    /// AS numbers that block.
+    pub block_asns: Vec<Asn>,
+    /// AS numbers that challenge.
+    pub challenge_asns: Vec<Asn>,
+    /// A score at or above this blocks.
+    pub block_score: Option<Score>,
+    /// A score at or above this challenges.
+    pub challenge_score: Option<Score>,
+}
+
+/// Which facts a policy decides on: what a tier must know for the policy to decide without
+/// asking further (see the service's local databases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// The categories it acts on (`crawler` included when it allows crawlers).
+    pub categories: Categories,
+    /// Whether any country key is set.
+    pub country: bool,
+    /// Whether any AS number key is set.
+    pub asn: bool,
+    /// Whether any score threshold is set.
+    pub score: bool,
 }
 
 impl Default for Policy {
@@ -317,6 +365,13 @@ impl Default for Policy {
             on_error: FailureMode::Open,
             on_redis_error: RedisFailureMode::Continue,
             lists: Vec::new(),
+            block_countries: Vec::new(),
+            challenge_countries: Vec::new(),
+            allow_countries: Vec::new(),
+            block_asns: Vec::new(),
+            challenge_asns: Vec::new(),
+            block_score: None,
+            challenge_score: None,
         }
     }
 }
@@ -342,25 +397,55 @@ impl Policy {
     }
 
     /// Rules 3 to 6: the facts about an address not on either list.
-    pub fn apply(&self, facts: Categories) -> Decision {
-        if self.allow_crawlers && facts.contains(Category::Crawler) {
+    pub fn apply(&self, facts: impl Into<Facts>) -> Decision {
+        let facts = facts.into();
+        let categories = facts.categories;
+        if self.allow_crawlers && categories.contains(Category::Crawler) {
             return Decision {
                 verdict: Verdict::Allow,
                 reasons: ReasonSet::from_categories(Categories::EMPTY.with(Category::Crawler)),
             };
         }
-        let blocking = facts.intersection(self.block);
+        let a = facts.attributes;
+        let mut blocking = ReasonSet::from_categories(categories.intersection(self.block));
+        let country_blocks = match a.country {
+            Some(c) => {
+                self.block_countries.contains(&c)
+                    || (!self.allow_countries.is_empty() && !self.allow_countries.contains(&c))
+            }
+            None => !self.allow_countries.is_empty(),
+        };
+        if country_blocks {
+            blocking = blocking.union(ReasonSet::COUNTRY);
+        }
+        if a.asn.is_some_and(|n| self.block_asns.contains(&n)) {
+            blocking = blocking.union(ReasonSet::ASN);
+        }
+        if reaches(a.score, self.block_score) {
+            blocking = blocking.union(ReasonSet::SCORE);
+        }
         if !blocking.is_empty() {
             return Decision {
                 verdict: Verdict::Block,
-                reasons: ReasonSet::from_categories(blocking),
+                reasons: blocking,
             };
         }
-        let challenging = facts.intersection(self.challenge);
+        let mut challenging = ReasonSet::from_categories(categories.intersection(self.challenge));
+        if a.country
+            .is_some_and(|c| self.challenge_countries.contains(&c))
+        {
+            challenging = challenging.union(ReasonSet::COUNTRY);
+        }
+        if a.asn.is_some_and(|n| self.challenge_asns.contains(&n)) {
+            challenging = challenging.union(ReasonSet::ASN);
+        }
+        if reaches(a.score, self.challenge_score) {
+            challenging = challenging.union(ReasonSet::SCORE);
+        }
         if !challenging.is_empty() {
             return Decision {
                 verdict: Verdict::Challenge,
-                reasons: ReasonSet::from_categories(challenging),
+                reasons: challenging,
             };
         }
         Decision {
@@ -370,8 +455,24 @@ impl Policy {
     }
 
     /// The whole precedence for an address whose facts are known.
-    pub fn decide(&self, addr: IpAddr, facts: Categories) -> Decision {
+    pub fn decide(&self, addr: IpAddr, facts: impl Into<Facts>) -> Decision {
         self.check_lists(addr).unwrap_or_else(|| self.apply(facts))
+    }
+
+    /// The facts this policy decides on.
+    pub fn needs(&self) -> Needs {
+        let mut categories = self.block.union(self.challenge);
+        if self.allow_crawlers {
+            categories.insert(Category::Crawler);
+        }
+        Needs {
+            categories,
+            country: !(self.block_countries.is_empty()
+                && self.challenge_countries.is_empty()
+                && self.allow_countries.is_empty()),
+            asn: !(self.block_asns.is_empty() && self.challenge_asns.is_empty()),
+            score: self.block_score.is_some() || self.challenge_score.is_some(),
+        }
     }
 
     /// The failure mode's decision, with the reason for the failure.
@@ -417,8 +518,113 @@ mod tests {
             ],
             on_error: FailureMode::Closed,
             on_redis_error: RedisFailureMode::Closed,
-            lists: Vec::new(),
+            ..Policy::default()
         }
+    }
+
+    fn facts(categories: &[Category], country: &str, asn: u32, score: Option<u8>) -> Facts {
+        Facts {
+            categories: cats(categories),
+            attributes: crate::Attributes {
+                country: Country::parse(country).ok(),
+                asn: Asn::new(asn),
+                score: score.and_then(Score::new),
+            },
+        }
+    }
+
+    fn countries(list: &[&str]) -> Vec<Country> {
+        list.iter().map(|c| Country::parse(c).unwrap()).collect()
+    }
+
+    #[test]
+    fn country_asn_and_score_rules() {
+        let mut p = policy();
+        p.block_countries = countries(&["KP"]);
+        p.challenge_countries = countries(&["RU"]);
+        p.block_asns = vec![Asn::new(64496).unwrap()];
+        p.challenge_asns = vec![Asn::new(64497).unwrap()];
+        p.block_score = Score::new(85);
+        p.challenge_score = Score::new(60);
+        let text = |d: Decision| (d.verdict, d.reasons.to_text());
+        assert_eq!(
+            text(p.apply(facts(&[], "KP", 1, Some(10)))),
+            (Verdict::Block, "country".into())
+        );
+        // Every rule that blocks is a reason, in vocabulary order.
+        assert_eq!(
+            text(p.apply(facts(&[Category::Tor], "KP", 64496, Some(85)))),
+            (Verdict::Block, "tor,country,asn,score".into())
+        );
+        // Block beats challenge, whatever decided each.
+        assert_eq!(
+            text(p.apply(facts(&[Category::Vpn], "RU", 64496, None))),
+            (Verdict::Block, "asn".into())
+        );
+        assert_eq!(
+            text(p.apply(facts(&[Category::Vpn], "RU", 64497, Some(60)))),
+            (Verdict::Challenge, "vpn,country,asn,score".into())
+        );
+        assert_eq!(
+            text(p.apply(facts(&[], "DE", 3320, Some(59)))),
+            (Verdict::Allow, String::new())
+        );
+        // Unknown attributes match nothing.
+        assert_eq!(
+            text(p.apply(facts(&[], "", 0, None))),
+            (Verdict::Allow, String::new())
+        );
+        // A crawler is let through before any attribute rule; the lists come first of all.
+        assert_eq!(
+            text(p.apply(facts(&[Category::Crawler], "KP", 64496, Some(100)))),
+            (Verdict::Allow, "crawler".into())
+        );
+        assert_eq!(
+            p.decide(ip("192.0.2.1"), facts(&[], "KP", 0, None)).reasons,
+            ReasonSet::ALLOWLIST
+        );
+    }
+
+    #[test]
+    fn allow_only_countries_block_the_rest_and_the_unknown() {
+        let mut p = policy();
+        p.allow_countries = countries(&["DE", "AT"]);
+        assert_eq!(p.apply(facts(&[], "DE", 0, None)).verdict, Verdict::Allow);
+        let d = p.apply(facts(&[], "FR", 0, None));
+        assert_eq!((d.verdict, d.reasons), (Verdict::Block, ReasonSet::COUNTRY));
+        let d = p.apply(facts(&[], "", 0, None));
+        assert_eq!((d.verdict, d.reasons), (Verdict::Block, ReasonSet::COUNTRY));
+        // An allowed country is still blocked by what else it is.
+        assert_eq!(
+            p.apply(facts(&[Category::Tor], "AT", 0, None))
+                .reasons
+                .to_text(),
+            "tor"
+        );
+    }
+
+    #[test]
+    fn needs_follow_the_keys() {
+        let mut p = policy();
+        let n = p.needs();
+        assert_eq!(
+            n.categories,
+            cats(&[
+                Category::Tor,
+                Category::Vpn,
+                Category::Proxy,
+                Category::Crawler
+            ])
+        );
+        assert!(!n.country && !n.asn && !n.score);
+        p.allow_crawlers = false;
+        p.allow_countries = countries(&["DE"]);
+        p.challenge_score = Score::new(50);
+        let n = p.needs();
+        assert!(!n.categories.contains(Category::Crawler));
+        assert!(n.country && !n.asn && n.score);
+        p.challenge_asns = vec![Asn::new(1).unwrap()];
+        assert!(p.needs().asn);
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -503,6 +709,9 @@ mod tests {
             (ReasonSet::NO_CLIENT_IP, "no-client-ip"),
             (ReasonSet::POLICY_ERROR, "policy-error"),
             (ReasonSet::REDIS_ERROR, "redis-error"),
+            (ReasonSet::COUNTRY, "country"),
+            (ReasonSet::ASN, "asn"),
+            (ReasonSet::SCORE, "score"),
         ] {
             assert_eq!(set.to_text(), token);
         }

@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::facts::Attributes;
+
 /// Longest accepted `REASON` list, in bytes; keeps entries small and bounded.
 pub const MAX_REASONS_LEN: usize = 128;
 
@@ -218,6 +220,8 @@ pub struct Entry {
     pub reasons: Reasons,
     /// Who decided.
     pub source: Source,
+    /// Country, AS number and score, where known.
+    pub attributes: Attributes,
 }
 
 #[cfg(test)]

@@ -108,6 +108,9 @@ vocabulary! {
         NO_CLIENT_IP = 9, "no-client-ip", "No usable client address; the policy's failure mode decided.";
         POLICY_ERROR = 10, "policy-error", "The request named a policy that is not configured; the unknown-policy setting decided.";
         REDIS_ERROR = 11, "redis-error", "Redis could not be asked; the policy's `on_redis_error` decided.";
+        COUNTRY = 12, "country", "The address's country is one the policy blocks or challenges, or not one it allows.";
+        ASN = 13, "asn", "The network (AS number) announcing the address is one the policy blocks or challenges.";
+        SCORE = 14, "score", "The address's risk score reached the policy's block or challenge threshold.";
     }
 }
 

@@ -323,7 +323,7 @@ impl Coherence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcheck_core::{Categories, Category, ReasonSet, Verdict};
+    use ipcheck_core::{Categories, Category, Facts, ReasonSet, Verdict};
 
     fn ip(s: &str) -> NormalizedIp {
         normalize(s, Aggregation::DEFAULT).unwrap()
@@ -360,7 +360,7 @@ mod tests {
         let local = LocalCache::new(100, Duration::from_secs(60));
         let co = Coherence::new("ipcheck:".to_owned(), Aggregation::DEFAULT);
         let ttl = Duration::from_secs(60);
-        let vpn = Categories::EMPTY.with(Category::Vpn);
+        let vpn = Facts::from(Categories::EMPTY.with(Category::Vpn));
         let (one, two) = (ip("192.0.2.1"), ip("192.0.2.2"));
         local.insert(one, Known::Facts(vpn), ttl, Instant::now());
         local.insert(two, Known::Facts(vpn), ttl, Instant::now());
@@ -381,7 +381,7 @@ mod tests {
         let pin = Known::Pinned {
             verdict: Verdict::Block,
             text: std::sync::Arc::from("tor"),
-            reasons: ReasonSet::from_categories(vpn),
+            reasons: ReasonSet::from_categories(vpn.categories),
         };
         co.settle(&local, &one, Some(&pin));
         assert!(local.get(&one, now).is_none());

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
-use ipcheck_core::{Categories, NormalizedIp, ReasonSet, Verdict};
+use ipcheck_core::{Facts, NormalizedIp, ReasonSet, Verdict};
 
 use super::{Known, Unpinned};
 
@@ -31,8 +31,8 @@ const SHARDS: usize = 64;
 
 /// [`Known`] as stored: the common cases inline, a manual pin's reason text boxed.
 enum Stored {
-    Facts(Categories),
-    Stale(Categories),
+    Facts(Facts),
+    Stale(Facts),
     Pinned(Box<(Verdict, Arc<str>, ReasonSet)>),
     ProviderError,
     Nothing,
@@ -368,7 +368,7 @@ mod tests {
         let now = Instant::now();
         cache.insert(
             key,
-            Known::Facts(Categories::EMPTY),
+            Known::Facts(Facts::EMPTY),
             Duration::from_secs(3600),
             now,
         );
@@ -406,7 +406,7 @@ mod tests {
     fn every_stored_form_reads_back() {
         let cache = LocalCache::new(100, Duration::from_secs(60));
         let ttl = Duration::from_secs(60);
-        let facts = Categories::EMPTY.with(Category::Vpn);
+        let facts = Facts::from(ipcheck_core::Categories::EMPTY.with(Category::Vpn));
         let now = Instant::now();
         cache.insert(v4(1), Known::Facts(facts), ttl, now);
         cache.insert(
@@ -414,7 +414,7 @@ mod tests {
             Known::Pinned {
                 verdict: Verdict::Block,
                 text: Arc::from("vpn,my-list"),
-                reasons: ReasonSet::from_categories(facts),
+                reasons: ReasonSet::from_categories(facts.categories),
             },
             ttl,
             now,
@@ -451,7 +451,7 @@ mod tests {
         let hot: Vec<NormalizedIp> = (0..64).map(v4).collect();
         let now = Instant::now();
         for key in &hot {
-            cache.insert(*key, Known::Facts(Categories::EMPTY), ttl, now);
+            cache.insert(*key, Known::Facts(Facts::EMPTY), ttl, now);
         }
         for round in 0..50u32 {
             for key in &hot {

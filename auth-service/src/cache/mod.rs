@@ -13,13 +13,13 @@ pub mod redis_verify;
 
 use std::sync::Arc;
 
-use ipcheck_core::{Categories, Entry, ReasonSet, Verdict};
+use ipcheck_core::{Entry, Facts, ReasonSet, Verdict};
 
 /// What the service knows about an address, as cached locally and shared by a coalesced lookup.
 #[derive(Debug, Clone)]
 pub enum Known {
     /// Provider facts: the requested policy decides.
-    Facts(Categories),
+    Facts(Facts),
     /// An operator's `manual` entry: its verdict is final for every policy.
     Pinned {
         /// The pinned verdict.
@@ -31,7 +31,7 @@ pub enum Known {
     },
     /// Facts from a stale Redis entry, served because the provider gave no answer (see
     /// [`crate::lookup::lifetimes`]): the requested policy decides, as for [`Known::Facts`].
-    Stale(Categories),
+    Stale(Facts),
     /// The provider failed recently: the policy's failure mode decides.
     ProviderError,
     /// Nothing to go on (no provider configured): the policy's failure mode decides.
@@ -45,7 +45,7 @@ pub enum Known {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unpinned {
     /// Provider facts.
-    Facts(Categories),
+    Facts(Facts),
     /// The provider failed.
     ProviderError,
     /// No provider configured.
@@ -73,7 +73,7 @@ impl Known {
                 reasons: ReasonSet::from_reasons(&entry.reasons),
             }
         } else {
-            Known::Facts(Categories::from_reasons(&entry.reasons))
+            Known::Facts(entry.facts())
         }
     }
 }

@@ -626,6 +626,7 @@ pub(crate) fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
             verdict,
             reasons,
             source,
+            attributes: ipcheck_core::Attributes::NONE,
         },
         ttl: secs(ttl),
         fresh: fields.fresh.is_none_or(|f| f != 0),

@@ -550,6 +550,7 @@ pub(super) fn policies(
             on_error,
             on_redis_error,
             lists: p.lists,
+            ..Policy::default()
         };
         named.insert(name, Arc::new(policy));
     }

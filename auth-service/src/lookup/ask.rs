@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::lifetimes::Stale;
 use super::{without_redis, FactSource, Resolved, SharedTier, Tiers};
-use ipcheck_core::Categories;
+use ipcheck_core::Facts;
 
 use crate::cache::local::Version;
 use crate::cache::redis::RedisError;
@@ -86,12 +86,18 @@ pub async fn write_back<T: Tiers>(
     tiers: &T,
     shared: &T::Shared,
     key: &str,
-    facts: Categories,
+    facts: Facts,
 ) -> Result<(), RedisError> {
     let rules = tiers.lifetimes();
     let verdict = tiers.default_policy().apply(facts).verdict;
     shared
-        .set(key, verdict, &facts.to_reasons(), rules.fresh, rules.stale)
+        .set(
+            key,
+            verdict,
+            &facts.categories.to_reasons(),
+            rules.fresh,
+            rules.stale,
+        )
         .await
 }
 

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use ipcheck_core::Categories;
+use ipcheck_core::Facts;
 
 use crate::cache::redis::Stored;
 use crate::cache::Known;
@@ -56,7 +56,7 @@ pub enum RedisHit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stale {
     /// The provider facts the entry holds.
-    pub facts: Categories,
+    pub facts: Facts,
     /// Until the entry is gone from Redis.
     pub ttl: Duration,
 }
@@ -110,7 +110,7 @@ impl Lifetimes {
             }
         } else {
             RedisHit::Stale(Stale {
-                facts: Categories::from_reasons(&stored.entry.reasons),
+                facts: stored.entry.facts(),
                 ttl: stored.ttl,
             })
         }
@@ -218,6 +218,7 @@ mod tests {
                 verdict: Verdict::Block,
                 reasons: Reasons::parse("tor").unwrap(),
                 source: Source::parse(source).unwrap(),
+                attributes: ipcheck_core::Attributes::NONE,
             },
             ttl: s(ttl),
             fresh,
@@ -229,7 +230,7 @@ mod tests {
     fn a_fresh_entry_is_used_and_kept_locally_no_longer_than_its_fresh_time() {
         match rules().redis_hit(&stored("api", true, 700_000, 3600)) {
             RedisHit::Use { known, local_ttl } => {
-                assert!(matches!(known, Known::Facts(f) if f.contains(Category::Tor)));
+                assert!(matches!(known, Known::Facts(f) if f.categories.contains(Category::Tor)));
                 assert_eq!(local_ttl, s(3600));
             }
             other => panic!("{other:?}"),
@@ -241,7 +242,7 @@ mod tests {
         let RedisHit::Stale(stale) = rules().redis_hit(&stored("api", false, 500_000, 0)) else {
             panic!("stale entry used as fresh");
         };
-        assert!(stale.facts.contains(Category::Tor));
+        assert!(stale.facts.categories.contains(Category::Tor));
         // A pin is never stale.
         assert!(matches!(
             rules().redis_hit(&stored("manual", false, 60, 0)),
@@ -257,11 +258,11 @@ mod tests {
         let r = rules();
         let failed = Some(NoAnswer::Failed(ProviderError::Timeout));
         let stale = Stale {
-            facts: Categories::EMPTY.with(Category::Tor),
+            facts: ipcheck_core::Categories::EMPTY.with(Category::Tor).into(),
             ttl: s(100_000),
         };
         let a = r.no_answer(Some(stale), Known::ProviderError, failed, false);
-        assert!(matches!(a.known, Known::Stale(f) if f.contains(Category::Tor)));
+        assert!(matches!(a.known, Known::Stale(f) if f.categories.contains(Category::Tor)));
         assert_eq!((a.tier, a.local_ttl), (Tier::Stale, Some(s(30))));
         assert_eq!(local_tier(&a.known), Tier::Stale);
         // Never kept locally past the entry's end in Redis.

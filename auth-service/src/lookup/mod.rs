@@ -206,10 +206,10 @@ pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
 /// stays final; with no facts at all the failure modes decide, as without lists).
 fn with_listed(known: Known, listed: Categories) -> Known {
     match known {
-        Known::Facts(f) => Known::Facts(f.union(listed)),
-        Known::Stale(f) => Known::Stale(f.union(listed)),
+        Known::Facts(f) => Known::Facts(f.with_categories(listed)),
+        Known::Stale(f) => Known::Stale(f.with_categories(listed)),
         Known::WithoutRedis(Unpinned::Facts(f)) => {
-            Known::WithoutRedis(Unpinned::Facts(f.union(listed)))
+            Known::WithoutRedis(Unpinned::Facts(f.with_categories(listed)))
         }
         other => other,
     }

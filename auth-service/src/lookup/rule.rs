@@ -56,7 +56,7 @@ pub fn rule(policy: &Policy, known: Known) -> (Decision, Option<Arc<str>>, Rule)
 mod tests {
     use super::*;
     use crate::cache::Unpinned;
-    use ipcheck_core::{Categories, Category, FailureMode, RedisFailureMode, Verdict};
+    use ipcheck_core::{Categories, Category, Facts, FailureMode, RedisFailureMode, Verdict};
 
     fn policy(on_error: FailureMode, on_redis_error: RedisFailureMode) -> Policy {
         Policy {
@@ -77,7 +77,7 @@ mod tests {
         let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
         let lenient = policy(FailureMode::Open, RedisFailureMode::Continue);
         let open = policy(FailureMode::Closed, RedisFailureMode::Open);
-        let clean = Known::WithoutRedis(Unpinned::Facts(Categories::EMPTY));
+        let clean = Known::WithoutRedis(Unpinned::Facts(Facts::EMPTY));
         // One coalesced lookup's answer, read by three policies.
         assert_eq!(
             decided(&strict, clean.clone()),
@@ -92,7 +92,9 @@ mod tests {
             (Verdict::Allow, "redis-error".into())
         );
         // Continuing uses the facts, and the provider's failure still goes to on_error.
-        let tor = Known::WithoutRedis(Unpinned::Facts(Categories::EMPTY.with(Category::Tor)));
+        let tor = Known::WithoutRedis(Unpinned::Facts(
+            Categories::EMPTY.with(Category::Tor).into(),
+        ));
         assert_eq!(decided(&lenient, tor), (Verdict::Block, "tor".into()));
         let failed = Known::WithoutRedis(Unpinned::ProviderError);
         assert_eq!(
@@ -110,11 +112,11 @@ mod tests {
         let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
         let tor = Categories::EMPTY.with(Category::Tor);
         assert_eq!(
-            decided(&strict, Known::Stale(tor)),
+            decided(&strict, Known::Stale(tor.into())),
             (Verdict::Block, "tor".into())
         );
         assert_eq!(
-            decided(&strict, Known::Stale(Categories::EMPTY)),
+            decided(&strict, Known::Stale(Facts::EMPTY)),
             (Verdict::Allow, "".into())
         );
     }
@@ -123,7 +125,7 @@ mod tests {
     fn with_redis_asked_on_redis_error_plays_no_part() {
         let strict = policy(FailureMode::Closed, RedisFailureMode::Closed);
         assert_eq!(
-            decided(&strict, Known::Facts(Categories::EMPTY)),
+            decided(&strict, Known::Facts(Facts::EMPTY)),
             (Verdict::Allow, "".into())
         );
         let pin = Known::Pinned {

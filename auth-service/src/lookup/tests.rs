@@ -138,6 +138,7 @@ impl SharedTier for FakeRedis {
                 verdict,
                 reasons: reasons.clone(),
                 source: Source::parse("api").unwrap(),
+                attributes: ipcheck_core::Attributes::NONE,
             };
             self.put(key, entry, fresh, stale);
         }
@@ -190,7 +191,7 @@ impl FakeSource {
 }
 
 impl FactSource for &FakeSource {
-    async fn ask(&self, _ip: IpAddr) -> Result<Categories, NoAnswer> {
+    async fn ask(&self, _ip: IpAddr) -> Result<ipcheck_core::Facts, NoAnswer> {
         let answer = *self.answer.lock().unwrap();
         match answer {
             Answer::OverBudget => return Err(NoAnswer::OverBudget(Limit::Rate)),
@@ -202,7 +203,7 @@ impl FactSource for &FakeSource {
             self.release.notified().await;
         }
         match answer {
-            Answer::Facts(facts) => Ok(facts),
+            Answer::Facts(facts) => Ok(facts.into()),
             _ => Err(NoAnswer::Failed(ProviderError::Timeout)),
         }
     }
@@ -269,6 +270,7 @@ fn entry(reasons: &str, source: &str) -> Entry {
         verdict: Verdict::Block,
         reasons: Reasons::parse(reasons).unwrap(),
         source: Source::parse(source).unwrap(),
+        attributes: ipcheck_core::Attributes::NONE,
     }
 }
 

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ipcheck_core::{Categories, LogLimiter, Policy, Reasons, Verdict};
+use ipcheck_core::{Facts, LogLimiter, Policy, Reasons, Verdict};
 
 use super::lifetimes::Lifetimes;
 use super::Resolved;
@@ -54,7 +54,7 @@ pub trait SharedTier: Send + Sync {
 /// Where facts come from when no tier has them: the provider, behind its breaker and budget.
 pub trait FactSource: Send + Sync {
     /// The facts about `ip`, or why there are none.
-    fn ask(&self, ip: IpAddr) -> impl Future<Output = Result<Categories, NoAnswer>> + Send;
+    fn ask(&self, ip: IpAddr) -> impl Future<Output = Result<Facts, NoAnswer>> + Send;
 }
 
 /// Everything the lookup reads and fills, shared by every request (`Arc<T>`).

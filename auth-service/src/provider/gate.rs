@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use ipcheck_core::Categories;
+use ipcheck_core::Facts;
 
 use super::{Provider, ProviderError};
 use crate::breaker::Admit;
@@ -51,7 +51,7 @@ impl Provider {
         ip: IpAddr,
         metrics: &Metrics,
         redis: Option<&RedisTier>,
-    ) -> Result<Categories, NoAnswer> {
+    ) -> Result<Facts, NoAnswer> {
         let admitted = self.breaker.admit();
         if admitted == Admit::Reject {
             return Err(NoAnswer::BreakerOpen);
@@ -124,7 +124,7 @@ pub struct ProviderCall<'a> {
 }
 
 impl crate::lookup::FactSource for ProviderCall<'_> {
-    async fn ask(&self, ip: IpAddr) -> Result<Categories, NoAnswer> {
+    async fn ask(&self, ip: IpAddr) -> Result<Facts, NoAnswer> {
         self.provider.ask(ip, self.metrics, self.redis).await
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
-use ipcheck_core::Categories;
+use ipcheck_core::Facts;
 use thiserror::Error;
 
 use health::{Health, KindLogLimiter, LOG_INTERVAL};
@@ -264,7 +264,7 @@ impl Provider {
 
     /// Asks the provider about one address; records the outcome for `/readyz` and logs failures,
     /// rate-limited.
-    pub async fn lookup(&self, ip: IpAddr) -> Result<Categories, ProviderError> {
+    pub async fn lookup(&self, ip: IpAddr) -> Result<Facts, ProviderError> {
         let result = self.call(ip).await;
         self.observe(result.map(|_| ()), Instant::now());
         result
@@ -321,7 +321,7 @@ impl Provider {
         }
     }
 
-    async fn call(&self, ip: IpAddr) -> Result<Categories, ProviderError> {
+    async fn call(&self, ip: IpAddr) -> Result<Facts, ProviderError> {
         let mut url = self.spec.url.replace("{ip}", &ip.to_string());
         if let Some(key) = &self.key {
             url = url.replace("{key}", &key.0);
@@ -362,6 +362,7 @@ impl Provider {
         self.spec
             .mapping
             .map(&json)
+            .map(Facts::from)
             .map_err(|_| ProviderError::SchemaDrift)
     }
 }

@@ -44,7 +44,7 @@ fn main() {
         };
         cache.insert(
             key,
-            Known::Facts(facts),
+            Known::Facts(facts.into()),
             Duration::from_secs(3600),
             Instant::now(),
         );

@@ -112,6 +112,7 @@ impl<'a> Set<'a> {
             verdict,
             reasons: reasons.unwrap_or_default(),
             source: source.unwrap_or_default(),
+            attributes: ipcheck_core::Attributes::NONE,
         };
         // In range by parse_int above.
         let stale_secs = u32::try_from(stale.unwrap_or(0)).unwrap_or(0);
