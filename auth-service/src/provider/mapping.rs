@@ -1,19 +1,95 @@
-//! From a provider's JSON reply to [`Categories`]: a list of JSON paths per category.
+//! From a JSON record (a provider's reply, a database's record) to [`Facts`]: a list of JSON
+//! paths per category and per attribute (country, AS number, score).
 //!
 //! A category is set when any of its paths holds `true`. A path that is absent, `null` or not a
-//! boolean says nothing. A reply is schema drift, never a clean answer, when no path of any
-//! category holds a boolean, or when a *required* category (one some policy blocks or challenges
-//! on, see [`FieldMapping::require`]) has no boolean at any of its paths: the provider changed its
-//! format (or answered with an error object), and the absence of a flag must not be read as
-//! "not a VPN".
+//! boolean says nothing. An attribute takes the first of its paths that holds a value of its
+//! kind (see [`Attribute`]); anything else says nothing, and an unknown attribute matches no
+//! policy rule. A reply is schema drift, never a clean answer, when no path of any category
+//! holds a boolean and no attribute is known, or when a *required* category (one some policy
+//! blocks or challenges on, see [`FieldMapping::require`]) has no boolean at any of its paths:
+//! the provider changed its format (or answered with an error object), and the absence of a
+//! flag must not be read as "not a VPN".
 
-use ipcheck_core::{Categories, Category};
+use ipcheck_core::{Asn, Attributes, Categories, Category, Country, Facts, Score};
 use serde_json::Value;
 
-/// Paths such as `privacy.vpn`, split on dots, for each category.
+/// A fact that is not a category, and how a JSON value gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribute {
+    /// Two letters (`"US"`, any case).
+    Country,
+    /// A number (`13335`) or a string starting with one (`"AS13335"`, `"AS13335 Cloudflare"`).
+    Asn,
+    /// A number from 0 to 100 (rounded), or a string holding one.
+    Score,
+}
+
+impl Attribute {
+    /// Every attribute.
+    pub const ALL: [Attribute; 3] = [Attribute::Country, Attribute::Asn, Attribute::Score];
+
+    /// The name in config keys (`provider.fields.<name>`) and headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attribute::Country => "country",
+            Attribute::Asn => "asn",
+            Attribute::Score => "score",
+        }
+    }
+
+    /// The attribute named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Attribute> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Reads the attribute from `value` into `into`; false when the value does not give it.
+    fn read(self, value: &Value, into: &mut Attributes) -> bool {
+        match self {
+            Attribute::Country => {
+                let c = value.as_str().and_then(|s| Country::parse(s).ok());
+                into.country = c;
+                c.is_some()
+            }
+            Attribute::Asn => {
+                let n = match value {
+                    Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                    Value::String(s) => s
+                        .split_whitespace()
+                        .next()
+                        .and_then(|w| Asn::parse(w).ok())
+                        .map(Asn::get),
+                    _ => None,
+                };
+                into.asn = n.and_then(Asn::new);
+                into.asn.is_some()
+            }
+            Attribute::Score => {
+                let n = match value {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                into.score = n.and_then(Score::from_f64);
+                into.score.is_some()
+            }
+        }
+    }
+}
+
+/// What a record said: the facts, and which categories it answered (true or false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapped {
+    /// The facts.
+    pub facts: Facts,
+    /// The categories some path answered with a boolean, `false` included.
+    pub answered: Categories,
+}
+
+/// Paths such as `privacy.vpn`, split on dots, for each category and attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldMapping {
     fields: Vec<(Category, Vec<Vec<String>>)>,
+    attributes: Vec<(Attribute, Vec<Vec<String>>)>,
     required: Categories,
 }
 
@@ -29,8 +105,37 @@ impl FieldMapping {
                 .into_iter()
                 .map(|(c, paths)| (c, paths.into_iter().map(split_path).collect()))
                 .collect(),
+            attributes: Vec::new(),
             required: Categories::EMPTY,
         }
+    }
+
+    /// This mapping with paths for attributes.
+    pub fn with_attributes<'a>(
+        mut self,
+        pairs: impl IntoIterator<Item = (Attribute, Vec<&'a str>)>,
+    ) -> Self {
+        for (a, paths) in pairs {
+            let paths: Vec<String> = paths.into_iter().map(str::to_owned).collect();
+            self.set_attribute(a, &paths);
+        }
+        self
+    }
+
+    /// Replaces (or adds) the paths of one attribute.
+    pub fn set_attribute(&mut self, attribute: Attribute, paths: &[String]) {
+        let paths: Vec<Vec<String>> = paths.iter().map(|p| split_path(p)).collect();
+        match self.attributes.iter_mut().find(|(a, _)| *a == attribute) {
+            Some(entry) => entry.1 = paths,
+            None => self.attributes.push((attribute, paths)),
+        }
+    }
+
+    /// Whether `attribute` has at least one path.
+    pub fn has_attribute(&self, attribute: Attribute) -> bool {
+        self.attributes
+            .iter()
+            .any(|(a, paths)| *a == attribute && !paths.is_empty())
     }
 
     /// Replaces (or adds) the paths of one category.
@@ -55,19 +160,19 @@ impl FieldMapping {
             .any(|(c, paths)| *c == category && !paths.is_empty())
     }
 
-    /// Whether any category has at least one path.
+    /// Whether no category and no attribute has a path.
     pub fn is_empty(&self) -> bool {
         self.fields.iter().all(|(_, p)| p.is_empty())
+            && self.attributes.iter().all(|(_, p)| p.is_empty())
     }
 
-    /// The categories the reply flags, or [`SchemaDrift`] when it carries none of the fields or
-    /// nothing about a required category.
-    pub fn map(&self, reply: &Value) -> Result<Categories, SchemaDrift> {
+    /// Everything the record says, without judging whether it says enough.
+    pub fn read(&self, record: &Value) -> Mapped {
         let mut answered = Categories::EMPTY;
         let mut set = Categories::EMPTY;
         for (category, paths) in &self.fields {
             for path in paths {
-                if let Some(flag) = lookup(reply, path).and_then(Value::as_bool) {
+                if let Some(flag) = lookup(record, path).and_then(Value::as_bool) {
                     answered.insert(*category);
                     if flag {
                         set.insert(*category);
@@ -75,10 +180,34 @@ impl FieldMapping {
                 }
             }
         }
-        if answered.is_empty() || answered.intersection(self.required) != self.required {
+        let mut attributes = Attributes::NONE;
+        for (attribute, paths) in &self.attributes {
+            for path in paths {
+                if lookup(record, path).is_some_and(|v| attribute.read(v, &mut attributes)) {
+                    break;
+                }
+            }
+        }
+        Mapped {
+            facts: Facts {
+                categories: set,
+                attributes,
+            },
+            answered,
+        }
+    }
+
+    /// The facts the reply gives, or [`SchemaDrift`] when it carries none of the fields or
+    /// nothing about a required category.
+    pub fn map(&self, reply: &Value) -> Result<Facts, SchemaDrift> {
+        let mapped = self.read(reply);
+        let answered = mapped.answered;
+        if (answered.is_empty() && mapped.facts.attributes.is_empty())
+            || answered.intersection(self.required) != self.required
+        {
             return Err(SchemaDrift);
         }
-        Ok(set)
+        Ok(mapped.facts)
     }
 }
 
@@ -96,8 +225,46 @@ mod tests {
     use crate::provider::preset::Preset;
     use serde_json::json;
 
-    fn text(c: Categories) -> String {
-        c.to_reasons().as_str().to_owned()
+    fn text(f: Facts) -> String {
+        f.categories.to_reasons().as_str().to_owned()
+    }
+
+    #[test]
+    fn attributes_from_numbers_and_strings() {
+        let m = FieldMapping::new([(Category::Vpn, vec!["vpn"])]).with_attributes([
+            (Attribute::Country, vec!["country_code", "country"]),
+            (Attribute::Asn, vec!["asn.asn", "ASN"]),
+            (Attribute::Score, vec!["fraud_score"]),
+        ]);
+        let reply = json!({"vpn": true, "country_code": "us", "ASN": 13335, "fraud_score": 87.6});
+        let f = m.map(&reply).unwrap();
+        assert_eq!(text(f), "vpn");
+        assert_eq!(
+            f.attributes.country.map(|c| c.to_string()),
+            Some("US".into())
+        );
+        assert_eq!(f.attributes.asn.map(Asn::get), Some(13335));
+        assert_eq!(f.attributes.score.map(Score::get), Some(88));
+        // The first path holding a usable value wins; strings are read as vendors write them.
+        let reply = json!({"vpn": false, "country_code": null, "country": "DE",
+            "asn": {"asn": "AS3320 Deutsche Telekom AG"}, "fraud_score": "12"});
+        let f = m.map(&reply).unwrap();
+        assert_eq!(
+            f.attributes.country.map(|c| c.to_string()),
+            Some("DE".into())
+        );
+        assert_eq!(f.attributes.asn.map(Asn::get), Some(3320));
+        assert_eq!(f.attributes.score.map(Score::get), Some(12));
+        // Unusable values say nothing.
+        let reply = json!({"vpn": false, "country": "Germany", "ASN": 0, "fraud_score": -1});
+        assert_eq!(m.map(&reply).unwrap().attributes, Attributes::NONE);
+        let reply = json!({"vpn": false, "ASN": 4294967296u64, "fraud_score": 101});
+        assert_eq!(m.map(&reply).unwrap().attributes, Attributes::NONE);
+        // Attributes alone are an answer (a geo-only source); nothing at all is drift.
+        assert!(m.map(&json!({"country": "FR"})).is_ok());
+        assert_eq!(m.map(&json!({"country": 7})), Err(SchemaDrift));
+        let read = m.read(&json!({"vpn": false}));
+        assert_eq!(read.answered, Categories::EMPTY.with(Category::Vpn));
     }
 
     #[test]
@@ -111,7 +278,7 @@ mod tests {
             "is_hosting": false}});
         assert_eq!(text(m.map(&older).unwrap()), "vpn,tor");
         let clean = json!({"privacy": {"vpn": false}});
-        assert_eq!(m.map(&clean), Ok(Categories::EMPTY));
+        assert_eq!(m.map(&clean), Ok(Facts::EMPTY));
     }
 
     #[test]

@@ -362,7 +362,6 @@ impl Provider {
         self.spec
             .mapping
             .map(&json)
-            .map(Facts::from)
             .map_err(|_| ProviderError::SchemaDrift)
     }
 }
