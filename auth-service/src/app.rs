@@ -48,6 +48,8 @@ pub struct App {
     pub lists: Arc<crate::lists::ListStore>,
     /// When the refresh-ahead lock is not permitted: one log line per interval.
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
+    /// The local `.mmdb` databases (opened with each configuration; an unchanged one is kept).
+    pub databases: Arc<crate::databases::Databases>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
     pub(crate) key: Option<ApiKey>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
@@ -65,6 +67,8 @@ pub(crate) struct Carried {
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// The running lists, whose Redis copies the next configuration starts from.
     pub lists: Option<Arc<crate::lists::ListStore>>,
+    /// The next configuration's databases, opened before it is assembled.
+    pub databases: Arc<crate::databases::Databases>,
 }
 
 impl App {
@@ -87,6 +91,8 @@ impl App {
             .clone()
             .map(|spec| Provider::new(spec, key.clone()))
             .transpose()?;
+        let databases =
+            crate::databases::Databases::open(&settings.origin, &settings.databases, None)?;
         let metrics = Metrics::default();
         if provider.is_some() {
             metrics.provider_configured();
@@ -103,6 +109,7 @@ impl App {
                 crate::provider::health::LOG_INTERVAL,
             ))),
             lists: None,
+            databases: Arc::new(databases),
         };
         Ok(App::assemble(settings, key, carried))
     }
@@ -118,6 +125,7 @@ impl App {
         if let (Some(redis), Ok(_)) = (&carried.redis, tokio::runtime::Handle::try_current()) {
             crate::lists::refresh::spawn(&lists, Arc::clone(redis), carried.coherence.clone());
         }
+        carried.databases.spawn_checks();
         App {
             lists,
             lifetimes: Lifetimes::new(&settings),
@@ -130,6 +138,7 @@ impl App {
             calls: carried.calls,
             metrics: carried.metrics,
             refresh_log: carried.refresh_log,
+            databases: carried.databases,
             key,
             unknown_policies: Mutex::new(BTreeMap::new()),
         }
@@ -148,6 +157,7 @@ impl App {
             metrics: Arc::clone(&self.metrics),
             refresh_log: Arc::clone(&self.refresh_log),
             lists: Some(Arc::clone(&self.lists)),
+            databases: Arc::clone(&self.databases),
         }
     }
 
@@ -254,6 +264,15 @@ impl App {
                 p.budget.summary()
             ));
         }
+        for d in &settings.databases {
+            tiers.push(format!(
+                "database {} ({}{}, check_interval {})",
+                d.name,
+                d.file.display(),
+                d.preset.map_or(String::new(), |p| format!(", preset {}", p.name())),
+                crate::duration::display(d.check_interval)
+            ));
+        }
         tiers.join(", ")
     }
 }
@@ -309,6 +328,10 @@ impl Tiers for App {
 
     fn lists(&self) -> &crate::lists::ListStore {
         &self.lists
+    }
+
+    fn databases(&self) -> Option<&crate::databases::Databases> {
+        Some(&*self.databases).filter(|d| !d.is_empty())
     }
 }
 

@@ -85,6 +85,7 @@ pub async fn explain(
             Err(e) => format!("no answer ({e})"),
         },
     };
+    let databases = app.databases.explain(client.ip, &policy.needs());
     let decided = lookup::decide(app, policy, client).await;
     let mut out = String::new();
     let mut line = |name: &str, value: &str| {
@@ -95,6 +96,9 @@ pub async fn explain(
     line("policy", name);
     line("local", &local);
     line("redis", &redis);
+    if !app.databases.is_empty() {
+        line("databases", &databases);
+    }
     line("provider", &provider_line(app, &decided));
     line("facts", &facts_line(&decided));
     line("rule", &rule_line(&decided));
@@ -108,7 +112,8 @@ pub async fn explain(
     Ok(out)
 }
 
-fn categories(facts: Facts) -> String {
+/// Facts as `explain` writes them: the categories (or `none`), then the known attributes.
+pub fn categories(facts: Facts) -> String {
     let mut text = facts.categories.to_reasons().as_str().to_owned();
     if text.is_empty() {
         text.push_str("none");
@@ -188,6 +193,9 @@ fn provider_line(app: &App, decided: &Decided) -> String {
             _ => "asked: no answer (see the log and /readyz)".to_owned(),
         },
         (Tier::Stale, _) => "gave no answer: stale facts served".to_owned(),
+        (Tier::Database, _) => {
+            "not asked (the databases give every fact the policy needs)".to_owned()
+        }
         (Tier::Local, _) | (Tier::Redis, _) => {
             format!("not asked (the {} tier knew)", decided.tier.as_str())
         }

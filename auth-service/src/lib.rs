@@ -20,6 +20,7 @@ pub mod cache;
 pub mod client_ip;
 pub mod coalesce;
 pub mod config;
+pub mod databases;
 pub mod decide;
 pub mod decision_counts;
 pub mod decision_log;

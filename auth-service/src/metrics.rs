@@ -24,16 +24,20 @@ pub enum Tier {
     Stale,
     /// No tier: a list, a missing address, or nothing known.
     None,
+    /// The local databases gave every fact the policy needs: no provider call
+    /// ([`crate::databases`]).
+    Database,
 }
 
 impl Tier {
     /// Every tier, in metric order.
-    pub const ALL: [Tier; 5] = [
+    pub const ALL: [Tier; 6] = [
         Tier::Local,
         Tier::Redis,
         Tier::Provider,
         Tier::Stale,
         Tier::None,
+        Tier::Database,
     ];
 
     /// The header and label value.
@@ -44,6 +48,7 @@ impl Tier {
             Tier::Provider => "provider",
             Tier::Stale => "stale",
             Tier::None => "none",
+            Tier::Database => "database",
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct Metrics {
     pub reloads: crate::reload::counts::ReloadCounts,
     /// `ipcheck_feed_...` and the `/readyz` feeds line ([`crate::feeds::status`]).
     pub feeds: crate::feeds::status::FeedStatus,
+    /// `ipcheck_database_decisions_total` ([`crate::databases`]).
+    pub database_decisions: crate::databases::status::DecisionCount,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -108,6 +115,7 @@ impl Default for Metrics {
             auth_duration: crate::histogram::Histogram::new(&crate::histogram::FAST_BUCKETS),
             reloads: crate::reload::counts::ReloadCounts::default(),
             feeds: crate::feeds::status::FeedStatus::default(),
+            database_decisions: Default::default(),
         }
     }
 }
@@ -251,6 +259,7 @@ impl Metrics {
         );
         self.reloads.render(&mut out);
         self.feeds.render(&mut out);
+        self.database_decisions.render(&mut out);
         out
     }
 }

@@ -28,7 +28,7 @@ use crate::reload::Current;
 pub const VERDICT: HeaderName = HeaderName::from_static("x-ipcheck-verdict");
 /// Comma-separated reasons, possibly empty.
 pub const REASON: HeaderName = HeaderName::from_static("x-ipcheck-reason");
-/// `local`, `redis`, `provider` or `none`.
+/// `local`, `redis`, `provider`, `stale`, `database` or `none`.
 pub const CACHE: HeaderName = HeaderName::from_static("x-ipcheck-cache");
 /// The normalized address.
 pub const KEY: HeaderName = HeaderName::from_static("x-ipcheck-key");
@@ -139,6 +139,9 @@ async fn readyz(State(current): State<Current>) -> Response {
     if !app.lists.all_loaded() {
         degraded.push("lists");
     }
+    if app.databases.degraded() {
+        degraded.push("databases");
+    }
     let mut body = match (ready, degraded.is_empty()) {
         (false, _) => "not ready: redis\n".to_owned(),
         (true, true) => "ready\n".to_owned(),
@@ -152,6 +155,7 @@ async fn readyz(State(current): State<Current>) -> Response {
     body.push_str(&app.policies_line());
     body.push_str(&app.metrics.feeds.line());
     body.push_str(&app.lists.line());
+    body.push_str(&app.databases.line());
     let status = if ready {
         StatusCode::OK
     } else {
@@ -227,6 +231,7 @@ async fn metrics(State(current): State<Current>) -> Response {
                 provider.budget().render(&mut text);
             }
             app.lists.render(&mut text);
+            app.databases.render(&mut text);
             text
         },
     )

@@ -131,6 +131,9 @@ pub struct Settings {
     pub unknown_policy: UnknownPolicy,
     /// `[feeds.<name>]`: downloads loaded into network lists ([`crate::feeds`]).
     pub feeds: Vec<crate::feeds::settings::FeedSettings>,
+    /// `[databases.<name>]`: local `.mmdb` files, a tier before the provider
+    /// ([`crate::databases`]), sorted by name.
+    pub databases: Vec<crate::databases::settings::DatabaseSpec>,
     /// Non-fatal findings (unused environment variables, ignored settings), logged at startup.
     pub warnings: Vec<String>,
 }

@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     pub(super) unknown_policy: Option<String>,
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, crate::feeds::settings::RawFeed>,
+    #[serde(default)]
+    pub(super) databases: BTreeMap<String, crate::databases::settings::RawDatabase>,
 }
 
 #[derive(Deserialize, Default)]

@@ -295,8 +295,10 @@ pub(super) fn validate(
                 .to_owned(),
         ));
     }
+    let databases = crate::databases::settings::validate(raw.databases, err)?;
     Ok(Settings {
         feeds,
+        databases,
         origin: origin.to_owned(),
         listen,
         metrics_listen,

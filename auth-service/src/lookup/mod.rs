@@ -10,6 +10,7 @@
 //! [`lifetimes::Lifetimes`].
 
 pub mod ask;
+pub mod databases;
 pub mod lifetimes;
 pub mod refresh;
 pub mod rule;
@@ -85,6 +86,11 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
             list: tiers.lists().name(i),
         };
     }
+    let db = tiers.databases().map(|d| d.lookup(client.ip));
+    if let Some(answer) = db.filter(|a| a.covers(&policy.needs())) {
+        let resolved = databases::without_provider(tiers, client, &answer).await;
+        return decided(tiers, policy, resolved, listed);
+    }
     let resolved = match tiers.local().get(&client.key, tiers.now()) {
         Some(known) => Resolved {
             tier: local_tier(&known),
@@ -107,6 +113,18 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
                 })
         }
     };
+    let resolved = match db {
+        Some(answer) => Resolved {
+            known: databases::filled(resolved.known, &answer),
+            tier: resolved.tier,
+        },
+        None => resolved,
+    };
+    decided(tiers, policy, resolved, listed)
+}
+
+/// The policy's decision on what the tiers found, with the facts of the policy's lists added.
+fn decided<T: Tiers>(tiers: &Arc<T>, policy: &Policy, resolved: Resolved, listed: Listed) -> Decided {
     let (known, list) = match listed {
         Listed::Facts(listed, i) => (with_listed(resolved.known, listed), tiers.lists().name(i)),
         _ => (resolved.known, None),

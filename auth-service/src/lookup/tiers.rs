@@ -88,4 +88,8 @@ pub trait Tiers: Send + Sync + 'static {
     fn refresh_log(&self) -> &Mutex<LogLimiter>;
     /// The named network lists' local copies.
     fn lists(&self) -> &crate::lists::ListStore;
+    /// The local databases, when any is configured ([`crate::databases`]).
+    fn databases(&self) -> Option<&crate::databases::Databases> {
+        None
+    }
 }

@@ -166,6 +166,16 @@ impl FieldMapping {
             && self.attributes.iter().all(|(_, p)| p.is_empty())
     }
 
+    /// Every path of every category and attribute, split on dots (a database decodes only
+    /// these parts of a record).
+    pub fn paths(&self) -> impl Iterator<Item = &[String]> {
+        self.fields
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .chain(self.attributes.iter().flat_map(|(_, p)| p.iter()))
+            .map(Vec::as_slice)
+    }
+
     /// Everything the record says, without judging whether it says enough.
     pub fn read(&self, record: &Value) -> Mapped {
         let mut answered = Categories::EMPTY;

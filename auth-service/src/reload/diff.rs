@@ -74,6 +74,7 @@ pub fn summary(old: &Settings, new: &Settings, provider_rebuilt: bool) -> String
     note(policies_differ(old, new), "policies");
     note(old.unknown_policy != new.unknown_policy, "unknown_policy");
     note(old.lists != new.lists, "lists");
+    note(old.databases != new.databases, "databases");
     note(old.client_ip != new.client_ip, "client_ip");
     note(old.decision_log != new.decision_log, "log.decisions");
     note(

@@ -56,6 +56,13 @@ impl App {
         let rebuild =
             diff::provider_changed(&self.settings, &settings, self.key.as_ref(), key.as_ref());
         let mut carried = self.carried();
+        // Unchanged databases are kept (their files checked again now); a new or changed one
+        // that does not load refuses the whole reload.
+        carried.databases = Arc::new(crate::databases::Databases::open(
+            &settings.origin,
+            &settings.databases,
+            Some(&self.databases),
+        )?);
         if rebuild {
             carried.provider = settings
                 .provider
