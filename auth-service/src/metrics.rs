@@ -81,6 +81,8 @@ pub struct Metrics {
     pub reloads: crate::reload::counts::ReloadCounts,
     /// `ipcheck_feed_...` and the `/readyz` feeds line ([`crate::feeds::status`]).
     pub feeds: crate::feeds::status::FeedStatus,
+    /// `ipcheck_provider_attribute_missing_total` ([`crate::provider::missing`]).
+    pub attribute_missing: crate::provider::missing::MissingAttributes,
     /// `ipcheck_database_decisions_total` ([`crate::databases`]).
     pub database_decisions: crate::databases::status::DecisionCount,
 }
@@ -115,6 +117,7 @@ impl Default for Metrics {
             auth_duration: crate::histogram::Histogram::new(&crate::histogram::FAST_BUCKETS),
             reloads: crate::reload::counts::ReloadCounts::default(),
             feeds: crate::feeds::status::FeedStatus::default(),
+            attribute_missing: Default::default(),
             database_decisions: Default::default(),
         }
     }
@@ -259,6 +262,7 @@ impl Metrics {
         );
         self.reloads.render(&mut out);
         self.feeds.render(&mut out);
+        self.attribute_missing.render(&mut out);
         self.database_decisions.render(&mut out);
         out
     }

@@ -245,6 +245,7 @@ impl Policies {
 }
 
 mod env;
+mod facts;
 pub mod lists;
 mod raw;
 #[cfg(test)]
