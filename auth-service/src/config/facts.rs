@@ -101,7 +101,7 @@ pub(super) fn require_attribute_sources(
         return Err(err(
             &format!("provider.fields.{name}"),
             format!(
-                "no source gives '{name}', which policies {} decide on ({}): add a provider field for it (e.g. {name} = [\"{}\"]) or remove those keys",
+                "no source gives '{name}', which policies {} decide on ({}): add a provider field or a [databases.<name>] mapping for it (e.g. {name} = [\"{}\"]) or remove those keys",
                 users.join(", "),
                 attribute.policy_keys(),
                 example_path(attribute),

@@ -119,6 +119,11 @@ pub fn validate(
     Ok(specs)
 }
 
+/// Whether some database maps `attribute` (a policy deciding on it has a source).
+pub fn gives(specs: &[DatabaseSpec], attribute: Attribute) -> bool {
+    specs.iter().any(|d| d.mapping.has_attribute(attribute))
+}
+
 /// A database name is a metric label value and a word in `/readyz`: keep it plain.
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
