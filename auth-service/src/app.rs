@@ -269,7 +269,8 @@ impl App {
                 "database {} ({}{}, check_interval {})",
                 d.name,
                 d.file.display(),
-                d.preset.map_or(String::new(), |p| format!(", preset {}", p.name())),
+                d.preset
+                    .map_or(String::new(), |p| format!(", preset {}", p.name())),
                 crate::duration::display(d.check_interval)
             ));
         }

@@ -268,7 +268,9 @@ pub(super) fn validate(
     let lists = super::lists::validate(raw.lists, &policies, redis.is_some(), err)?;
     let databases = crate::databases::settings::validate(raw.databases, err)?;
     let gives = |a| {
-        provider.as_ref().is_some_and(|p| p.mapping.has_attribute(a))
+        provider
+            .as_ref()
+            .is_some_and(|p| p.mapping.has_attribute(a))
             || crate::databases::settings::gives(&databases, a)
     };
     super::facts::require_attribute_sources(&policies, &gives, err)?;

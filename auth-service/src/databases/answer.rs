@@ -159,7 +159,9 @@ mod tests {
         assert_eq!(f.attributes.score, Score::new(90));
         assert_eq!(
             f.categories,
-            Categories::EMPTY.with(Category::Vpn).with(Category::Hosting)
+            Categories::EMPTY
+                .with(Category::Vpn)
+                .with(Category::Hosting)
         );
     }
 }

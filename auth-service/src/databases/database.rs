@@ -76,7 +76,8 @@ impl Database {
     }
 
     /// What the record for `ip` says (facts, categories answered); None when the database does
-    /// not hold the address (or its record could not be read, counted as an error).
+    /// not hold the address, its record has none of the mapped fields, or it could not be read
+    /// (counted as an error).
     pub fn lookup(&self, ip: IpAddr) -> Option<(Facts, Categories)> {
         let loaded = self.current.load();
         let found = match loaded.reader.lookup(ip) {
@@ -102,6 +103,12 @@ impl Database {
                 Ok(None) | Err(_) => {}
             }
         }
+        // A record with none of the mapped fields (some files fill the gaps between their
+        // networks with empty records) gives nothing, as an address not held does.
+        if record.as_object().is_some_and(Map::is_empty) {
+            self.count(1);
+            return None;
+        }
         self.count(0);
         let mapped = self.spec.mapping.read(&record);
         let answered = if self.spec.absent_is_false {
@@ -125,7 +132,10 @@ impl Database {
             *lock(&self.refused) = None;
             return false;
         }
-        if lock(&self.refused).as_ref().is_some_and(|(id, _)| *id == now) {
+        if lock(&self.refused)
+            .as_ref()
+            .is_some_and(|(id, _)| *id == now)
+        {
             return false;
         }
         match load(&self.spec.file) {

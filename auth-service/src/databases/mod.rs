@@ -100,3 +100,6 @@ impl Databases {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

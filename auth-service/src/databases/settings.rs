@@ -68,7 +68,10 @@ pub fn validate(
         };
         let preset = match d.preset.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(p) => Some(p.parse::<DatabasePreset>().map_err(|e| err(&key("preset"), e))?),
+            Some(p) => Some(
+                p.parse::<DatabasePreset>()
+                    .map_err(|e| err(&key("preset"), e))?,
+            ),
         };
         let mut mapping = preset.map_or_else(|| FieldMapping::new([]), DatabasePreset::mapping);
         for (field, paths) in &d.fields {

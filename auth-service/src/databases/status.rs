@@ -47,7 +47,11 @@ impl Databases {
                 );
             }
         }
-        let per_db = |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&super::database::Database) -> String| {
+        let per_db = |out: &mut String,
+                      name: &str,
+                      kind: &str,
+                      help: &str,
+                      value: &dyn Fn(&super::database::Database) -> String| {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for db in self.all() {

@@ -33,11 +33,7 @@ pub async fn without_provider<T: Tiers>(
     resolved
 }
 
-async fn pinned_or_cached<T: Tiers>(
-    tiers: &Arc<T>,
-    client: Client,
-    answer: &DbAnswer,
-) -> Resolved {
+async fn pinned_or_cached<T: Tiers>(tiers: &Arc<T>, client: Client, answer: &DbAnswer) -> Resolved {
     if let Some(known) = tiers.local().get(&client.key, tiers.now()) {
         return covered(known, answer, local_tier);
     }

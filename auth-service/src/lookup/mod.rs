@@ -124,7 +124,12 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
 }
 
 /// The policy's decision on what the tiers found, with the facts of the policy's lists added.
-fn decided<T: Tiers>(tiers: &Arc<T>, policy: &Policy, resolved: Resolved, listed: Listed) -> Decided {
+fn decided<T: Tiers>(
+    tiers: &Arc<T>,
+    policy: &Policy,
+    resolved: Resolved,
+    listed: Listed,
+) -> Decided {
     let (known, list) = match listed {
         Listed::Facts(listed, i) => (with_listed(resolved.known, listed), tiers.lists().name(i)),
         _ => (resolved.known, None),

@@ -1,6 +1,8 @@
 //! The lookup against in-memory tiers and a clock moved by hand: fresh, stale, gone; budget and
 //! breaker refusals; Redis down; refresh ahead; a cancelled request's call.
 
+mod databases;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -221,6 +223,7 @@ struct World {
     calls: Detached<Resolved>,
     refresh_log: Mutex<LogLimiter>,
     lists: crate::lists::ListStore,
+    databases: crate::databases::Databases,
 }
 
 impl Tiers for World {
@@ -259,6 +262,9 @@ impl Tiers for World {
     }
     fn lists(&self) -> &crate::lists::ListStore {
         &self.lists
+    }
+    fn databases(&self) -> Option<&crate::databases::Databases> {
+        Some(&self.databases).filter(|d| !d.is_empty())
     }
 }
 
@@ -309,6 +315,7 @@ fn world() -> Arc<World> {
         calls: Detached::default(),
         refresh_log: Mutex::new(LogLimiter::new(s(10))),
         lists: lists_holding(KEY),
+        databases: crate::databases::Databases::default(),
         clock,
     })
 }
