@@ -62,6 +62,12 @@ pub fn check_config(file: &Path) -> ExitCode {
                     eprintln!("warning: {e} (the service will refuse to start without it)");
                 }
             }
+            // The service refuses to start on a missing or corrupt database file: so does this.
+            if let Err(e) = databases::Databases::open(&settings.origin, &settings.databases, None)
+            {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
             println!(
                 "{}: ok; listen {}; metrics {}; tiers: {}; policies: {}; unknown policy names: {}",
                 settings.origin,

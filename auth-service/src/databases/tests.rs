@@ -273,3 +273,81 @@ fn config_errors_name_the_key() {
     let ok = format!("{policy}[databases.asn]\nfile = \"{f}\"\npreset = \"asn\"\n");
     assert!(crate::config::parse("test.toml", &ok, &[]).is_ok());
 }
+
+#[test]
+fn a_new_configuration_keeps_unchanged_databases_and_rereads_replaced_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let live = dir.path().join("geo.mmdb");
+    std::fs::copy(fixture("GeoLite2-ASN-Test.mmdb"), &live).expect("copy");
+    let geo = spec("geo", live.clone(), "preset = \"country\"");
+    let asn = spec("asn", fixture("GeoLite2-ASN-Test.mmdb"), "preset = \"asn\"");
+    let running = Databases::open("test", &[asn.clone(), geo.clone()], None).expect("open");
+    let ip = "81.2.69.142".parse().unwrap();
+    assert_eq!(running.lookup(ip).facts.attributes.country, None);
+    // As a SIGHUP would: the same settings, the file replaced meanwhile.
+    let staged = dir.path().join("staged.mmdb");
+    std::fs::copy(fixture("GeoLite2-Country-Test.mmdb"), &staged).expect("copy");
+    std::fs::rename(&staged, &live).expect("rename");
+    let next = Databases::open("test", &[asn, geo.clone()], Some(&running)).expect("reopen");
+    assert!(std::sync::Arc::ptr_eq(&next.all()[1], &running.all()[1]));
+    assert_eq!(
+        next.lookup(ip).facts.attributes.country,
+        Country::parse("GB").ok()
+    );
+    // A changed mapping is a new database; one that does not load refuses the configuration.
+    let changed = spec("geo", live, "preset = \"asn\"");
+    let other = Databases::open("test", &[changed], Some(&next)).expect("reopen");
+    assert!(!std::sync::Arc::ptr_eq(&other.all()[0], &next.all()[1]));
+    let broken = spec(
+        "geo",
+        fixture("MaxMind-DB-test-broken-pointers-24.mmdb"),
+        "preset = \"country\"",
+    );
+    assert!(Databases::open("test", &[broken], Some(&next)).is_err());
+}
+
+mod corrupted {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Bytes flipped anywhere in a good file, or the file cut short: refused with an error,
+        /// or (when the damage misses everything verified) looked up without a panic.
+        #[test]
+        fn damaged_files_are_refused_or_read_never_a_panic(
+            flips in prop::collection::vec((any::<usize>(), 1u8..), 1..8),
+            cut in prop::option::of(any::<usize>()),
+            ips in prop::collection::vec(any::<u32>(), 1..16),
+            file in prop::sample::select(vec![
+                "GeoLite2-Country-Test.mmdb",
+                "GeoIP2-Anonymous-IP-Test.mmdb",
+                "GeoLite2-ASN-Test.mmdb",
+            ]),
+        ) {
+            let mut bytes = std::fs::read(fixture(file)).expect("fixture");
+            let n = bytes.len();
+            for (i, x) in flips {
+                bytes[i % n] ^= x;
+            }
+            if let Some(c) = cut {
+                bytes.truncate(c % n);
+            }
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("damaged.mmdb");
+            std::fs::write(&path, &bytes).expect("write");
+            let s = spec(
+                "d",
+                path,
+                "preset = \"anonymous-ip\"\nfields.country = [\"country.iso_code\"]\nfields.asn = [\"autonomous_system_number\"]",
+            );
+            if let Ok(db) = Database::open(s) {
+                for ip in ips {
+                    let _ = db.lookup(std::net::IpAddr::from(ip.to_be_bytes()));
+                    let _ = db.lookup("81.2.69.142".parse().unwrap());
+                }
+            }
+        }
+    }
+}
