@@ -97,10 +97,9 @@ impl Database {
         for path in &self.paths {
             let elements: Vec<PathElement<'_>> =
                 path.iter().map(|s| PathElement::Key(s.as_str())).collect();
-            match found.decode_path::<Value>(&elements) {
-                Ok(Some(value)) => insert(&mut record, path, value),
-                // Absent, or not a map where the path goes on: that path says nothing.
-                Ok(None) | Err(_) => {}
+            // Absent, or not a map where the path goes on: that path says nothing.
+            if let Ok(Some(value)) = found.decode_path::<Value>(&elements) {
+                insert(&mut record, path, value);
             }
         }
         // A record with none of the mapped fields (some files fill the gaps between their

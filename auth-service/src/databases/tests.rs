@@ -170,10 +170,10 @@ fn broken_files_are_refused_with_the_file_named() {
         "README.md",
     ] {
         let s = spec("bad", fixture(name), "preset = \"country\"");
-        let e = Databases::open("test.toml", &[s], None)
-            .err()
-            .expect("refused")
-            .to_string();
+        let Err(e) = Databases::open("test.toml", &[s], None) else {
+            panic!("{name} was not refused");
+        };
+        let e = e.to_string();
         assert!(
             e.contains("databases.bad.file") && e.contains(name),
             "{name}: {e}"
@@ -226,8 +226,7 @@ fn a_replaced_file_is_taken_and_a_broken_one_refused_once() {
 
 fn config_error(text: &str) -> String {
     crate::config::parse("test.toml", text, &[])
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string()
 }
 
