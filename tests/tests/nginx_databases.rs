@@ -42,7 +42,7 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-fn start(geo_fixture: &str) -> Setup {
+fn start(geo_fixture: &str, check_interval: &str) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let geo = dir.path().join("country.mmdb");
     let anon = dir.path().join("anonymous.mmdb");
@@ -60,7 +60,7 @@ fn start(geo_fixture: &str) -> Setup {
          [policies.lenient]\nblock = [\"vpn\"]\nallow_crawlers = false\n\
          [databases.anon]\nfile = \"{}\"\npreset = \"anonymous-ip\"\n\
          [databases.asn]\nfile = \"{}\"\npreset = \"asn\"\n\
-         [databases.geo]\nfile = \"{}\"\npreset = \"country\"\ncheck_interval = \"100ms\"\n",
+         [databases.geo]\nfile = \"{}\"\npreset = \"country\"\ncheck_interval = \"{check_interval}\"\n",
         provider.config_section(),
         redis.url(),
         anon.display(),
@@ -118,7 +118,7 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn the_databases_decide_what_they_cover_a_pin_still_wins_and_the_rest_asks_the_provider() {
-    let s = start("GeoLite2-Country-Test.mmdb");
+    let s = start("GeoLite2-Country-Test.mmdb", "5s");
 
     // A blocked country, decided by the country database: no provider call.
     let r = s.get(GB, "/login");
@@ -175,7 +175,7 @@ fn the_databases_decide_what_they_cover_a_pin_still_wins_and_the_rest_asks_the_p
 #[test]
 fn a_database_replaced_on_disk_takes_effect_and_a_broken_one_is_refused() {
     // The country database starts as a file without countries: GB is unknown, so asked.
-    let s = start("GeoLite2-ASN-Test.mmdb");
+    let s = start("GeoLite2-ASN-Test.mmdb", "100ms");
     assert_eq!(s.get(GB, "/login").status, 200);
     assert_eq!(s.provider.calls_for(GB), 1);
 
@@ -208,4 +208,28 @@ fn a_database_replaced_on_disk_takes_effect_and_a_broken_one_is_refused() {
         "{}",
         ready.body
     );
+}
+
+#[test]
+fn sighup_takes_a_replaced_database_file_at_once() {
+    // Checked only hourly: the reload is what picks the new file up.
+    let s = start("GeoLite2-ASN-Test.mmdb", "1h");
+    assert_eq!(s.get(GB, "/login").status, 200);
+    assert_eq!(s.provider.calls_for(GB), 1);
+    install("GeoLite2-Country-Test.mmdb", &s.geo);
+    assert_eq!(s.get(GB, "/login").status, 200, "not checked yet");
+    let pid = s.service.pid().expect("the service runs");
+    let status = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    s.service
+        .wait_for_log_line(&["database file replaced on disk", "geo"]);
+    s.service.wait_for_log_line(&["configuration reloaded"]);
+    // The provider's cached answer (no country) with the new file's country filled in.
+    let r = s.get(GB, "/login");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(s.provider.calls_for(GB), 1);
 }

@@ -33,6 +33,9 @@ pub struct Database {
     pub reloads: AtomicU64,
     /// The latest refused version and why (reported once, kept for `/readyz`).
     refused: Mutex<Option<(Option<FileIdentity>, String)>>,
+    /// Held by the one check at a time: just after a reload the previous configuration's checker
+    /// may still run beside the new one's, and a file is read and counted once.
+    checking: Mutex<()>,
 }
 
 impl Database {
@@ -57,6 +60,7 @@ impl Database {
             load_errors: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             refused: Mutex::new(None),
+            checking: Mutex::new(()),
         }
     }
 
@@ -126,6 +130,7 @@ impl Database {
     /// verifies; a refused version is reported once (log line, `load_errors`) and the one in use
     /// stays. Blocking: reads and walks the whole file. True when a new version was taken.
     pub fn check(&self) -> bool {
+        let _one = lock(&self.checking);
         let now = identity(&self.spec.file).ok();
         if now == Some(self.current.load().identity) {
             *lock(&self.refused) = None;
