@@ -3,14 +3,13 @@
 //! the whole path runs in unit tests against in-memory tiers and a hand-moved clock; the HTTP
 //! glue ([`crate::decide`]) only reads the request and writes the answer.
 //!
-//! The order: the policy's lists (no lookup needed), then the local databases, which decide
-//! with the tiers that may hold a pin when they give every fact the policy needs
-//! ([`databases`]), else the local tier, then one coalesced
-//! lookup per address ([`resolve`]) that asks the shared tier and, on a miss, a stale entry or
-//! a failure, the fact source ([`ask`]). What is cached are facts; the requested policy turns
-//! them into a verdict on every request ([`rule`]), the databases' facts filling the gaps of
-//! what the tiers found. Every duration comes from
-//! [`lifetimes::Lifetimes`].
+//! The order: the policy's lists (no lookup needed); then the local databases, which decide
+//! (after the tiers that may hold a pin) when they give every fact the policy needs
+//! ([`databases`]); else the local tier, then one coalesced lookup per address ([`resolve`])
+//! that asks the shared tier and, on a miss, a stale entry or a failure, the fact source
+//! ([`ask`]). What is cached are facts (never the databases'); the requested policy turns them,
+//! with the databases' facts filling their gaps, into a verdict on every request ([`rule`]).
+//! Every duration comes from [`lifetimes::Lifetimes`].
 
 pub mod ask;
 pub mod databases;
