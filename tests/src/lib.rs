@@ -27,6 +27,7 @@ pub use paths::{module_path, service_binary};
 pub use ports::free_port;
 pub use ports::wait_for_port;
 pub use provider::{Provider, Reply};
+pub use provider::{Attributes as ReplyAttributes, SCORE_PATH};
 pub use redis_server::RedisServer;
 pub use service::Service;
 pub use stack::Stack;
