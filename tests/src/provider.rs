@@ -74,7 +74,9 @@ impl Reply {
                     extra.push_str(&format!(",\"country\":\"{c}\""));
                 }
                 if let Some(n) = a.asn {
-                    extra.push_str(&format!(",\"asn\":{{\"asn\":\"AS{n}\",\"name\":\"stand-in\"}}"));
+                    extra.push_str(&format!(
+                        ",\"asn\":{{\"asn\":\"AS{n}\",\"name\":\"stand-in\"}}"
+                    ));
                 }
                 if let Some(n) = a.score {
                     extra.push_str(&format!(",\"{SCORE_PATH}\":{n}"));

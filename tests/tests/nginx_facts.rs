@@ -123,7 +123,10 @@ fn the_facts_reach_the_backend_and_client_copies_do_not() {
     for (path, cache) in [("/account", "provider"), ("/account?again", "local")] {
         let r = stack.get_as("127.0.0.31", path, &planted);
         assert_eq!(r.status, 200, "{path}: {r:?}");
-        let seen = stack.backend.last_request_for(path).expect("backend reached");
+        let seen = stack
+            .backend
+            .last_request_for(path)
+            .expect("backend reached");
         assert_eq!(seen.header("x-ipcheck-cache"), Some(cache), "{path}");
         // Exactly the service's values: a second (client) copy would be joined in.
         assert_eq!(seen.header("x-ipcheck-country"), Some("DE"), "{path}");
@@ -135,7 +138,10 @@ fn the_facts_reach_the_backend_and_client_copies_do_not() {
     p.respond("127.0.0.32", Reply::clean());
     let r = stack.get_as("127.0.0.32", "/login", &planted);
     assert_eq!(r.status, 200, "{r:?}");
-    let seen = stack.backend.last_request_for("/login").expect("backend reached");
+    let seen = stack
+        .backend
+        .last_request_for("/login")
+        .expect("backend reached");
     for name in ["x-ipcheck-country", "x-ipcheck-asn", "x-ipcheck-score"] {
         assert_eq!(seen.header(name), None, "{name}");
     }
@@ -154,7 +160,8 @@ fn the_facts_reach_the_backend_and_client_copies_do_not() {
     );
     let e = stack.service.explain("127.0.0.31", Some("strict"));
     assert!(
-        e.body.contains("facts: none, country DE, AS3320, score 12\n"),
+        e.body
+            .contains("facts: none, country DE, AS3320, score 12\n"),
         "{}",
         e.body
     );

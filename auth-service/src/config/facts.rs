@@ -48,7 +48,9 @@ pub(super) fn policy_attributes(
                 u8::try_from(n).ok().and_then(Score::new).ok_or_else(|| {
                     err(
                         &key(field),
-                        format!("{n}: expected a score from 0 to 100 (a score at or above it matches)"),
+                        format!(
+                            "{n}: expected a score from 0 to 100 (a score at or above it matches)"
+                        ),
                     )
                 })
             })

@@ -693,12 +693,17 @@ fn attribute_policy_keys() {
     assert_eq!(text(&p.allow_countries), ["US", "DE"]);
     let asns: Vec<u32> = p.block_asns.iter().map(|a| a.get()).collect();
     assert_eq!(asns, [64500, 64501, 64502]);
-    assert_eq!(p.challenge_asns.iter().map(|a| a.get()).collect::<Vec<_>>(), [64503]);
+    assert_eq!(
+        p.challenge_asns.iter().map(|a| a.get()).collect::<Vec<_>>(),
+        [64503]
+    );
     assert_eq!(p.block_score.map(|s| s.get()), Some(90));
     assert_eq!(p.challenge_score.map(|s| s.get()), Some(75));
     // The provider mapping expects what the policies decide on, and counts it when missing.
     let mapping = &s.provider.unwrap().mapping;
-    let f = mapping.map(&serde_json::json!({"vpn": false, "ASN": 1})).unwrap();
+    let f = mapping
+        .map(&serde_json::json!({"vpn": false, "ASN": 1}))
+        .unwrap();
     let missing: Vec<&str> = mapping.missing(&f.attributes).map(|a| a.name()).collect();
     assert_eq!(missing, ["country", "score"]);
 }
@@ -750,21 +755,59 @@ fn bad_attribute_policy_values_name_the_key() {
     let provider =
         "[provider]\npreset = \"ipqs\"\napi_key_env = \"\"\nurl = \"https://x.example/{ip}\"\n";
     for (policy, key, words) in [
-        ("block_countries = [\"US\", \"USA\"]", "policies.p.block_countries[1]", "ISO 3166-1"),
-        ("allow_countries = [\"1x\"]", "policies.p.allow_countries[0]", "'1x'"),
-        ("challenge_countries = [\"\"]", "policies.p.challenge_countries[0]", "alpha-2"),
-        ("block_asns = [0]", "policies.p.block_asns[0]", "1 to 4294967295"),
-        ("block_asns = [4294967296]", "policies.p.block_asns[0]", "AS13335"),
-        ("challenge_asns = [\"ASx\"]", "policies.p.challenge_asns[0]", "\"ASx\""),
+        (
+            "block_countries = [\"US\", \"USA\"]",
+            "policies.p.block_countries[1]",
+            "ISO 3166-1",
+        ),
+        (
+            "allow_countries = [\"1x\"]",
+            "policies.p.allow_countries[0]",
+            "'1x'",
+        ),
+        (
+            "challenge_countries = [\"\"]",
+            "policies.p.challenge_countries[0]",
+            "alpha-2",
+        ),
+        (
+            "block_asns = [0]",
+            "policies.p.block_asns[0]",
+            "1 to 4294967295",
+        ),
+        (
+            "block_asns = [4294967296]",
+            "policies.p.block_asns[0]",
+            "AS13335",
+        ),
+        (
+            "challenge_asns = [\"ASx\"]",
+            "policies.p.challenge_asns[0]",
+            "\"ASx\"",
+        ),
         ("block_asns = [true]", "policies.p.block_asns[0]", "true"),
         ("block_score = 101", "policies.p.block_score", "0 to 100"),
-        ("challenge_score = -1", "policies.p.challenge_score", "0 to 100"),
-        ("block_score = 80\nchallenge_score = 80", "policies.p.challenge_score", "block_score (80)"),
+        (
+            "challenge_score = -1",
+            "policies.p.challenge_score",
+            "0 to 100",
+        ),
+        (
+            "block_score = 80\nchallenge_score = 80",
+            "policies.p.challenge_score",
+            "block_score (80)",
+        ),
     ] {
         let e = error(&format!("{provider}[policies.p]\n{policy}\n"), &[]);
-        assert!(e.contains(&format!("`{key}`")) && e.contains(words), "{policy}: {e}");
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(words),
+            "{policy}: {e}"
+        );
     }
-    let e = error(&format!("{provider}[policies.p]\nblock_score = \"90\"\n"), &[]);
+    let e = error(
+        &format!("{provider}[policies.p]\nblock_score = \"90\"\n"),
+        &[],
+    );
     assert!(e.contains("policies.p.block_score"), "{e}");
     let e = error(
         "[provider]\nurl = \"https://x.example/{ip}\"\nfields.city = [\"city\"]\n",

@@ -266,7 +266,11 @@ pub(super) fn validate(
 
     let policies = policies(raw.policies, err)?;
     let lists = super::lists::validate(raw.lists, &policies, redis.is_some(), err)?;
-    let gives = |a| provider.as_ref().is_some_and(|p| p.mapping.has_attribute(a));
+    let gives = |a| {
+        provider
+            .as_ref()
+            .is_some_and(|p| p.mapping.has_attribute(a))
+    };
     super::facts::require_attribute_sources(&policies, &gives, err)?;
     if let Some(spec) = &mut provider {
         require_decisive_fields(spec, &policies, err)?;

@@ -394,7 +394,9 @@ mod tests {
         let missing: Vec<Attribute> = m.missing(&f.attributes).collect();
         assert_eq!(missing, vec![Attribute::Score]);
         // The country is not expected, so its absence is not reported.
-        let f = m.map(&json!({"vpn": false, "ASN": 64500, "fraud_score": 3})).unwrap();
+        let f = m
+            .map(&json!({"vpn": false, "ASN": 64500, "fraud_score": 3}))
+            .unwrap();
         assert_eq!(m.missing(&f.attributes).count(), 0);
     }
 
