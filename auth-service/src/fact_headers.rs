@@ -5,10 +5,14 @@
 //! while Redis could not be asked) give them; a decision made without facts (a pin, a deny or
 //! allow list, a named list that decided before any tier was asked, `on_error`) sends none. A
 //! decision with no attribute known (every one today without a country, AS number or score
-//! source) adds nothing and allocates nothing; one with attributes copies a few bytes each.
+//! source) adds nothing. Country and score values come from tables built once (676 two-letter
+//! codes, 101 scores), so their headers are a reference-count increment, not an allocation; an
+//! AS number, of which there are billions, is written into a fresh value.
+
+use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use ipcheck_core::Attributes;
+use ipcheck_core::{Attributes, Country, Score};
 
 use crate::cache::{Known, Unpinned};
 
@@ -32,23 +36,51 @@ pub fn attributes(known: Option<&Known>) -> Attributes {
 /// Adds a header for each known attribute.
 pub fn insert(headers: &mut HeaderMap, a: &Attributes) {
     if let Some(c) = a.country {
-        // Two ASCII letters: always a valid header value.
-        if let Ok(v) = HeaderValue::from_str(c.as_str()) {
-            headers.insert(COUNTRY, v);
-        }
+        headers.insert(COUNTRY, country_value(c));
     }
     if let Some(n) = a.asn {
         headers.insert(ASN, HeaderValue::from(n.get()));
     }
     if let Some(s) = a.score {
-        headers.insert(SCORE, HeaderValue::from(u16::from(s.get())));
+        headers.insert(SCORE, score_value(s));
     }
+}
+
+/// Every `AA`..`ZZ`, in order: a country's value is a clone (shared bytes) of its entry.
+fn country_value(c: Country) -> HeaderValue {
+    static TABLE: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (b'A'..=b'Z')
+            .flat_map(|a| (b'A'..=b'Z').map(move |b| [a, b]))
+            // Two ASCII letters: always a valid header value.
+            .map(|code| HeaderValue::from_bytes(&code).unwrap_or(HeaderValue::from_static("")))
+            .collect()
+    });
+    // A Country is two uppercase ASCII letters by construction.
+    let [a, b] = c.as_str().as_bytes() else {
+        return HeaderValue::from_static("");
+    };
+    let i = usize::from(a - b'A') * 26 + usize::from(b - b'A');
+    table
+        .get(i)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(""))
+}
+
+/// `0`..`100`: a score's value is a clone (shared bytes) of its entry.
+fn score_value(s: Score) -> HeaderValue {
+    static TABLE: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..=u16::from(Score::MAX)).map(HeaderValue::from).collect());
+    table
+        .get(usize::from(s.get()))
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcheck_core::{Asn, Country, Facts, ReasonSet, Score, Verdict};
+    use ipcheck_core::{Asn, Facts, ReasonSet, Verdict};
     use std::sync::Arc;
 
     fn facts() -> Facts {
@@ -82,6 +114,20 @@ mod tests {
         insert(&mut h, &attributes(Some(&Known::Stale(only_asn))));
         assert_eq!(h.len(), 1);
         assert_eq!(h.get(ASN).map(|v| v.as_bytes()), Some(&b"64500"[..]));
+    }
+
+    #[test]
+    fn every_country_and_score_has_its_value() {
+        for a in b'A'..=b'Z' {
+            for b in b'a'..=b'z' {
+                let text = String::from_utf8(vec![a, b]).unwrap();
+                let c = Country::parse(&text).unwrap();
+                assert_eq!(country_value(c), c.as_str());
+            }
+        }
+        for n in 0..=Score::MAX {
+            assert_eq!(score_value(Score::new(n).unwrap()), n.to_string().as_str());
+        }
     }
 
     #[test]
