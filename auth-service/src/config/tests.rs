@@ -843,3 +843,18 @@ fn an_attribute_no_source_gives_is_refused() {
     // Policies without attribute keys need no attribute source.
     ok("[policies.default]\nblock = [\"tor\"]\n");
 }
+
+#[test]
+fn the_facts_doc_example_loads() {
+    let doc = include_str!("../../../docs/facts.md");
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/facts.md has a ```toml example");
+    let s = ok(example);
+    let signup = s.policies.get("signup").unwrap();
+    assert_eq!(signup.block_asns.len(), 2);
+    assert_eq!(signup.challenge_score.map(|s| s.get()), Some(75));
+    assert_eq!(s.policies.get("payments").unwrap().allow_countries.len(), 2);
+}
