@@ -475,8 +475,8 @@ pub(super) fn provider_spec(
     }
     let mut mapping = preset.map_or_else(|| FieldMapping::new([]), Preset::mapping);
     for (name, paths) in &p.fields {
-        let attribute = Attribute::from_name(name);
         let category = Category::from_token(name);
+        let attribute = Attribute::from_name(name);
         if category.is_none() && attribute.is_none() {
             return Err(err(
                 &format!("provider.fields.{name}"),
@@ -496,10 +496,12 @@ pub(super) fn provider_spec(
                 format!("'{bad}' is not a dotted JSON path (e.g. privacy.vpn)"),
             ));
         }
-        match (category, attribute) {
-            (Some(category), _) => mapping.set(category, paths),
-            (None, Some(attribute)) => mapping.set_attribute(attribute, paths),
-            (None, None) => {}
+        // One of the two, checked above (the vocabularies share no name).
+        if let Some(category) = category {
+            mapping.set(category, paths);
+        }
+        if let Some(attribute) = attribute {
+            mapping.set_attribute(attribute, paths);
         }
     }
     if mapping.is_empty() {
