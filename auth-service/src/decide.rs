@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue};
-use ipcheck_core::{Decision, Policy, ReasonSet, Verdict};
+use ipcheck_core::{Attributes, Decision, Policy, ReasonSet, Verdict};
 
 use crate::app::{key_header, App};
 use crate::config::UnknownPolicy;
@@ -25,6 +25,9 @@ pub struct Outcome {
     pub tier: Tier,
     /// `X-IPCheck-Key` (empty when there is no client address).
     pub key: HeaderValue,
+    /// `X-IPCheck-Country`, `-ASN`, `-Score`: what the facts that decided know
+    /// ([`crate::fact_headers`]).
+    pub attributes: Attributes,
 }
 
 /// Decides one `/auth` request.
@@ -92,6 +95,7 @@ fn finish(app: &App, decided: Decided, key: HeaderValue) -> Outcome {
         decision,
         pin_reasons,
         tier,
+        known,
         ..
     } = decided;
     app.metrics
@@ -106,5 +110,6 @@ fn finish(app: &App, decided: Decided, key: HeaderValue) -> Outcome {
         reason,
         tier,
         key,
+        attributes: crate::fact_headers::attributes(known.as_ref()),
     }
 }

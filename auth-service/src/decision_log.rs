@@ -98,7 +98,7 @@ impl DecisionLog {
 
     /// Logs one decision if its kind and the sample say so. Key, reason and tier are the answer's
     /// `X-IPCheck-*` values as sent (an empty reason is logged empty, as nginx's `ipcheck` access
-    /// log format writes it).
+    /// log format writes it); country, AS number and score are `-` when unknown.
     pub fn record(&self, headers: &HeaderMap, outcome: &Outcome, latency: Duration) {
         if !self.wants(outcome.verdict, next_draw) {
             return;
@@ -115,9 +115,24 @@ impl DecisionLog {
             verdict = %outcome.verdict.as_str(),
             reason = %outcome.reason.to_str().unwrap_or("-"),
             tier = %outcome.tier.as_str(),
+            country = %Dash(outcome.attributes.country),
+            asn = %Dash(outcome.attributes.asn),
+            score = %Dash(outcome.attributes.score),
             latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             "decision"
         );
+    }
+}
+
+/// An attribute as a log field: its value, `-` when unknown (as nginx logs an empty variable).
+struct Dash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Dash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub mod decision_log;
 pub mod detached;
 pub mod duration;
 pub mod explain;
+pub mod fact_headers;
 pub mod feeds;
 pub mod histogram;
 pub mod listen;

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub reloads: crate::reload::counts::ReloadCounts,
     /// `ipcheck_feed_...` and the `/readyz` feeds line ([`crate::feeds::status`]).
     pub feeds: crate::feeds::status::FeedStatus,
+    /// `ipcheck_provider_attribute_missing_total` ([`crate::provider::missing`]).
+    pub attribute_missing: crate::provider::missing::MissingAttributes,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -108,6 +110,7 @@ impl Default for Metrics {
             auth_duration: crate::histogram::Histogram::new(&crate::histogram::FAST_BUCKETS),
             reloads: crate::reload::counts::ReloadCounts::default(),
             feeds: crate::feeds::status::FeedStatus::default(),
+            attribute_missing: Default::default(),
         }
     }
 }
@@ -251,6 +254,7 @@ impl Metrics {
         );
         self.reloads.render(&mut out);
         self.feeds.render(&mut out);
+        self.attribute_missing.render(&mut out);
         out
     }
 }

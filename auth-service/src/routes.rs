@@ -110,6 +110,7 @@ async fn auth(State(current): State<Current>, headers: HeaderMap) -> Response {
     h.insert(REASON, outcome.reason);
     h.insert(CACHE, HeaderValue::from_static(outcome.tier.as_str()));
     h.insert(KEY, outcome.key);
+    crate::fact_headers::insert(h, &outcome.attributes);
     response
 }
 

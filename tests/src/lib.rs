@@ -26,6 +26,7 @@ pub use paths::workspace_root;
 pub use paths::{module_path, service_binary};
 pub use ports::free_port;
 pub use ports::wait_for_port;
+pub use provider::{Attributes as ReplyAttributes, SCORE_PATH};
 pub use provider::{Provider, Reply};
 pub use redis_server::RedisServer;
 pub use service::Service;

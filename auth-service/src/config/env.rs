@@ -55,18 +55,30 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("unknown_policy", Kind::Str),
 ];
 
-/// `provider.fields.<category>` for every category of the vocabulary (a list each).
+/// `provider.fields.<name>` for every category of the vocabulary and every attribute (a list
+/// each).
 pub(super) fn field_keys() -> impl Iterator<Item = (String, Kind)> {
-    ipcheck_core::Category::ALL
+    let categories = ipcheck_core::Category::ALL.into_iter().map(|c| c.as_str());
+    let attributes = crate::provider::mapping::Attribute::ALL
         .into_iter()
-        .map(|c| (format!("provider.fields.{c}"), Kind::List))
+        .map(|a| a.name());
+    categories
+        .chain(attributes)
+        .map(|name| (format!("provider.fields.{name}"), Kind::List))
 }
 
 /// Per-policy keys, matched as `IPCHECK_POLICIES_<NAME>_<FIELD>`; longest first so `_ALLOW`
 /// never swallows `_ALLOW_CRAWLERS`.
 pub(super) const POLICY_KEYS: &[(&str, Kind)] = &[
+    ("challenge_countries", Kind::List),
+    ("allow_countries", Kind::List),
+    ("block_countries", Kind::List),
+    ("challenge_score", Kind::Int),
+    ("challenge_asns", Kind::List),
     ("allow_crawlers", Kind::Bool),
     ("on_redis_error", Kind::Str),
+    ("block_score", Kind::Int),
+    ("block_asns", Kind::List),
     ("challenge", Kind::List),
     ("on_error", Kind::Str),
     ("block", Kind::List),

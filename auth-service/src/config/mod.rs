@@ -242,6 +242,7 @@ impl Policies {
 }
 
 mod env;
+mod facts;
 pub mod lists;
 mod raw;
 #[cfg(test)]

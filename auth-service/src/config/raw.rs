@@ -137,4 +137,17 @@ pub(super) struct RawPolicy {
     pub(super) on_redis_error: Option<String>,
     #[serde(default)]
     pub(super) lists: Vec<String>,
+    #[serde(default)]
+    pub(super) block_countries: Vec<String>,
+    #[serde(default)]
+    pub(super) challenge_countries: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_countries: Vec<String>,
+    /// Numbers or `"AS123"` strings, checked in [`super::facts`].
+    #[serde(default)]
+    pub(super) block_asns: Vec<Value>,
+    #[serde(default)]
+    pub(super) challenge_asns: Vec<Value>,
+    pub(super) block_score: Option<i64>,
+    pub(super) challenge_score: Option<i64>,
 }

@@ -669,3 +669,192 @@ lists = ["drop", "tor"]
     );
     assert!(e.contains("'nope' is not a configured list"), "{e}");
 }
+
+#[test]
+fn attribute_policy_keys() {
+    let s = ok(r#"
+        [provider]
+        preset = "ipqs"
+        api_key_env = ""
+        url = "https://x.example/{ip}"
+        [policies.strict]
+        block_countries = ["kp", "IR"]
+        challenge_countries = ["RU"]
+        allow_countries = ["US", "DE"]
+        block_asns = [64500, "AS64501", "as64502"]
+        challenge_asns = ["64503"]
+        block_score = 90
+        challenge_score = 75
+    "#);
+    let p = s.policies.get("strict").unwrap();
+    let text = |v: &[ipcheck_core::Country]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    assert_eq!(text(&p.block_countries), ["KP", "IR"]);
+    assert_eq!(text(&p.challenge_countries), ["RU"]);
+    assert_eq!(text(&p.allow_countries), ["US", "DE"]);
+    let asns: Vec<u32> = p.block_asns.iter().map(|a| a.get()).collect();
+    assert_eq!(asns, [64500, 64501, 64502]);
+    assert_eq!(
+        p.challenge_asns.iter().map(|a| a.get()).collect::<Vec<_>>(),
+        [64503]
+    );
+    assert_eq!(p.block_score.map(|s| s.get()), Some(90));
+    assert_eq!(p.challenge_score.map(|s| s.get()), Some(75));
+    // The provider mapping expects what the policies decide on, and counts it when missing.
+    let mapping = &s.provider.unwrap().mapping;
+    let f = mapping
+        .map(&serde_json::json!({"vpn": false, "ASN": 1}))
+        .unwrap();
+    let missing: Vec<&str> = mapping.missing(&f.attributes).map(|a| a.name()).collect();
+    assert_eq!(missing, ["country", "score"]);
+}
+
+#[test]
+fn attribute_policy_keys_from_the_environment() {
+    let s = parse(
+        "test.toml",
+        "[provider]\npreset = \"ipqs\"\napi_key_env = \"\"\nurl = \"https://x.example/{ip}\"\n",
+        &env(&[
+            ("IPCHECK_POLICIES_STRICT_BLOCK_ASNS", "AS64500, 64501"),
+            ("IPCHECK_POLICIES_STRICT_BLOCK_SCORE", "90"),
+            ("IPCHECK_POLICIES_STRICT_CHALLENGE_SCORE", "70"),
+            ("IPCHECK_POLICIES_STRICT_ALLOW_COUNTRIES", "us,de"),
+            ("IPCHECK_POLICIES_STRICT_CHALLENGE_COUNTRIES", "FR"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = s.policies.get("strict").unwrap();
+    assert_eq!(p.block_asns.len(), 2);
+    assert_eq!(p.block_score.map(|s| s.get()), Some(90));
+    assert_eq!(p.challenge_score.map(|s| s.get()), Some(70));
+    assert_eq!(p.allow_countries.len(), 2);
+    assert_eq!(p.challenge_countries.len(), 1);
+    // Field paths for attributes have environment keys too, derived from the same table.
+    let s = parse(
+        "test.toml",
+        "[provider]\npreset = \"ipasis\"\napi_key_env = \"\"\n[policies.default]\nblock_score = 80\n",
+        &env(&[("IPCHECK_PROVIDER_FIELDS_SCORE", "risk.score")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mapping = &s.provider.unwrap().mapping;
+    let f = mapping
+        .map(&serde_json::json!({"privacy": {"vpn": false}, "risk": {"score": 81}}))
+        .unwrap();
+    assert_eq!(f.attributes.score.map(|s| s.get()), Some(81));
+    let e = error(
+        "[provider]\npreset = \"ipqs\"\napi_key_env = \"\"\n",
+        &[("IPCHECK_POLICIES_STRICT_BLOCK_SCORE", "high")],
+    );
+    assert!(
+        e.contains("IPCHECK_POLICIES_STRICT_BLOCK_SCORE") && e.contains("'high'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_attribute_policy_values_name_the_key() {
+    let provider =
+        "[provider]\npreset = \"ipqs\"\napi_key_env = \"\"\nurl = \"https://x.example/{ip}\"\n";
+    for (policy, key, words) in [
+        (
+            "block_countries = [\"US\", \"USA\"]",
+            "policies.p.block_countries[1]",
+            "ISO 3166-1",
+        ),
+        (
+            "allow_countries = [\"1x\"]",
+            "policies.p.allow_countries[0]",
+            "'1x'",
+        ),
+        (
+            "challenge_countries = [\"\"]",
+            "policies.p.challenge_countries[0]",
+            "alpha-2",
+        ),
+        (
+            "block_asns = [0]",
+            "policies.p.block_asns[0]",
+            "1 to 4294967295",
+        ),
+        (
+            "block_asns = [4294967296]",
+            "policies.p.block_asns[0]",
+            "AS13335",
+        ),
+        (
+            "challenge_asns = [\"ASx\"]",
+            "policies.p.challenge_asns[0]",
+            "\"ASx\"",
+        ),
+        ("block_asns = [true]", "policies.p.block_asns[0]", "true"),
+        ("block_score = 101", "policies.p.block_score", "0 to 100"),
+        (
+            "challenge_score = -1",
+            "policies.p.challenge_score",
+            "0 to 100",
+        ),
+        (
+            "block_score = 80\nchallenge_score = 80",
+            "policies.p.challenge_score",
+            "block_score (80)",
+        ),
+    ] {
+        let e = error(&format!("{provider}[policies.p]\n{policy}\n"), &[]);
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(words),
+            "{policy}: {e}"
+        );
+    }
+    let e = error(
+        &format!("{provider}[policies.p]\nblock_score = \"90\"\n"),
+        &[],
+    );
+    assert!(e.contains("policies.p.block_score"), "{e}");
+    let e = error(
+        "[provider]\nurl = \"https://x.example/{ip}\"\nfields.city = [\"city\"]\n",
+        &[],
+    );
+    assert!(
+        e.contains("provider.fields.city") && e.contains("country, asn, score"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_attribute_no_source_gives_is_refused() {
+    // ipinfo gives no score: a score threshold could never match.
+    let e = error(
+        "[provider]\npreset = \"ipinfo\"\napi_key_env = \"\"\n[policies.signup]\nblock_score = 90\n",
+        &[],
+    );
+    assert!(
+        e.contains("provider.fields.score")
+            && e.contains("signup")
+            && e.contains("block_score, challenge_score"),
+        "{e}"
+    );
+    // No provider at all: nothing gives a country, and allow_countries would block everyone.
+    let e = error("[policies.default]\nallow_countries = [\"US\"]\n", &[]);
+    assert!(
+        e.contains("provider.fields.country") && e.contains("default"),
+        "{e}"
+    );
+    // A path for it makes the same policy valid.
+    ok("[provider]\npreset = \"ipinfo\"\napi_key_env = \"\"\nfields.score = [\"risk\"]\n[policies.signup]\nblock_score = 90\n");
+    // Policies without attribute keys need no attribute source.
+    ok("[policies.default]\nblock = [\"tor\"]\n");
+}
+
+#[test]
+fn the_facts_doc_example_loads() {
+    let doc = include_str!("../../../docs/facts.md");
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/facts.md has a ```toml example");
+    let s = ok(example);
+    let signup = s.policies.get("signup").unwrap();
+    assert_eq!(signup.block_asns.len(), 2);
+    assert_eq!(signup.challenge_score.map(|s| s.get()), Some(75));
+    assert_eq!(s.policies.get("payments").unwrap().allow_countries.len(), 2);
+}

@@ -1,6 +1,7 @@
 //! From the file's shape to [`Settings`]: every check, every error naming its key.
 
 use super::*;
+use crate::provider::mapping::Attribute;
 
 pub(super) fn parse_cidrs(
     key: &str,
@@ -265,8 +266,16 @@ pub(super) fn validate(
 
     let policies = policies(raw.policies, err)?;
     let lists = super::lists::validate(raw.lists, &policies, redis.is_some(), err)?;
+    let gives = |a| {
+        provider
+            .as_ref()
+            .is_some_and(|p| p.mapping.has_attribute(a))
+    };
+    super::facts::require_attribute_sources(&policies, &gives, err)?;
     if let Some(spec) = &mut provider {
         require_decisive_fields(spec, &policies, err)?;
+        spec.mapping
+            .expect_attributes(super::facts::needed_attributes(&policies));
         if spec.budget.shared && redis.is_none() {
             return Err(err(
                 "provider.budget.shared",
@@ -466,15 +475,18 @@ pub(super) fn provider_spec(
     }
     let mut mapping = preset.map_or_else(|| FieldMapping::new([]), Preset::mapping);
     for (name, paths) in &p.fields {
-        let category = Category::from_token(name).ok_or_else(|| {
-            err(
+        let category = Category::from_token(name);
+        let attribute = Attribute::from_name(name);
+        if category.is_none() && attribute.is_none() {
+            return Err(err(
                 &format!("provider.fields.{name}"),
                 format!(
-                    "unknown category: expected one of {}",
-                    ipcheck_core::vocabulary::category_list()
+                    "unknown category or attribute: expected one of {}, {}",
+                    ipcheck_core::vocabulary::category_list(),
+                    Attribute::ALL.map(Attribute::name).join(", ")
                 ),
-            )
-        })?;
+            ));
+        }
         if let Some(bad) = paths
             .iter()
             .find(|p| p.is_empty() || p.split('.').any(str::is_empty))
@@ -484,7 +496,13 @@ pub(super) fn provider_spec(
                 format!("'{bad}' is not a dotted JSON path (e.g. privacy.vpn)"),
             ));
         }
-        mapping.set(category, paths);
+        // One of the two, checked above (the vocabularies share no name).
+        if let Some(category) = category {
+            mapping.set(category, paths);
+        }
+        if let Some(attribute) = attribute {
+            mapping.set_attribute(attribute, paths);
+        }
     }
     if mapping.is_empty() {
         return Err(err(
@@ -541,7 +559,7 @@ pub(super) fn policies(
                 ))
             }
         };
-        let policy = Policy {
+        let mut policy = Policy {
             block: category_list("block", &p.block)?,
             challenge: category_list("challenge", &p.challenge)?,
             allow_crawlers: p.allow_crawlers.unwrap_or(true),
@@ -549,9 +567,10 @@ pub(super) fn policies(
             deny: parse_cidrs(&key("deny"), &p.deny, err)?,
             on_error,
             on_redis_error,
-            lists: p.lists,
+            lists: p.lists.clone(),
             ..Policy::default()
         };
+        super::facts::policy_attributes(&name, &p, &mut policy, err)?;
         named.insert(name, Arc::new(policy));
     }
     let default = named

@@ -78,6 +78,11 @@ impl Provider {
         let started = Instant::now();
         let result = self.lookup(ip).await;
         metrics.provider_call(started.elapsed(), result.err());
+        if let Ok(facts) = &result {
+            metrics
+                .attribute_missing
+                .observe(&self.spec().mapping, &facts.attributes);
+        }
         self.breaker.record(result.is_ok());
         result.map_err(NoAnswer::Failed)
     }

@@ -10,7 +10,7 @@
 //! the provider changed its format (or answered with an error object), and the absence of a
 //! flag must not be read as "not a VPN".
 
-use ipcheck_core::{Asn, Attributes, Categories, Category, Country, Facts, Score};
+use ipcheck_core::{Asn, Attributes, Categories, Category, Country, Facts, Needs, Score};
 use serde_json::Value;
 
 /// A fact that is not a category, and how a JSON value gives it.
@@ -40,6 +40,33 @@ impl Attribute {
     /// The attribute named `name`, if any.
     pub fn from_name(name: &str) -> Option<Attribute> {
         Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Whether `attributes` know this one.
+    pub fn is_known(self, attributes: &Attributes) -> bool {
+        match self {
+            Attribute::Country => attributes.country.is_some(),
+            Attribute::Asn => attributes.asn.is_some(),
+            Attribute::Score => attributes.score.is_some(),
+        }
+    }
+
+    /// Whether a policy with these needs decides on this attribute.
+    pub fn needed_by(self, needs: &Needs) -> bool {
+        match self {
+            Attribute::Country => needs.country,
+            Attribute::Asn => needs.asn,
+            Attribute::Score => needs.score,
+        }
+    }
+
+    /// The policy keys that make a policy need this attribute (for error messages and docs).
+    pub fn policy_keys(self) -> &'static str {
+        match self {
+            Attribute::Country => "block_countries, challenge_countries, allow_countries",
+            Attribute::Asn => "block_asns, challenge_asns",
+            Attribute::Score => "block_score, challenge_score",
+        }
     }
 
     /// Reads the attribute from `value` into `into`; false when the value does not give it.
@@ -91,6 +118,7 @@ pub struct FieldMapping {
     fields: Vec<(Category, Vec<Vec<String>>)>,
     attributes: Vec<(Attribute, Vec<Vec<String>>)>,
     required: Categories,
+    expected: Vec<Attribute>,
 }
 
 /// The reply held none of the fields the mapping expects.
@@ -107,6 +135,7 @@ impl FieldMapping {
                 .collect(),
             attributes: Vec::new(),
             required: Categories::EMPTY,
+            expected: Vec::new(),
         }
     }
 
@@ -151,6 +180,22 @@ impl FieldMapping {
     /// them). Computed once from the configured policies.
     pub fn require(&mut self, categories: Categories) {
         self.required = categories;
+    }
+
+    /// The attributes some policy decides on. A reply without one of them is not drift (a
+    /// country or a score can be unknown for one address), but it is counted
+    /// (`ipcheck_provider_attribute_missing_total`, see [`FieldMapping::missing`]). Computed
+    /// once from the configured policies.
+    pub fn expect_attributes(&mut self, attributes: Vec<Attribute>) {
+        self.expected = attributes;
+    }
+
+    /// The expected attributes (see [`FieldMapping::expect_attributes`]) that `facts` lack.
+    pub fn missing<'a>(&'a self, facts: &'a Attributes) -> impl Iterator<Item = Attribute> + 'a {
+        self.expected
+            .iter()
+            .copied()
+            .filter(move |a| !a.is_known(facts))
     }
 
     /// Whether `category` has at least one path.
@@ -291,6 +336,77 @@ mod tests {
         let reply = json!({"success": true, "fraud_score": 88, "proxy": true, "vpn": true,
             "tor": false, "is_crawler": true});
         assert_eq!(text(m.map(&reply).unwrap()), "vpn,proxy,crawler");
+    }
+
+    fn attrs(f: Facts) -> (Option<String>, Option<u32>, Option<u8>) {
+        let a = f.attributes;
+        (
+            a.country.map(|c| c.to_string()),
+            a.asn.map(Asn::get),
+            a.score.map(Score::get),
+        )
+    }
+
+    #[test]
+    fn attribute_names_are_not_categories() {
+        // `provider.fields.<name>` means one or the other, never both.
+        for a in Attribute::ALL {
+            assert_eq!(Category::from_token(a.name()), None, "{}", a.name());
+            assert_eq!(Attribute::from_name(a.name()), Some(a));
+        }
+    }
+
+    #[test]
+    fn preset_attributes() {
+        let ipqs = json!({"success": true, "fraud_score": 88, "country_code": "US",
+            "ASN": 15169, "vpn": false, "proxy": false, "tor": false, "is_crawler": false});
+        assert_eq!(
+            attrs(Preset::Ipqs.mapping().map(&ipqs).unwrap()),
+            (Some("US".into()), Some(15169), Some(88))
+        );
+        let ipinfo_paid = json!({"country": "DE", "org": "AS3320 Deutsche Telekom AG",
+            "asn": {"asn": "AS3320", "name": "Deutsche Telekom AG"},
+            "privacy": {"vpn": false}});
+        assert_eq!(
+            attrs(Preset::Ipinfo.mapping().map(&ipinfo_paid).unwrap()),
+            (Some("DE".into()), Some(3320), None)
+        );
+        // The free plan: no asn object, the AS number leads `org`.
+        let ipinfo_free = json!({"country": "US", "org": "AS15169 Google LLC",
+            "privacy": {"vpn": false}});
+        assert_eq!(
+            attrs(Preset::Ipinfo.mapping().map(&ipinfo_free).unwrap()),
+            (Some("US".into()), Some(15169), None)
+        );
+        let ipasis = json!({"country": "US", "asn": {"ASN": "AS23005", "Name": "SWITCH-LTD"},
+            "privacy": {"vpn": false}});
+        assert_eq!(
+            attrs(Preset::Ipasis.mapping().map(&ipasis).unwrap()),
+            (Some("US".into()), Some(23005), None)
+        );
+        let ipasis = json!({"asn": {"number": 15169, "name": "Google LLC"},
+            "privacy": {"vpn": false}});
+        assert_eq!(
+            attrs(Preset::Ipasis.mapping().map(&ipasis).unwrap()),
+            (None, Some(15169), None)
+        );
+    }
+
+    #[test]
+    fn a_missing_attribute_is_counted_not_drift() {
+        let mut m = Preset::Ipqs.mapping();
+        m.expect_attributes(vec![Attribute::Asn, Attribute::Score]);
+        // No fraud_score for this address: still an answer, and the score is reported missing.
+        let reply = json!({"vpn": true, "ASN": 64500});
+        let f = m.map(&reply).unwrap();
+        assert_eq!(text(f), "vpn");
+        let missing: Vec<Attribute> = m.missing(&f.attributes).collect();
+        assert_eq!(missing, vec![Attribute::Score]);
+        // The country is not expected, so its absence is not reported.
+        let f = m
+            .map(&json!({"vpn": false, "ASN": 64500, "fraud_score": 3}))
+            .unwrap();
+        assert_eq!(m.missing(&f.attributes).count(), 0);
     }
 
     #[test]

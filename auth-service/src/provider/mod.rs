@@ -4,6 +4,7 @@
 pub mod gate;
 pub mod health;
 pub mod mapping;
+pub mod missing;
 pub mod preset;
 
 use std::fmt;

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use ipcheck_core::Category;
 
-use super::mapping::FieldMapping;
+use super::mapping::{Attribute, FieldMapping};
 
 /// A vendor whose API shape is built in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +81,35 @@ impl Preset {
         }
     }
 
-    /// Which JSON fields mean which category.
+    /// Which JSON fields mean which category and attribute (docs/facts.md lists them).
     pub fn mapping(self) -> FieldMapping {
+        self.categories().with_attributes(self.attributes())
+    }
+
+    /// Where each attribute is in the vendor's reply. Only fields a published reply shows: no
+    /// score for ipasis and ipinfo, whose lookup replies carry none.
+    fn attributes(self) -> Vec<(Attribute, Vec<&'static str>)> {
+        use Attribute::*;
+        match self {
+            // Published examples show `"country": "US"` with `"asn": {"ASN": "AS23005"}`, and
+            // `"asn": {"number": 15169}`; `asn.asn` is the ipinfo-style spelling.
+            Preset::Ipasis => vec![
+                (Country, vec!["country", "country_code"]),
+                (Asn, vec!["asn.asn", "asn.ASN", "asn.number"]),
+            ],
+            // `asn` is a paid-plan object (`{"asn": "AS15169", ...}`); the free plan has only
+            // `"org": "AS15169 Google LLC"`, whose first word is the AS number.
+            Preset::Ipinfo => vec![(Country, vec!["country"]), (Asn, vec!["asn.asn", "org"])],
+            // IPQS recommends acting on a fraud_score above 85.
+            Preset::Ipqs => vec![
+                (Country, vec!["country_code"]),
+                (Asn, vec!["ASN"]),
+                (Score, vec!["fraud_score"]),
+            ],
+        }
+    }
+
+    fn categories(self) -> FieldMapping {
         use Category::*;
         match self {
             // Both the documented `privacy` object and the older `security.is_*` form, so a
