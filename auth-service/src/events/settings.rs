@@ -8,8 +8,14 @@ use crate::config::ConfigError;
 use crate::decision_log::{DecisionLog, Decisions};
 use crate::duration::ConfigDuration;
 
+/// The stream key under `redis.key_prefix` when `stream` is not given, and what a stream under
+/// the prefix must start with: every key under the prefix is watched by each instance's
+/// invalidation link ([`crate::cache::invalidation::classify`]), which ignores these (any other
+/// key there, not an address, would empty the local tier on every append). The hash tag keeps
+/// a cluster's stream on one slot.
+pub const RESERVED: &str = "{events}";
 /// The stream key under `redis.key_prefix` when `stream` is not given.
-pub const DEFAULT_STREAM_SUFFIX: &str = "events";
+pub const DEFAULT_STREAM_SUFFIX: &str = RESERVED;
 /// `maxlen` when not given: about this many events are kept (`XADD ... MAXLEN ~`).
 pub const DEFAULT_MAXLEN: u64 = 1_000_000;
 /// `buffer` when not given: events waiting for Redis before new ones are dropped.
@@ -93,6 +99,12 @@ pub(crate) fn validate(
                 format!("'{s}': 1 to 256 visible ASCII characters, the stream's key (default \"{prefix}{DEFAULT_STREAM_SUFFIX}\")"),
             ))
         }
+        Some(s) if s.starts_with(prefix) && !s[prefix.len()..].starts_with(RESERVED) => {
+            return Err(err(
+                "events.stream",
+                format!("'{s}' is under redis.key_prefix, where every instance's invalidation link takes a key for a cached address: name a key outside \"{prefix}\", or one starting with \"{prefix}{RESERVED}\""),
+            ))
+        }
         Some(s) => s.to_owned(),
     };
     let maxlen = match raw.maxlen {
@@ -154,7 +166,7 @@ mod tests {
     fn defaults_and_off() {
         let s = parse("t", &format!("{REDIS}[events]\ndecisions = \"all\"\n"), &[]).unwrap();
         let e = s.events.expect("events on");
-        assert_eq!(e.writer.stream, "ic:events");
+        assert_eq!(e.writer.stream, "ic:{events}");
         assert_eq!(e.writer.maxlen, super::DEFAULT_MAXLEN);
         assert_eq!(e.writer.buffer, super::DEFAULT_BUFFER);
         assert_eq!(e.writer.timeout, Duration::from_secs(1));
@@ -173,6 +185,8 @@ mod tests {
             (w.stream.as_str(), w.maxlen, w.buffer, w.timeout),
             ("app:{ev}", 50, 3, Duration::from_millis(250))
         );
+        let s = parse("t", &format!("{REDIS}[events]\ndecisions = \"all\"\nstream = \"ic:{{events}}:login\"\n"), &[]).unwrap();
+        assert_eq!(s.events.expect("events on").writer.stream, "ic:{events}:login");
         let s = parse(
             "t",
             REDIS,
@@ -197,6 +211,7 @@ mod tests {
             ("timeout = \"0s\"", "events.timeout"),
             ("stream = \"\"", "events.stream"),
             ("stream = \"a b\"", "events.stream"),
+            ("stream = \"ic:events\"", "events.stream"),
             ("size = 1", "events"),
         ] {
             let e = error(&on(extra));
