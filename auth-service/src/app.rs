@@ -93,7 +93,11 @@ impl App {
             .transpose()?;
         let redis = redis.map(Arc::new);
         // The writer is a task: only where a runtime runs it (not in the operator's commands).
-        let events = match (&settings.events, &redis, tokio::runtime::Handle::try_current()) {
+        let events = match (
+            &settings.events,
+            &redis,
+            tokio::runtime::Handle::try_current(),
+        ) {
             (Some(e), Some(redis), Ok(_)) => Some(crate::events::Writer::spawn(
                 e.writer.clone(),
                 Arc::clone(redis),

@@ -50,9 +50,15 @@ fn an_observe_location_lets_a_tor_client_through_and_tells_the_backend() {
     // Observe: the Tor client reaches the backend, which is told what would have happened.
     let r = get_via(&nginx, TOR, "/account", &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    let seen = backend.last_request_for("/account").expect("backend reached");
+    let seen = backend
+        .last_request_for("/account")
+        .expect("backend reached");
     assert_eq!(seen.header("x-ipcheck-verdict"), Some("allow"));
-    assert_eq!(seen.header("x-ipcheck-reason"), None, "no reason for the allow");
+    assert_eq!(
+        seen.header("x-ipcheck-reason"),
+        None,
+        "no reason for the allow"
+    );
     assert_eq!(seen.header("x-ipcheck-observed-verdict"), Some("block"));
     assert_eq!(seen.header("x-ipcheck-observed-reason"), Some("tor"));
     assert_eq!(seen.header("x-ipcheck-key"), Some(TOR));
@@ -80,11 +86,15 @@ fn an_observe_location_lets_a_tor_client_through_and_tells_the_backend() {
     // An operator's block pin is observed, not enforced, on the observed location.
     let mut con = redis.client();
     let _: () = redis::cmd("IPCHECK")
-        .arg(&["SET", PINNED, "block", "SOURCE", "manual", "REASON", "abuse"])
+        .arg(&[
+            "SET", PINNED, "block", "SOURCE", "manual", "REASON", "abuse",
+        ])
         .query(&mut con)
         .expect("pin");
     assert_eq!(get_via(&nginx, PINNED, "/pinned", &[]).status, 200);
-    let seen = backend.last_request_for("/pinned").expect("backend reached");
+    let seen = backend
+        .last_request_for("/pinned")
+        .expect("backend reached");
     assert_eq!(seen.header("x-ipcheck-observed-verdict"), Some("block"));
     assert_eq!(seen.header("x-ipcheck-observed-reason"), Some("abuse"));
     assert_eq!(get_via(&nginx, PINNED, "/login", &[]).status, 403);
@@ -107,8 +117,14 @@ fn an_observe_location_lets_a_tor_client_through_and_tells_the_backend() {
         ),
         Some(1)
     );
-    assert_eq!(sample(&m, "ipcheck_decisions_total{verdict=\"allow\"}"), Some(3));
-    assert_eq!(sample(&m, "ipcheck_decisions_total{verdict=\"block\"}"), Some(2));
+    assert_eq!(
+        sample(&m, "ipcheck_decisions_total{verdict=\"allow\"}"),
+        Some(3)
+    );
+    assert_eq!(
+        sample(&m, "ipcheck_decisions_total{verdict=\"block\"}"),
+        Some(2)
+    );
 
     // An operator cannot miss it: a WARN at start, a line in /readyz (still ready), /explain.
     let warn = service.wait_for_log_line(&["WARN", "policies in observe mode: preview"]);
@@ -125,20 +141,27 @@ fn an_observe_location_lets_a_tor_client_through_and_tells_the_backend() {
     );
     let explained = service.explain(TOR, Some("preview"));
     assert!(
-        explained.body.contains("\nmode: observe (nginx is answered allow"),
+        explained
+            .body
+            .contains("\nmode: observe (nginx is answered allow"),
         "{}",
         explained.body
     );
-    assert!(explained.body.contains("\nverdict: block\n"), "{}", explained.body);
+    assert!(
+        explained.body.contains("\nverdict: block\n"),
+        "{}",
+        explained.body
+    );
     let explained = service.explain(TOR, Some("strict"));
-    assert!(explained.body.contains("\nmode: enforce\n"), "{}", explained.body);
+    assert!(
+        explained.body.contains("\nmode: enforce\n"),
+        "{}",
+        explained.body
+    );
 
     // Switching to enforce is a config change: after a reload the Tor client is refused there.
-    std::fs::write(
-        service.config_path(),
-        config(&redis, &provider, "enforce"),
-    )
-    .expect("rewrite the config");
+    std::fs::write(service.config_path(), config(&redis, &provider, "enforce"))
+        .expect("rewrite the config");
     let pid = service.pid().expect("the service runs");
     let hup = Command::new("kill")
         .arg("-HUP")

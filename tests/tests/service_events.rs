@@ -79,10 +79,19 @@ fn events_appear_on_the_stream_with_the_documented_fields() {
     let send = |source: &str, method: &str, path: &str| {
         let source: IpAddr = source.parse().expect("source");
         let dest = SocketAddr::from(([127, 0, 0, 1], nginx.port()));
-        request_from(source, dest, method, path, &[("X-Request-Id", "client-made")])
-            .expect("request through nginx")
+        request_from(
+            source,
+            dest,
+            method,
+            path,
+            &[("X-Request-Id", "client-made")],
+        )
+        .expect("request through nginx")
     };
-    assert_eq!(send("127.0.0.81", "POST", "/login?next=%2Fhome").status, 403);
+    assert_eq!(
+        send("127.0.0.81", "POST", "/login?next=%2Fhome").status,
+        403
+    );
     assert_eq!(send("127.0.0.82", "GET", "/account?tab=1").status, 200);
     // URIs nginx takes but the check does not carry as they are (a raw non-ASCII byte, more
     // than 2048 bytes): sent as "-", and still checked.
@@ -95,7 +104,11 @@ fn events_appear_on_the_stream_with_the_documented_fields() {
     });
     let events = xrange(&redis, "ipcheck:{events}");
     let names: Vec<&str> = events[0].1.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, documented_fields(), "the stream's fields are the documented ones");
+    assert_eq!(
+        names,
+        documented_fields(),
+        "the stream's fields are the documented ones"
+    );
 
     let blocked = &events[0];
     let want = [
@@ -122,12 +135,19 @@ fn events_appear_on_the_stream_with_the_documented_fields() {
 
     let allowed = &events[1];
     assert_eq!(
-        (field(allowed, "policy"), field(allowed, "verdict"), field(allowed, "reason")),
+        (
+            field(allowed, "policy"),
+            field(allowed, "verdict"),
+            field(allowed, "reason")
+        ),
         ("lenient", "allow", "")
     );
     assert_eq!(field(allowed, "uri"), "/account?tab=1");
     let seen = backend.last_request_for("/account?tab=1").expect("backend");
-    assert_eq!(seen.header("x-request-id"), Some(field(allowed, "request_id")));
+    assert_eq!(
+        seen.header("x-request-id"),
+        Some(field(allowed, "request_id"))
+    );
 
     for odd in &events[2..] {
         assert_eq!(field(odd, "uri"), "-", "{odd:?}");
@@ -242,7 +262,11 @@ fn with_redis_down_events_are_dropped_and_counted_and_decisions_go_on() {
         sample(&svc, "ipcheck_events_dropped_total{cause=\"redis\"}") == 10
     });
     assert_eq!(sample(&svc, "ipcheck_events_written_total"), 1);
-    svc.wait_for_log_line(&["WARN", "decision events not appended", "decisions are not affected"]);
+    svc.wait_for_log_line(&[
+        "WARN",
+        "decision events not appended",
+        "decisions are not affected",
+    ]);
 }
 
 #[test]
@@ -251,7 +275,11 @@ fn a_full_buffer_drops_and_counts_and_never_waits() {
     let provider = Provider::start();
     provider.respond("192.0.2.3", Reply::clean());
     // One event waits at most; Redis frozen holds the writer in its batch for 30 s.
-    let svc = start(&redis, &provider, "decisions = \"all\"\nbuffer = 1\ntimeout = \"30s\"\nstream = \"app:{ev}\"");
+    let svc = start(
+        &redis,
+        &provider,
+        "decisions = \"all\"\nbuffer = 1\ntimeout = \"30s\"\nstream = \"app:{ev}\"",
+    );
     assert_eq!(svc.auth("192.0.2.3").status, 204);
     await_that("the first event written", || {
         sample(&svc, "ipcheck_events_written_total") == 1

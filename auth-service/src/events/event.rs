@@ -205,7 +205,11 @@ mod tests {
         let mut spaced = vec![b'a'; URI_MAX - 2];
         spaced.extend_from_slice(b"  ");
         let cut = escape_uri(&spaced);
-        assert_eq!(cut.len(), URI_MAX - 2, "a %20 that does not fit is left out whole");
+        assert_eq!(
+            cut.len(),
+            URI_MAX - 2,
+            "a %20 that does not fit is left out whole"
+        );
         assert!(cut.bytes().all(|b| b == b'a'));
     }
 }

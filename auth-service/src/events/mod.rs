@@ -67,7 +67,9 @@ impl Counts {
 
     /// The Prometheus text of both metrics.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_events_written_total Decision events appended to the events stream.\n");
+        out.push_str(
+            "# HELP ipcheck_events_written_total Decision events appended to the events stream.\n",
+        );
         out.push_str("# TYPE ipcheck_events_written_total counter\n");
         let _ = writeln!(
             out,

@@ -185,8 +185,16 @@ mod tests {
             (w.stream.as_str(), w.maxlen, w.buffer, w.timeout),
             ("app:{ev}", 50, 3, Duration::from_millis(250))
         );
-        let s = parse("t", &format!("{REDIS}[events]\ndecisions = \"all\"\nstream = \"ic:{{events}}:login\"\n"), &[]).unwrap();
-        assert_eq!(s.events.expect("events on").writer.stream, "ic:{events}:login");
+        let s = parse(
+            "t",
+            &format!("{REDIS}[events]\ndecisions = \"all\"\nstream = \"ic:{{events}}:login\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.events.expect("events on").writer.stream,
+            "ic:{events}:login"
+        );
         let s = parse(
             "t",
             REDIS,
@@ -200,9 +208,15 @@ mod tests {
     fn errors_name_the_key() {
         let on = |extra: &str| format!("{REDIS}[events]\ndecisions = \"all\"\n{extra}");
         let e = error("[events]\ndecisions = \"all\"\n");
-        assert!(e.contains("events.decisions") && e.contains("[redis]"), "{e}");
+        assert!(
+            e.contains("events.decisions") && e.contains("[redis]"),
+            "{e}"
+        );
         let e = error(&format!("{REDIS}[events]\ndecisions = \"some\"\n"));
-        assert!(e.contains("events.decisions") && e.contains("off, all or non-allow"), "{e}");
+        assert!(
+            e.contains("events.decisions") && e.contains("off, all or non-allow"),
+            "{e}"
+        );
         for (extra, key) in [
             ("sample = 0.0", "events.sample"),
             ("sample = 1.5", "events.sample"),

@@ -139,12 +139,21 @@ fn a_feed_change_needs_a_restart() {
 #[test]
 fn a_mode_change_reloads_as_a_policy_change() {
     let old = settings(BASE);
-    let observe = edited("on_error = \"open\"", "on_error = \"open\"\nmode = \"observe\"");
+    let observe = edited(
+        "on_error = \"open\"",
+        "on_error = \"open\"\nmode = \"observe\"",
+    );
     assert!(restart_only(&old, &observe).is_empty());
     assert_eq!(summary(&old, &observe, false), "policies");
     assert_eq!(observe.policies.observed(), vec!["default"]);
-    assert!(observe.warnings.iter().any(|w| w.contains("observe mode: default")));
-    let back = edited("on_error = \"open\"", "on_error = \"open\"\nmode = \"enforce\"");
+    assert!(observe
+        .warnings
+        .iter()
+        .any(|w| w.contains("observe mode: default")));
+    let back = edited(
+        "on_error = \"open\"",
+        "on_error = \"open\"\nmode = \"enforce\"",
+    );
     assert_eq!(summary(&observe, &back, false), "policies");
     assert!(back.policies.observed().is_empty());
     assert_eq!(summary(&old, &back, false), "no change");
