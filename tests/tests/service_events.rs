@@ -295,3 +295,30 @@ fn a_full_buffer_drops_and_counts_and_never_waits() {
     });
     redis.signal("CONT");
 }
+
+#[test]
+fn in_a_cluster_the_stream_lives_on_the_node_serving_its_slot() {
+    let cluster = RedisServer::start_cluster(3);
+    let provider = Provider::start();
+    provider.respond_default(Reply::clean());
+    let svc = Service::builder(&format!(
+        "[redis]\nurl = \"{}\"\ncluster = true\ntimeout = \"500ms\"\n\n{}\n[events]\ndecisions = \"all\"\n",
+        cluster[0].url(),
+        provider.config_section()
+    ))
+    .start();
+    for i in 1..=5 {
+        assert_eq!(svc.auth(&format!("198.51.100.{i}")).status, 204);
+    }
+    await_that("five events written", || {
+        sample(&svc, "ipcheck_events_written_total") == 5
+    });
+    let slot = cluster[0].keyslot("ipcheck:{events}");
+    let share = 16384 / cluster.len();
+    let owner = &cluster[(usize::from(slot) / share).min(cluster.len() - 1)];
+    assert_eq!(xrange(owner, "ipcheck:{events}").len(), 5);
+    assert_eq!(
+        sample(&svc, "ipcheck_events_dropped_total{cause=\"redis\"}"),
+        0
+    );
+}

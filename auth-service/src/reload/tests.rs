@@ -158,3 +158,20 @@ fn a_mode_change_reloads_as_a_policy_change() {
     assert!(back.policies.observed().is_empty());
     assert_eq!(summary(&old, &back, false), "no change");
 }
+
+#[test]
+fn the_events_selection_reloads_and_the_writer_needs_a_restart() {
+    let all = settings(&format!("{BASE}\n[events]\ndecisions = \"all\"\n"));
+    let non_allow = settings(&format!(
+        "{BASE}\n[events]\ndecisions = \"non-allow\"\nsample = 0.5\n"
+    ));
+    assert!(restart_only(&all, &non_allow).is_empty());
+    assert_eq!(summary(&all, &non_allow, false), "events.decisions/sample");
+    let off = settings(BASE);
+    assert_eq!(restart_only(&off, &all), vec!["events"]);
+    assert_eq!(restart_only(&all, &off), vec!["events"]);
+    let bigger = settings(&format!(
+        "{BASE}\n[events]\ndecisions = \"all\"\nbuffer = 5\n"
+    ));
+    assert_eq!(restart_only(&all, &bigger), vec!["events"]);
+}
