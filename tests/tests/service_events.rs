@@ -322,3 +322,45 @@ fn in_a_cluster_the_stream_lives_on_the_node_serving_its_slot() {
         0
     );
 }
+
+#[test]
+fn without_xadd_events_are_dropped_and_the_log_names_the_permission() {
+    let redis = RedisServer::start();
+    let provider = Provider::start();
+    provider.respond("192.0.2.3", Reply::clean());
+    // The service's documented ACL (docs/ipcheck-command.md), without +xadd.
+    redis.acl_user(
+        "svc",
+        &[
+            "%RW~ipcheck:*",
+            "&__redis__:invalidate",
+            "+ipcheck|lget",
+            "+ipcheck|get",
+            "+ipcheck|set",
+            "+ipcheck|key",
+            "+ipcheck|netinfo",
+            "+ipcheck|netdump",
+            "+set",
+            "+eval",
+            "+incr",
+            "+expire",
+            "+client|id",
+            "+client|tracking",
+            "+subscribe",
+            "+ping",
+        ],
+    );
+    let svc = Service::builder(&format!(
+        "[redis]\nurl = \"redis://svc:pass@127.0.0.1:{}/\"\n\n{}\n[events]\ndecisions = \"all\"\n",
+        redis.port(),
+        provider.config_section()
+    ))
+    .start();
+    assert_eq!(svc.auth("192.0.2.3").status, 204);
+    await_that("the event dropped", || {
+        sample(&svc, "ipcheck_events_dropped_total{cause=\"redis\"}") == 1
+    });
+    svc.wait_for_log_line(&["decision events not appended", "+xadd"]);
+    assert_eq!(svc.auth("192.0.2.3").status, 204);
+    assert_eq!(xrange(&redis, "ipcheck:{events}").len(), 0);
+}
