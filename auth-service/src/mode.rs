@@ -61,6 +61,18 @@ pub fn observe_warning(names: &[&str]) -> Option<String> {
     ))
 }
 
+/// The `/readyz` line while `names` (the policies in observe mode) is not empty. Not protecting
+/// is a choice, not a fault, so it never makes the instance degraded, but it gets its own line.
+pub fn readyz_line(names: &[&str]) -> Option<String> {
+    if names.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "observe: policies {} answer allow to every request (mode = \"observe\"): those locations are NOT protected\n",
+        names.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +103,12 @@ mod tests {
         let w = observe_warning(&["preview", "signup"]).expect("a warning");
         assert!(w.contains("preview, signup"), "{w}");
         assert!(w.contains("ALLOWED"), "{w}");
+        assert_eq!(readyz_line(&[]), None);
+        let line = readyz_line(&["preview"]).expect("a line");
+        assert!(
+            line.starts_with("observe: policies preview answer allow"),
+            "{line}"
+        );
+        assert!(line.ends_with("NOT protected\n"), "{line}");
     }
 }

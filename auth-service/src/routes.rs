@@ -159,9 +159,6 @@ async fn readyz(State(current): State<Current>) -> Response {
     if !app.lists.all_loaded() {
         degraded.push("lists");
     }
-    // Not protecting is a choice, not a fault (never degraded), but one an operator must not
-    // miss: its own line.
-    let observed = app.settings.policies.observed();
     let mut body = match (ready, degraded.is_empty()) {
         (false, _) => "not ready: redis\n".to_owned(),
         (true, true) => "ready\n".to_owned(),
@@ -173,11 +170,8 @@ async fn readyz(State(current): State<Current>) -> Response {
     }
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
-    if !observed.is_empty() {
-        body.push_str(&format!(
-            "observe: policies {} answer allow to every request (mode = \"observe\"): those locations are NOT protected\n",
-            observed.join(", ")
-        ));
+    if let Some(line) = crate::mode::readyz_line(&app.settings.policies.observed()) {
+        body.push_str(&line);
     }
     body.push_str(&app.metrics.feeds.line());
     body.push_str(&app.lists.line());
