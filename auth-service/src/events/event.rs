@@ -197,6 +197,20 @@ mod tests {
         assert_eq!(field(&e, "uri"), "-");
     }
 
+    proptest::proptest! {
+        /// Any bytes a client can put in a URI give a field of visible ASCII, at most URI_MAX
+        /// bytes, that is the URI itself whenever it already was such a field.
+        #[test]
+        fn any_uri_gives_a_safe_field(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..3000)) {
+            let field = escape_uri(&raw);
+            proptest::prop_assert!(!field.is_empty() && field.len() <= URI_MAX);
+            proptest::prop_assert!(field.bytes().all(|b| b.is_ascii_graphic()));
+            if !raw.is_empty() && raw.len() <= URI_MAX && raw.iter().all(u8::is_ascii_graphic) {
+                proptest::prop_assert_eq!(field.as_bytes(), &raw[..]);
+            }
+        }
+    }
+
     #[test]
     fn long_uris_are_cut_between_escapes() {
         assert_eq!(escape_uri(b""), "-");
