@@ -313,6 +313,10 @@ async fn serve(
     };
     let (auth_result, metrics_result, admin_result) =
         tokio::join!(auth_server, metrics_server, admin_server);
+    // The listeners are closed: decision events still buffered are appended before the end.
+    if let Some(events) = &current.load().events {
+        events.writer().finish().await;
+    }
     auth_result.context("server error")?;
     metrics_result.context("metrics server error")?;
     admin_result.context("admin server error")?;

@@ -364,3 +364,37 @@ fn without_xadd_events_are_dropped_and_the_log_names_the_permission() {
     assert_eq!(svc.auth("192.0.2.3").status, 204);
     assert_eq!(xrange(&redis, "ipcheck:{events}").len(), 0);
 }
+
+#[test]
+fn a_stop_appends_what_is_buffered() {
+    let redis = RedisServer::start();
+    let provider = Provider::start();
+    provider.respond("192.0.2.3", Reply::clean());
+    let mut svc = start(&redis, &provider, "decisions = \"all\"\ntimeout = \"30s\"");
+    assert_eq!(svc.auth("192.0.2.3").status, 204);
+    await_that("the first event written", || {
+        sample(&svc, "ipcheck_events_written_total") == 1
+    });
+    // Redis frozen: the writer holds the next event in its batch, the rest wait in the buffer
+    // when SIGTERM comes.
+    redis.signal("STOP");
+    for _ in 0..5 {
+        assert_eq!(svc.auth("192.0.2.3").status, 204);
+    }
+    let pid = svc.pid().expect("the service runs");
+    let term = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(term.success());
+    // The stop waits for Redis (within twice events.timeout) ...
+    svc.wait_for_log_line(&["stopping: appending the buffered decision events"]);
+    redis.signal("CONT");
+    let status = svc
+        .terminate(Duration::from_secs(20))
+        .expect("the service ends");
+    assert!(status.success(), "{status}\n{}", svc.log());
+    // ... and every buffered event is on the stream.
+    assert_eq!(xrange(&redis, "ipcheck:{events}").len(), 6);
+}

@@ -9,7 +9,8 @@
 //! ones count in `ipcheck_events_written_total`.
 //!
 //! The writer (stream, maxlen, buffer, timeout) is started once and carried across reloads; the
-//! selection (`decisions`, `sample`) is the running configuration's.
+//! selection (`decisions`, `sample`) is the running configuration's. At shutdown
+//! ([`Writer::finish`]) it appends what is buffered, within a deadline.
 
 pub mod event;
 pub mod settings;
@@ -17,11 +18,12 @@ mod writer;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::cache::redis::RedisTier;
 use crate::decide::Outcome;
@@ -94,15 +96,19 @@ pub struct Writer {
     tx: mpsc::Sender<Event>,
     counts: Arc<Counts>,
     settings: WriterSettings,
+    /// Tells the task to append what is buffered and end; taken by [`Writer::finish`].
+    stop: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
 impl Writer {
     /// Starts the background task appending to `redis`; must run inside a tokio runtime.
     pub fn spawn(settings: WriterSettings, redis: Arc<RedisTier>) -> Arc<Writer> {
         let (tx, rx) = mpsc::channel(settings.buffer);
+        let (stop, stopped) = oneshot::channel();
         let counts = Arc::new(Counts::default());
-        tokio::spawn(writer::run(
+        let task = tokio::spawn(writer::run(
             rx,
+            stopped,
             redis,
             settings.clone(),
             Arc::clone(&counts),
@@ -111,7 +117,34 @@ impl Writer {
             tx,
             counts,
             settings,
+            stop: Mutex::new(Some((stop, task))),
         })
+    }
+
+    /// At shutdown, once no request comes any more: appends what is buffered, waiting at most
+    /// twice `timeout` plus a second, so a stop never hangs on Redis (what is left then is lost).
+    pub async fn finish(&self) {
+        let taken = self
+            .stop
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some((stop, task)) = taken else {
+            return;
+        };
+        let deadline = self.settings.timeout * 2 + Duration::from_secs(1);
+        tracing::info!(
+            stream = %self.settings.stream,
+            "stopping: appending the buffered decision events (at most {})",
+            crate::duration::display(deadline)
+        );
+        let _ = stop.send(());
+        if tokio::time::timeout(deadline, task).await.is_err() {
+            tracing::warn!(
+                stream = %self.settings.stream,
+                "stopping: Redis did not take the buffered decision events in time; they are lost"
+            );
+        }
     }
 
     /// Hands an event to the task, or counts it dropped when the buffer is full. Never waits.

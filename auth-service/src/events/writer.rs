@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::event::Event;
 use super::settings::WriterSettings;
@@ -35,45 +35,79 @@ pub(super) fn pipeline(settings: &WriterSettings, batch: &[Event]) -> redis::Pip
     pipe
 }
 
-/// Runs until every [`super::Writer`] is gone.
+/// Runs until `stop` fires (or its sender is gone), then appends what is buffered and ends.
 pub(super) async fn run(
     mut rx: mpsc::Receiver<Event>,
+    mut stop: oneshot::Receiver<()>,
     redis: Arc<RedisTier>,
     settings: WriterSettings,
     counts: Arc<Counts>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut log = ipcheck_core::LogLimiter::new(LOG_INTERVAL);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let n = batch.len() as u64;
-        // While lookups find Redis down, do not spend a deadline per batch finding it again.
-        let result = if redis.breaker().state() == BreakerState::Closed {
-            redis
-                .pipeline(&pipeline(&settings, &batch), settings.timeout)
-                .await
-                .map(drop)
+    let mut stopping = false;
+    loop {
+        if stopping {
+            // What is buffered now, without waiting for more: the listeners are closed.
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
         } else {
-            Err(RedisError::bare(ErrorKind::BreakerOpen))
-        };
-        match result {
-            Ok(()) => counts.written(n),
-            Err(e) => {
-                counts.dropped(Dropped::Redis, n);
-                if let Some(held) = log.note(Instant::now()) {
-                    tracing::warn!(
-                        stream = %settings.stream,
-                        redis = %redis.display(),
-                        "decision events not appended ({e}); {held} batch(es) dropped since the last such line, counted in ipcheck_events_dropped_total{{cause=\"redis\"}}; decisions are not affected{}",
-                        if e.kind == ErrorKind::NoPerm {
-                            "; the service's Redis user needs +xadd on the stream's key"
-                        } else {
-                            ""
-                        }
-                    );
+            tokio::select! {
+                // Cancel-safe: an interrupted call takes nothing from the channel.
+                _ = rx.recv_many(&mut batch, BATCH) => {}
+                _ = &mut stop => {
+                    stopping = true;
+                    continue;
                 }
             }
         }
+        if batch.is_empty() {
+            return;
+        }
+        append(&redis, &settings, &counts, &mut log, &batch).await;
         batch.clear();
+    }
+}
+
+/// Appends one batch, counting it written or dropped.
+async fn append(
+    redis: &RedisTier,
+    settings: &WriterSettings,
+    counts: &Counts,
+    log: &mut ipcheck_core::LogLimiter,
+    batch: &[Event],
+) {
+    let n = batch.len() as u64;
+    // While lookups find Redis down, do not spend a deadline per batch finding it again.
+    let result = if redis.breaker().state() == BreakerState::Closed {
+        redis
+            .pipeline(&pipeline(settings, batch), settings.timeout)
+            .await
+            .map(drop)
+    } else {
+        Err(RedisError::bare(ErrorKind::BreakerOpen))
+    };
+    match result {
+        Ok(()) => counts.written(n),
+        Err(e) => {
+            counts.dropped(Dropped::Redis, n);
+            if let Some(held) = log.note(Instant::now()) {
+                tracing::warn!(
+                    stream = %settings.stream,
+                    redis = %redis.display(),
+                    "decision events not appended ({e}); {held} batch(es) dropped since the last such line, counted in ipcheck_events_dropped_total{{cause=\"redis\"}}; decisions are not affected{}",
+                    if e.kind == ErrorKind::NoPerm {
+                        "; the service's Redis user needs +xadd on the stream's key"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
     }
 }
 
