@@ -37,6 +37,7 @@ fn an_observe_location_lets_a_tor_client_through_and_tells_the_backend() {
     let backend = Backend::start();
     let service = Service::builder(&config(&redis, &provider, "observe"))
         .env(KEY_VAR, SECRET)
+        .env("IPCHECK_LOG_DECISIONS", "all")
         .start();
     // The site's lenient rest uses the observed policy; /login stays strict and enforcing.
     let nginx = NginxSetup::new(service.port(), backend.port())
@@ -69,6 +70,14 @@ fn an_observe_location_lets_a_tor_client_through_and_tells_the_backend() {
         ))),
         "{}",
         nginx.access_log()
+    );
+
+    // The decision log has the policy's verdict, and says it was only observed.
+    let line =
+        service.wait_for_log_line(&["ipcheck::decision", "policy=preview", "key=127.0.0.91"]);
+    assert!(
+        line.contains("verdict=block reason=tor ") && line.ends_with("mode=observe"),
+        "{line}"
     );
 
     // Enforce: the same client on /login gets the strict policy's 403.
