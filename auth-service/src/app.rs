@@ -48,6 +48,8 @@ pub struct App {
     pub lists: Arc<crate::lists::ListStore>,
     /// When the refresh-ahead lock is not permitted: one log line per interval.
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
+    /// Decision events (`[events]`), when on and Redis is configured.
+    pub events: Option<crate::events::Events>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
     pub(crate) key: Option<ApiKey>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
@@ -65,6 +67,8 @@ pub(crate) struct Carried {
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// The running lists, whose Redis copies the next configuration starts from.
     pub lists: Option<Arc<crate::lists::ListStore>>,
+    /// The events writer, started once (`[events]`).
+    pub events: Option<Arc<crate::events::Writer>>,
 }
 
 impl App {
@@ -87,6 +91,19 @@ impl App {
             .clone()
             .map(|spec| Provider::new(spec, key.clone()))
             .transpose()?;
+        let redis = redis.map(Arc::new);
+        // The writer is a task: only where a runtime runs it (not in the operator's commands).
+        let events = match (
+            &settings.events,
+            &redis,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            (Some(e), Some(redis), Ok(_)) => Some(crate::events::Writer::spawn(
+                e.writer.clone(),
+                Arc::clone(redis),
+            )),
+            _ => None,
+        };
         let metrics = Metrics::default();
         if provider.is_some() {
             metrics.provider_configured();
@@ -94,7 +111,7 @@ impl App {
         let carried = Carried {
             local: Arc::new(local),
             coherence,
-            redis: redis.map(Arc::new),
+            redis,
             provider: provider.map(Arc::new),
             flights: Arc::default(),
             calls: Arc::default(),
@@ -103,6 +120,7 @@ impl App {
                 crate::provider::health::LOG_INTERVAL,
             ))),
             lists: None,
+            events,
         };
         Ok(App::assemble(settings, key, carried))
     }
@@ -118,8 +136,14 @@ impl App {
         if let (Some(redis), Ok(_)) = (&carried.redis, tokio::runtime::Handle::try_current()) {
             crate::lists::refresh::spawn(&lists, Arc::clone(redis), carried.coherence.clone());
         }
+        let events = settings
+            .events
+            .as_ref()
+            .zip(carried.events)
+            .map(|(e, writer)| crate::events::Events::new(e.filter, writer));
         App {
             lists,
+            events,
             lifetimes: Lifetimes::new(&settings),
             settings,
             local: carried.local,
@@ -148,6 +172,7 @@ impl App {
             metrics: Arc::clone(&self.metrics),
             refresh_log: Arc::clone(&self.refresh_log),
             lists: Some(Arc::clone(&self.lists)),
+            events: self.events.as_ref().map(|e| Arc::clone(e.writer())),
         }
     }
 

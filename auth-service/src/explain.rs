@@ -94,6 +94,7 @@ pub async fn explain(
     line("address", address.trim());
     line("key", key.as_str());
     line("policy", name);
+    line("mode", mode_line(policies.mode(name)));
     line("local", &local);
     line("redis", &redis);
     let needs = policy.needs();
@@ -108,6 +109,14 @@ pub async fn explain(
     line("reason", &reason);
     line("cache", decided.tier.as_str());
     Ok(out)
+}
+
+/// What the mode does to the verdict below.
+fn mode_line(mode: crate::mode::Mode) -> &'static str {
+    match mode {
+        crate::mode::Mode::Enforce => "enforce",
+        crate::mode::Mode::Observe => "observe (nginx is answered allow; the verdict and reason below reach the backend as X-IPCheck-Observed-Verdict and -Reason)",
+    }
 }
 
 fn categories(facts: Facts) -> String {

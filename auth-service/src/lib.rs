@@ -25,6 +25,7 @@ pub mod decision_counts;
 pub mod decision_log;
 pub mod detached;
 pub mod duration;
+pub mod events;
 pub mod explain;
 pub mod fact_headers;
 pub mod feeds;
@@ -33,6 +34,7 @@ pub mod listen;
 pub mod lists;
 pub mod lookup;
 pub mod metrics;
+pub mod mode;
 pub mod ops;
 pub mod provider;
 pub mod reason_header;
@@ -312,6 +314,10 @@ async fn serve(
     };
     let (auth_result, metrics_result, admin_result) =
         tokio::join!(auth_server, metrics_server, admin_server);
+    // The listeners are closed: decision events still buffered are appended before the end.
+    if let Some(events) = &current.load().events {
+        events.writer().finish().await;
+    }
     auth_result.context("server error")?;
     metrics_result.context("metrics server error")?;
     admin_result.context("admin server error")?;

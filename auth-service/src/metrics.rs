@@ -60,6 +60,8 @@ fn counters(n: usize) -> Box<[AtomicU64]> {
 /// Every metric the service exports.
 pub struct Metrics {
     decisions: crate::decision_counts::DecisionCounts,
+    /// `ipcheck_observed_decisions_total`: what policies in observe mode would have sent.
+    pub observed: crate::decision_counts::DecisionCounts,
     tiers: Box<[AtomicU64]>,
     redis_lookups: Box<[AtomicU64]>,
     provider_requests: AtomicU64,
@@ -98,6 +100,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             decisions: Default::default(),
+            observed: crate::decision_counts::DecisionCounts::observed(),
             tiers: counters(Tier::ALL.len()),
             redis_lookups: counters(3),
             provider_requests: AtomicU64::new(0),
@@ -168,6 +171,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         self.decisions.render(&mut out);
+        self.observed.render(&mut out);
         out.push_str(
             "# HELP ipcheck_cache_total Decisions by the tier that answered (X-IPCheck-Cache).\n",
         );

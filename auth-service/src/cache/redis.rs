@@ -395,6 +395,30 @@ impl RedisTier {
         }
     }
 
+    /// Sends `pipe` (commands on keys of one slot, which routes it in a cluster) under
+    /// `deadline`: the events stream's appends ([`crate::events`]). Past the breaker and without
+    /// touching the tier's health or breaker, which describe the lookups; the caller counts its
+    /// failures and skips it while the breaker is open.
+    pub async fn pipeline(
+        &self,
+        pipe: &redis::Pipeline,
+        deadline: Duration,
+    ) -> Result<Value, RedisError> {
+        let send = async {
+            match &self.link {
+                Link::Server(manager) => {
+                    let mut con = manager.clone();
+                    pipe.query_async::<Value>(&mut con).await
+                }
+                Link::Cluster { client, connection } => {
+                    let mut con = cluster_connection(client, connection).await?;
+                    pipe.query_async::<Value>(&mut con).await
+                }
+            }
+        };
+        settle(tokio::time::timeout(deadline, send).await)
+    }
+
     /// The key prefix the module uses (`redis.key_prefix`).
     pub fn key_prefix(&self) -> &str {
         &self.expected.key_prefix

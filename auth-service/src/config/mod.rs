@@ -131,6 +131,8 @@ pub struct Settings {
     pub unknown_policy: UnknownPolicy,
     /// `[feeds.<name>]`: downloads loaded into network lists ([`crate::feeds`]).
     pub feeds: Vec<crate::feeds::settings::FeedSettings>,
+    /// `[events]`: decision events appended to a Redis stream ([`crate::events`]); `None` when off.
+    pub events: Option<crate::events::settings::EventsSettings>,
     /// Non-fatal findings (unused environment variables, ignored settings), logged at startup.
     pub warnings: Vec<String>,
 }
@@ -207,6 +209,9 @@ pub struct RedisSettings {
 pub struct Policies {
     default: Arc<Policy>,
     named: HashMap<String, Arc<Policy>>,
+    /// `policies.<name>.mode`, kept beside (not in) core's `Policy`: a mode changes the answer
+    /// to nginx, never the decision.
+    modes: BTreeMap<String, crate::mode::Mode>,
 }
 
 impl Policies {
@@ -231,6 +236,20 @@ impl Policies {
     /// Every policy with its name, in no order.
     pub fn all(&self) -> impl Iterator<Item = (&str, &Arc<Policy>)> {
         self.named.iter().map(|(n, p)| (n.as_str(), p))
+    }
+
+    /// The mode of the policy `name` (`enforce` for a name that is not configured).
+    pub fn mode(&self, name: &str) -> crate::mode::Mode {
+        self.modes.get(name).copied().unwrap_or_default()
+    }
+
+    /// The names of the policies in observe mode, sorted.
+    pub fn observed(&self) -> Vec<&str> {
+        self.modes
+            .iter()
+            .filter(|(_, m)| **m == crate::mode::Mode::Observe)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     /// The policy names, sorted.

@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub(super) unknown_policy: Option<String>,
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, crate::feeds::settings::RawFeed>,
+    pub(super) events: Option<crate::events::settings::RawEvents>,
 }
 
 #[derive(Deserialize, Default)]
@@ -150,4 +151,5 @@ pub(super) struct RawPolicy {
     pub(super) challenge_asns: Vec<Value>,
     pub(super) block_score: Option<i64>,
     pub(super) challenge_score: Option<i64>,
+    pub(super) mode: Option<String>,
 }

@@ -858,3 +858,41 @@ fn the_facts_doc_example_loads() {
     assert_eq!(signup.challenge_score.map(|s| s.get()), Some(75));
     assert_eq!(s.policies.get("payments").unwrap().allow_countries.len(), 2);
 }
+fn policy_modes() {
+    use crate::mode::Mode;
+    let s = ok(r#"
+        [policies.preview]
+        block = ["tor"]
+        mode = "observe"
+        [policies.strict]
+        mode = "enforce"
+    "#);
+    assert_eq!(s.policies.mode("preview"), Mode::Observe);
+    assert_eq!(s.policies.mode("strict"), Mode::Enforce);
+    assert_eq!(s.policies.mode("default"), Mode::Enforce);
+    assert_eq!(s.policies.mode("not-configured"), Mode::Enforce);
+    assert_eq!(s.policies.observed(), vec!["preview"]);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("observe mode: preview") && w.contains("ALLOWED")),
+        "{:?}",
+        s.warnings
+    );
+    assert!(ok("").policies.observed().is_empty());
+    assert!(!ok("").warnings.iter().any(|w| w.contains("observe")));
+
+    let s = parse(
+        "test.toml",
+        "[policies.default]\nblock = [\"tor\"]\n",
+        &env(&[("IPCHECK_POLICIES_DEFAULT_MODE", "observe")]),
+    )
+    .unwrap();
+    assert_eq!(s.policies.observed(), vec!["default"]);
+
+    let e = error("[policies.x]\nmode = \"report\"\n", &[]);
+    assert!(
+        e.contains("policies.x.mode") && e.contains("'report': expected enforce or observe"),
+        "{e}"
+    );
+}

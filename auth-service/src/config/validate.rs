@@ -265,6 +265,7 @@ pub(super) fn validate(
     };
 
     let policies = policies(raw.policies, err)?;
+    warnings.extend(crate::mode::observe_warning(&policies.observed()));
     let lists = super::lists::validate(raw.lists, &policies, redis.is_some(), err)?;
     let gives = |a| {
         provider
@@ -304,8 +305,14 @@ pub(super) fn validate(
                 .to_owned(),
         ));
     }
+    let events = crate::events::settings::validate(
+        raw.events,
+        redis.as_ref().map(|r| r.key_prefix.as_str()),
+        err,
+    )?;
     Ok(Settings {
         feeds,
+        events,
         origin: origin.to_owned(),
         listen,
         metrics_listen,
@@ -530,6 +537,7 @@ pub(super) fn policies(
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Policies, ConfigError> {
     let mut named = HashMap::new();
+    let mut modes = BTreeMap::new();
     for (name, p) in raw {
         let key = |field: &str| format!("policies.{name}.{field}");
         let category_list = |field: &str, list: &[String]| {
@@ -559,6 +567,16 @@ pub(super) fn policies(
                 ))
             }
         };
+        let mode = match p.mode.as_deref() {
+            None => crate::mode::Mode::Enforce,
+            Some(word) => crate::mode::Mode::parse(word).ok_or_else(|| {
+                err(
+                    &key("mode"),
+                    format!("'{word}': expected {}", crate::mode::Mode::WORDS),
+                )
+            })?,
+        };
+        modes.insert(name.clone(), mode);
         let mut policy = Policy {
             block: category_list("block", &p.block)?,
             challenge: category_list("challenge", &p.challenge)?,
@@ -577,7 +595,11 @@ pub(super) fn policies(
         .entry("default".to_owned())
         .or_insert_with(|| Arc::new(Policy::default()))
         .clone();
-    Ok(Policies { default, named })
+    Ok(Policies {
+        default,
+        named,
+        modes,
+    })
 }
 
 /// `[redis.breaker]` / `[provider.breaker]`: `failures` (0 turns the breaker off), `cooldown`.
