@@ -20,7 +20,7 @@ pub const URI_HEADER: &str = "x-original-uri";
 pub const URI_MAX: usize = 2048;
 
 /// The field names, in the order every event carries them.
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 15] = [
     "ts",
     "request_id",
     "address",
@@ -31,6 +31,9 @@ pub const FIELDS: [&str; 12] = [
     "reason",
     "answer",
     "tier",
+    "country",
+    "asn",
+    "score",
     "method",
     "uri",
 ];
@@ -77,6 +80,9 @@ impl Event {
                 text(&outcome.reason),
                 outcome.answer().as_str().to_owned(),
                 outcome.tier.as_str().to_owned(),
+                dash(outcome.attributes.country),
+                dash(outcome.attributes.asn),
+                dash(outcome.attributes.score),
                 method.to_owned(),
                 uri,
             ],
@@ -90,6 +96,11 @@ impl Event {
             .copied()
             .zip(self.values.iter().map(String::as_str))
     }
+}
+
+/// A known attribute as text, `-` when unknown.
+fn dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
 /// A URI as an event field: visible ASCII kept, every other byte (space, control, DEL, non-ASCII)
@@ -130,6 +141,10 @@ mod tests {
             key: HeaderValue::from_static("2001:db8::/64"),
             address: Some("2001:db8::7".parse().expect("an address")),
             mode,
+            attributes: ipcheck_core::Attributes {
+                country: ipcheck_core::Country::parse("NL").ok(),
+                ..Default::default()
+            },
         }
     }
 
@@ -163,6 +178,9 @@ mod tests {
                 ("reason", "tor"),
                 ("answer", "allow"),
                 ("tier", "provider"),
+                ("country", "NL"),
+                ("asn", "-"),
+                ("score", "-"),
                 ("method", "POST"),
                 ("uri", "/login?next=/a%20b"),
             ]
@@ -189,6 +207,10 @@ mod tests {
         assert_eq!(field(&e, "address"), "-");
         assert_eq!(field(&e, "key"), "-");
         assert_eq!(field(&e, "mode"), "enforce");
+        assert_eq!(
+            (field(&e, "country"), field(&e, "asn"), field(&e, "score")),
+            ("NL", "-", "-")
+        );
         assert_eq!(field(&e, "answer"), "block");
         assert_eq!(field(&e, "method"), "-");
         assert_eq!(field(&e, "uri"), "/a%20b%FF%09");

@@ -132,6 +132,7 @@ mod tests {
                 key: axum::http::HeaderValue::from_static("192.0.2.1"),
                 address: Some("192.0.2.1".parse().expect("an address")),
                 mode: crate::mode::Mode::Enforce,
+                attributes: Default::default(),
             },
             std::time::UNIX_EPOCH,
         );
