@@ -37,27 +37,36 @@ pub struct OptionSpec {
     pub name: &'static str,
     /// The name of its value in the syntax (`seconds`, `cc`), or `None` for a flag.
     pub value: Option<&'static str>,
+    /// Whether the value is a plain integer (for `COMMAND DOCS`).
+    pub integer: bool,
 }
 
-const fn row(option: SetOption, name: &'static str, value: Option<&'static str>) -> OptionSpec {
+const fn row(
+    option: SetOption,
+    name: &'static str,
+    value: Option<&'static str>,
+    integer: bool,
+) -> OptionSpec {
     OptionSpec {
         option,
         name,
         value,
+        integer,
     }
 }
 
 /// Every option, in the order of [`SetOption`], the syntax and [`SetRequest::args`].
 pub const SET_OPTIONS: [OptionSpec; 9] = [
-    row(SetOption::Ex, "EX", Some("seconds")),
-    row(SetOption::Persist, "PERSIST", None),
-    row(SetOption::Stale, "STALE", Some("seconds")),
-    row(SetOption::Reason, "REASON", Some("reasons")),
-    row(SetOption::Source, "SOURCE", Some("source")),
-    row(SetOption::Country, "COUNTRY", Some("cc")),
-    row(SetOption::Asn, "ASN", Some("n")),
-    row(SetOption::Score, "SCORE", Some("0-100")),
-    row(SetOption::Force, "FORCE", None),
+    row(SetOption::Ex, "EX", Some("seconds"), true),
+    row(SetOption::Persist, "PERSIST", None, false),
+    row(SetOption::Stale, "STALE", Some("stale-seconds"), true),
+    row(SetOption::Reason, "REASON", Some("reasons"), false),
+    row(SetOption::Source, "SOURCE", Some("source"), false),
+    row(SetOption::Country, "COUNTRY", Some("country"), false),
+    // `AS13335` is accepted too.
+    row(SetOption::Asn, "ASN", Some("asn"), false),
+    row(SetOption::Score, "SCORE", Some("score"), true),
+    row(SetOption::Force, "FORCE", None, false),
 ];
 
 impl SetOption {
