@@ -466,24 +466,34 @@ pub(super) fn provider_spec(
     }
     let mut mapping = preset.map_or_else(|| FieldMapping::new([]), Preset::mapping);
     for (name, paths) in &p.fields {
-        let category = Category::from_token(name).ok_or_else(|| {
-            err(
-                &format!("provider.fields.{name}"),
-                format!(
-                    "unknown category: expected one of {}",
-                    ipcheck_core::vocabulary::category_list()
-                ),
-            )
-        })?;
+        let key = format!("provider.fields.{name}");
         if let Some(bad) = paths
             .iter()
             .find(|p| p.is_empty() || p.split('.').any(str::is_empty))
         {
             return Err(err(
-                &format!("provider.fields.{name}"),
+                &key,
                 format!("'{bad}' is not a dotted JSON path (e.g. privacy.vpn)"),
             ));
         }
+        if let Some(attribute) = crate::provider::mapping::Attribute::from_name(name) {
+            mapping.set_attribute(attribute, paths);
+            continue;
+        }
+        let category = Category::from_token(name).ok_or_else(|| {
+            let attributes: Vec<&str> = crate::provider::mapping::Attribute::ALL
+                .iter()
+                .map(|a| a.name())
+                .collect();
+            err(
+                &key,
+                format!(
+                    "unknown category: expected one of {}, or an attribute ({})",
+                    ipcheck_core::vocabulary::category_list(),
+                    attributes.join(", ")
+                ),
+            )
+        })?;
         mapping.set(category, paths);
     }
     if mapping.is_empty() {
