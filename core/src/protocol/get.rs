@@ -436,4 +436,81 @@ mod tests {
             .to_string()
             .contains("bad source"));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn arb_attributes() -> impl Strategy<Value = Attributes> {
+            let country = proptest::option::of("[A-Z]{2}")
+                .prop_map(|c| c.map(|c| Country::parse(&c).expect("two letters")));
+            let asn = proptest::option::of(1u32..).prop_map(|n| n.and_then(Asn::new));
+            let score = proptest::option::of(0u8..=100).prop_map(|n| n.and_then(Score::new));
+            (country, asn, score).prop_map(|(country, asn, score)| Attributes {
+                country,
+                asn,
+                score,
+            })
+        }
+
+        proptest! {
+            /// Whatever the module writes, the clients' parser reads back field for field.
+            #[test]
+            fn written_hits_parse_back(
+                attributes in arb_attributes(),
+                ttl in -1i64..70_000_000,
+                fresh in any::<bool>(),
+                fresh_ttl in -1i64..70_000_000,
+                reasons in "[a-z0-9_-]{0,12}",
+            ) {
+                let hit = GetHit {
+                    verdict: Verdict::Challenge,
+                    reasons: &reasons,
+                    source: "api",
+                    ttl_secs: ttl,
+                    key: b"ipcheck:192.0.2.1",
+                    freshness: Freshness { fresh, fresh_ttl_secs: fresh_ttl },
+                    attributes,
+                };
+                let pairs = written(&hit);
+                let parsed = parse_get(pairs.iter().map(|(k, v)| {
+                    let v = match *v {
+                        FieldValue::Text(b) => ReplyValue::Text(b),
+                        FieldValue::Int(n) => ReplyValue::Int(n),
+                    };
+                    (ReplyValue::Text(k.as_bytes()), v)
+                }))
+                .unwrap();
+                prop_assert_eq!(parsed, hit);
+            }
+
+            /// Any reply at all: an error or a hit, never a panic.
+            #[test]
+            fn parsing_never_panics(
+                pairs in proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            proptest::sample::select(GET_FIELDS.map(GetField::name).to_vec())
+                                .prop_map(|n| n.as_bytes().to_vec()),
+                            proptest::collection::vec(any::<u8>(), 0..8),
+                        ],
+                        prop_oneof![
+                            proptest::collection::vec(any::<u8>(), 0..12).prop_map(Ok),
+                            any::<i64>().prop_map(Err),
+                        ],
+                    ),
+                    0..14,
+                )
+            ) {
+                let _ = parse_get(pairs.iter().map(|(k, v)| {
+                    let v = match v {
+                        Ok(b) => ReplyValue::Text(b),
+                        Err(n) => ReplyValue::Int(*n),
+                    };
+                    (ReplyValue::Text(k), v)
+                }));
+            }
+        }
+    }
 }

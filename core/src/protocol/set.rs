@@ -276,4 +276,67 @@ mod tests {
             ]
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// A built call reads back, option by option, with the table the module parses with:
+            /// every word known, in table order, each once, each value where it belongs, and
+            /// the attributes exactly as given.
+            #[test]
+            fn built_calls_read_back(
+                country in proptest::option::of("[A-Z]{2}"),
+                asn in proptest::option::of(1u32..),
+                score in proptest::option::of(0u8..=100),
+                lifetime in prop_oneof![
+                    Just(Lifetime::Default),
+                    Just(Lifetime::Persist),
+                    (0u64..40_000_000).prop_map(Lifetime::Seconds),
+                ],
+                stale in 0u64..40_000_000,
+                reasons in "[a-z,]{0,10}",
+                force in any::<bool>(),
+            ) {
+                let attributes = Attributes {
+                    country: country.as_deref().map(|c| Country::parse(c).expect("two letters")),
+                    asn: asn.and_then(Asn::new),
+                    score: score.and_then(Score::new),
+                };
+                let req = SetRequest {
+                    lifetime,
+                    stale_secs: stale,
+                    reasons: &reasons,
+                    source: "api",
+                    attributes,
+                    force,
+                    ..SetRequest::new("192.0.2.1", Verdict::Block)
+                };
+                let args = req.args();
+                prop_assert_eq!(&args[..3], &["SET", "192.0.2.1", "block"]);
+                let mut seen = Vec::new();
+                let mut read = Attributes::NONE;
+                let mut rest = args[3..].iter();
+                while let Some(word) = rest.next() {
+                    let opt = SetOption::parse(word.as_bytes()).expect("a known option");
+                    prop_assert!(seen.last().is_none_or(|&last: &SetOption| (last as usize) < opt as usize));
+                    seen.push(opt);
+                    if opt.takes_value() {
+                        let value = rest.next().expect("its value");
+                        match opt {
+                            SetOption::Country => read.country = Country::parse(value).ok(),
+                            SetOption::Asn => read.asn = Asn::parse(value).ok(),
+                            SetOption::Score => read.score = Score::parse(value).ok(),
+                            _ => {}
+                        }
+                    }
+                }
+                prop_assert_eq!(read, attributes);
+                prop_assert_eq!(seen.contains(&SetOption::Force), force);
+                prop_assert_eq!(seen.contains(&SetOption::Stale), stale > 0);
+            }
+        }
+    }
 }
