@@ -5,25 +5,14 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ipcheck_tests::ipcheck;
 use ipcheck_tests::nginx::nginx_binary;
 use ipcheck_tests::stack::{get_via, SECRET};
 use ipcheck_tests::{free_port, workspace_root, Backend, NginxSetup, Reply, Stack};
 
-fn ipcheck_get(stack: &Stack, ip: &str) -> Option<Vec<String>> {
+fn ipcheck_get(stack: &Stack, ip: &str) -> Option<ipcheck::Hit> {
     let mut con = stack.redis.client();
-    redis::cmd("IPCHECK")
-        .arg("GET")
-        .arg(ip)
-        .query(&mut con)
-        .expect("IPCHECK GET")
-}
-
-fn field<'a>(pairs: &'a [String], name: &str) -> &'a str {
-    pairs
-        .chunks(2)
-        .find(|kv| kv[0] == name)
-        .map(|kv| kv[1].as_str())
-        .unwrap_or_else(|| panic!("no field {name} in {pairs:?}"))
+    ipcheck::get(&mut con, ip).expect("IPCHECK GET")
 }
 
 #[test]
@@ -42,9 +31,9 @@ fn verdicts_reach_the_user_and_the_backend() {
     assert!(stack.backend.last_request_for("/login").is_none());
     // What Redis holds: the facts, with the default policy's verdict (which challenges VPNs).
     let entry = ipcheck_get(&stack, "127.0.0.2").expect("verdict cached in Redis");
-    assert_eq!(field(&entry, "reason"), "vpn");
-    assert_eq!(field(&entry, "source"), "api");
-    assert_eq!(field(&entry, "verdict"), "challenge");
+    assert_eq!(entry.reason, "vpn");
+    assert_eq!(entry.source, "api");
+    assert_eq!(entry.verdict, "challenge");
 
     // A clean client reaches the backend, which sees the decision as request headers.
     let r = stack.get_as("127.0.0.3", "/account?x=1", &[]);
@@ -353,10 +342,10 @@ fn ipv6_client_is_stored_once_per_64() {
     );
 
     let entry = ipcheck_get(&stack, "::1").expect("stored in Redis");
-    assert_eq!(field(&entry, "key"), "ipcheck:::/64");
+    assert_eq!(entry.key, "ipcheck:::/64");
     // Any other address in the /64 reads the same entry.
     let other = ipcheck_get(&stack, "0:0:0:0:dead:beef:1:2").expect("same /64");
-    assert_eq!(field(&other, "key"), "ipcheck:::/64");
+    assert_eq!(other.key, "ipcheck:::/64");
     let mut con = stack.redis.client();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("ipcheck:*")
@@ -411,7 +400,7 @@ fn operator_pin_with_redis_cli_takes_effect_within_local_ttl() {
     );
     // A later API answer does not overwrite the pin.
     let entry = ipcheck_get(&stack, client).expect("pin stored");
-    assert_eq!(field(&entry, "source"), "manual");
+    assert_eq!(entry.source, "manual");
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipcheck_core::{
-    freshness, normalize, Aggregation, Categories, Category, Entry, FailureMode, LogLimiter,
-    Policy, Reasons, RedisFailureMode, Source, Verdict,
+    freshness, normalize, Aggregation, Asn, Attributes, Categories, Category, Country, Entry,
+    Facts, FailureMode, LogLimiter, Policy, Reasons, RedisFailureMode, Score, Source, Verdict,
 };
 use tokio::sync::{watch, Notify};
 
@@ -128,6 +128,7 @@ impl SharedTier for FakeRedis {
         key: &str,
         verdict: Verdict,
         reasons: &Reasons,
+        attributes: Attributes,
         fresh: Duration,
         stale: Duration,
     ) -> Result<(), RedisError> {
@@ -138,7 +139,7 @@ impl SharedTier for FakeRedis {
                 verdict,
                 reasons: reasons.clone(),
                 source: Source::parse("api").unwrap(),
-                attributes: ipcheck_core::Attributes::NONE,
+                attributes,
             };
             self.put(key, entry, fresh, stale);
         }
@@ -170,6 +171,8 @@ impl SharedTier for FakeRedis {
 #[derive(Clone, Copy)]
 enum Answer {
     Facts(Categories),
+    /// Categories and attributes.
+    Full(Facts),
     Fails,
     OverBudget,
     BreakerOpen,
@@ -204,6 +207,7 @@ impl FactSource for &FakeSource {
         }
         match answer {
             Answer::Facts(facts) => Ok(facts.into()),
+            Answer::Full(facts) => Ok(facts),
             _ => Err(NoAnswer::Failed(ProviderError::Timeout)),
         }
     }
@@ -280,6 +284,11 @@ fn tor() -> Categories {
 
 /// Redis and a provider answering `tor`; fresh a day, stale a week, local tier a minute.
 fn world() -> Arc<World> {
+    world_with(true)
+}
+
+/// [`world`], with or without the provider.
+fn world_with(provider: bool) -> Arc<World> {
     let clock = Arc::new(Clock(Mutex::new(Instant::now())));
     Arc::new(World {
         local: LocalCache::new(1000, s(60)),
@@ -290,7 +299,7 @@ fn world() -> Arc<World> {
             down: AtomicBool::new(false),
             writes: Count::new(),
         }),
-        provider: Some(FakeSource {
+        provider: provider.then(|| FakeSource {
             answer: Mutex::new(Answer::Facts(tor())),
             calls: Count::new(),
             held: AtomicBool::new(false),
@@ -679,4 +688,56 @@ async fn an_address_on_no_list_goes_through_the_tiers_as_before() {
     assert_eq!((d.decision.verdict, d.rule), (Verdict::Block, Rule::Facts));
     assert_eq!(d.list, None);
     assert_eq!(w.provider().calls.get(), 1);
+}
+
+#[tokio::test]
+async fn attributes_are_written_back_and_another_instance_decides_on_them() {
+    let w = world();
+    let known = Attributes {
+        country: Country::parse("US").ok(),
+        asn: Asn::new(13335),
+        score: Score::new(87),
+    };
+    w.provider().answers(Answer::Full(Facts {
+        categories: Categories::EMPTY,
+        attributes: known,
+    }));
+    let scored = Policy {
+        block_score: Score::new(85),
+        ..strict()
+    };
+    let (v, r, tier) = ask(&w, &scored).await;
+    assert_eq!(
+        (v, r.as_str(), tier),
+        (Verdict::Block, "score", Tier::Provider)
+    );
+    w.redis().writes.reaches(1).await;
+    // Stored with the facts, beside the default policy's verdict (strict: tor only, allow).
+    let held = w.redis().holds(KEY).expect("written back");
+    assert_eq!(held.attributes, known);
+    assert_eq!(held.verdict, Verdict::Allow);
+
+    // Another instance, with no provider at all, reads Redis and decides on the same facts.
+    let other = world_with(false);
+    let entries = w.redis().entries.lock().unwrap().clone();
+    *other.redis().entries.lock().unwrap() = entries;
+    let (v, r, tier) = ask(&other, &scored).await;
+    assert_eq!(
+        (v, r.as_str(), tier),
+        (Verdict::Block, "score", Tier::Redis)
+    );
+    let by_asn = Policy {
+        challenge_asns: vec![Asn::new(13335).unwrap()],
+        ..strict()
+    };
+    other.forget_locally();
+    let (v, r, _) = ask(&other, &by_asn).await;
+    assert_eq!((v, r.as_str()), (Verdict::Challenge, "asn"));
+    let by_country = Policy {
+        allow_countries: vec![Country::parse("DE").unwrap()],
+        ..strict()
+    };
+    other.forget_locally();
+    let (v, r, _) = ask(&other, &by_country).await;
+    assert_eq!((v, r.as_str()), (Verdict::Block, "country"));
 }
