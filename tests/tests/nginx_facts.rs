@@ -4,9 +4,8 @@
 //! stand-in provider answering with a country, an AS number and a score.
 //!
 //! The first request for an address is decided by the provider's answer, later ones by the
-//! local tier's copy of it. Redis does not store attributes yet (the IPCHECK wire is another
-//! change), and the service's own write-back, announced by the invalidation link, would drop
-//! that local copy in favour of Redis's attribute-less entry; so the link is off here.
+//! local tier's copy of it or by Redis's entry, which carries the attributes too (the
+//! invalidation link is on, as shipped: the write-back re-read from Redis must keep them).
 
 use ipcheck_tests::stack::{example_service_config, KEY_VAR, SECRET};
 use ipcheck_tests::{
@@ -22,7 +21,6 @@ fn stack() -> Stack {
     let backend = Backend::start();
     let service = Service::builder(&example_service_config(&redis, &provider, "60s"))
         .env(KEY_VAR, SECRET)
-        .env("IPCHECK_REDIS_INVALIDATION", "false")
         .env("IPCHECK_PROVIDER_FIELDS_SCORE", SCORE_PATH)
         .env("IPCHECK_POLICIES_STRICT_BLOCK_ASNS", "AS64500")
         .env("IPCHECK_POLICIES_STRICT_BLOCK_COUNTRIES", "KP")
