@@ -1,0 +1,327 @@
+//! The optional Lua fast path (`nginx/ipcheck-fastpath.lua`, docs/fast-path.md) through a real
+//! nginx with Debian's Lua module: the stock path's policies, fail-closed behaviour and attack
+//! cases against both configurations, repeat clients answered from the shared dict without the
+//! service, answers never shared between policies, and an operator's pin and unpin reaching
+//! clients through nginx within a second, with the fast path and with the micro-cache.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipcheck_tests::http_stub::{HttpStub, Response};
+use ipcheck_tests::nginx_cases::{self, denied_body};
+use ipcheck_tests::service::service_command;
+use ipcheck_tests::stack::{get_via, KEY_VAR, SECRET};
+use ipcheck_tests::{free_port, Backend, Nginx, NginxSetup, Reply, Stack};
+
+/// The shipped answer lifetime, as ipcheck-fastpath-http.conf sets it.
+const SHIPPED_TTL: &str = "default 1;";
+
+/// The fast path with answers kept for a minute instead of a second, so a test's repeat
+/// requests are answered from the dict however slow the machine is.
+fn fastpath_for_a_minute(n: NginxSetup) -> NginxSetup {
+    n.with_fastpath()
+        .edit("ipcheck-fastpath-http.conf", SHIPPED_TTL, "default 60;")
+}
+
+/// How many decisions the service has made: the sum over its tiers.
+fn decisions(stack: &Stack) -> u64 {
+    stack
+        .service
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("ipcheck_cache_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn run_shared_cases(stack: &Stack) {
+    nginx_cases::policies_reach_the_user_and_the_backend(stack, 10);
+    nginx_cases::every_spelling_of_a_protected_route_is_protected(stack, 11);
+    nginx_cases::planted_headers_change_nothing(stack, 12);
+    nginx_cases::odd_client_headers_never_cause_a_5xx(stack, 13);
+}
+
+#[test]
+fn stock_path_passes_the_shared_cases() {
+    run_shared_cases(&Stack::start());
+}
+
+#[test]
+fn fast_path_passes_the_shared_cases() {
+    run_shared_cases(&Stack::start_with("60s", NginxSetup::with_fastpath));
+}
+
+#[test]
+fn fast_path_with_answers_kept_passes_the_shared_cases() {
+    // Every repeat of the cases is then answered from the dict.
+    let stack = Stack::start_with("60s", fastpath_for_a_minute);
+    run_shared_cases(&stack);
+}
+
+#[test]
+fn repeat_clients_are_answered_from_the_dict_without_the_service() {
+    let stack = Stack::start_with("60s", fastpath_for_a_minute);
+    stack.provider.respond("127.0.0.2", Reply::flags(&["vpn"]));
+    stack
+        .provider
+        .respond("127.0.0.5", Reply::flags(&["hosting"]));
+    let first_block = stack.get_as("127.0.0.2", "/login", &[]);
+    let first_challenge = stack.get_as("127.0.0.5", "/login", &[]);
+    assert_eq!(stack.get_as("127.0.0.3", "/a?n=0", &[]).status, 200);
+    let first_seen = stack.backend.last_request_for("/a?n=0").expect("backend");
+    let asked = decisions(&stack);
+    assert_eq!(asked, 3, "{}", stack.service.metrics());
+    let calls = stack.provider.calls();
+
+    for n in 1..4 {
+        let r = stack.get_as("127.0.0.2", "/login", &[]);
+        assert_eq!((r.status, &r.body), (first_block.status, &first_block.body));
+        assert_eq!(r.body, denied_body("vpn"));
+        let r = stack.get_as("127.0.0.5", "/login", &[]);
+        assert_eq!(r.status, 302, "{r:?}");
+        assert_eq!(r.header("location"), first_challenge.header("location"));
+        let path = format!("/a?n={n}");
+        assert_eq!(stack.get_as("127.0.0.3", &path, &[]).status, 200);
+        // The backend gets what the service answered the first time, header for header.
+        let seen = stack.backend.last_request_for(&path).expect("backend");
+        for name in [
+            "x-ipcheck-verdict",
+            "x-ipcheck-reason",
+            "x-ipcheck-cache",
+            "x-ipcheck-key",
+            "x-real-ip",
+        ] {
+            assert_eq!(seen.header(name), first_seen.header(name), "{name}");
+        }
+    }
+    assert_eq!(
+        decisions(&stack),
+        asked,
+        "a repeat client reached the service"
+    );
+    assert_eq!(stack.provider.calls(), calls);
+    // The access log names the same verdict on every line of a client.
+    let log = stack.nginx.access_log();
+    let lines: Vec<_> = log.lines().filter(|l| l.contains(" 127.0.0.2 ")).collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with("403 verdict=block reason=vpn cache=provider key=127.0.0.2")),
+        "{log}"
+    );
+}
+
+#[test]
+fn answers_are_never_shared_between_policies() {
+    let stack = Stack::start_with("60s", fastpath_for_a_minute);
+    // A VPN: allowed by the lenient policy of /, refused by the strict one of /login.
+    let vpn = "127.0.0.80";
+    stack.provider.respond(vpn, Reply::flags(&["vpn"]));
+    for round in 0..3 {
+        let r = stack.get_as(vpn, "/", &[]);
+        assert_eq!(r.status, 200, "round {round}: {r:?}");
+        let r = stack.get_as(vpn, "/login", &[]);
+        assert_eq!(
+            r.status, 403,
+            "round {round}: the lenient answer was reused: {r:?}"
+        );
+        assert_eq!(r.body, denied_body("vpn"));
+    }
+    assert!(stack.backend.last_request_for("/login").is_none());
+    // One decision per policy, then the dict.
+    assert_eq!(decisions(&stack), 2, "{}", stack.service.metrics());
+}
+
+/// A stand-in for an application that is not ipcheck-auth, counting what it is asked.
+fn counting_app(status: u16, headers: &[(&str, &str)]) -> (HttpStub, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let stub = HttpStub::start(move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        Response {
+            status,
+            headers: headers.clone(),
+            body: Vec::new(),
+        }
+    });
+    (stub, count)
+}
+
+/// Strict locations refuse as "unavailable", the lenient one lets the client through without a
+/// verdict, exactly as the stock path does; `rounds` times each.
+fn fails_as_without_a_verdict(nginx: &Nginx, backend: &Backend, rounds: usize, what: &str) {
+    for round in 0..rounds {
+        for path in ["/login", "/signup", "/LOGIN/"] {
+            let r = get_via(nginx, "127.0.0.50", path, &[]);
+            assert_eq!(
+                r.status,
+                403,
+                "{what}, round {round}, {path}: {r:?}\n{}",
+                nginx.error_log()
+            );
+            assert_eq!(r.body, denied_body("unavailable"), "{what}, {path}");
+        }
+        let path = format!("/lenient?round={round}");
+        let r = get_via(nginx, "127.0.0.50", &path, &[]);
+        assert_eq!(r.status, 200, "{what}, round {round}: {r:?}");
+        let seen = backend.last_request_for(&path).expect("backend reached");
+        assert_eq!(seen.header("x-ipcheck-verdict"), None, "{what}");
+    }
+    assert!(
+        backend.last_request_for("/login").is_none(),
+        "{what}: a strict location leaked"
+    );
+}
+
+#[test]
+fn no_verdict_is_handled_as_without_the_fast_path_and_never_remembered() {
+    let backend = Backend::start();
+    // Nothing listens where the service should.
+    let nowhere = free_port();
+    for (name, setup) in [
+        ("stock", NginxSetup::new(nowhere, backend.port())),
+        (
+            "fast path",
+            fastpath_for_a_minute(NginxSetup::new(nowhere, backend.port())),
+        ),
+    ] {
+        let nginx = setup.start();
+        fails_as_without_a_verdict(&nginx, &backend, 2, &format!("{name}, service down"));
+        // The access log says a check ran without a verdict: empty fields, not "-".
+        let log = nginx.access_log();
+        assert!(
+            log.lines()
+                .filter(|l| l.contains("/lenient"))
+                .all(|l| l.ends_with("200 verdict= reason= cache= key=")),
+            "{name}: {log}"
+        );
+    }
+
+    // Something that is not ipcheck answers: every request asks it again (nothing remembered).
+    let cases: [(u16, &[(&str, &str)]); 3] = [
+        (200, &[]),
+        (200, &[("X-IPCheck-Verdict", "block")]),
+        (403, &[("X-IPCheck-Verdict", "allow")]),
+    ];
+    for (status, headers) in cases {
+        let (app, asked) = counting_app(status, headers);
+        let nginx = fastpath_for_a_minute(NginxSetup::new(app.port(), backend.port())).start();
+        let what = format!("an app answering {status} {headers:?}");
+        fails_as_without_a_verdict(&nginx, &backend, 2, &what);
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            8,
+            "{what}: each check asked it"
+        );
+    }
+}
+
+/// `ipcheck-auth --config <the stack's config> <args>`, which must succeed.
+fn ops(stack: &Stack, args: &[&str]) {
+    let out = service_command()
+        .env(KEY_VAR, SECRET)
+        .arg("--config")
+        .arg(stack.service.config_path())
+        .args(args)
+        .output()
+        .expect("run ipcheck-auth");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The bound the tests hold nginx to: the fast path's (and the micro-cache's) one second, plus
+/// room for the service dropping its own copy (CLIENT TRACKING) and the test's own requests on a
+/// loaded machine. The stock micro-cache (5 s) and any answer kept 1.5 s or more fail it.
+const BOUND: Duration = Duration::from_millis(1500);
+
+/// Asks `/` as `client` every 20 ms until it answers `want`; how long that took from `since`.
+fn until_status(stack: &Stack, client: &str, want: u16, since: Instant) -> Duration {
+    let deadline = since + Duration::from_secs(10);
+    loop {
+        let status = stack.get_as(client, "/", &[]).status;
+        if status == want {
+            return since.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{client}: still {status} 10 s later, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pin_and_unpin_apply_within_a_second(setup: fn(NginxSetup) -> NginxSetup, what: &str) {
+    // The shipped local_ttl (60 s): the service's own copy changes through CLIENT TRACKING.
+    let stack = Stack::start_with("60s", setup);
+    let client = "127.0.0.90";
+    for _ in 0..3 {
+        assert_eq!(stack.get_as(client, "/", &[]).status, 200, "{what}");
+    }
+    // The answer nginx keeps is fresh when the pin lands: the worst case.
+    assert_eq!(stack.get_as(client, "/", &[]).status, 200, "{what}");
+    ops(&stack, &["pin", client, "block", "--reason", "abuse"]);
+    let took = until_status(&stack, client, 403, Instant::now());
+    assert!(
+        took <= BOUND,
+        "{what}: the pin took {took:?} to reach the client"
+    );
+    let r = stack.get_as(client, "/", &[]);
+    assert_eq!(r.body, denied_body("abuse"), "{what}");
+
+    ops(&stack, &["unpin", client]);
+    let took = until_status(&stack, client, 200, Instant::now());
+    assert!(
+        took <= BOUND,
+        "{what}: the unpin took {took:?} to reach the client"
+    );
+}
+
+#[test]
+fn pin_and_unpin_apply_within_a_second_with_the_fast_path() {
+    pin_and_unpin_apply_within_a_second(NginxSetup::with_fastpath, "fast path");
+}
+
+#[test]
+fn pin_and_unpin_apply_within_a_second_with_the_micro_cache() {
+    pin_and_unpin_apply_within_a_second(NginxSetup::with_microcache, "micro-cache");
+}
+
+#[test]
+fn a_shorter_answer_lifetime_is_honoured() {
+    // Half a second, as an operator would configure it; the bound shrinks with it.
+    let stack = Stack::start_with("60s", |n| {
+        n.with_fastpath()
+            .edit("ipcheck-fastpath-http.conf", SHIPPED_TTL, "default 0.5;")
+    });
+    let client = "127.0.0.91";
+    assert_eq!(stack.get_as(client, "/", &[]).status, 200);
+    let asked = decisions(&stack);
+    // Within the lifetime the dict answers; after it, the service is asked again.
+    let start = Instant::now();
+    loop {
+        assert_eq!(stack.get_as(client, "/", &[]).status, 200);
+        if decisions(&stack) > asked {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the answer was kept past its lifetime"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(1000),
+        "a 0.5 s answer was kept {:?}",
+        start.elapsed()
+    );
+}
