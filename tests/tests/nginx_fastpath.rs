@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use ipcheck_tests::http_stub::{HttpStub, Response};
 use ipcheck_tests::nginx_cases::{self, denied_body};
 use ipcheck_tests::service::service_command;
-use ipcheck_tests::stack::{get_via, KEY_VAR, SECRET};
-use ipcheck_tests::{free_port, Backend, Nginx, NginxSetup, Reply, Stack};
+use ipcheck_tests::stack::{example_service_config, get_via, KEY_VAR, SECRET};
+use ipcheck_tests::{
+    free_port, workspace_root, Backend, Nginx, NginxSetup, Provider, RedisServer, Reply, Service,
+    Stack,
+};
 
 /// The shipped answer lifetime, as ipcheck-fastpath-http.conf sets it.
 const SHIPPED_TTL: &str = "default 1;";
@@ -323,5 +326,86 @@ fn a_shorter_answer_lifetime_is_honoured() {
         start.elapsed() < Duration::from_millis(1000),
         "a 0.5 s answer was kept {:?}",
         start.elapsed()
+    );
+}
+
+#[test]
+fn a_miss_carries_the_request_id_the_access_log_and_the_backend_see() {
+    let redis = RedisServer::start();
+    let provider = Provider::start();
+    let backend = Backend::start();
+    let service = Service::builder(&example_service_config(&redis, &provider, "60s"))
+        .env(KEY_VAR, SECRET)
+        .env("IPCHECK_LOG_DECISIONS", "all")
+        .start();
+    let nginx = fastpath_for_a_minute(NginxSetup::new(service.port(), backend.port())).start();
+    let r = get_via(
+        &nginx,
+        "127.0.0.95",
+        "/account",
+        &[("X-Request-Id", "client-chosen")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = backend.last_request_for("/account").expect("backend");
+    let id = seen.header("x-request-id").expect("request id").to_owned();
+    assert_eq!(id.len(), 32, "nginx's own id: {id}");
+    // The service decided this very request under the same id.
+    let line = service.wait_for_log_line(&[&format!("request_id={id}"), "key=127.0.0.95"]);
+    assert!(line.contains("policy=lenient"), "{line}");
+    // And nginx's access line names it too (written after the answer: polled).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !nginx.access_log().contains(&format!(" {id} 127.0.0.95 ")) {
+        assert!(Instant::now() < deadline, "{}", nginx.access_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn shipped_fast_path_files_pass_nginx_t_as_documented() {
+    // docs/fast-path.md's setup: the stock files and the fast path's, the modules loaded, the
+    // example's auth_request replaced by the Lua file at its installed path.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf_dir = dir.path().join("ipcheck");
+    std::fs::create_dir_all(&conf_dir).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("logs")).expect("mkdir");
+    for file in [
+        "ipcheck.conf",
+        "ipcheck-upstream.conf",
+        "ipcheck-fastpath-http.conf",
+        "ipcheck-fastpath.lua",
+        "example.conf",
+    ] {
+        let mut text =
+            std::fs::read_to_string(workspace_root().join("nginx").join(file)).expect("read");
+        if file == "example.conf" {
+            assert!(text.contains("auth_request /_ipcheck;"));
+            text = text.replace(
+                "auth_request /_ipcheck;",
+                "access_by_lua_file /etc/nginx/ipcheck/ipcheck-fastpath.lua;",
+            );
+        }
+        std::fs::write(conf_dir.join(file), text).expect("write");
+    }
+    let d = dir.path().display();
+    let m = ipcheck_tests::nginx::LUA_MODULES;
+    let main = format!(
+        "load_module {m}/ndk_http_module.so;\nload_module {m}/ngx_http_lua_module.so;\n\
+         pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{}}\n\
+         http {{\n include ipcheck/ipcheck-upstream.conf;\n include ipcheck/ipcheck-fastpath-http.conf;\n\
+         include ipcheck/example.conf;\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), main).expect("write nginx.conf");
+    let out = std::process::Command::new(ipcheck_tests::nginx::nginx_binary())
+        .arg("-t")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .output()
+        .expect("run nginx -t");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("test is successful"),
+        "{stderr}"
     );
 }
