@@ -43,6 +43,9 @@ need nginx nginx
 need redis-server redis-server
 need redis-cli redis-tools
 need curl curl
+# (g) and (r): nginx's Lua module (the package, not a command: `need` is given a name no command
+# has, so it installs the package when the module file is missing).
+[ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need ipcheck-no-such-command libnginx-mod-http-lua
 build_release
 
 NGINX=$(command -v nginx)
