@@ -202,3 +202,40 @@ pub fn odd_client_headers_never_cause_a_5xx(stack: &Stack, group: u8) {
         }
     }
 }
+
+/// Other methods, request bodies (plain and chunked) and HTTP/1.0 take the same route to the
+/// service and reach the backend; a VPN's POST to /login is refused.
+pub fn methods_and_bodies_take_the_same_route(stack: &Stack, group: u8) {
+    let dest = ([127, 0, 0, 1], stack.nginx.port()).into();
+    let vpn = format!("127.{group}.0.9");
+    stack.provider.respond(&vpn, Reply::flags(&["vpn"]));
+    let post = "POST /login HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 11\r\n\r\nhello=world";
+    let chunked = "POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let old = "GET /login HTTP/1.0\r\n\r\n";
+    for round in 0..2 {
+        for (n, request) in [post, chunked, old].iter().enumerate() {
+            let source = format!("127.{group}.1.{}", n + 1).parse().expect("address");
+            let r = crate::client::raw_request_from(source, dest, request.as_bytes())
+                .unwrap_or_else(|e| panic!("{request:.40?}: {e}"));
+            assert_eq!(r.status, 200, "round {round}, {request:.40?}: {r:?}");
+        }
+        for (n, method) in ["DELETE", "OPTIONS", "PROPFIND"].iter().enumerate() {
+            let source = format!("127.{group}.1.{}", n + 10)
+                .parse()
+                .expect("address");
+            let r = crate::client::request_from(source, dest, method, "/", &[])
+                .unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert_eq!(r.status, 200, "round {round}, {method}: {r:?}");
+        }
+        let source = vpn.parse().expect("address");
+        let r = crate::client::raw_request_from(source, dest, post.as_bytes()).expect("request");
+        assert_eq!(r.status, 403, "round {round}: a VPN's POST: {r:?}");
+    }
+    let seen = stack
+        .backend
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(seen, 4, "the clean POSTs reached the backend");
+}

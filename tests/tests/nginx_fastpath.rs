@@ -43,6 +43,7 @@ fn run_shared_cases(stack: &Stack) {
     nginx_cases::every_spelling_of_a_protected_route_is_protected(stack, 11);
     nginx_cases::planted_headers_change_nothing(stack, 12);
     nginx_cases::odd_client_headers_never_cause_a_5xx(stack, 13);
+    nginx_cases::methods_and_bodies_take_the_same_route(stack, 14);
 }
 
 #[test]
