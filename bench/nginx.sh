@@ -316,7 +316,7 @@ for round in $(seq "$ROUNDS"); do
     # (r) the reference: a CrowdSec-style shared-dict lookup in nginx, no service.
     if want r; then
         NGINX_LUA=1 NGINX_HTTP_EXTRA='lua_shared_dict ipcheck_reference 10m;' \
-            start_nginx r 0 "$LUA_REFERENCE"
+            start_nginx r "$NOOP_PORT" "$LUA_REFERENCE"
         warm "$WORK/clients.lua"
         measure r "$WORK/clients.lua" 0
         stop "$NGINX_PID"
@@ -324,8 +324,8 @@ for round in $(seq "$ROUNDS"); do
 done
 
 for name in a b c cl d d0 e e0 f cu g r; do
-    RPS[$name]=$(awk -v s="${RPS_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
-    P99[$name]=$(awk -v s="${P99_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }')
+    RPS[$name]=$(awk -v s="${RPS_SUM[$name]:-0}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
+    P99[$name]=$(awk -v s="${P99_SUM[$name]:-0}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }')
 done
 
 BOUND=$((CONNS * 1000 / PROVIDER_MS))
