@@ -411,3 +411,17 @@ fn shipped_fast_path_files_pass_nginx_t_as_documented() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_ipv6_client_is_answered_from_the_dict_with_its_64() {
+    let stack = Stack::start_with("60s", fastpath_for_a_minute);
+    for n in 0..3 {
+        let path = format!("/v6?n={n}");
+        let r = stack.get_as("::1", &path, &[]);
+        assert_eq!(r.status, 200, "{r:?}");
+        let seen = stack.backend.last_request_for(&path).expect("backend");
+        assert_eq!(seen.header("x-ipcheck-key"), Some("::/64"));
+        assert_eq!(seen.header("x-real-ip"), Some("::1"));
+    }
+    assert_eq!(decisions(&stack), 1, "{}", stack.service.metrics());
+}
