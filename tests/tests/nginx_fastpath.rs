@@ -425,3 +425,52 @@ fn an_ipv6_client_is_answered_from_the_dict_with_its_64() {
     }
     assert_eq!(decisions(&stack), 1, "{}", stack.service.metrics());
 }
+
+#[test]
+fn the_check_carries_only_what_the_service_reads() {
+    // A stand-in service that allows and records what it was sent, behind the stock path and the
+    // fast path: a client's headers and body never reach it, only nginx's three.
+    let backend = Backend::start();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let service = HttpStub::start(move |req| {
+        if let Ok(mut seen) = record.lock() {
+            seen.push(req.clone());
+        }
+        Response {
+            status: 204,
+            headers: vec![("X-IPCheck-Verdict".into(), "allow".into())],
+            body: Vec::new(),
+        }
+    });
+    for (name, setup) in [
+        ("stock", NginxSetup::new(service.port(), backend.port())),
+        (
+            "fast path",
+            NginxSetup::new(service.port(), backend.port()).with_fastpath(),
+        ),
+    ] {
+        let nginx = setup.start();
+        let source = "127.0.0.97".parse().expect("address");
+        let dest = ([127, 0, 0, 1], nginx.port()).into();
+        let request = "POST /login?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+                       Cookie: session=secret\r\nAuthorization: Bearer secret\r\n\
+                       X-Real-IP: 192.0.2.1\r\nX-IPCheck-Policy: lenient\r\n\
+                       Content-Length: 11\r\n\r\nhello=world";
+        let r = ipcheck_tests::client::raw_request_from(source, dest, request.as_bytes())
+            .expect("request");
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        let asked = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let last = asked.last().expect("the service was asked");
+        assert_eq!(last.method, "GET", "{name}");
+        assert_eq!(last.target, "/auth", "{name}");
+        let names: Vec<&str> = last.headers.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["host", "x-ipcheck-policy", "x-real-ip", "x-request-id"],
+            "{name}: {last:?}"
+        );
+        assert_eq!(last.header("x-real-ip"), Some("127.0.0.97"), "{name}");
+        assert_eq!(last.header("x-ipcheck-policy"), Some("strict"), "{name}");
+    }
+}
