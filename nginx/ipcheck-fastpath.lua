@@ -36,8 +36,8 @@ if fast == nil then
 
     -- Header name -> nginx variable (X-IPCheck-Country -> ipcheck_country), or false when the
     -- configuration defines no such variable (then the header is neither set nor remembered).
-    -- Any X-IPCheck-* header the gate passes on is carried: a new one needs only its
-    -- auth_request_set line in ipcheck.conf, not a change here.
+    -- Any X-IPCheck-* header the gate passes on is carried: a new one needs its lines in the gate
+    -- and ipcheck.conf (as for auth_request), not a change here.
     local var_of = {}
     -- Every variable a verdict answer has set so far: cleared when a check ends without one, so
     -- the log and the backend see empty fields as with auth_request. It starts with the headers
