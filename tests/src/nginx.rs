@@ -114,6 +114,12 @@ impl Nginx {
         let cache_dir = dir.path().join("microcache");
         let fastpath_lua = conf_dir.join("ipcheck-fastpath.lua");
         if setup.fastpath {
+            let module = Path::new(LUA_MODULES).join("ngx_http_lua_module.so");
+            assert!(
+                module.exists(),
+                "{} is missing: install libnginx-mod-http-lua (./run-tests.sh does)",
+                module.display()
+            );
             fs::copy(
                 workspace_root().join("nginx/ipcheck-fastpath.lua"),
                 &fastpath_lua,
