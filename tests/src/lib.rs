@@ -11,6 +11,7 @@ pub mod client;
 pub mod http_stub;
 pub mod ipcheck;
 pub mod nginx;
+pub mod nginx_cases;
 pub mod paths;
 pub mod ports;
 pub mod provider;
