@@ -467,9 +467,19 @@ fn the_check_carries_only_what_the_service_reads() {
         let names: Vec<&str> = last.headers.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["host", "x-ipcheck-policy", "x-real-ip", "x-request-id"],
+            [
+                "host",
+                "x-ipcheck-policy",
+                "x-original-method",
+                "x-original-uri",
+                "x-real-ip",
+                "x-request-id"
+            ],
             "{name}: {last:?}"
         );
+        // The client's method and URI, for the decision events only.
+        assert_eq!(last.header("x-original-method"), Some("POST"), "{name}");
+        assert_eq!(last.header("x-original-uri"), Some("/login?x=1"), "{name}");
         assert_eq!(last.header("x-real-ip"), Some("127.0.0.97"), "{name}");
         assert_eq!(last.header("x-ipcheck-policy"), Some("strict"), "{name}");
     }
