@@ -16,6 +16,10 @@ use ipcheck_tests::{
 /// blocks AS64500, country KP and scores from 90, and challenges scores from 70; `lenient`
 /// (everything else under /) lets in only the US and Germany.
 fn stack() -> Stack {
+    stack_with(|n| n)
+}
+
+fn stack_with(nginx: impl FnOnce(NginxSetup) -> NginxSetup) -> Stack {
     let redis = RedisServer::start();
     let provider = Provider::start();
     let backend = Backend::start();
@@ -28,7 +32,7 @@ fn stack() -> Stack {
         .env("IPCHECK_POLICIES_STRICT_CHALLENGE_SCORE", "70")
         .env("IPCHECK_POLICIES_LENIENT_ALLOW_COUNTRIES", "US,DE")
         .start();
-    let nginx = NginxSetup::new(service.port(), backend.port()).start();
+    let nginx = nginx(NginxSetup::new(service.port(), backend.port())).start();
     Stack {
         nginx,
         service,
@@ -163,4 +167,50 @@ fn the_facts_reach_the_backend_and_client_copies_do_not() {
         "{}",
         e.body
     );
+}
+
+/// How many decisions the service has made: the sum over its tiers.
+fn decisions(stack: &Stack) -> u64 {
+    stack
+        .service
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("ipcheck_cache_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_lua_fast_path_passes_the_facts_on_from_its_dict() {
+    // A minute's lifetime: the repeat below is answered from the dict however slow the machine.
+    let stack = stack_with(|n| {
+        n.with_fastpath()
+            .edit("ipcheck-fastpath-http.conf", "default 1;", "default 60;")
+    });
+    let p = &stack.provider;
+    p.respond("127.0.0.41", answer(Some("DE"), Some(3320), Some(12)));
+    let planted = [("X-IPCheck-Country", "KP")];
+    let mut asked = 0;
+    for (i, path) in ["/account", "/account?again"].into_iter().enumerate() {
+        let r = stack.get_as("127.0.0.41", path, &planted);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        if i == 0 {
+            asked = decisions(&stack);
+        }
+        let seen = stack
+            .backend
+            .last_request_for(path)
+            .expect("backend reached");
+        assert_eq!(seen.header("x-ipcheck-country"), Some("DE"), "{path}");
+        assert_eq!(seen.header("x-ipcheck-asn"), Some("3320"), "{path}");
+        assert_eq!(seen.header("x-ipcheck-score"), Some("12"), "{path}");
+    }
+    // The repeat never reached the service: the dict's answer carried the facts.
+    assert_eq!(decisions(&stack), asked);
+    assert_eq!(p.calls_for("127.0.0.41"), 1);
+    // A country the lenient policy does not allow is refused from the dict too.
+    p.respond("127.0.0.42", answer(Some("FR"), None, None));
+    denied_for(&stack, "127.0.0.42", "/account", "country");
+    denied_for(&stack, "127.0.0.42", "/account?again", "country");
+    assert_eq!(p.calls_for("127.0.0.42"), 1);
 }
