@@ -48,6 +48,8 @@ pub struct App {
     pub lists: Arc<crate::lists::ListStore>,
     /// When the refresh-ahead lock is not permitted: one log line per interval.
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
+    /// The enrichment queue (with Redis, in a runtime), started with the first configuration.
+    pub enrich: Option<Arc<crate::enrich::queue::Queue>>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
     pub(crate) key: Option<ApiKey>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
@@ -65,6 +67,8 @@ pub(crate) struct Carried {
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// The running lists, whose Redis copies the next configuration starts from.
     pub lists: Option<Arc<crate::lists::ListStore>>,
+    /// The enrichment queue, kept as started (its task and buffer outlive reloads).
+    pub enrich: Option<Arc<crate::enrich::queue::Queue>>,
 }
 
 impl App {
@@ -91,18 +95,29 @@ impl App {
         if provider.is_some() {
             metrics.provider_configured();
         }
+        let redis = redis.map(Arc::new);
+        let metrics = Arc::new(metrics);
+        let enrich = match (&redis, tokio::runtime::Handle::try_current()) {
+            (Some(redis), Ok(_)) => Some(Arc::new(crate::enrich::queue::Queue::spawn(
+                Arc::clone(redis),
+                settings.enrich,
+                Arc::clone(&metrics),
+            ))),
+            _ => None,
+        };
         let carried = Carried {
             local: Arc::new(local),
             coherence,
-            redis: redis.map(Arc::new),
+            redis,
             provider: provider.map(Arc::new),
             flights: Arc::default(),
             calls: Arc::default(),
-            metrics: Arc::new(metrics),
+            metrics,
             refresh_log: Arc::new(Mutex::new(ipcheck_core::LogLimiter::new(
                 crate::provider::health::LOG_INTERVAL,
             ))),
             lists: None,
+            enrich,
         };
         Ok(App::assemble(settings, key, carried))
     }
@@ -130,6 +145,7 @@ impl App {
             calls: carried.calls,
             metrics: carried.metrics,
             refresh_log: carried.refresh_log,
+            enrich: carried.enrich,
             key,
             unknown_policies: Mutex::new(BTreeMap::new()),
         }
@@ -148,6 +164,7 @@ impl App {
             metrics: Arc::clone(&self.metrics),
             refresh_log: Arc::clone(&self.refresh_log),
             lists: Some(Arc::clone(&self.lists)),
+            enrich: self.enrich.clone(),
         }
     }
 
@@ -309,6 +326,10 @@ impl Tiers for App {
 
     fn lists(&self) -> &crate::lists::ListStore {
         &self.lists
+    }
+
+    fn queue(&self) -> Option<&crate::enrich::queue::Queue> {
+        self.enrich.as_deref()
     }
 }
 

@@ -25,6 +25,7 @@ pub mod decision_counts;
 pub mod decision_log;
 pub mod detached;
 pub mod duration;
+pub mod enrich;
 pub mod explain;
 pub mod feeds;
 pub mod histogram;
@@ -187,7 +188,7 @@ pub(crate) fn apply_overrides(
     Ok(())
 }
 
-fn init_logging(settings: &Settings) {
+pub(crate) fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -24,16 +24,19 @@ pub enum Tier {
     Stale,
     /// No tier: a list, a missing address, or nothing known.
     None,
+    /// Nothing known yet, answered at once and queued for enrichment (`on_miss = "allow"`).
+    Queued,
 }
 
 impl Tier {
     /// Every tier, in metric order.
-    pub const ALL: [Tier; 5] = [
+    pub const ALL: [Tier; 6] = [
         Tier::Local,
         Tier::Redis,
         Tier::Provider,
         Tier::Stale,
         Tier::None,
+        Tier::Queued,
     ];
 
     /// The header and label value.
@@ -44,6 +47,7 @@ impl Tier {
             Tier::Provider => "provider",
             Tier::Stale => "stale",
             Tier::None => "none",
+            Tier::Queued => "queued",
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Metrics {
     pub reloads: crate::reload::counts::ReloadCounts,
     /// `ipcheck_feed_...` and the `/readyz` feeds line ([`crate::feeds::status`]).
     pub feeds: crate::feeds::status::FeedStatus,
+    /// `ipcheck_enrich_...` ([`crate::enrich`]).
+    pub enrich: crate::enrich::counts::EnrichCounts,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -108,6 +114,7 @@ impl Default for Metrics {
             auth_duration: crate::histogram::Histogram::new(&crate::histogram::FAST_BUCKETS),
             reloads: crate::reload::counts::ReloadCounts::default(),
             feeds: crate::feeds::status::FeedStatus::default(),
+            enrich: crate::enrich::counts::EnrichCounts::default(),
         }
     }
 }
@@ -251,6 +258,7 @@ impl Metrics {
         );
         self.reloads.render(&mut out);
         self.feeds.render(&mut out);
+        self.enrich.render(&mut out);
         out
     }
 }

@@ -39,7 +39,7 @@ pub use normalize::{
     CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
-    Categories, Category, CategoryError, Decision, FailureMode, Policy, ReasonSet, ReasonText,
+    Categories, Category, CategoryError, Decision, FailureMode, OnMiss, Policy, ReasonSet, ReasonText,
     RedisFailureMode,
 };
 pub use verdict::{

@@ -283,6 +283,27 @@ pub struct Decision {
     pub reasons: ReasonSet,
 }
 
+/// What a policy does with an address no tier knows yet (`on_miss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMiss {
+    /// Ask the provider within its deadline and decide on its answer (the default).
+    #[default]
+    Wait,
+    /// Answer at once as if the address had no facts, and queue it for enrichment in the
+    /// background, so a later request is decided on facts.
+    Allow,
+}
+
+impl OnMiss {
+    /// The config word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnMiss::Wait => "wait",
+            OnMiss::Allow => "allow",
+        }
+    }
+}
+
 /// One named policy: which facts block or challenge, and the address lists that override them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -303,6 +324,8 @@ pub struct Policy {
     /// The named network lists this policy consults (the service matches them; see its
     /// `lists` module for their precedence next to this one).
     pub lists: Vec<String>,
+    /// What to do with an address no tier knows yet.
+    pub on_miss: OnMiss,
 }
 
 impl Default for Policy {
@@ -317,6 +340,7 @@ impl Default for Policy {
             on_error: FailureMode::Open,
             on_redis_error: RedisFailureMode::Continue,
             lists: Vec::new(),
+            on_miss: OnMiss::Wait,
         }
     }
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use ipcheck_core::{Aggregation, Categories, Category, FailureMode, Policy, RedisFailureMode};
+use ipcheck_core::{
+    Aggregation, Categories, Category, FailureMode, OnMiss, Policy, RedisFailureMode,
+};
 use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
@@ -131,6 +133,8 @@ pub struct Settings {
     pub unknown_policy: UnknownPolicy,
     /// `[feeds.<name>]`: downloads loaded into network lists ([`crate::feeds`]).
     pub feeds: Vec<crate::feeds::settings::FeedSettings>,
+    /// `[enrich]`: the queue of cold addresses and its workers ([`crate::enrich`]).
+    pub enrich: crate::enrich::settings::EnrichSettings,
     /// Non-fatal findings (unused environment variables, ignored settings), logged at startup.
     pub warnings: Vec<String>,
 }

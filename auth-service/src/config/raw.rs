@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub(super) unknown_policy: Option<String>,
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, crate::feeds::settings::RawFeed>,
+    pub(super) enrich: Option<crate::enrich::settings::RawEnrich>,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,4 +138,5 @@ pub(super) struct RawPolicy {
     pub(super) on_redis_error: Option<String>,
     #[serde(default)]
     pub(super) lists: Vec<String>,
+    pub(super) on_miss: Option<String>,
 }

@@ -287,6 +287,8 @@ pub(super) fn validate(
         }
     };
 
+    let enrich = crate::enrich::settings::validate(raw.enrich, err)?;
+    crate::enrich::settings::require_queue(&policies, redis.is_some(), provider.is_some(), err)?;
     let feeds = crate::feeds::settings::validate(raw.feeds, err)?;
     if !feeds.is_empty() && redis.is_none() {
         return Err(err(
@@ -296,6 +298,7 @@ pub(super) fn validate(
         ));
     }
     Ok(Settings {
+        enrich,
         feeds,
         origin: origin.to_owned(),
         listen,
@@ -541,6 +544,16 @@ pub(super) fn policies(
                 ))
             }
         };
+        let on_miss = match p.on_miss.as_deref().unwrap_or("wait") {
+            "wait" => OnMiss::Wait,
+            "allow" => OnMiss::Allow,
+            other => {
+                return Err(err(
+                    &key("on_miss"),
+                    format!("'{other}': expected wait (ask the provider) or allow (answer at once, enrich in the background)"),
+                ))
+            }
+        };
         let policy = Policy {
             block: category_list("block", &p.block)?,
             challenge: category_list("challenge", &p.challenge)?,
@@ -550,6 +563,7 @@ pub(super) fn policies(
             on_error,
             on_redis_error,
             lists: p.lists,
+            on_miss,
         };
         named.insert(name, Arc::new(policy));
     }

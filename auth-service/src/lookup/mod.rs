@@ -10,6 +10,7 @@
 //! [`lifetimes::Lifetimes`].
 
 pub mod ask;
+pub mod cold;
 pub mod lifetimes;
 pub mod refresh;
 pub mod rule;
@@ -20,7 +21,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use ipcheck_core::{Categories, Decision, Policy};
+use ipcheck_core::{Categories, Decision, OnMiss, Policy};
 
 use crate::lists::Listed;
 
@@ -90,6 +91,10 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
             tier: local_tier(&known),
             known,
         },
+        // Never waits for the provider: see `cold`.
+        None if policy.on_miss == OnMiss::Allow && tiers.queue().is_some() => {
+            cold::resolve(tiers, client).await
+        }
         None => {
             let flight = Arc::clone(tiers);
             tiers
@@ -107,6 +112,21 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
                 })
         }
     };
+    if resolved.tier == Tier::Queued {
+        let (categories, list) = match listed {
+            Listed::Facts(listed, i) => (Some(listed), tiers.lists().name(i)),
+            _ => (None, None),
+        };
+        let (decision, rule) = cold::judge(policy, &resolved.known, categories);
+        return Decided {
+            decision,
+            pin_reasons: None,
+            tier: Tier::Queued,
+            known: Some(resolved.known),
+            rule,
+            list,
+        };
+    }
     let (known, list) = match listed {
         Listed::Facts(listed, i) => (with_listed(resolved.known, listed), tiers.lists().name(i)),
         _ => (resolved.known, None),

@@ -1,0 +1,334 @@
+//! `ipcheck-auth worker`: reads the enrichment queue as one consumer of the group
+//! [`stream::GROUP`] and turns each cold address into facts in Redis.
+//!
+//! For each entry: an address Redis already holds fresh (or pinned) is acknowledged without a
+//! provider call, which keeps "one write per address" true when an entry is delivered twice;
+//! otherwise the provider is asked through the same breaker and budget as the inline path (the
+//! service's own [`crate::app::App`] built from the same configuration, so a shared budget is
+//! shared with the service instances too), the facts are written with
+//! [`crate::lookup::ask::write_back`] (the inline write-back), and only then is the entry
+//! acknowledged. Over the budget's rate the worker waits and asks again; with no answer
+//! otherwise the entry is acknowledged and counted (a later request queues the address again).
+//! A worker that dies leaves its entries pending; another claims them with `XAUTOCLAIM` once
+//! they have been idle for `enrich.claim_idle`, which must therefore be longer than a lookup can
+//! take. SIGTERM stops reading and lets the lookups under way finish and be acknowledged.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::counts::Processed;
+use super::stream::{self, Delivered, Read};
+use crate::app::App;
+use crate::budget::Limit;
+use crate::cache::redis::{ErrorKind, OpTarget, RedisTier};
+use crate::client_ip::parse_client;
+use crate::listen::Listen;
+use crate::lookup::lifetimes::RedisHit;
+use crate::lookup::{FactSource, Tiers};
+use crate::provider::gate::NoAnswer;
+
+/// How long one `XREADGROUP` waits for a new entry (and so how soon SIGTERM is noticed).
+const BLOCK: Duration = Duration::from_secs(1);
+/// The pause before asking again after the budget's rate refused a call.
+const RATE_PAUSE: Duration = Duration::from_millis(50);
+/// The pause after Redis failed a queue command.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// The command line's options.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// `--consumer`: this worker's name in the group (default `<hostname>-<pid>`).
+    pub consumer: Option<String>,
+    /// `--metrics-listen`: where `/metrics` is served (None: `metrics.listen`; Some(None): off).
+    pub metrics_listen: Option<Option<Listen>>,
+}
+
+/// Runs a worker until SIGTERM/SIGINT.
+pub fn run(config_path: Option<&Path>, options: Options) -> ExitCode {
+    let mut settings = match crate::config::load(config_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if settings.redis.is_none() || settings.provider.is_none() {
+        eprintln!(
+            "error: {}: the worker reads the queue in Redis and asks the provider: configure [redis] and [provider]",
+            settings.origin
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Some(listen) = &options.metrics_listen {
+        settings.metrics_listen = listen.clone();
+    }
+    crate::init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let consumer = options.consumer.unwrap_or_else(default_consumer);
+    match runtime.block_on(serve(settings, consumer)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_consumer() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!("{}-{}", if host.is_empty() { "worker" } else { &host }, std::process::id())
+}
+
+/// What one worker holds.
+struct Worker {
+    app: Arc<App>,
+    /// Its own connection for the blocking reads, so the lookups' calls never queue behind one.
+    reader: RedisTier,
+    consumer: String,
+    batch: usize,
+    claim_idle: Duration,
+}
+
+async fn serve(settings: crate::config::Settings, consumer: String) -> anyhow::Result<()> {
+    let key = match &settings.provider {
+        Some(spec) => spec
+            .api_key()
+            .with_context(|| format!("{}: provider enabled but no API key", settings.origin))?,
+        None => None,
+    };
+    let redis_settings = settings
+        .redis
+        .clone()
+        .context("the worker needs [redis]")?;
+    let reader = RedisTier::new(&redis_settings, settings.aggregation)
+        .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
+    let metrics_listen = settings.metrics_listen.clone();
+    let enrich = settings.enrich;
+    let app = Arc::new(App::new(settings, key)?);
+    app.metrics.enrich.worker_started();
+    let redis = app.redis.clone().context("the worker needs [redis]")?;
+    if let Err(e) = redis.verified().await {
+        tracing::error!(redis = %redis.display(), "Redis is not usable yet ({e}); retrying");
+    }
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        crate::shutdown::signal().await;
+        let _ = stop.send(true);
+    });
+    if let Some(addr) = &metrics_listen {
+        let bound = crate::listen::bind(addr).await?;
+        let current: crate::reload::Current =
+            Arc::new(arc_swap::ArcSwap::new(Arc::clone(&app)));
+        let mut until = stopped.clone();
+        tokio::spawn(async move {
+            let _ = crate::listen::serve(
+                bound,
+                crate::routes::metrics_router(current),
+                async move {
+                    let _ = until.wait_for(|s| *s).await;
+                },
+            )
+            .await;
+        });
+    }
+    let worker = Worker {
+        app,
+        reader,
+        consumer,
+        batch: enrich.batch,
+        claim_idle: enrich.claim_idle,
+    };
+    tracing::info!(
+        "ipcheck-auth {} worker {} reading {} as group {} (batch {}, claim_idle {}, metrics: {})",
+        env!("CARGO_PKG_VERSION"),
+        worker.consumer,
+        stream::queue_key(redis.key_prefix()),
+        stream::GROUP,
+        worker.batch,
+        crate::duration::display(worker.claim_idle),
+        metrics_listen.map_or_else(|| "off".to_owned(), |l| l.to_string())
+    );
+    worker.run(stopped).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+impl Worker {
+    fn prefix(&self) -> &str {
+        self.reader.key_prefix()
+    }
+
+    async fn call(&self, cmd: redis::Cmd) -> Result<redis::Value, crate::cache::redis::RedisError> {
+        self.reader
+            .operator_call(cmd, OpTarget::Address(stream::ROUTE))
+            .await
+    }
+
+    async fn run(&self, stopped: watch::Receiver<bool>) {
+        let is_stopped = || *stopped.borrow();
+        // The group, once; BUSYGROUP says another worker made it.
+        while !is_stopped() {
+            match self.call(stream::create_group_cmd(self.prefix())).await {
+                Ok(_) => break,
+                Err(e) if e.detail.contains("BUSYGROUP") => break,
+                Err(e) => {
+                    tracing::error!("cannot create the consumer group {} on {}: {e}", stream::GROUP, stream::queue_key(self.prefix()));
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        // What this consumer name left unacknowledged in an earlier life.
+        let mut read = Read::OwnPending;
+        let mut last_claim = Instant::now();
+        while !is_stopped() {
+            if last_claim.elapsed() >= self.claim_idle / 2 {
+                last_claim = Instant::now();
+                self.claim(&stopped).await;
+                self.backlog().await;
+            }
+            let cmd = stream::read_cmd(self.prefix(), &self.consumer, self.batch, read);
+            match self.call(cmd).await {
+                Ok(reply) => {
+                    let entries = stream::parse_read(&reply);
+                    if read == Read::OwnPending && entries.is_empty() {
+                        read = Read::New(BLOCK);
+                    }
+                    self.process_all(entries, &stopped).await;
+                }
+                Err(e) => {
+                    tracing::warn!(redis = %self.reader.display(), "XREADGROUP failed: {e}");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// Takes over entries idle longer than `claim_idle`, and processes them.
+    async fn claim(&self, stopped: &watch::Receiver<bool>) {
+        let mut cursor = "0-0".to_owned();
+        loop {
+            let cmd = stream::claim_cmd(
+                self.prefix(),
+                &self.consumer,
+                self.claim_idle,
+                &cursor,
+                self.batch,
+            );
+            let (next, entries) = match self.call(cmd).await {
+                Ok(reply) => stream::parse_claim(&reply),
+                Err(e) => {
+                    tracing::warn!(redis = %self.reader.display(), "XAUTOCLAIM failed: {e}");
+                    return;
+                }
+            };
+            if !entries.is_empty() {
+                self.app.metrics.enrich.claimed(entries.len() as u64);
+                tracing::info!(consumer = %self.consumer, "claimed {} entries idle for {} or more", entries.len(), crate::duration::display(self.claim_idle));
+            }
+            self.process_all(entries, stopped).await;
+            if next == "0-0" || *stopped.borrow() {
+                return;
+            }
+            cursor = next;
+        }
+    }
+
+    /// `ipcheck_enrich_pending` and `ipcheck_enrich_lag`.
+    async fn backlog(&self) {
+        if let Ok(reply) = self.call(stream::groups_cmd(self.prefix())).await {
+            if let Some((pending, lag)) = stream::parse_backlog(&reply) {
+                self.app.metrics.enrich.backlog(pending, lag);
+            }
+        }
+    }
+
+    /// Processes entries side by side; each is acknowledged when its outcome allows.
+    async fn process_all(&self, entries: Vec<Delivered>, stopped: &watch::Receiver<bool>) {
+        let mut tasks = JoinSet::new();
+        for entry in entries {
+            let app = Arc::clone(&self.app);
+            let stopped = stopped.clone();
+            tasks.spawn(async move {
+                let outcome = match entry.ip {
+                    Some(ip) => process(&app, ip, &stopped).await,
+                    None => Processed::Malformed,
+                };
+                (entry.id, outcome)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let Ok((id, outcome)) = done else { continue };
+            self.app.metrics.enrich.processed(outcome);
+            if outcome != Processed::Error {
+                if let Err(e) = self.call(stream::ack_cmd(self.prefix(), &id)).await {
+                    tracing::warn!(id = %id, "XACK failed ({e}); the entry will be claimed again and found fresh");
+                }
+            }
+        }
+    }
+}
+
+/// One address: fresh already, or asked and written.
+async fn process(app: &Arc<App>, ip: IpAddr, stopped: &watch::Receiver<bool>) -> Processed {
+    let Some(client) = parse_client(&ip.to_string(), app.settings.aggregation) else {
+        return Processed::Malformed;
+    };
+    let (Some(redis), Some(source)) = (app.redis.as_deref(), app.source()) else {
+        return Processed::Error;
+    };
+    let key = client.key.canonical_text();
+    match redis.get(key.as_str()).await {
+        Ok(Some(stored)) => {
+            if let RedisHit::Use { .. } = app.lifetimes().redis_hit(&stored) {
+                return Processed::Fresh;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(key = %key, error = %e, "IPCHECK GET failed; the entry stays pending");
+            return Processed::Error;
+        }
+    }
+    let facts = loop {
+        match source.ask(client.ip).await {
+            Ok(facts) => break facts,
+            Err(NoAnswer::OverBudget(Limit::Rate)) if !*stopped.borrow() => {
+                tokio::time::sleep(RATE_PAUSE).await;
+            }
+            Err(NoAnswer::OverBudget(Limit::Rate)) => return Processed::Error,
+            Err(why) => {
+                tracing::debug!(key = %key, reason = %why, "no provider answer; entry acknowledged");
+                return Processed::NoAnswer;
+            }
+        }
+    };
+    match crate::lookup::ask::write_back(&**app, redis, key.as_str(), facts).await {
+        Ok(()) => Processed::Written,
+        Err(e) => {
+            if e.kind == ErrorKind::NoPerm {
+                tracing::error!(redis = %redis.display(), "IPCHECK SET refused ({e}): grant the worker's Redis user +ipcheck|set");
+            } else {
+                tracing::debug!(key = %key, error = %e, "IPCHECK SET failed; the entry stays pending");
+            }
+            Processed::Error
+        }
+    }
+}
