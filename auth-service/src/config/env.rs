@@ -53,6 +53,10 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("provider.budget.daily_quota", Kind::Int),
     ("provider.budget.shared", Kind::Bool),
     ("unknown_policy", Kind::Str),
+    ("enrich.max_len", Kind::Int),
+    ("enrich.dedupe", Kind::Str),
+    ("enrich.claim_idle", Kind::Str),
+    ("enrich.batch", Kind::Int),
 ];
 
 /// `provider.fields.<category>` for every category of the vocabulary (a list each).
