@@ -44,6 +44,9 @@ pub fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
     }
     // The feeds' schedule is started once, with the first configuration.
     check(old.feeds != new.feeds, "feeds");
+    // The enrichment queue's task is started once, with the first configuration.
+    check(old.enrich.max_len != new.enrich.max_len, "enrich.max_len");
+    check(old.enrich.dedupe != new.enrich.dedupe, "enrich.dedupe");
     keys
 }
 
