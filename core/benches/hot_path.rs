@@ -64,6 +64,7 @@ fn policy(c: &mut Criterion) {
         on_error: FailureMode::Closed,
         on_redis_error: RedisFailureMode::Closed,
         lists: Vec::new(),
+        on_miss: ipcheck_core::OnMiss::Wait,
     };
     let addr: IpAddr = "198.51.100.7".parse().unwrap();
     let mut group = c.benchmark_group("policy");

@@ -39,8 +39,8 @@ pub use normalize::{
     CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
-    Categories, Category, CategoryError, Decision, FailureMode, OnMiss, Policy, ReasonSet, ReasonText,
-    RedisFailureMode,
+    Categories, Category, CategoryError, Decision, FailureMode, OnMiss, Policy, ReasonSet,
+    ReasonText, RedisFailureMode,
 };
 pub use verdict::{
     Entry, Reasons, Source, TokenError, Verdict, VerdictError, KNOWN_REASONS, KNOWN_SOURCES,

@@ -442,6 +442,7 @@ mod tests {
             on_error: FailureMode::Closed,
             on_redis_error: RedisFailureMode::Closed,
             lists: Vec::new(),
+            on_miss: OnMiss::Wait,
         }
     }
 

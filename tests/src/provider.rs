@@ -154,7 +154,11 @@ impl Provider {
 
     /// Requests about one address answered so far.
     pub fn answered_for(&self, ip: &str) -> usize {
-        lock(&self.state).answered.iter().filter(|a| *a == ip).count()
+        lock(&self.state)
+            .answered
+            .iter()
+            .filter(|a| *a == ip)
+            .count()
     }
 }
 

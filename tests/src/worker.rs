@@ -47,11 +47,17 @@ impl Worker {
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !(worker.log().contains(" reading ") && wait_for_port(metrics_port, Duration::from_millis(50))) {
+        while !(worker.log().contains(" reading ")
+            && wait_for_port(metrics_port, Duration::from_millis(50)))
+        {
             if let Some(Ok(Some(status))) = worker.child.as_mut().map(Child::try_wait) {
                 panic!("the worker exited with {status}:\n{}", worker.log());
             }
-            assert!(Instant::now() < deadline, "the worker did not start:\n{}", worker.log());
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not start:\n{}",
+                worker.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         worker

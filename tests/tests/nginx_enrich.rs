@@ -35,7 +35,11 @@ fn an_allow_on_miss_location_answers_a_cold_address_at_once_then_on_facts() {
     // Cold: let through before the provider has answered anybody, the backend told why.
     let r = get_via(&nginx, client, "/account", &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(provider.answered_for(client), 0, "the answer waited for the provider");
+    assert_eq!(
+        provider.answered_for(client),
+        0,
+        "the answer waited for the provider"
+    );
     let seen = backend
         .last_request_for("/account")
         .expect("backend reached");

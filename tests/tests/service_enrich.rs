@@ -71,7 +71,9 @@ fn writes_of(redis: &RedisServer, ip: &str) -> usize {
     entries
         .iter()
         .filter(|e| {
-            let Value::Array(fields) = e else { return false };
+            let Value::Array(fields) = e else {
+                return false;
+            };
             let Some(Value::Array(args)) = fields.get(3) else {
                 return false;
             };
@@ -136,7 +138,10 @@ fn a_cold_address_is_answered_at_once_queued_once_and_decided_on_facts_once_a_wo
 
     let _worker = Worker::start(&config(&provider, &redis), "w1", &[]);
     let hit = ipcheck::wait_for(&mut redis.client(), tor, "written by the worker", |_| true);
-    assert_eq!((hit.verdict.as_str(), hit.source.as_str()), ("block", "api"));
+    assert_eq!(
+        (hit.verdict.as_str(), hit.source.as_str()),
+        ("block", "api")
+    );
     assert_eq!(svc.auth(tor).decision(), (403, "block", "tor", "redis"));
     assert_eq!(provider.calls_for(tor), 1, "{:?}", provider.seen());
     assert_eq!(writes_of(&redis, tor), 1);
@@ -182,7 +187,10 @@ fn two_workers_share_the_queue_and_a_killed_ones_entries_are_written_exactly_onc
         assert_eq!(provider.calls_for(ip), asked, "{ip}: {:?}", provider.seen());
     }
     assert_eq!(b.metric("ipcheck_enrich_claimed_total"), 2);
-    assert_eq!(b.metric("ipcheck_enrich_entries_total{result=\"written\"}"), 4);
+    assert_eq!(
+        b.metric("ipcheck_enrich_entries_total{result=\"written\"}"),
+        4
+    );
 
     // An entry delivered again for an address that is fresh in Redis costs no provider call.
     let again: IpAddr = ips[0].parse().unwrap();
@@ -200,5 +208,9 @@ fn two_workers_share_the_queue_and_a_killed_ones_entries_are_written_exactly_onc
     assert_eq!(writes_of(&redis, ips[0]), 1);
 
     // SIGTERM: a clean exit.
-    assert!(b.terminate(Duration::from_secs(10)), "worker b log:\n{}", b.log());
+    assert!(
+        b.terminate(Duration::from_secs(10)),
+        "worker b log:\n{}",
+        b.log()
+    );
 }

@@ -136,7 +136,9 @@ impl EnrichCounts {
         if !self.worker.load(Ordering::Relaxed) {
             return;
         }
-        out.push_str("# HELP ipcheck_enrich_entries_total Queue entries this worker finished, by outcome.\n");
+        out.push_str(
+            "# HELP ipcheck_enrich_entries_total Queue entries this worker finished, by outcome.\n",
+        );
         out.push_str("# TYPE ipcheck_enrich_entries_total counter\n");
         for what in Processed::ALL {
             let _ = writeln!(
@@ -162,7 +164,11 @@ impl EnrichCounts {
         );
         out.push_str("# HELP ipcheck_enrich_lag Entries in the queue not yet delivered to any worker of the group.\n");
         out.push_str("# TYPE ipcheck_enrich_lag gauge\n");
-        let _ = writeln!(out, "ipcheck_enrich_lag {}", self.lag.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "ipcheck_enrich_lag {}",
+            self.lag.load(Ordering::Relaxed)
+        );
     }
 }
 

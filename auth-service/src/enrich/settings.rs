@@ -151,6 +151,9 @@ mod tests {
         assert!(parse("[enrich]\nbatch = 0\n")
             .unwrap_err()
             .starts_with("enrich.batch"));
-        assert!(parse("[enrich]\nbatchsize = 3\n").is_err(), "unknown keys are errors");
+        assert!(
+            parse("[enrich]\nbatchsize = 3\n").is_err(),
+            "unknown keys are errors"
+        );
     }
 }

@@ -79,7 +79,11 @@ pub enum Read {
 /// `XREADGROUP GROUP ipcheck-enrich <consumer> COUNT <count> [BLOCK <ms>] STREAMS <queue> >|0`.
 pub fn read_cmd(key_prefix: &str, consumer: &str, count: usize, read: Read) -> redis::Cmd {
     let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
+    cmd.arg("GROUP")
+        .arg(GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count);
     if let Read::New(block) = read {
         cmd.arg("BLOCK")
             .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1));
@@ -257,9 +261,15 @@ mod tests {
         );
         let add = packed(&add_cmd("ipcheck:", "192.0.2.1".parse().unwrap(), 1000));
         assert!(add.contains("XADD"), "{add}");
-        assert!(add.contains("MAXLEN $1 ~ $4 1000 $1 * $2 ip $9 192.0.2.1"), "{add}");
+        assert!(
+            add.contains("MAXLEN $1 ~ $4 1000 $1 * $2 ip $9 192.0.2.1"),
+            "{add}"
+        );
         let read = packed(&read_cmd("p:", "w1", 4, Read::New(Duration::from_secs(1))));
-        assert!(read.contains("BLOCK $4 1000 $7 STREAMS $16 p:{enrich}:queue $1 >"), "{read}");
+        assert!(
+            read.contains("BLOCK $4 1000 $7 STREAMS $16 p:{enrich}:queue $1 >"),
+            "{read}"
+        );
         let own = packed(&read_cmd("p:", "w1", 4, Read::OwnPending));
         assert!(!own.contains("BLOCK") && own.ends_with("$1 0 "), "{own}");
     }
@@ -279,7 +289,11 @@ mod tests {
         assert_eq!(got[0].ip, Some("192.0.2.7".parse().unwrap()));
         assert_eq!((got[1].ip, got[2].ip), (None, None));
         assert_eq!(parse_read(&Value::Nil), vec![]);
-        let claim = Value::Array(vec![bulk("0-0"), Value::Array(vec![good]), Value::Array(vec![])]);
+        let claim = Value::Array(vec![
+            bulk("0-0"),
+            Value::Array(vec![good]),
+            Value::Array(vec![]),
+        ]);
         let (cursor, claimed) = parse_claim(&claim);
         assert_eq!((cursor.as_str(), claimed.len()), ("0-0", 1));
         assert_eq!(parse_claim(&Value::Int(3)).1, vec![]);

@@ -94,7 +94,11 @@ fn default_consumer() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    format!("{}-{}", if host.is_empty() { "worker" } else { &host }, std::process::id())
+    format!(
+        "{}-{}",
+        if host.is_empty() { "worker" } else { &host },
+        std::process::id()
+    )
 }
 
 /// What one worker holds.
@@ -114,10 +118,7 @@ async fn serve(settings: crate::config::Settings, consumer: String) -> anyhow::R
             .with_context(|| format!("{}: provider enabled but no API key", settings.origin))?,
         None => None,
     };
-    let redis_settings = settings
-        .redis
-        .clone()
-        .context("the worker needs [redis]")?;
+    let redis_settings = settings.redis.clone().context("the worker needs [redis]")?;
     let reader = RedisTier::new(&redis_settings, settings.aggregation)
         .map_err(|e| anyhow::anyhow!("{}: key `redis.url`: {e}", settings.origin))?;
     let metrics_listen = settings.metrics_listen.clone();
@@ -135,18 +136,14 @@ async fn serve(settings: crate::config::Settings, consumer: String) -> anyhow::R
     });
     if let Some(addr) = &metrics_listen {
         let bound = crate::listen::bind(addr).await?;
-        let current: crate::reload::Current =
-            Arc::new(arc_swap::ArcSwap::new(Arc::clone(&app)));
+        let current: crate::reload::Current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&app)));
         let mut until = stopped.clone();
         tokio::spawn(async move {
-            let _ = crate::listen::serve(
-                bound,
-                crate::routes::metrics_router(current),
-                async move {
+            let _ =
+                crate::listen::serve(bound, crate::routes::metrics_router(current), async move {
                     let _ = until.wait_for(|s| *s).await;
-                },
-            )
-            .await;
+                })
+                .await;
         });
     }
     let worker = Worker {
@@ -190,7 +187,11 @@ impl Worker {
                 Ok(_) => break,
                 Err(e) if e.detail.contains("BUSYGROUP") => break,
                 Err(e) => {
-                    tracing::error!("cannot create the consumer group {} on {}: {e}", stream::GROUP, stream::queue_key(self.prefix()));
+                    tracing::error!(
+                        "cannot create the consumer group {} on {}: {e}",
+                        stream::GROUP,
+                        stream::queue_key(self.prefix())
+                    );
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }

@@ -109,9 +109,15 @@ mod tests {
             ..Policy::default()
         };
         let (d, rule) = judge(&policy, &Known::Nothing, None);
-        assert_eq!((d.verdict, d.reasons.to_text(), rule), (Verdict::Allow, "".into(), Rule::OnMiss));
+        assert_eq!(
+            (d.verdict, d.reasons.to_text(), rule),
+            (Verdict::Allow, "".into(), Rule::OnMiss)
+        );
         let tor = Some(Categories::EMPTY.with(Category::Tor));
-        assert_eq!(judge(&policy, &Known::Nothing, tor).0.verdict, Verdict::Block);
+        assert_eq!(
+            judge(&policy, &Known::Nothing, tor).0.verdict,
+            Verdict::Block
+        );
         let failed = Known::WithoutRedis(Unpinned::Nothing);
         assert_eq!(judge(&policy, &failed, None).1, Rule::OnMiss, "continue");
         let closed = Policy {

@@ -697,7 +697,14 @@ async fn allow_on_miss_answers_without_the_provider_and_queues_what_redis_lacks(
         on_miss: ipcheck_core::OnMiss::Allow,
         ..p
     };
-    let decided = |d: Decided| (d.decision.verdict, d.decision.reasons.to_text(), d.tier, d.rule);
+    let decided = |d: Decided| {
+        (
+            d.decision.verdict,
+            d.decision.reasons.to_text(),
+            d.tier,
+            d.rule,
+        )
+    };
 
     // Nothing anywhere: allowed at once with no reason, queued, no provider call.
     let d = decide(&w, &allow(strict()), client()).await;
@@ -723,12 +730,18 @@ async fn allow_on_miss_answers_without_the_provider_and_queues_what_redis_lacks(
     assert!(queued.try_recv().is_err());
 
     // Stale in Redis: judged at once on the stale facts, and queued for fresh ones.
-    w.redis().put(KEY, entry("tor", "api"), Duration::ZERO, s(DAY));
+    w.redis()
+        .put(KEY, entry("tor", "api"), Duration::ZERO, s(DAY));
     w.forget_locally();
     let d = decide(&w, &allow(strict()), client()).await;
     assert_eq!(
         decided(d),
-        (Verdict::Block, "tor".to_owned(), Tier::Stale, Rule::StaleFacts)
+        (
+            Verdict::Block,
+            "tor".to_owned(),
+            Tier::Stale,
+            Rule::StaleFacts
+        )
     );
     assert!(queued.try_recv().is_ok());
     assert_eq!(w.provider().calls.get(), 0);
