@@ -315,4 +315,35 @@ mod tests {
         assert_eq!(parse_backlog(&reply), Some((2, 7)));
         assert_eq!(parse_backlog(&Value::Nil), None);
     }
+
+    /// Any reply shape a Redis user could produce (the stream is writable by anyone with
+    /// `+xadd`): the parsers never panic.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<i64>().prop_map(Value::Int),
+            "[ -~]{0,12}".prop_map(|s: String| Value::BulkString(s.into_bytes())),
+            Just(bulk("ip")),
+            Just(bulk("192.0.2.1")),
+            Just(bulk("2001:db8::1")),
+            Just(bulk(GROUP)),
+            Just(bulk("pending")),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic_on_any_reply(v in any_value()) {
+            let _ = parse_read(&v);
+            let _ = parse_claim(&v);
+            let _ = parse_backlog(&v);
+        }
+    }
 }
