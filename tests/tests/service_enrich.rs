@@ -207,6 +207,23 @@ fn two_workers_share_the_queue_and_a_killed_ones_entries_are_written_exactly_onc
     assert_eq!(provider.calls(), 6);
     assert_eq!(writes_of(&redis, ips[0]), 1);
 
+    // The queue deleted under a running worker (an operator's DEL): made again, and read.
+    let _: i64 = redis::cmd("DEL")
+        .arg(QUEUE)
+        .query(&mut redis.client())
+        .expect("DEL");
+    let late = "192.0.2.14";
+    let _: String = redis::cmd("XADD")
+        .arg(QUEUE)
+        .arg("*")
+        .arg("ip")
+        .arg(late)
+        .query(&mut redis.client())
+        .expect("XADD");
+    ipcheck::wait_for(&mut redis.client(), late, "written after the DEL", |h| {
+        h.reason == "vpn"
+    });
+
     // SIGTERM: a clean exit.
     assert!(
         b.terminate(Duration::from_secs(10)),

@@ -181,21 +181,7 @@ impl Worker {
 
     async fn run(&self, stopped: watch::Receiver<bool>) {
         let is_stopped = || *stopped.borrow();
-        // The group, once; BUSYGROUP says another worker made it.
-        while !is_stopped() {
-            match self.call(stream::create_group_cmd(self.prefix())).await {
-                Ok(_) => break,
-                Err(e) if e.detail.contains("BUSYGROUP") => break,
-                Err(e) => {
-                    tracing::error!(
-                        "cannot create the consumer group {} on {}: {e}",
-                        stream::GROUP,
-                        stream::queue_key(self.prefix())
-                    );
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-            }
-        }
+        self.ensure_group(&stopped).await;
         // What this consumer name left unacknowledged in an earlier life.
         let mut read = Read::OwnPending;
         let mut last_claim = Instant::now();
@@ -214,8 +200,29 @@ impl Worker {
                     }
                     self.process_all(entries, &stopped).await;
                 }
+                // The stream or the group was deleted under us: made again.
+                Err(e) if e.detail.contains("NOGROUP") => self.ensure_group(&stopped).await,
                 Err(e) => {
                     tracing::warn!(redis = %self.reader.display(), "XREADGROUP failed: {e}");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// Creates the group (and the stream) unless it exists; BUSYGROUP says another worker
+    /// made it. Retries until it succeeds or the worker is stopped.
+    async fn ensure_group(&self, stopped: &watch::Receiver<bool>) {
+        while !*stopped.borrow() {
+            match self.call(stream::create_group_cmd(self.prefix())).await {
+                Ok(_) => return,
+                Err(e) if e.detail.contains("BUSYGROUP") => return,
+                Err(e) => {
+                    tracing::error!(
+                        "cannot create the consumer group {} on {}: {e}",
+                        stream::GROUP,
+                        stream::queue_key(self.prefix())
+                    );
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }
