@@ -124,6 +124,7 @@ run_worker() {
     sleep "$SECS"
     w1=$(metric "$WORKER_METRICS" "$WRITTEN")
     t1=$(now)
+    log "($name) $(curl -s "http://127.0.0.1:$WORKER_METRICS/metrics" | awk '/^ipcheck_enrich_entries_total|^ipcheck_provider_requests_total|^ipcheck_redis_errors_total/ && $NF != 0 { printf "%s ", $0 }')"
     stop "$WORKER_PID"
     awk -v w="$((w1 - w0))" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", w / (b - a) }'
 }

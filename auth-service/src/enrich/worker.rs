@@ -40,6 +40,10 @@ const BLOCK: Duration = Duration::from_secs(1);
 const RATE_PAUSE: Duration = Duration::from_millis(50);
 /// The pause after Redis failed a queue command.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// The shortest deadline of the worker's `IPCHECK` calls: `redis.timeout` (50 ms by default)
+/// bounds the service's response time, which a worker has none of, and a worker whose reads
+/// time out leaves its entries pending instead of writing them.
+const MIN_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The command line's options.
 #[derive(Debug, Default, Clone)]
@@ -111,7 +115,10 @@ struct Worker {
     claim_idle: Duration,
 }
 
-async fn serve(settings: crate::config::Settings, consumer: String) -> anyhow::Result<()> {
+async fn serve(mut settings: crate::config::Settings, consumer: String) -> anyhow::Result<()> {
+    if let Some(redis) = settings.redis.as_mut() {
+        redis.timeout = redis.timeout.max(MIN_REDIS_TIMEOUT);
+    }
     let key = match &settings.provider {
         Some(spec) => spec
             .api_key()
