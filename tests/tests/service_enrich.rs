@@ -231,3 +231,30 @@ fn two_workers_share_the_queue_and_a_killed_ones_entries_are_written_exactly_onc
         b.log()
     );
 }
+
+#[test]
+fn a_live_workers_slow_lookups_are_not_claimed_by_another() {
+    let provider = Provider::start();
+    let redis = recording_redis();
+    let ips = ["192.0.2.30", "192.0.2.31"];
+    // Longer than claim_idle (1 s): only the holder's touching keeps the entries its own.
+    provider.set_delay(Duration::from_millis(2500));
+    let cfg = config(&provider, &redis);
+    let svc = Service::start(&cfg);
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+    for ip in ips {
+        assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
+    }
+    wait_until("two entries queued", || xlen(&redis) == 2);
+    let _a = Worker::start(&cfg, "a", &[]);
+    wait_until("worker a holds both lookups", || provider.in_flight() == 2);
+    let b = Worker::start(&cfg, "b", &[]);
+    for ip in ips {
+        ipcheck::wait_for(&mut redis.client(), ip, "written", |_| true);
+    }
+    for ip in ips {
+        assert_eq!(provider.calls_for(ip), 1, "{ip}: {:?}", provider.seen());
+        assert_eq!(writes_of(&redis, ip), 1, "IPCHECK SET of {ip}");
+    }
+    assert_eq!(b.metric("ipcheck_enrich_claimed_total"), 0, "{}", b.log());
+}

@@ -115,6 +115,26 @@ pub fn claim_cmd(
     cmd
 }
 
+/// `XCLAIM <queue> ipcheck-enrich <consumer> 0 <id>... JUSTID`: claims entries this consumer
+/// already holds, which only resets their idle time, so that no other worker's `XAUTOCLAIM`
+/// takes an entry whose lookup is still under way (waiting for the budget, say).
+pub fn touch_cmd<'a>(
+    key_prefix: &str,
+    consumer: &str,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("XCLAIM");
+    cmd.arg(queue_key(key_prefix))
+        .arg(GROUP)
+        .arg(consumer)
+        .arg(0);
+    for id in ids {
+        cmd.arg(id);
+    }
+    cmd.arg("JUSTID");
+    cmd
+}
+
 /// `XACK <queue> ipcheck-enrich <id>`.
 pub fn ack_cmd(key_prefix: &str, id: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("XACK");
@@ -269,6 +289,11 @@ mod tests {
         assert!(
             read.contains("BLOCK $4 1000 $7 STREAMS $16 p:{enrich}:queue $1 >"),
             "{read}"
+        );
+        let touch = packed(&touch_cmd("p:", "w1", ["1-0", "2-0"]));
+        assert!(
+            touch.ends_with("$2 w1 $1 0 $3 1-0 $3 2-0 $6 JUSTID "),
+            "{touch}"
         );
         let own = packed(&read_cmd("p:", "w1", 4, Read::OwnPending));
         assert!(!own.contains("BLOCK") && own.ends_with("$1 0 "), "{own}");

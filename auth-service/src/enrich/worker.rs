@@ -10,9 +10,11 @@
 //! acknowledged. Over the budget's rate the worker waits and asks again; with no answer
 //! otherwise the entry is acknowledged and counted (a later request queues the address again).
 //! A worker that dies leaves its entries pending; another claims them with `XAUTOCLAIM` once
-//! they have been idle for `enrich.claim_idle`, which must therefore be longer than a lookup can
-//! take. SIGTERM stops reading and lets the lookups under way finish and be acknowledged.
+//! they have been idle for `enrich.claim_idle`, while a live worker keeps resetting the idle
+//! time of the entries it is still looking up ([`stream::touch_cmd`]). SIGTERM stops reading and
+//! lets the lookups under way finish and be acknowledged.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -278,6 +280,7 @@ impl Worker {
     /// Processes entries side by side; each is acknowledged when its outcome allows.
     async fn process_all(&self, entries: Vec<Delivered>, stopped: &watch::Receiver<bool>) {
         let mut tasks = JoinSet::new();
+        let mut holding: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
         for entry in entries {
             let app = Arc::clone(&self.app);
             let stopped = stopped.clone();
@@ -289,12 +292,35 @@ impl Worker {
                 (entry.id, outcome)
             });
         }
-        while let Some(done) = tasks.join_next().await {
-            let Ok((id, outcome)) = done else { continue };
-            self.app.metrics.enrich.processed(outcome);
-            if outcome != Processed::Error {
-                if let Err(e) = self.call(stream::ack_cmd(self.prefix(), &id)).await {
-                    tracing::warn!(id = %id, "XACK failed ({e}); the entry will be claimed again and found fresh");
+        // Entries still being looked up keep their idle time short (see stream::touch_cmd), so
+        // claim_idle only has to outlast a dead worker, not a slow lookup.
+        let every = self.claim_idle / 3;
+        let mut touch = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => {
+                    let Some(done) = done else { break };
+                    let Ok((id, outcome)) = done else { continue };
+                    holding.remove(&id);
+                    self.app.metrics.enrich.processed(outcome);
+                    if outcome != Processed::Error {
+                        if let Err(e) = self.call(stream::ack_cmd(self.prefix(), &id)).await {
+                            tracing::warn!(id = %id, "XACK failed ({e}); the entry will be claimed again and found fresh");
+                        }
+                    }
+                }
+                _ = touch.tick() => {
+                    if holding.is_empty() {
+                        continue;
+                    }
+                    let cmd = stream::touch_cmd(
+                        self.prefix(),
+                        &self.consumer,
+                        holding.iter().map(String::as_str),
+                    );
+                    if let Err(e) = self.call(cmd).await {
+                        tracing::warn!("XCLAIM of the entries under way failed ({e}); another worker may claim them");
+                    }
                 }
             }
         }
