@@ -258,3 +258,71 @@ fn a_live_workers_slow_lookups_are_not_claimed_by_another() {
     }
     assert_eq!(b.metric("ipcheck_enrich_claimed_total"), 0, "{}", b.log());
 }
+
+#[test]
+fn two_instances_queue_one_cold_address_once() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let cfg = config(&provider, &redis);
+    let (a, b) = (Service::start(&cfg), Service::start(&cfg));
+    let ip = "192.0.2.40";
+    assert_eq!(a.auth(ip).decision(), (204, "allow", "", "queued"));
+    wait_until("queued by the first instance", || xlen(&redis) == 1);
+    // The second instance has never seen it: the marker in Redis is what stops it.
+    assert_eq!(b.auth(ip).decision(), (204, "allow", "", "queued"));
+    wait_until("the second instance finds the marker", || {
+        b.metrics()
+            .contains("ipcheck_enrich_queued_total{result=\"duplicate\"} 1\n")
+    });
+    assert_eq!(xlen(&redis), 1);
+    assert_eq!(provider.calls(), 0);
+}
+
+#[test]
+fn in_a_redis_cluster_the_queue_and_the_writes_reach_their_nodes() {
+    let cluster = RedisServer::start_cluster(3);
+    let provider = Provider::start();
+    let ip = "198.51.100.77";
+    provider.respond(ip, Reply::flags(&["tor"]));
+    let cfg = format!(
+        r#"
+[redis]
+url = "{nodes}"
+cluster = true
+timeout = "1s"
+
+[provider]
+preset = "ipasis"
+url = "{url}"
+api_key_env = ""
+timeout = "10s"
+
+[policies.default]
+block = ["tor"]
+on_miss = "allow"
+"#,
+        nodes = cluster[0].url(),
+        url = provider.url_template(),
+    );
+    let svc = Service::start(&cfg);
+    assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
+    let _worker = Worker::start(&cfg, "w1", &[]);
+    wait_until("decided on the facts the worker wrote", || {
+        svc.auth(ip).decision() == (403, "block", "tor", "redis")
+    });
+    assert_eq!(provider.calls_for(ip), 1);
+    let moved: u64 = cluster
+        .iter()
+        .map(|node| {
+            let info: String = redis::cmd("INFO")
+                .arg("errorstats")
+                .query(&mut node.client())
+                .expect("INFO errorstats");
+            info.lines()
+                .find_map(|l| l.strip_prefix("errorstat_MOVED:count="))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(moved, 0, "every command went to the node serving its slot");
+}
