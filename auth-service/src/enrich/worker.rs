@@ -36,8 +36,11 @@ use crate::lookup::lifetimes::RedisHit;
 use crate::lookup::{FactSource, Tiers};
 use crate::provider::gate::NoAnswer;
 
-/// How long one `XREADGROUP` waits for a new entry (and so how soon SIGTERM is noticed).
+/// How long one `XREADGROUP` waits for a new entry while nothing is under way (and so how soon
+/// SIGTERM is noticed).
 const BLOCK: Duration = Duration::from_secs(1);
+/// How long it waits while lookups are under way, whose ends are acknowledged between reads.
+const BUSY_BLOCK: Duration = Duration::from_millis(10);
 /// The pause before asking again after the budget's rate refused a call.
 const RATE_PAUSE: Duration = Duration::from_millis(50);
 /// The pause after Redis failed a queue command.
@@ -177,37 +180,89 @@ async fn serve(mut settings: crate::config::Settings, consumer: String) -> anyho
     Ok(())
 }
 
+/// The entries this worker is looking up, each a task, and their ids.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<(String, Processed)>,
+    holding: HashSet<String>,
+}
+
 impl Worker {
     fn prefix(&self) -> &str {
         self.reader.key_prefix()
     }
 
+    /// A queue command on the reading connection (reads, claims, the group).
     async fn call(&self, cmd: redis::Cmd) -> Result<redis::Value, crate::cache::redis::RedisError> {
         self.reader
             .operator_call(cmd, OpTarget::Address(stream::ROUTE))
             .await
     }
 
+    /// A queue command that must not wait behind a blocked read (`XACK`, the touch): on the
+    /// connection the lookups use.
+    async fn side_call(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<redis::Value, crate::cache::redis::RedisError> {
+        match self.app.redis.as_deref() {
+            Some(redis) => {
+                redis
+                    .operator_call(cmd, OpTarget::Address(stream::ROUTE))
+                    .await
+            }
+            None => self.call(cmd).await,
+        }
+    }
+
+    /// Reads and looks up entries until stopped, `batch` at a time at most: a finished lookup
+    /// makes room for the next entry at once, without waiting for the rest of its batch.
     async fn run(&self, stopped: watch::Receiver<bool>) {
-        let is_stopped = || *stopped.borrow();
         self.ensure_group(&stopped).await;
         // What this consumer name left unacknowledged in an earlier life.
         let mut read = Read::OwnPending;
         let mut last_claim = Instant::now();
-        while !is_stopped() {
+        let mut last_touch = Instant::now();
+        let mut work = InFlight::default();
+        loop {
+            while let Some(done) = work.tasks.try_join_next() {
+                self.finish(&mut work, done).await;
+            }
+            if last_touch.elapsed() >= self.claim_idle / 3 {
+                last_touch = Instant::now();
+                self.touch(&work).await;
+            }
+            if *stopped.borrow() {
+                // Stopping: no more reads; the lookups under way finish and are acknowledged.
+                if work.tasks.is_empty() {
+                    return;
+                }
+                self.wait_one(&mut work).await;
+                continue;
+            }
             if last_claim.elapsed() >= self.claim_idle / 2 {
                 last_claim = Instant::now();
-                self.claim(&stopped).await;
+                self.claim(&mut work, &stopped).await;
                 self.backlog().await;
             }
-            let cmd = stream::read_cmd(self.prefix(), &self.consumer, self.batch, read);
+            let room = self.batch.saturating_sub(work.tasks.len());
+            if room == 0 {
+                self.wait_one(&mut work).await;
+                continue;
+            }
+            // Idle, a read may wait for new entries; busy, it only glances, so finished lookups
+            // are acknowledged promptly.
+            let read_now = match (read, work.tasks.is_empty()) {
+                (Read::New(_), false) => Read::New(BUSY_BLOCK),
+                (r, _) => r,
+            };
+            let cmd = stream::read_cmd(self.prefix(), &self.consumer, room, read_now);
             match self.call(cmd).await {
                 Ok(reply) => {
-                    let entries = stream::parse_read(&reply);
-                    if read == Read::OwnPending && entries.is_empty() {
-                        read = Read::New(BLOCK);
-                    }
-                    self.process_all(entries, &stopped).await;
+                    // Once: more of our own pending entries than there was room for are
+                    // claimed back after claim_idle, like anybody's.
+                    read = Read::New(BLOCK);
+                    self.start(&mut work, stream::parse_read(&reply), &stopped);
                 }
                 // The stream or the group was deleted under us: made again.
                 Err(e) if e.detail.contains("NOGROUP") => self.ensure_group(&stopped).await,
@@ -238,16 +293,21 @@ impl Worker {
         }
     }
 
-    /// Takes over entries idle longer than `claim_idle`, and processes them.
-    async fn claim(&self, stopped: &watch::Receiver<bool>) {
+    /// Takes over entries idle longer than `claim_idle` (as many as there is room for), and
+    /// starts their lookups.
+    async fn claim(&self, work: &mut InFlight, stopped: &watch::Receiver<bool>) {
         let mut cursor = "0-0".to_owned();
         loop {
+            let room = self.batch.saturating_sub(work.tasks.len());
+            if room == 0 {
+                return;
+            }
             let cmd = stream::claim_cmd(
                 self.prefix(),
                 &self.consumer,
                 self.claim_idle,
                 &cursor,
-                self.batch,
+                room,
             );
             let (next, entries) = match self.call(cmd).await {
                 Ok(reply) => stream::parse_claim(&reply),
@@ -256,12 +316,17 @@ impl Worker {
                     return;
                 }
             };
+            // An entry of ours whose touch failed may come back: it is already under way.
+            let entries: Vec<Delivered> = entries
+                .into_iter()
+                .filter(|e| !work.holding.contains(&e.id))
+                .collect();
             if !entries.is_empty() {
                 self.app.metrics.enrich.claimed(entries.len() as u64);
                 tracing::info!(consumer = %self.consumer, "claimed {} entries idle for {} or more", entries.len(), crate::duration::display(self.claim_idle));
             }
-            self.process_all(entries, stopped).await;
-            if next == "0-0" || *stopped.borrow() {
+            self.start(work, entries, stopped);
+            if next == "0-0" {
                 return;
             }
             cursor = next;
@@ -277,14 +342,15 @@ impl Worker {
         }
     }
 
-    /// Processes entries side by side; each is acknowledged when its outcome allows.
-    async fn process_all(&self, entries: Vec<Delivered>, stopped: &watch::Receiver<bool>) {
-        let mut tasks = JoinSet::new();
-        let mut holding: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+    /// Starts one lookup task per entry not already under way.
+    fn start(&self, work: &mut InFlight, entries: Vec<Delivered>, stopped: &watch::Receiver<bool>) {
         for entry in entries {
+            if !work.holding.insert(entry.id.clone()) {
+                continue;
+            }
             let app = Arc::clone(&self.app);
             let stopped = stopped.clone();
-            tasks.spawn(async move {
+            work.tasks.spawn(async move {
                 let outcome = match entry.ip {
                     Some(ip) => process(&app, ip, &stopped).await,
                     None => Processed::Malformed,
@@ -292,37 +358,56 @@ impl Worker {
                 (entry.id, outcome)
             });
         }
-        // Entries still being looked up keep their idle time short (see stream::touch_cmd), so
-        // claim_idle only has to outlast a dead worker, not a slow lookup.
+    }
+
+    /// Waits for one lookup to finish (touching the others meanwhile), and finishes it.
+    async fn wait_one(&self, work: &mut InFlight) {
         let every = self.claim_idle / 3;
-        let mut touch = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
-                done = tasks.join_next() => {
-                    let Some(done) = done else { break };
-                    let Ok((id, outcome)) = done else { continue };
-                    holding.remove(&id);
-                    self.app.metrics.enrich.processed(outcome);
-                    if outcome != Processed::Error {
-                        if let Err(e) = self.call(stream::ack_cmd(self.prefix(), &id)).await {
-                            tracing::warn!(id = %id, "XACK failed ({e}); the entry will be claimed again and found fresh");
-                        }
+                done = work.tasks.join_next() => {
+                    if let Some(done) = done {
+                        self.finish(work, done).await;
                     }
+                    return;
                 }
-                _ = touch.tick() => {
-                    if holding.is_empty() {
-                        continue;
-                    }
-                    let cmd = stream::touch_cmd(
-                        self.prefix(),
-                        &self.consumer,
-                        holding.iter().map(String::as_str),
-                    );
-                    if let Err(e) = self.call(cmd).await {
-                        tracing::warn!("XCLAIM of the entries under way failed ({e}); another worker may claim them");
-                    }
-                }
+                _ = tokio::time::sleep(every) => self.touch(work).await,
             }
+        }
+    }
+
+    /// Counts a finished lookup and acknowledges its entry when its outcome allows.
+    async fn finish(
+        &self,
+        work: &mut InFlight,
+        done: Result<(String, Processed), tokio::task::JoinError>,
+    ) {
+        // A lookup task that panicked leaves its entry pending, to be claimed again.
+        let Ok((id, outcome)) = done else { return };
+        work.holding.remove(&id);
+        self.app.metrics.enrich.processed(outcome);
+        if outcome != Processed::Error {
+            if let Err(e) = self.side_call(stream::ack_cmd(self.prefix(), &id)).await {
+                tracing::warn!(id = %id, "XACK failed ({e}); the entry will be claimed again and found fresh");
+            }
+        }
+    }
+
+    /// Resets the idle time of the entries under way (see [`stream::touch_cmd`]), so that
+    /// `claim_idle` only has to outlast a dead worker, not a slow lookup.
+    async fn touch(&self, work: &InFlight) {
+        if work.holding.is_empty() {
+            return;
+        }
+        let cmd = stream::touch_cmd(
+            self.prefix(),
+            &self.consumer,
+            work.holding.iter().map(String::as_str),
+        );
+        if let Err(e) = self.side_call(cmd).await {
+            tracing::warn!(
+                "XCLAIM of the entries under way failed ({e}); another worker may claim them"
+            );
         }
     }
 }
