@@ -7,7 +7,8 @@
 //! lookup per address ([`resolve`]) that asks the shared tier and, on a miss, a stale entry or
 //! a failure, the fact source ([`ask`]). What is cached are facts; the requested policy turns
 //! them into a verdict on every request ([`rule`]). Every duration comes from
-//! [`lifetimes::Lifetimes`].
+//! [`lifetimes::Lifetimes`]. A policy with `on_miss = "allow"` never waits for the source: after
+//! the local tier it reads the shared tier once and queues what that cannot answer ([`cold`]).
 
 pub mod ask;
 pub mod cold;
