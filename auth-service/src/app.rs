@@ -50,6 +50,8 @@ pub struct App {
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// Decision events (`[events]`), when on and Redis is configured.
     pub events: Option<crate::events::Events>,
+    /// The enrichment queue (with Redis, in a runtime), started with the first configuration.
+    pub enrich: Option<Arc<crate::enrich::queue::Queue>>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
     pub(crate) key: Option<ApiKey>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
@@ -69,6 +71,8 @@ pub(crate) struct Carried {
     pub lists: Option<Arc<crate::lists::ListStore>>,
     /// The events writer, started once (`[events]`).
     pub events: Option<Arc<crate::events::Writer>>,
+    /// The enrichment queue, kept as started (its task and buffer outlive reloads).
+    pub enrich: Option<Arc<crate::enrich::queue::Queue>>,
 }
 
 impl App {
@@ -108,6 +112,15 @@ impl App {
         if provider.is_some() {
             metrics.provider_configured();
         }
+        let metrics = Arc::new(metrics);
+        let enrich = match (&redis, tokio::runtime::Handle::try_current()) {
+            (Some(redis), Ok(_)) => Some(Arc::new(crate::enrich::queue::Queue::spawn(
+                Arc::clone(redis),
+                settings.enrich,
+                Arc::clone(&metrics),
+            ))),
+            _ => None,
+        };
         let carried = Carried {
             local: Arc::new(local),
             coherence,
@@ -115,12 +128,13 @@ impl App {
             provider: provider.map(Arc::new),
             flights: Arc::default(),
             calls: Arc::default(),
-            metrics: Arc::new(metrics),
+            metrics,
             refresh_log: Arc::new(Mutex::new(ipcheck_core::LogLimiter::new(
                 crate::provider::health::LOG_INTERVAL,
             ))),
             lists: None,
             events,
+            enrich,
         };
         Ok(App::assemble(settings, key, carried))
     }
@@ -154,6 +168,7 @@ impl App {
             calls: carried.calls,
             metrics: carried.metrics,
             refresh_log: carried.refresh_log,
+            enrich: carried.enrich,
             key,
             unknown_policies: Mutex::new(BTreeMap::new()),
         }
@@ -173,6 +188,7 @@ impl App {
             refresh_log: Arc::clone(&self.refresh_log),
             lists: Some(Arc::clone(&self.lists)),
             events: self.events.as_ref().map(|e| Arc::clone(e.writer())),
+            enrich: self.enrich.clone(),
         }
     }
 
@@ -334,6 +350,10 @@ impl Tiers for App {
 
     fn lists(&self) -> &crate::lists::ListStore {
         &self.lists
+    }
+
+    fn queue(&self) -> Option<&crate::enrich::queue::Queue> {
+        self.enrich.as_deref()
     }
 }
 

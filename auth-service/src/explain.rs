@@ -211,6 +211,9 @@ fn provider_line(app: &App, decided: &Decided, needs: &Needs) -> String {
             _ => "asked: no answer (see the log and /readyz)".to_owned(),
         },
         (Tier::Stale, _) => "gave no answer: stale facts served".to_owned(),
+        (Tier::Queued, _) => {
+            "not asked inline (on_miss = allow): the address is queued for a worker".to_owned()
+        }
         (Tier::Local, _) | (Tier::Redis, _) => {
             format!("not asked (the {} tier knew)", decided.tier.as_str())
         }
@@ -256,6 +259,10 @@ fn rule_line(decided: &Decided) -> String {
         Rule::OnError => "on_error: no facts to go on".to_owned(),
         Rule::OnRedisError => {
             "on_redis_error: Redis could not be asked, so a pin may be hiding there".to_owned()
+        }
+        Rule::OnMiss => {
+            "on_miss = allow: no tier knows the address yet, so no facts; queued for enrichment"
+                .to_owned()
         }
     }
 }

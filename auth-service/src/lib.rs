@@ -25,6 +25,7 @@ pub mod decision_counts;
 pub mod decision_log;
 pub mod detached;
 pub mod duration;
+pub mod enrich;
 pub mod events;
 pub mod explain;
 pub mod fact_headers;
@@ -190,7 +191,7 @@ pub(crate) fn apply_overrides(
     Ok(())
 }
 
-fn init_logging(settings: &Settings) {
+pub(crate) fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -24,16 +24,19 @@ pub enum Tier {
     Stale,
     /// No tier: a list, a missing address, or nothing known.
     None,
+    /// Nothing known yet, answered at once and queued for enrichment (`on_miss = "allow"`).
+    Queued,
 }
 
 impl Tier {
     /// Every tier, in metric order.
-    pub const ALL: [Tier; 5] = [
+    pub const ALL: [Tier; 6] = [
         Tier::Local,
         Tier::Redis,
         Tier::Provider,
         Tier::Stale,
         Tier::None,
+        Tier::Queued,
     ];
 
     /// The header and label value.
@@ -44,6 +47,7 @@ impl Tier {
             Tier::Provider => "provider",
             Tier::Stale => "stale",
             Tier::None => "none",
+            Tier::Queued => "queued",
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Metrics {
     pub feeds: crate::feeds::status::FeedStatus,
     /// `ipcheck_provider_attribute_missing_total` ([`crate::provider::missing`]).
     pub attribute_missing: crate::provider::missing::MissingAttributes,
+    /// `ipcheck_enrich_...` ([`crate::enrich`]).
+    pub enrich: crate::enrich::counts::EnrichCounts,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -114,6 +120,7 @@ impl Default for Metrics {
             reloads: crate::reload::counts::ReloadCounts::default(),
             feeds: crate::feeds::status::FeedStatus::default(),
             attribute_missing: Default::default(),
+            enrich: crate::enrich::counts::EnrichCounts::default(),
         }
     }
 }
@@ -259,6 +266,7 @@ impl Metrics {
         self.reloads.render(&mut out);
         self.feeds.render(&mut out);
         self.attribute_missing.render(&mut out);
+        self.enrich.render(&mut out);
         out
     }
 }

@@ -46,7 +46,7 @@ pub use normalize::{
     CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
-    Categories, Category, CategoryError, Decision, FailureMode, Needs, Policy, ReasonSet,
+    Categories, Category, CategoryError, Decision, FailureMode, Needs, OnMiss, Policy, ReasonSet,
     ReasonText, RedisFailureMode,
 };
 pub use verdict::{

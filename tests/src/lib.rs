@@ -19,6 +19,7 @@ pub mod redis_server;
 pub mod service;
 pub mod stack;
 pub mod tls;
+pub mod worker;
 
 pub use backend::Backend;
 pub use client::HttpReply;
@@ -32,3 +33,4 @@ pub use provider::{Provider, Reply};
 pub use redis_server::RedisServer;
 pub use service::Service;
 pub use stack::Stack;
+pub use worker::Worker;

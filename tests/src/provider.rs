@@ -113,6 +113,10 @@ struct State {
     per_ip: HashMap<String, Reply>,
     delay: Duration,
     seen: Vec<Seen>,
+    /// Requests received and not yet answered (held by the delay).
+    in_flight: usize,
+    /// The addresses of the requests answered so far.
+    answered: Vec<String>,
 }
 
 /// The running stand-in; stops accepting when dropped.
@@ -182,6 +186,20 @@ impl Provider {
     pub fn seen(&self) -> Vec<Seen> {
         lock(&self.state).seen.clone()
     }
+
+    /// Requests received and not yet answered (a delay holds them).
+    pub fn in_flight(&self) -> usize {
+        lock(&self.state).in_flight
+    }
+
+    /// Requests about one address answered so far.
+    pub fn answered_for(&self, ip: &str) -> usize {
+        lock(&self.state)
+            .answered
+            .iter()
+            .filter(|a| *a == ip)
+            .count()
+    }
 }
 
 fn ip_of(target: &str) -> String {
@@ -211,10 +229,16 @@ fn answer(req: &Request, state: &Mutex<State>) -> Response {
             .or(s.default.as_ref())
             .cloned()
             .unwrap_or_else(Reply::clean);
+        s.in_flight += 1;
         (reply, s.delay)
     };
     if !delay.is_zero() {
         thread::sleep(delay);
+    }
+    {
+        let mut s = lock(state);
+        s.in_flight -= 1;
+        s.answered.push(ip);
     }
     let (status, body) = reply.render();
     Response {

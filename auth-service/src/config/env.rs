@@ -59,6 +59,10 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("events.maxlen", Kind::Int),
     ("events.buffer", Kind::Int),
     ("events.timeout", Kind::Str),
+    ("enrich.max_len", Kind::Int),
+    ("enrich.dedupe", Kind::Str),
+    ("enrich.claim_idle", Kind::Str),
+    ("enrich.batch", Kind::Int),
 ];
 
 /// `provider.fields.<name>` for every category of the vocabulary and every attribute (a list

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use ipcheck_core::{Aggregation, Categories, Category, FailureMode, Policy, RedisFailureMode};
+use ipcheck_core::{
+    Aggregation, Categories, Category, FailureMode, OnMiss, Policy, RedisFailureMode,
+};
 use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
@@ -133,6 +135,8 @@ pub struct Settings {
     pub feeds: Vec<crate::feeds::settings::FeedSettings>,
     /// `[events]`: decision events appended to a Redis stream ([`crate::events`]); `None` when off.
     pub events: Option<crate::events::settings::EventsSettings>,
+    /// `[enrich]`: the queue of cold addresses and its workers ([`crate::enrich`]).
+    pub enrich: crate::enrich::settings::EnrichSettings,
     /// Non-fatal findings (unused environment variables, ignored settings), logged at startup.
     pub warnings: Vec<String>,
 }

@@ -28,6 +28,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, crate::feeds::settings::RawFeed>,
     pub(super) events: Option<crate::events::settings::RawEvents>,
+    pub(super) enrich: Option<crate::enrich::settings::RawEnrich>,
 }
 
 #[derive(Deserialize, Default)]
@@ -152,4 +153,5 @@ pub(super) struct RawPolicy {
     pub(super) block_score: Option<i64>,
     pub(super) challenge_score: Option<i64>,
     pub(super) mode: Option<String>,
+    pub(super) on_miss: Option<String>,
 }

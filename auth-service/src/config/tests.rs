@@ -896,3 +896,33 @@ fn policy_modes() {
         "{e}"
     );
 }
+
+#[test]
+fn on_miss_defaults_to_wait_and_allow_needs_redis_and_a_provider() {
+    let s = ok("[policies.default]\n");
+    assert_eq!(s.policies.default_policy().on_miss, OnMiss::Wait);
+    assert_eq!(s.enrich, crate::enrich::settings::EnrichSettings::default());
+    let e = error("[policies.lax]\non_miss = \"later\"\n", &[]);
+    assert!(
+        e.contains("policies.lax.on_miss") && e.contains("'later'"),
+        "{e}"
+    );
+    let e = error("[policies.lax]\non_miss = \"allow\"\n", &[]);
+    assert!(
+        e.contains("policies.lax.on_miss") && e.contains("[redis]"),
+        "{e}"
+    );
+    let redis = "[redis]\nurl = \"redis://127.0.0.1:6379/\"\n";
+    let e = error(
+        &format!("{redis}[policies.lax]\non_miss = \"allow\"\n"),
+        &[],
+    );
+    assert!(e.contains("[provider]"), "{e}");
+    let s = ok(&format!(
+        "{redis}[provider]\npreset = \"ipasis\"\napi_key_env = \"\"\n[enrich]\nbatch = 4\n[policies.lax]\non_miss = \"allow\"\n"
+    ));
+    assert_eq!(s.policies.get("lax").unwrap().on_miss, OnMiss::Allow);
+    assert_eq!(s.enrich.batch, 4);
+    let e = error("[enrich]\nbatch = 0\n", &[]);
+    assert!(e.contains("enrich.batch"), "{e}");
+}

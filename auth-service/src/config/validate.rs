@@ -297,6 +297,8 @@ pub(super) fn validate(
         }
     };
 
+    let enrich = crate::enrich::settings::validate(raw.enrich, err)?;
+    crate::enrich::settings::require_queue(&policies, redis.is_some(), provider.is_some(), err)?;
     let feeds = crate::feeds::settings::validate(raw.feeds, err)?;
     if !feeds.is_empty() && redis.is_none() {
         return Err(err(
@@ -311,6 +313,7 @@ pub(super) fn validate(
         err,
     )?;
     Ok(Settings {
+        enrich,
         feeds,
         events,
         origin: origin.to_owned(),
@@ -577,6 +580,16 @@ pub(super) fn policies(
             })?,
         };
         modes.insert(name.clone(), mode);
+        let on_miss = match p.on_miss.as_deref().unwrap_or("wait") {
+            "wait" => OnMiss::Wait,
+            "allow" => OnMiss::Allow,
+            other => {
+                return Err(err(
+                    &key("on_miss"),
+                    format!("'{other}': expected wait (ask the provider) or allow (answer at once, enrich in the background)"),
+                ))
+            }
+        };
         let mut policy = Policy {
             block: category_list("block", &p.block)?,
             challenge: category_list("challenge", &p.challenge)?,
@@ -586,6 +599,7 @@ pub(super) fn policies(
             on_error,
             on_redis_error,
             lists: p.lists.clone(),
+            on_miss,
             ..Policy::default()
         };
         super::facts::policy_attributes(&name, &p, &mut policy, err)?;

@@ -7,9 +7,11 @@
 //! lookup per address ([`resolve`]) that asks the shared tier and, on a miss, a stale entry or
 //! a failure, the fact source ([`ask`]). What is cached are facts; the requested policy turns
 //! them into a verdict on every request ([`rule`]). Every duration comes from
-//! [`lifetimes::Lifetimes`].
+//! [`lifetimes::Lifetimes`]. A policy with `on_miss = "allow"` never waits for the source: after
+//! the local tier it reads the shared tier once and queues what that cannot answer ([`cold`]).
 
 pub mod ask;
+pub mod cold;
 pub mod lifetimes;
 pub mod refresh;
 pub mod rule;
@@ -20,7 +22,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use ipcheck_core::{Categories, Decision, Policy};
+use ipcheck_core::{Categories, Decision, OnMiss, Policy};
 
 use crate::lists::Listed;
 
@@ -90,6 +92,10 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
             tier: local_tier(&known),
             known,
         },
+        // Never waits for the provider: see `cold`.
+        None if policy.on_miss == OnMiss::Allow && tiers.queue().is_some() => {
+            cold::resolve(tiers, client).await
+        }
         None => {
             let flight = Arc::clone(tiers);
             tiers
@@ -107,6 +113,21 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
                 })
         }
     };
+    if resolved.tier == Tier::Queued {
+        let (categories, list) = match listed {
+            Listed::Facts(listed, i) => (Some(listed), tiers.lists().name(i)),
+            _ => (None, None),
+        };
+        let (decision, rule) = cold::judge(policy, &resolved.known, categories);
+        return Decided {
+            decision,
+            pin_reasons: None,
+            tier: Tier::Queued,
+            known: Some(resolved.known),
+            rule,
+            list,
+        };
+    }
     let (known, list) = match listed {
         Listed::Facts(listed, i) => (with_listed(resolved.known, listed), tiers.lists().name(i)),
         _ => (resolved.known, None),

@@ -225,6 +225,7 @@ struct World {
     calls: Detached<Resolved>,
     refresh_log: Mutex<LogLimiter>,
     lists: crate::lists::ListStore,
+    queue: Option<crate::enrich::queue::Queue>,
 }
 
 impl Tiers for World {
@@ -263,6 +264,9 @@ impl Tiers for World {
     }
     fn lists(&self) -> &crate::lists::ListStore {
         &self.lists
+    }
+    fn queue(&self) -> Option<&crate::enrich::queue::Queue> {
+        self.queue.as_ref()
     }
 }
 
@@ -318,6 +322,7 @@ fn world_with(provider: bool) -> Arc<World> {
         calls: Detached::default(),
         refresh_log: Mutex::new(LogLimiter::new(s(10))),
         lists: lists_holding(KEY),
+        queue: None,
         clock,
     })
 }
@@ -740,4 +745,93 @@ async fn attributes_are_written_back_and_another_instance_decides_on_them() {
     other.forget_locally();
     let (v, r, _) = ask(&other, &by_country).await;
     assert_eq!((v, r.as_str()), (Verdict::Block, "country"));
+}
+
+#[tokio::test]
+async fn allow_on_miss_answers_without_the_provider_and_queues_what_redis_lacks() {
+    let (tx, mut queued) = tokio::sync::mpsc::channel(8);
+    let queue = crate::enrich::queue::Queue::new(tx, Arc::new(Metrics::default()));
+    let w = Arc::new(World {
+        queue: Some(queue),
+        lists: lists_holding("198.51.100.9"),
+        ..Arc::into_inner(world()).unwrap()
+    });
+    let allow = |p: Policy| Policy {
+        on_miss: ipcheck_core::OnMiss::Allow,
+        ..p
+    };
+    let decided = |d: Decided| {
+        (
+            d.decision.verdict,
+            d.decision.reasons.to_text(),
+            d.tier,
+            d.rule,
+        )
+    };
+
+    // Nothing anywhere: allowed at once with no reason, queued, no provider call.
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (Verdict::Allow, String::new(), Tier::Queued, Rule::OnMiss)
+    );
+    assert_eq!(queued.try_recv().ok(), Some(client()));
+    assert_eq!(w.provider().calls.get(), 0);
+    // Nothing was kept locally: asked again, Redis is read again (and the address offered again;
+    // the queue's task drops the repeat).
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(d.tier, Tier::Queued);
+    assert!(queued.try_recv().is_ok());
+
+    // Facts in Redis (as a worker writes them): used like on the waiting path, nothing queued.
+    w.redis().put(KEY, entry("tor", "api"), s(DAY), s(DAY));
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (Verdict::Block, "tor".to_owned(), Tier::Redis, Rule::Facts)
+    );
+    assert!(queued.try_recv().is_err());
+
+    // Stale in Redis: judged at once on the stale facts, and queued for fresh ones.
+    w.redis()
+        .put(KEY, entry("tor", "api"), Duration::ZERO, s(DAY));
+    w.forget_locally();
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (
+            Verdict::Block,
+            "tor".to_owned(),
+            Tier::Stale,
+            Rule::StaleFacts
+        )
+    );
+    assert!(queued.try_recv().is_ok());
+    assert_eq!(w.provider().calls.get(), 0);
+
+    // Redis down: on_redis_error decides where the policy says so, else still no facts.
+    w.redis().down.store(true, Ordering::SeqCst);
+    w.forget_locally();
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (
+            Verdict::Block,
+            "redis-error".to_owned(),
+            Tier::Queued,
+            Rule::OnRedisError
+        )
+    );
+    let d = decide(&w, &allow(lenient()), client()).await;
+    assert_eq!(
+        decided(d),
+        (Verdict::Allow, String::new(), Tier::Queued, Rule::OnMiss)
+    );
+    w.redis().down.store(false, Ordering::SeqCst);
+
+    // A waiting policy still waits for the provider on the same tiers.
+    w.redis().entries.lock().unwrap().clear();
+    let (v, _, tier) = ask(&w, &strict()).await;
+    assert_eq!((v, tier), (Verdict::Block, Tier::Provider));
+    assert_eq!(w.provider().calls.get(), 1);
 }

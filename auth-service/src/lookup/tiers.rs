@@ -89,4 +89,9 @@ pub trait Tiers: Send + Sync + 'static {
     fn refresh_log(&self) -> &Mutex<LogLimiter>;
     /// The named network lists' local copies.
     fn lists(&self) -> &crate::lists::ListStore;
+    /// The enrichment queue cold addresses of `on_miss = "allow"` policies are offered to
+    /// (None: such policies wait like the others).
+    fn queue(&self) -> Option<&crate::enrich::queue::Queue> {
+        None
+    }
 }

@@ -47,6 +47,9 @@ pub fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
     // The events writer is started once; which decisions it gets (decisions, sample) reloads.
     let writer = |s: &Settings| s.events.as_ref().map(|e| e.writer.clone());
     check(writer(old) != writer(new), "events");
+    // The enrichment queue's task is started once, with the first configuration.
+    check(old.enrich.max_len != new.enrich.max_len, "enrich.max_len");
+    check(old.enrich.dedupe != new.enrich.dedupe, "enrich.dedupe");
     keys
 }
 

@@ -175,3 +175,20 @@ fn the_events_selection_reloads_and_the_writer_needs_a_restart() {
     ));
     assert_eq!(restart_only(&all, &bigger), vec!["events"]);
 }
+
+#[test]
+fn on_miss_applies_at_once_and_the_queues_own_keys_need_a_restart() {
+    let old = settings(BASE);
+    let allow = edited(
+        "on_error = \"open\"\n",
+        "on_error = \"open\"\non_miss = \"allow\"\n",
+    );
+    assert!(restart_only(&old, &allow).is_empty());
+    let queue = settings(&format!(
+        "{BASE}\n[enrich]\nmax_len = 10\ndedupe = \"5s\"\nbatch = 2\n"
+    ));
+    assert_eq!(
+        restart_only(&old, &queue),
+        ["enrich.max_len", "enrich.dedupe"]
+    );
+}
