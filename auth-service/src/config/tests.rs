@@ -858,6 +858,8 @@ fn the_facts_doc_example_loads() {
     assert_eq!(signup.challenge_score.map(|s| s.get()), Some(75));
     assert_eq!(s.policies.get("payments").unwrap().allow_countries.len(), 2);
 }
+
+#[test]
 fn policy_modes() {
     use crate::mode::Mode;
     let s = ok(r#"
