@@ -68,7 +68,14 @@ fn documented_fields() -> Vec<String> {
 fn events_appear_on_the_stream_with_the_documented_fields() {
     let redis = RedisServer::start();
     let provider = Provider::start();
-    provider.respond("127.0.0.81", Reply::flags(&["vpn"]));
+    provider.respond(
+        "127.0.0.81",
+        Reply::flags(&["vpn"]).with(ipcheck_tests::ReplyAttributes {
+            country: Some("NL"),
+            asn: Some(64496),
+            score: None,
+        }),
+    );
     provider.respond("127.0.0.82", Reply::clean());
     let backend = Backend::start();
     let service = Service::builder(&example_service_config(&redis, &provider, "60s"))
@@ -120,6 +127,10 @@ fn events_appear_on_the_stream_with_the_documented_fields() {
         ("reason", "vpn"),
         ("answer", "block"),
         ("tier", "provider"),
+        // The facts the provider gave (the shipped config maps no score).
+        ("country", "NL"),
+        ("asn", "64496"),
+        ("score", "-"),
         ("method", "POST"),
         ("uri", "/login?next=%2Fhome"),
     ];
