@@ -14,6 +14,8 @@ command -v clang >/dev/null || missing+=(clang)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+# nginx's Lua module (and the NDK it needs), for the optional fast path's tests (nginx_fastpath).
+dpkg -s libnginx-mod-http-lua >/dev/null 2>&1 || missing+=(libnginx-mod-http-lua)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     sudo=""

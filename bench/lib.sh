@@ -180,12 +180,24 @@ start_service() {
     printf '%s\n' "$config" >"$WORK/$name.toml"
     SERVICE_PORT=$(free_port)
     METRICS_PORT=$(free_port)
+    local listen="127.0.0.1:$SERVICE_PORT"
+    # SERVICE_UNIX=1: on a unix socket instead; SERVICE_PORT is then `unix:<path>`, which
+    # start_nginx takes as the upstream's address.
+    if [ "${SERVICE_UNIX:-0}" = 1 ]; then
+        SERVICE_PORT="unix:$WORK/$name.sock"
+        listen=$SERVICE_PORT
+    fi
     IPASIS_API_KEY=bench "$REL/ipcheck-auth" --config "$WORK/$name.toml" \
-        --listen "127.0.0.1:$SERVICE_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+        --listen "$listen" --metrics-listen "127.0.0.1:$METRICS_PORT" \
         --admin-listen "" >"$WORK/$name.log" 2>&1 &
     SERVICE_PID=$!
     PIDS+=("$SERVICE_PID")
-    wait_port "$SERVICE_PORT"
+    if [ "${SERVICE_UNIX:-0}" = 1 ]; then
+        await 10 "the service's socket $WORK/$name.sock" test -S "$WORK/$name.sock"
+        wait_port "$METRICS_PORT"
+    else
+        wait_port "$SERVICE_PORT"
+    fi
 }
 
 # metric <metrics port> <series prefix>: the sum of every /metrics series starting with the
@@ -285,7 +297,10 @@ now() { date +%s.%N; }
 # --- nginx from the shipped files (nginx.sh, zipf.sh) ---------------------------------------------
 # These use the calling script's NGINX (the binary), CONNS, SECS, REDIS_PID and PROVIDER_PID.
 # start_nginx <name> <auth port> <edit...>: nginx running the example against the auth upstream
-# on <auth port>; edits are "example:<from>=><to>" pairs. Sets NGINX_PID and NGINX_PORT.
+# on <auth port> (or `unix:<path>`, the service's unix socket); edits are "<from>=><to>" pairs in
+# example.conf, where @NGINX_DIR@ stands for this nginx's prefix. With NGINX_LUA=1, the Lua module
+# is loaded and the fast path's files (ipcheck-fastpath-http.conf, ipcheck-fastpath.lua) are in
+# place and included; NGINX_HTTP_EXTRA holds more http-level lines. Sets NGINX_PID and NGINX_PORT.
 start_nginx() {
     local name=$1 auth_port=$2
     shift 2
@@ -305,7 +320,11 @@ start_nginx() {
     example=$(subst "$example" "access_log /var/log/nginx/access.log ipcheck;" "access_log off;")
     example=$(subst "$example" "# set_real_ip_from  10.0.0.0/8;" "set_real_ip_from  127.0.0.1;")
     example=$(subst "$example" "# real_ip_header    X-Forwarded-For;" "real_ip_header    X-Forwarded-For;")
-    upstream=$(subst "$upstream" "server 127.0.0.1:9217;" "server 127.0.0.1:$auth_port;")
+    if [[ $auth_port == unix:* ]]; then
+        upstream=$(subst "$upstream" "server 127.0.0.1:9217;" "server $auth_port;")
+    else
+        upstream=$(subst "$upstream" "server 127.0.0.1:9217;" "server 127.0.0.1:$auth_port;")
+    fi
     upstream=$(subst "$upstream" "127.0.0.1:9219" "127.0.0.1:$(free_port)")
     upstream=$(subst "$upstream" "/var/log/nginx/ipcheck-gate.log" "$dir/logs/ipcheck-gate.log")
     local microcache
@@ -316,6 +335,14 @@ start_nginx() {
         local from=${edit%%=>*} to=${edit#*=>}
         example=$(subst "$example" "$from" "$to")
     done
+    example=${example//@NGINX_DIR@/$dir}
+    local modules="" lua_http=""
+    if [ "${NGINX_LUA:-0}" = 1 ]; then
+        # Debian's libnginx-mod-http-lua; its NDK dependency is loaded first.
+        modules=$'load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;'
+        cp "$ROOT/nginx/ipcheck-fastpath-http.conf" "$ROOT/nginx/ipcheck-fastpath.lua" "$dir/ipcheck/"
+        lua_http="include ipcheck/ipcheck-fastpath-http.conf;"
+    fi
     printf '%s\n' "$example" >"$dir/ipcheck/example.conf"
     printf '%s\n' "$upstream" >"$dir/ipcheck/ipcheck-upstream.conf"
     printf '%s\n' "$server" >"$dir/ipcheck/ipcheck.conf"
@@ -323,6 +350,7 @@ start_nginx() {
     local user=""
     [ "$(id -u)" -ne 0 ] || user="user root;"
     cat >"$dir/nginx.conf" <<EOF
+$modules
 $user
 daemon off;
 worker_processes auto;
@@ -342,6 +370,8 @@ http {
     include ipcheck/ipcheck-upstream.conf;
     # Only (f) turns the micro-cache on; the zone costs the others nothing.
     include ipcheck/ipcheck-microcache.conf;
+    $lua_http
+    ${NGINX_HTTP_EXTRA:-}
     include ipcheck/example.conf;
 
     # The protected application: a page from this same nginx.

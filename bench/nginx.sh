@@ -11,6 +11,10 @@
 #   (e) cold addresses, provider answering in 20 ms     ... a new address on every request
 #   (e0) noop-auth making one provider call first       the best any backend asking it can do
 #   (f) the example's micro-cache on                    ... + set $ipcheck_microcache 1
+#   (cu) (c) with the service on a unix socket           ... + `server unix:...;`, listen unix:
+#   (g) the Lua fast path (nginx/ipcheck-fastpath.lua)  ... + access_by_lua_file, 1 s answers
+#   (r) bench-only Lua reference, CrowdSec-style         ... + a shared dict keyed by address
+#       (no ipcheck at all: the dict answers "allow" for every client, filled on first sight)
 #
 # Every variant runs the shipped nginx/example.conf, ipcheck.conf and ipcheck-upstream.conf with
 # literal substitutions (ports, the micro-cache path, the real_ip lines, and the one switch the
@@ -24,6 +28,7 @@
 #        ROUNDS=3 bench/nginx.sh        runs the whole sequence 3 times (default 2) and averages
 #        PROFILE="c d" bench/nginx.sh   also records perf profiles of the auth backend in those
 #                                      variants, to ./perf-<variant>.data
+#        ONLY="a b c cu f g r" bench/nginx.sh   runs only those variants (issue #15's table)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -39,6 +44,9 @@ need nginx nginx
 need redis-server redis-server
 need redis-cli redis-tools
 need curl curl
+# (g) and (r): nginx's Lua module (the package, not a command: `need` is given a name no command
+# has, so it installs the package when the module file is missing).
+[ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need ipcheck-no-such-command libnginx-mod-http-lua
 build_release
 
 NGINX=$(command -v nginx)
@@ -167,105 +175,181 @@ DATABASE_EDIT=$(printf '%b' "$DATABASE_EDIT")
 
 NO_AUTH_ON_ROOT=$'set $ipcheck_on_unreachable open;\n        auth_request /_ipcheck;=>set $ipcheck_on_unreachable open;'
 
+# want <variant>: whether this run measures it (ONLY, default all).
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+# (g): the shipped fast path in place of auth_request, as docs/fast-path.md says to.
+# shellcheck disable=SC2016 # nginx text, literally
+FAST_PATH='auth_request /_ipcheck;=>access_by_lua_file @NGINX_DIR@/ipcheck/ipcheck-fastpath.lua;'
+# (r): the reference, an in-nginx decision the way CrowdSec's Lua bouncer makes one for a known
+# client: one shared-dict lookup keyed by the address, no service, no headers for the backend
+# (filled on first sight, as the bouncer fills its cache from its API; every client is "allow").
+# shellcheck disable=SC2016
+LUA_REFERENCE='auth_request /_ipcheck;=>access_by_lua_block {
+            local dict = ngx.shared.ipcheck_reference
+            local addr = ngx.var.remote_addr
+            local verdict = dict:get(addr)
+            if verdict == nil then
+                verdict = "allow"
+                dict:set(addr, verdict, 60)
+            end
+            if verdict ~= "allow" then
+                return ngx.exit(403)
+            end
+        }'
+
 # The variants in order, the whole sequence ROUNDS times (interleaved, so a slow moment of a
 # shared machine spreads over all variants); the results are the means over the rounds.
 for round in $(seq "$ROUNDS"); do
     log "--- round $round of $ROUNDS"
-    # (a) the ceiling: the same server, location / without auth_request.
-    start_nginx a "$NOOP_PORT" "$NO_AUTH_ON_ROOT"
-    warm "$WORK/clients.lua"
-    measure a "$WORK/clients.lua" 0
-    stop "$NGINX_PID"
+    if want a; then
+        # (a) the ceiling: the same server, location / without auth_request.
+        start_nginx a "$NOOP_PORT" "$NO_AUTH_ON_ROOT"
+        warm "$WORK/clients.lua"
+        measure a "$WORK/clients.lua" 0
+        stop "$NGINX_PID"
+    fi
 
-    # (b) auth_request to the do-nothing handler.
-    start_nginx b "$NOOP_PORT"
-    warm "$WORK/clients.lua"
-    measure b "$WORK/clients.lua" "$NOOP_PID"
-    stop "$NGINX_PID"
+    if want b; then
+        # (b) auth_request to the do-nothing handler.
+        start_nginx b "$NOOP_PORT"
+        warm "$WORK/clients.lua"
+        measure b "$WORK/clients.lua" "$NOOP_PID"
+        stop "$NGINX_PID"
+    fi
 
-    # (c) ipcheck-auth answering from its local tier (the warm-up asks the provider once per address).
-    start_service svc-c
-    start_nginx c "$SERVICE_PORT"
-    warm "$WORK/clients.lua"
-    before=$(tier_count "$METRICS_PORT" local)
-    measure c "$WORK/clients.lua" "$SERVICE_PID"
-    log "(c) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
-    stop "$NGINX_PID"
-    stop "$SERVICE_PID"
+    if want c; then
+        # (c) ipcheck-auth answering from its local tier (the warm-up asks the provider once per address).
+        start_service svc-c
+        start_nginx c "$SERVICE_PORT"
+        warm "$WORK/clients.lua"
+        before=$(tier_count "$METRICS_PORT" local)
+        measure c "$WORK/clients.lua" "$SERVICE_PID"
+        log "(c) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+    fi
 
-    # (cl) = (c) with the feed mix in Redis before the service starts, all three lists consulted.
-    load_feeds
-    start_service svc-cl "${FEED_EDITS[@]}"
-    await 30 "the service's copy of the lists" lists_loaded
-    start_nginx cl "$SERVICE_PORT"
-    # location /'s policy does consult the lists: an address in the DROP list is refused.
-    dropped=$(awk '$3 ~ /drop$/ { sub(/\/.*/, "", $4); print $4; exit }' "$WORK/feeds.redis")
-    status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $dropped" "http://127.0.0.1:$NGINX_PORT/")
-    [ "$status" = 403 ] || die "(cl) $dropped, in the DROP list, got $status through nginx, not 403"
-    warm "$WORK/clients.lua"
-    before=$(tier_count "$METRICS_PORT" local)
-    list_before=$(metric "$METRICS_PORT" 'ipcheck_list_decisions_total')
-    measure cl "$WORK/clients.lua" "$SERVICE_PID"
-    log "(cl) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before)), list decisions: $(($(metric "$METRICS_PORT" 'ipcheck_list_decisions_total') - list_before)); the service's lists: $(for l in $FEED_LISTS; do printf '%s=%s ' "$l" "$(metric "$METRICS_PORT" "ipcheck_list_networks{list=\"$l\"}")"; done)"
-    stop "$NGINX_PID"
-    stop "$SERVICE_PID"
-    drop_feeds
+    if want cl; then
+        # (cl) = (c) with the feed mix in Redis before the service starts, all three lists consulted.
+        load_feeds
+        start_service svc-cl "${FEED_EDITS[@]}"
+        await 30 "the service's copy of the lists" lists_loaded
+        start_nginx cl "$SERVICE_PORT"
+        # location /'s policy does consult the lists: an address in the DROP list is refused.
+        dropped=$(awk '$3 ~ /drop$/ { sub(/\/.*/, "", $4); print $4; exit }' "$WORK/feeds.redis")
+        status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $dropped" "http://127.0.0.1:$NGINX_PORT/")
+        [ "$status" = 403 ] || die "(cl) $dropped, in the DROP list, got $status through nginx, not 403"
+        warm "$WORK/clients.lua"
+        before=$(tier_count "$METRICS_PORT" local)
+        list_before=$(metric "$METRICS_PORT" 'ipcheck_list_decisions_total')
+        measure cl "$WORK/clients.lua" "$SERVICE_PID"
+        log "(cl) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before)), list decisions: $(($(metric "$METRICS_PORT" 'ipcheck_list_decisions_total') - list_before)); the service's lists: $(for l in $FEED_LISTS; do printf '%s=%s ' "$l" "$(metric "$METRICS_PORT" "ipcheck_list_networks{list=\"$l\"}")"; done)"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+        drop_feeds
+    fi
 
-    # (cm) = (c) with three databases configured.
-    start_service svc-cm "$DATABASE_EDIT"
-    start_nginx cm "$SERVICE_PORT"
-    warm "$WORK/clients.lua"
-    before=$(tier_count "$METRICS_PORT" local)
-    lookups_before=$(metric "$METRICS_PORT" 'ipcheck_database_lookups_total{database="geo",result="miss"}')
-    measure cm "$WORK/clients.lua" "$SERVICE_PID"
-    log "(cm) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before)), country-database lookups: $(($(metric "$METRICS_PORT" 'ipcheck_database_lookups_total{database="geo",result="miss"}') - lookups_before))"
-    stop "$NGINX_PID"
-    stop "$SERVICE_PID"
+    if want cm; then
+        # (cm) = (c) with three databases configured.
+        start_service svc-cm "$DATABASE_EDIT"
+        start_nginx cm "$SERVICE_PORT"
+        warm "$WORK/clients.lua"
+        before=$(tier_count "$METRICS_PORT" local)
+        lookups_before=$(metric "$METRICS_PORT" 'ipcheck_database_lookups_total{database="geo",result="miss"}')
+        measure cm "$WORK/clients.lua" "$SERVICE_PID"
+        log "(cm) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before)), country-database lookups: $(($(metric "$METRICS_PORT" 'ipcheck_database_lookups_total{database="geo",result="miss"}') - lookups_before))"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+    fi
 
-    # (d) no local tier: every decision from Redis (which (c)'s warm-up filled).
-    start_service svc-d "capacity = 100000=>capacity = 0"
-    start_nginx d "$SERVICE_PORT"
-    warm "$WORK/clients.lua"
-    before=$(tier_count "$METRICS_PORT" redis)
-    measure d "$WORK/clients.lua" "$SERVICE_PID"
-    log "(d) Redis answers during the run: $(($(tier_count "$METRICS_PORT" redis) - before))"
-    stop "$NGINX_PID"
-    stop "$SERVICE_PID"
+    if want d; then
+        # (d) no local tier: every decision from Redis (which (c)'s warm-up filled).
+        start_service svc-d "capacity = 100000=>capacity = 0"
+        start_nginx d "$SERVICE_PORT"
+        warm "$WORK/clients.lua"
+        before=$(tier_count "$METRICS_PORT" redis)
+        measure d "$WORK/clients.lua" "$SERVICE_PID"
+        log "(d) Redis answers during the run: $(($(tier_count "$METRICS_PORT" redis) - before))"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+    fi
 
-    # (d0) the same shape with the least work: one plain GET of the same keys, then 204.
-    start_nginx d0 "$NOOP_REDIS_PORT"
-    warm "$WORK/clients.lua"
-    measure d0 "$WORK/clients.lua" "$NOOP_REDIS_PID"
-    stop "$NGINX_PID"
+    if want d0; then
+        # (d0) the same shape with the least work: one plain GET of the same keys, then 204.
+        start_nginx d0 "$NOOP_REDIS_PORT"
+        warm "$WORK/clients.lua"
+        measure d0 "$WORK/clients.lua" "$NOOP_REDIS_PID"
+        stop "$NGINX_PID"
+    fi
 
-    # (e) cold addresses: every request waits for the 20 ms provider.
-    start_service svc-e
-    start_nginx e "$SERVICE_PORT"
-    measure e "$WORK/cold.lua" "$SERVICE_PID" $((10 + round))
-    log "(e) provider answers during the run: $(tier_count "$METRICS_PORT" provider), mean provider call as the service measured it: $(provider_ms "$METRICS_PORT") ms"
-    stop "$NGINX_PID"
-    stop "$SERVICE_PID"
+    if want e; then
+        # (e) cold addresses: every request waits for the 20 ms provider.
+        start_service svc-e
+        start_nginx e "$SERVICE_PORT"
+        measure e "$WORK/cold.lua" "$SERVICE_PID" $((10 + round))
+        log "(e) provider answers during the run: $(tier_count "$METRICS_PORT" provider), mean provider call as the service measured it: $(provider_ms "$METRICS_PORT") ms"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+    fi
 
-    # (e0) the same shape with the least work: one call to the same provider, then 204.
-    start_nginx e0 "$NOOP_PROVIDER_PORT"
-    measure e0 "$WORK/cold.lua" "$NOOP_PROVIDER_PID" $((20 + round))
-    stop "$NGINX_PID"
+    if want e0; then
+        # (e0) the same shape with the least work: one call to the same provider, then 204.
+        start_nginx e0 "$NOOP_PROVIDER_PORT"
+        measure e0 "$WORK/cold.lua" "$NOOP_PROVIDER_PID" $((20 + round))
+        stop "$NGINX_PID"
+    fi
 
-    # (f) the micro-cache on: repeat visitors never reach the service.
-    start_service svc-f
-    # shellcheck disable=SC2016 # nginx variables, literally
-    start_nginx f "$SERVICE_PORT" 'set $ipcheck_microcache 0;=>set $ipcheck_microcache 1;'
-    warm "$WORK/clients.lua"
-    before=$(tier_count "$METRICS_PORT" local)
-    measure f "$WORK/clients.lua" "$SERVICE_PID"
-    log "(f) requests that still reached the service during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
-    stop "$NGINX_PID"
-    stop "$SERVICE_PID"
+    if want f; then
+        # (f) the micro-cache on: repeat visitors never reach the service.
+        start_service svc-f
+        # shellcheck disable=SC2016 # nginx variables, literally
+        start_nginx f "$SERVICE_PORT" 'set $ipcheck_microcache 0;=>set $ipcheck_microcache 1;'
+        warm "$WORK/clients.lua"
+        before=$(tier_count "$METRICS_PORT" local)
+        measure f "$WORK/clients.lua" "$SERVICE_PID"
+        log "(f) requests that still reached the service during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+    fi
+
+    # (cu) = (c) with the service on a unix socket instead of loopback TCP.
+    if want cu; then
+        SERVICE_UNIX=1 start_service svc-cu
+        start_nginx cu "$SERVICE_PORT"
+        warm "$WORK/clients.lua"
+        before=$(tier_count "$METRICS_PORT" local)
+        measure cu "$WORK/clients.lua" "$SERVICE_PID"
+        log "(cu) local-tier answers during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+    fi
+
+    # (g) the Lua fast path: repeat clients answered from nginx's shared dict for up to 1 s.
+    if want g; then
+        start_service svc-g
+        NGINX_LUA=1 start_nginx g "$SERVICE_PORT" "$FAST_PATH"
+        warm "$WORK/clients.lua"
+        before=$(tier_count "$METRICS_PORT" local)
+        measure g "$WORK/clients.lua" "$SERVICE_PID"
+        log "(g) requests that still reached the service during the run: $(($(tier_count "$METRICS_PORT" local) - before))"
+        stop "$NGINX_PID"
+        stop "$SERVICE_PID"
+    fi
+
+    # (r) the reference: a CrowdSec-style shared-dict lookup in nginx, no service.
+    if want r; then
+        NGINX_LUA=1 NGINX_HTTP_EXTRA='lua_shared_dict ipcheck_reference 10m;' \
+            start_nginx r "$NOOP_PORT" "$LUA_REFERENCE"
+        warm "$WORK/clients.lua"
+        measure r "$WORK/clients.lua" 0
+        stop "$NGINX_PID"
+    fi
 done
 
-for name in a b c cl cm d d0 e e0 f; do
-    RPS[$name]=$(awk -v s="${RPS_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
-    P99[$name]=$(awk -v s="${P99_SUM[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }')
+for name in a b c cl cm d d0 e e0 f cu g r; do
+    RPS[$name]=$(awk -v s="${RPS_SUM[$name]:-0}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
+    P99[$name]=$(awk -v s="${P99_SUM[$name]:-0}" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }')
 done
 
 BOUND=$((CONNS * 1000 / PROVIDER_MS))
@@ -283,6 +367,11 @@ eb=$(ratio "${RPS[e]}" "$BOUND")
 e0b=$(ratio "${RPS[e0]}" "$BOUND")
 ee099=$(ratio "${P99[e]}" "${P99[e0]}")
 fa=$(ratio "${RPS[f]}" "${RPS[a]}")
+fc=$(ratio "${RPS[f]}" "${RPS[c]}")
+cuc=$(ratio "${RPS[cu]}" "${RPS[c]}")
+gr=$(ratio "${RPS[g]}" "${RPS[r]}")
+ga=$(ratio "${RPS[g]}" "${RPS[a]}")
+ra=$(ratio "${RPS[r]}" "${RPS[a]}")
 cat <<EOF >&2
 
 variant (mean of $ROUNDS rounds)  req/s     p99 ms
@@ -296,5 +385,13 @@ variant (mean of $ROUNDS rounds)  req/s     p99 ms
 (e) cold, provider ${PROVIDER_MS} ms     ${RPS[e]}    ${P99[e]}   (bound ${CONNS}/${PROVIDER_MS} ms = $BOUND req/s)
 (e0) noop + one provider call ${RPS[e0]}    ${P99[e0]}
 (f) nginx micro-cache        ${RPS[f]}    ${P99[f]}
+(cu) (c) over a unix socket  ${RPS[cu]}    ${P99[cu]}
+(g) Lua fast path            ${RPS[g]}    ${P99[g]}
+(r) Lua reference (CrowdSec) ${RPS[r]}    ${P99[r]}
+
+CPU us per request (last round):
 EOF
-echo "nginx: b/a=$ba c/b=$cb ($(meets "$cb" ">=" 0.95) >=0.95) c_p99/b_p99=$cb99 ($(meets "$cb99" "<=" 1.1) <=1.1) cl/c=$clc ($(meets "$clc" ">=" 0.95) >=0.95) [cl_p99/c_p99=$clc99] cm/c=$cmc ($(meets "$cmc" ">=" 0.95) >=0.95) [cm_p99/c_p99=$cmc99] d/b=$db ($(meets "$db" ">=" 0.85) >=0.85) [d0/b=$d0b d/d0=$dd0] e/bound=$eb ($(meets "$eb" ">=" 0.9) >=0.9) e_p99=${P99[e]}ms ($(meets "${P99[e]}" "<=" 25) <=25) [e0/bound=$e0b e0_p99=${P99[e0]}ms e_p99/e0_p99=$ee099] f/a=$fa ($(meets "$fa" ">=" 0.7) >=0.7)"
+for name in a b c cu f g r cl cm d d0 e e0; do
+    [ -z "${CPU[$name]:-}" ] || printf '(%s) %s\n' "$name" "${CPU[$name]}" >&2
+done
+echo "nginx: b/a=$ba c/b=$cb ($(meets "$cb" ">=" 0.95) >=0.95) c_p99/b_p99=$cb99 ($(meets "$cb99" "<=" 1.1) <=1.1) cl/c=$clc ($(meets "$clc" ">=" 0.95) >=0.95) [cl_p99/c_p99=$clc99] cm/c=$cmc ($(meets "$cmc" ">=" 0.95) >=0.95) [cm_p99/c_p99=$cmc99] d/b=$db ($(meets "$db" ">=" 0.85) >=0.85) [d0/b=$d0b d/d0=$dd0] e/bound=$eb ($(meets "$eb" ">=" 0.9) >=0.9) e_p99=${P99[e]}ms ($(meets "${P99[e]}" "<=" 25) <=25) [e0/bound=$e0b e0_p99=${P99[e0]}ms e_p99/e0_p99=$ee099] f/a=$fa ($(meets "$fa" ">=" 0.7) >=0.7) [f/c=$fc cu/c=$cuc r/a=$ra] g/r=$gr ($(meets "$gr" ">=" 1.0) >=1.0) g/a=$ga ($(meets "$ga" ">=" 0.9) >=0.9)"

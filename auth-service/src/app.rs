@@ -50,6 +50,10 @@ pub struct App {
     pub refresh_log: Arc<Mutex<ipcheck_core::LogLimiter>>,
     /// The local `.mmdb` databases (opened with each configuration; an unchanged one is kept).
     pub databases: Arc<crate::databases::Databases>,
+    /// Decision events (`[events]`), when on and Redis is configured.
+    pub events: Option<crate::events::Events>,
+    /// The enrichment queue (with Redis, in a runtime), started with the first configuration.
+    pub enrich: Option<Arc<crate::enrich::queue::Queue>>,
     /// The provider's key as read when this configuration was loaded (a reload compares it).
     pub(crate) key: Option<ApiKey>,
     unknown_policies: Mutex<BTreeMap<String, u64>>,
@@ -69,6 +73,10 @@ pub(crate) struct Carried {
     pub lists: Option<Arc<crate::lists::ListStore>>,
     /// The next configuration's databases, opened before it is assembled.
     pub databases: Arc<crate::databases::Databases>,
+    /// The events writer, started once (`[events]`).
+    pub events: Option<Arc<crate::events::Writer>>,
+    /// The enrichment queue, kept as started (its task and buffer outlive reloads).
+    pub enrich: Option<Arc<crate::enrich::queue::Queue>>,
 }
 
 impl App {
@@ -93,23 +101,47 @@ impl App {
             .transpose()?;
         let databases =
             crate::databases::Databases::open(&settings.origin, &settings.databases, None)?;
+        let redis = redis.map(Arc::new);
+        // The writer is a task: only where a runtime runs it (not in the operator's commands).
+        let events = match (
+            &settings.events,
+            &redis,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            (Some(e), Some(redis), Ok(_)) => Some(crate::events::Writer::spawn(
+                e.writer.clone(),
+                Arc::clone(redis),
+            )),
+            _ => None,
+        };
         let metrics = Metrics::default();
         if provider.is_some() {
             metrics.provider_configured();
         }
+        let metrics = Arc::new(metrics);
+        let enrich = match (&redis, tokio::runtime::Handle::try_current()) {
+            (Some(redis), Ok(_)) => Some(Arc::new(crate::enrich::queue::Queue::spawn(
+                Arc::clone(redis),
+                settings.enrich,
+                Arc::clone(&metrics),
+            ))),
+            _ => None,
+        };
         let carried = Carried {
             local: Arc::new(local),
             coherence,
-            redis: redis.map(Arc::new),
+            redis,
             provider: provider.map(Arc::new),
             flights: Arc::default(),
             calls: Arc::default(),
-            metrics: Arc::new(metrics),
+            metrics,
             refresh_log: Arc::new(Mutex::new(ipcheck_core::LogLimiter::new(
                 crate::provider::health::LOG_INTERVAL,
             ))),
             lists: None,
             databases: Arc::new(databases),
+            events,
+            enrich,
         };
         Ok(App::assemble(settings, key, carried))
     }
@@ -126,8 +158,14 @@ impl App {
             crate::lists::refresh::spawn(&lists, Arc::clone(redis), carried.coherence.clone());
         }
         carried.databases.spawn_checks();
+        let events = settings
+            .events
+            .as_ref()
+            .zip(carried.events)
+            .map(|(e, writer)| crate::events::Events::new(e.filter, writer));
         App {
             lists,
+            events,
             lifetimes: Lifetimes::new(&settings),
             settings,
             local: carried.local,
@@ -139,6 +177,7 @@ impl App {
             metrics: carried.metrics,
             refresh_log: carried.refresh_log,
             databases: carried.databases,
+            enrich: carried.enrich,
             key,
             unknown_policies: Mutex::new(BTreeMap::new()),
         }
@@ -158,6 +197,8 @@ impl App {
             refresh_log: Arc::clone(&self.refresh_log),
             lists: Some(Arc::clone(&self.lists)),
             databases: Arc::clone(&self.databases),
+            events: self.events.as_ref().map(|e| Arc::clone(e.writer())),
+            enrich: self.enrich.clone(),
         }
     }
 
@@ -333,6 +374,10 @@ impl Tiers for App {
 
     fn databases(&self) -> Option<&crate::databases::Databases> {
         Some(&*self.databases).filter(|d| !d.is_empty())
+    }
+
+    fn queue(&self) -> Option<&crate::enrich::queue::Queue> {
+        self.enrich.as_deref()
     }
 }
 

@@ -5,6 +5,10 @@
 //! `vpn` and `tor`. The counters grow with the vocabulary (verdicts × tokens), not with the
 //! number of reason *combinations* (verdicts × 2^tokens, as before), and the label values are
 //! the vocabulary's tokens, so a new category gets its series with no change here.
+//!
+//! The same pair counts the would-be decisions of policies in observe mode
+//! ([`DecisionCounts::observed`]: `ipcheck_observed_decisions_total`,
+//! `ipcheck_observed_decision_reasons_total`), whose answers count as allows in the first pair.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,24 +26,58 @@ fn verdict_index(v: Verdict) -> usize {
     }
 }
 
+/// The metric names and help texts of one pair of counters.
+struct Names {
+    total: &'static str,
+    total_help: &'static str,
+    reasons: &'static str,
+    reasons_help: &'static str,
+}
+
+const SENT: Names = Names {
+    total: "ipcheck_decisions_total",
+    total_help: "Decisions sent, by verdict.",
+    reasons: "ipcheck_decision_reasons_total",
+    reasons_help: "Decisions sent, by verdict and each reason token (a decision with two reasons counts under both).",
+};
+
+const OBSERVED: Names = Names {
+    total: "ipcheck_observed_decisions_total",
+    total_help: "Decisions of policies in observe mode (answered allow), by the verdict they would have sent.",
+    reasons: "ipcheck_observed_decision_reasons_total",
+    reasons_help: "Decisions of policies in observe mode, by would-be verdict and each reason token.",
+};
+
 /// The decision counters: one per verdict, one per verdict and reason token.
 pub struct DecisionCounts {
+    names: &'static Names,
     totals: [AtomicU64; 3],
     by_reason: Box<[AtomicU64]>,
 }
 
 impl Default for DecisionCounts {
+    /// The decisions sent to nginx.
     fn default() -> Self {
+        DecisionCounts::with_names(&SENT)
+    }
+}
+
+impl DecisionCounts {
+    /// The would-be decisions of policies in observe mode.
+    pub fn observed() -> Self {
+        DecisionCounts::with_names(&OBSERVED)
+    }
+
+    fn with_names(names: &'static Names) -> Self {
         DecisionCounts {
+            names,
             totals: Default::default(),
             by_reason: (0..VERDICTS.len() * COUNT)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
         }
     }
-}
 
-impl DecisionCounts {
     /// One decision: its verdict's total, and each of its reason tokens.
     pub fn count(&self, verdict: Verdict, reasons: ReasonSet) {
         let vi = verdict_index(verdict);
@@ -56,24 +94,27 @@ impl DecisionCounts {
 
     /// The Prometheus text of both metrics (every verdict total, the reason series seen).
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_decisions_total Decisions sent, by verdict.\n");
-        out.push_str("# TYPE ipcheck_decisions_total counter\n");
+        let Names {
+            total,
+            total_help,
+            reasons,
+            reasons_help,
+        } = self.names;
+        let _ = writeln!(out, "# HELP {total} {total_help}");
+        let _ = writeln!(out, "# TYPE {total} counter");
         for (vi, verdict) in VERDICTS.iter().enumerate() {
             let n = self.totals[vi].load(Ordering::Relaxed);
-            let _ = writeln!(out, "ipcheck_decisions_total{{verdict=\"{verdict}\"}} {n}");
+            let _ = writeln!(out, "{total}{{verdict=\"{verdict}\"}} {n}");
         }
-        out.push_str(
-            "# HELP ipcheck_decision_reasons_total Decisions sent, by verdict and each reason \
-             token (a decision with two reasons counts under both).\n",
-        );
-        out.push_str("# TYPE ipcheck_decision_reasons_total counter\n");
+        let _ = writeln!(out, "# HELP {reasons} {reasons_help}");
+        let _ = writeln!(out, "# TYPE {reasons} counter");
         for (vi, verdict) in VERDICTS.iter().enumerate() {
             for (bit, token) in KNOWN_REASONS.iter().enumerate() {
                 let n = self.by_reason[vi * COUNT + bit].load(Ordering::Relaxed);
                 if n > 0 {
                     let _ = writeln!(
                         out,
-                        "ipcheck_decision_reasons_total{{verdict=\"{verdict}\",reason=\"{token}\"}} {n}"
+                        "{reasons}{{verdict=\"{verdict}\",reason=\"{token}\"}} {n}"
                     );
                 }
             }
@@ -110,6 +151,19 @@ mod tests {
         // No reason, no reason series; unseen combinations print nothing.
         assert!(!text.contains("reason=\"\""));
         assert_eq!(text.matches("ipcheck_decision_reasons_total{").count(), 2);
+    }
+
+    #[test]
+    fn observed_decisions_have_their_own_names() {
+        let c = DecisionCounts::observed();
+        c.count(Verdict::Block, ReasonSet::from_bits(0b100));
+        let text = render(&c);
+        assert!(text.contains("# TYPE ipcheck_observed_decisions_total counter\n"));
+        assert!(text.contains("ipcheck_observed_decisions_total{verdict=\"block\"} 1\n"));
+        assert!(text.contains(
+            "ipcheck_observed_decision_reasons_total{verdict=\"block\",reason=\"tor\"} 1\n"
+        ));
+        assert!(!text.contains("ipcheck_decisions_total"));
     }
 
     #[test]

@@ -86,6 +86,12 @@ impl DecisionLog {
         }
     }
 
+    /// Whether a decision with this verdict is selected, drawing the sample from this thread's
+    /// generator (the events stream's selection, [`crate::events`]).
+    pub(crate) fn selects(&self, verdict: Verdict) -> bool {
+        self.wants(verdict, next_draw)
+    }
+
     /// Whether a decision with this verdict is logged, given a uniform random `draw`.
     fn wants(&self, verdict: Verdict, draw: impl FnOnce() -> u64) -> bool {
         let kind = match self.decisions {
@@ -98,7 +104,9 @@ impl DecisionLog {
 
     /// Logs one decision if its kind and the sample say so. Key, reason and tier are the answer's
     /// `X-IPCheck-*` values as sent (an empty reason is logged empty, as nginx's `ipcheck` access
-    /// log format writes it).
+    /// log format writes it); country, AS number and score are `-` when unknown; in observe mode
+    /// (`mode=observe`) verdict and reason are the policy's, which nginx got as
+    /// `X-IPCheck-Observed-*` while it was answered allow.
     pub fn record(&self, headers: &HeaderMap, outcome: &Outcome, latency: Duration) {
         if !self.wants(outcome.verdict, next_draw) {
             return;
@@ -115,9 +123,25 @@ impl DecisionLog {
             verdict = %outcome.verdict.as_str(),
             reason = %outcome.reason.to_str().unwrap_or("-"),
             tier = %outcome.tier.as_str(),
+            country = %Dash(outcome.attributes.country),
+            asn = %Dash(outcome.attributes.asn),
+            score = %Dash(outcome.attributes.score),
             latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            mode = %outcome.mode.as_str(),
             "decision"
         );
+    }
+}
+
+/// An attribute as a log field: its value, `-` when unknown (as nginx logs an empty variable).
+struct Dash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Dash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
@@ -149,7 +173,8 @@ thread_local! {
 }
 
 /// A uniform u64 from this thread's generator: statistical sampling needs no cryptography.
-fn next_draw() -> u64 {
+/// Also the events stream's sample ([`crate::events`]).
+pub(crate) fn next_draw() -> u64 {
     RNG.with(|state| {
         let mut x = state.get();
         x ^= x >> 12;

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use ipcheck_core::{Facts, Verdict};
+use ipcheck_core::{Facts, Needs, ReasonSet, Verdict};
 
 use crate::app::App;
 use crate::cache::redis::{Stored, NO_EXPIRY};
@@ -20,6 +20,7 @@ use crate::duration::display;
 use crate::lookup::lifetimes::RedisHit;
 use crate::lookup::{self, Decided, Rule, Tiers};
 use crate::metrics::Tier;
+use crate::provider::mapping::Attribute;
 
 /// Why there is nothing to explain.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,13 +95,15 @@ pub async fn explain(
     line("address", address.trim());
     line("key", key.as_str());
     line("policy", name);
+    line("mode", mode_line(policies.mode(name)));
     line("local", &local);
     line("redis", &redis);
     if !app.databases.is_empty() {
         line("databases", &databases);
     }
-    line("provider", &provider_line(app, &decided));
-    line("facts", &facts_line(&decided));
+    let needs = policy.needs();
+    line("provider", &provider_line(app, &decided, &needs));
+    line("facts", &facts_line(&decided, &needs));
     line("rule", &rule_line(&decided));
     line("verdict", decided.decision.verdict.as_str());
     let reason = match &decided.pin_reasons {
@@ -110,6 +113,14 @@ pub async fn explain(
     line("reason", &reason);
     line("cache", decided.tier.as_str());
     Ok(out)
+}
+
+/// What the mode does to the verdict below.
+fn mode_line(mode: crate::mode::Mode) -> &'static str {
+    match mode {
+        crate::mode::Mode::Enforce => "enforce",
+        crate::mode::Mode::Observe => "observe (nginx is answered allow; the verdict and reason below reach the backend as X-IPCheck-Observed-Verdict and -Reason)",
+    }
 }
 
 /// Facts as `explain` writes them: the categories (or `none`), then the known attributes.
@@ -127,6 +138,18 @@ pub fn categories(facts: Facts) -> String {
     }
     if let Some(s) = a.score {
         text.push_str(&format!(", score {s}"));
+    }
+    text
+}
+
+/// The facts, and "<attribute> unknown" for each attribute the policy decides on that they do
+/// not know (its rules then match nothing; `allow_countries` blocks).
+fn with_unknowns(facts: Facts, needs: &Needs) -> String {
+    let mut text = categories(facts);
+    for a in Attribute::ALL {
+        if a.needed_by(needs) && !a.is_known(&facts.attributes) {
+            text.push_str(&format!(", {} unknown", a.name()));
+        }
     }
     text
 }
@@ -180,7 +203,7 @@ fn describe_stored(app: &App, stored: &Stored) -> String {
     }
 }
 
-fn provider_line(app: &App, decided: &Decided) -> String {
+fn provider_line(app: &App, decided: &Decided, needs: &Needs) -> String {
     if app.provider.is_none() {
         return "not configured".to_owned();
     }
@@ -188,13 +211,16 @@ fn provider_line(app: &App, decided: &Decided) -> String {
         (_, None) => "not asked (a list decided)".to_owned(),
         (Tier::Provider, Some(known)) => match known {
             Known::Facts(f) | Known::WithoutRedis(Unpinned::Facts(f)) => {
-                format!("asked: {}", categories(*f))
+                format!("asked: {}", with_unknowns(*f, needs))
             }
             _ => "asked: no answer (see the log and /readyz)".to_owned(),
         },
         (Tier::Stale, _) => "gave no answer: stale facts served".to_owned(),
         (Tier::Database, _) => {
             "not asked (the databases give every fact the policy needs)".to_owned()
+        }
+        (Tier::Queued, _) => {
+            "not asked inline (on_miss = allow): the address is queued for a worker".to_owned()
         }
         (Tier::Local, _) | (Tier::Redis, _) => {
             format!("not asked (the {} tier knew)", decided.tier.as_str())
@@ -206,10 +232,10 @@ fn provider_line(app: &App, decided: &Decided) -> String {
     }
 }
 
-fn facts_line(decided: &Decided) -> String {
+fn facts_line(decided: &Decided, needs: &Needs) -> String {
     match &decided.known {
         Some(Known::Facts(f) | Known::Stale(f) | Known::WithoutRedis(Unpinned::Facts(f))) => {
-            categories(*f)
+            with_unknowns(*f, needs)
         }
         _ => "none".to_owned(),
     }
@@ -218,12 +244,12 @@ fn facts_line(decided: &Decided) -> String {
 fn rule_line(decided: &Decided) -> String {
     let verdict = decided.decision.verdict;
     let categories = || match verdict {
-        Verdict::Block => "a category the policy blocks",
-        Verdict::Challenge => "a category the policy challenges",
+        Verdict::Block => format!("{} the policy blocks", what(decided.decision.reasons)),
+        Verdict::Challenge => format!("{} the policy challenges", what(decided.decision.reasons)),
         Verdict::Allow if decided.decision.reasons.to_text() == "crawler" => {
-            "a crawler, which the policy allows (allow_crawlers)"
+            "a crawler, which the policy allows (allow_crawlers)".to_owned()
         }
-        Verdict::Allow => "no category the policy blocks or challenges",
+        Verdict::Allow => "no fact the policy blocks or challenges".to_owned(),
     };
     match decided.rule {
         Rule::DenyList => "the policy's deny list".to_owned(),
@@ -234,7 +260,7 @@ fn rule_line(decided: &Decided) -> String {
         ),
         Rule::Facts => match &decided.list {
             Some(list) => format!("{} (facts include the list '{list}')", categories()),
-            None => categories().to_owned(),
+            None => categories(),
         },
         Rule::StaleFacts => format!("{} (stale facts)", categories()),
         Rule::Pin => "an operator's pin in Redis, final for every policy".to_owned(),
@@ -242,5 +268,72 @@ fn rule_line(decided: &Decided) -> String {
         Rule::OnRedisError => {
             "on_redis_error: Redis could not be asked, so a pin may be hiding there".to_owned()
         }
+        Rule::OnMiss => {
+            "on_miss = allow: no tier knows the address yet, so no facts; queued for enrichment"
+                .to_owned()
+        }
+    }
+}
+
+/// What matched, from the reasons: "a category", "the country", "the AS number", "the score",
+/// joined by "and".
+fn what(reasons: ReasonSet) -> String {
+    let attributes = [
+        (ReasonSet::COUNTRY, "the country"),
+        (ReasonSet::ASN, "the AS number"),
+        (ReasonSet::SCORE, "the score"),
+    ];
+    let attribute_bits = attributes.iter().fold(0, |b, (r, _)| b | r.bits());
+    let mut parts = Vec::new();
+    if reasons.bits() & !attribute_bits != 0 {
+        parts.push("a category");
+    }
+    for (r, text) in attributes {
+        if reasons.bits() & r.bits() != 0 {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        parts.push("a category");
+    }
+    parts.join(" and ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipcheck_core::{Asn, Attributes, Categories, Category, Country};
+
+    #[test]
+    fn what_matched() {
+        let tor = ReasonSet::from_categories(Categories::EMPTY.with(Category::Tor));
+        assert_eq!(what(tor), "a category");
+        assert_eq!(what(ReasonSet::ASN), "the AS number");
+        assert_eq!(
+            what(tor.union(ReasonSet::COUNTRY).union(ReasonSet::SCORE)),
+            "a category and the country and the score"
+        );
+    }
+
+    #[test]
+    fn unknown_attributes_the_policy_needs() {
+        let needs = Needs {
+            country: true,
+            score: true,
+            ..Needs::default()
+        };
+        let facts = Facts {
+            categories: Categories::EMPTY.with(Category::Vpn),
+            attributes: Attributes {
+                country: Country::parse("US").ok(),
+                asn: Asn::new(64500),
+                score: None,
+            },
+        };
+        assert_eq!(
+            with_unknowns(facts, &needs),
+            "vpn, country US, AS64500, score unknown"
+        );
+        assert_eq!(with_unknowns(Facts::EMPTY, &Needs::default()), "none");
     }
 }

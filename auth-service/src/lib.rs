@@ -26,13 +26,17 @@ pub mod decision_counts;
 pub mod decision_log;
 pub mod detached;
 pub mod duration;
+pub mod enrich;
+pub mod events;
 pub mod explain;
+pub mod fact_headers;
 pub mod feeds;
 pub mod histogram;
 pub mod listen;
 pub mod lists;
 pub mod lookup;
 pub mod metrics;
+pub mod mode;
 pub mod ops;
 pub mod provider;
 pub mod reason_header;
@@ -194,7 +198,7 @@ pub(crate) fn apply_overrides(
     Ok(())
 }
 
-fn init_logging(settings: &Settings) {
+pub(crate) fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -318,6 +322,10 @@ async fn serve(
     };
     let (auth_result, metrics_result, admin_result) =
         tokio::join!(auth_server, metrics_server, admin_server);
+    // The listeners are closed: decision events still buffered are appended before the end.
+    if let Some(events) = &current.load().events {
+        events.writer().finish().await;
+    }
     auth_result.context("server error")?;
     metrics_result.context("metrics server error")?;
     admin_result.context("admin server error")?;

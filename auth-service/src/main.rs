@@ -80,6 +80,19 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         policy: Option<String>,
     },
+    /// Run an enrichment worker: read the queue of cold addresses (policies with
+    /// on_miss = "allow") from Redis as one consumer of the group, ask the provider under the
+    /// configured breaker and budget, write the facts with IPCHECK SET. Until SIGTERM.
+    Worker {
+        /// This worker's name in the consumer group (default: <hostname>-<pid>). A restarted
+        /// worker with the same name picks up what it left unacknowledged.
+        #[arg(long, value_name = "NAME")]
+        consumer: Option<String>,
+        /// The /metrics listen address (host:port or unix:/path; "" for none), overriding
+        /// `metrics.listen` in the config.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+    },
     /// Run feeds once (every configured feed when none is named): download, check and swap each
     /// into its network list in Redis, as the service does on its interval. For cron.
     Feed {
@@ -116,6 +129,22 @@ fn main() -> ExitCode {
         Some(Command::Explain { address, policy }) => {
             ops::explain::run(cli.config.as_deref(), &address, policy.as_deref())
         }
+        Some(Command::Worker {
+            consumer,
+            metrics_listen,
+        }) => match optional_listen("--metrics-listen", metrics_listen.as_deref()) {
+            Ok(metrics_listen) => ipcheck_auth::enrich::worker::run(
+                cli.config.as_deref(),
+                ipcheck_auth::enrich::worker::Options {
+                    consumer,
+                    metrics_listen,
+                },
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Feed { names, file }) => {
             ipcheck_auth::feeds::cli::run(cli.config.as_deref(), names, file)
         }

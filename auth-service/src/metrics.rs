@@ -27,17 +27,20 @@ pub enum Tier {
     /// The local databases gave every fact the policy needs: no provider call
     /// ([`crate::databases`]).
     Database,
+    /// Nothing known yet, answered at once and queued for enrichment (`on_miss = "allow"`).
+    Queued,
 }
 
 impl Tier {
     /// Every tier, in metric order.
-    pub const ALL: [Tier; 6] = [
+    pub const ALL: [Tier; 7] = [
         Tier::Local,
         Tier::Redis,
         Tier::Provider,
         Tier::Stale,
         Tier::None,
         Tier::Database,
+        Tier::Queued,
     ];
 
     /// The header and label value.
@@ -49,6 +52,7 @@ impl Tier {
             Tier::Stale => "stale",
             Tier::None => "none",
             Tier::Database => "database",
+            Tier::Queued => "queued",
         }
     }
 }
@@ -65,6 +69,8 @@ fn counters(n: usize) -> Box<[AtomicU64]> {
 /// Every metric the service exports.
 pub struct Metrics {
     decisions: crate::decision_counts::DecisionCounts,
+    /// `ipcheck_observed_decisions_total`: what policies in observe mode would have sent.
+    pub observed: crate::decision_counts::DecisionCounts,
     tiers: Box<[AtomicU64]>,
     redis_lookups: Box<[AtomicU64]>,
     provider_requests: AtomicU64,
@@ -85,6 +91,8 @@ pub struct Metrics {
     pub attribute_missing: crate::provider::missing::MissingAttributes,
     /// `ipcheck_database_decisions_total` ([`crate::databases`]).
     pub database_decisions: crate::databases::status::DecisionCount,
+    /// `ipcheck_enrich_...` ([`crate::enrich`]).
+    pub enrich: crate::enrich::counts::EnrichCounts,
 }
 
 /// `provider_up` before [`Metrics::provider_configured`]: no provider, no gauge.
@@ -105,6 +113,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             decisions: Default::default(),
+            observed: crate::decision_counts::DecisionCounts::observed(),
             tiers: counters(Tier::ALL.len()),
             redis_lookups: counters(3),
             provider_requests: AtomicU64::new(0),
@@ -119,6 +128,7 @@ impl Default for Metrics {
             feeds: crate::feeds::status::FeedStatus::default(),
             attribute_missing: Default::default(),
             database_decisions: Default::default(),
+            enrich: crate::enrich::counts::EnrichCounts::default(),
         }
     }
 }
@@ -176,6 +186,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         self.decisions.render(&mut out);
+        self.observed.render(&mut out);
         out.push_str(
             "# HELP ipcheck_cache_total Decisions by the tier that answered (X-IPCheck-Cache).\n",
         );
@@ -264,6 +275,7 @@ impl Metrics {
         self.feeds.render(&mut out);
         self.attribute_missing.render(&mut out);
         self.database_decisions.render(&mut out);
+        self.enrich.render(&mut out);
         out
     }
 }

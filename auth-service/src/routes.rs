@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `/auth` (any method) | 204 allow, 403 block, 401 challenge; empty body; `X-IPCheck-*` headers |
+//! | `/auth` (any method) | 204 allow, 403 block, 401 challenge (a policy in observe mode: always 204, the would-be verdict in `X-IPCheck-Observed-*`); empty body; `X-IPCheck-*` headers |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when what this instance needs (Redis, if configured) answers, else 503; the body also reports the provider and unknown policy names, which never make it unready |
 //!
@@ -32,6 +32,10 @@ pub const REASON: HeaderName = HeaderName::from_static("x-ipcheck-reason");
 pub const CACHE: HeaderName = HeaderName::from_static("x-ipcheck-cache");
 /// The normalized address.
 pub const KEY: HeaderName = HeaderName::from_static("x-ipcheck-key");
+/// Observe mode only: the verdict the policy would have sent (`X-IPCheck-Verdict` is `allow`).
+pub const OBSERVED_VERDICT: HeaderName = HeaderName::from_static("x-ipcheck-observed-verdict");
+/// Observe mode only: the reasons the policy would have sent (`X-IPCheck-Reason` is empty).
+pub const OBSERVED_REASON: HeaderName = HeaderName::from_static("x-ipcheck-observed-reason");
 
 /// All routes over the shared state.
 pub fn router(app: Current) -> Router {
@@ -98,7 +102,11 @@ async fn auth(State(current): State<Current>, headers: HeaderMap) -> Response {
     if log.enabled() {
         log.record(&headers, &outcome, elapsed);
     }
-    let status = match outcome.verdict {
+    if let Some(events) = &app.events {
+        events.record(&headers, &outcome);
+    }
+    let answer = outcome.answer();
+    let status = match answer {
         Verdict::Allow => StatusCode::NO_CONTENT,
         Verdict::Block => StatusCode::FORBIDDEN,
         Verdict::Challenge => StatusCode::UNAUTHORIZED,
@@ -106,10 +114,23 @@ async fn auth(State(current): State<Current>, headers: HeaderMap) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert(VERDICT, HeaderValue::from_static(outcome.verdict.as_str()));
-    h.insert(REASON, outcome.reason);
+    h.insert(VERDICT, HeaderValue::from_static(answer.as_str()));
+    match outcome.mode {
+        crate::mode::Mode::Enforce => {
+            h.insert(REASON, outcome.reason);
+        }
+        crate::mode::Mode::Observe => {
+            h.insert(REASON, HeaderValue::from_static(""));
+            h.insert(
+                OBSERVED_VERDICT,
+                HeaderValue::from_static(outcome.verdict.as_str()),
+            );
+            h.insert(OBSERVED_REASON, outcome.reason);
+        }
+    }
     h.insert(CACHE, HeaderValue::from_static(outcome.tier.as_str()));
     h.insert(KEY, outcome.key);
+    crate::fact_headers::insert(h, &outcome.attributes);
     response
 }
 
@@ -153,6 +174,9 @@ async fn readyz(State(current): State<Current>) -> Response {
     }
     body.push_str(&provider_line(&app));
     body.push_str(&app.policies_line());
+    if let Some(line) = crate::mode::readyz_line(&app.settings.policies.observed()) {
+        body.push_str(&line);
+    }
     body.push_str(&app.metrics.feeds.line());
     body.push_str(&app.lists.line());
     body.push_str(&app.databases.line());
@@ -232,6 +256,9 @@ async fn metrics(State(current): State<Current>) -> Response {
             }
             app.lists.render(&mut text);
             app.databases.render(&mut text);
+            if let Some(events) = &app.events {
+                events.render(&mut text);
+            }
             text
         },
     )

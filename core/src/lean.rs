@@ -11,7 +11,7 @@ use crate::freshness::{freshness, Freshness};
 use crate::verdict::Entry;
 
 /// The subcommand name, as clients send it (`IPCHECK LGET <key>`).
-pub const LGET: &str = "LGET";
+pub use crate::protocol::sub::LGET;
 
 /// What `IPCHECK LGET` answers for a key without expiry (as Redis's `PTTL` does).
 pub const NO_EXPIRY_MS: i64 = -1;

@@ -15,6 +15,8 @@
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
 //! - [`lean`] decodes the lean read `IPCHECK LGET` (stored value and remaining time) and names
 //!   an entry's key, for the module and the service alike.
+//! - [`protocol`] is the `IPCHECK` wire format (subcommands, `SET` options, `GET` fields), one
+//!   table the module, the service and the tests all use.
 //! - [`freshness`](mod@freshness) says whether a stored entry is fresh or stale from its key's remaining time.
 //! - [`vocabulary`] is the one table of reason tokens (categories and outcomes) everything
 //!   else derives from.
@@ -27,6 +29,7 @@ pub mod lean;
 pub mod log_limit;
 pub mod normalize;
 pub mod policy;
+pub mod protocol;
 pub mod verdict;
 pub mod vocabulary;
 
@@ -43,7 +46,7 @@ pub use normalize::{
     CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
-    Categories, Category, CategoryError, Decision, FailureMode, Needs, Policy, ReasonSet,
+    Categories, Category, CategoryError, Decision, FailureMode, Needs, OnMiss, Policy, ReasonSet,
     ReasonText, RedisFailureMode,
 };
 pub use verdict::{

@@ -303,6 +303,27 @@ pub struct Decision {
     pub reasons: ReasonSet,
 }
 
+/// What a policy does with an address no tier knows yet (`on_miss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMiss {
+    /// Ask the provider within its deadline and decide on its answer (the default).
+    #[default]
+    Wait,
+    /// Answer at once as if the address had no facts, and queue it for enrichment in the
+    /// background, so a later request is decided on facts.
+    Allow,
+}
+
+impl OnMiss {
+    /// The config word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnMiss::Wait => "wait",
+            OnMiss::Allow => "allow",
+        }
+    }
+}
+
 /// One named policy: which facts block or challenge, and the address lists that override them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -337,6 +358,8 @@ pub struct Policy {
     pub block_score: Option<Score>,
     /// A score at or above this challenges.
     pub challenge_score: Option<Score>,
+    /// What to do with an address no tier knows yet.
+    pub on_miss: OnMiss,
 }
 
 /// Which facts a policy decides on: what a tier must know for the policy to decide without
@@ -372,6 +395,7 @@ impl Default for Policy {
             challenge_asns: Vec::new(),
             block_score: None,
             challenge_score: None,
+            on_miss: OnMiss::Wait,
         }
     }
 }

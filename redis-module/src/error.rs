@@ -5,7 +5,10 @@
 
 use std::ffi::CString;
 
-use ipcheck_core::{DecodeError, NormalizeError, TokenError, VerdictError, MAX_STALE};
+use ipcheck_core::protocol::SetOption;
+use ipcheck_core::{
+    AttributeError, DecodeError, NormalizeError, TokenError, VerdictError, MAX_STALE,
+};
 use thiserror::Error;
 
 use crate::settings::MAX_TTL;
@@ -52,10 +55,11 @@ pub enum CommandError {
     #[error("PERSIST needs SOURCE manual: only an operator's pin may live without expiry")]
     PersistNotManual,
     /// An option word SET does not know.
-    #[error(
-        "syntax error: unknown option '{0}' (expected EX, PERSIST, STALE, REASON, SOURCE or FORCE)"
-    )]
+    #[error("syntax error: unknown option '{0}' (expected {expected})", expected = SetOption::expected())]
     UnknownOption(String),
+    /// A `COUNTRY`, `ASN` or `SCORE` value that does not parse.
+    #[error("{option}: {0}", option = attribute_option(.0))]
+    Attribute(AttributeError),
     /// An option repeated.
     #[error("syntax error: {0} given more than once")]
     DuplicateOption(&'static str),
@@ -122,6 +126,15 @@ pub enum CommandError {
     /// Redis refused a key operation, or a module bug was caught.
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+/// The `SET` option whose value `e` refuses.
+fn attribute_option(e: &AttributeError) -> &'static str {
+    match e {
+        AttributeError::Country(_) => SetOption::Country.name(),
+        AttributeError::Asn(_) => SetOption::Asn.name(),
+        AttributeError::Score(_) => SetOption::Score.name(),
+    }
 }
 
 impl CommandError {

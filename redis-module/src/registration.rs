@@ -7,10 +7,11 @@
 //! clients can route by the address argument and a read-only ACL user can run the read-only
 //! ones. See the workspace README ("ACL") for how key-spec flags interact with ACL key patterns.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
 use std::ptr;
 
+use ipcheck_core::protocol::SET_OPTIONS;
 use redis_module::raw;
 
 use crate::ffi::{api, Ctx};
@@ -70,19 +71,22 @@ struct Subcommand {
     /// ACL categories, set where Redis supports it for module commands (7.2+).
     categories: &'static CStr,
     summary: &'static CStr,
-    /// Arguments after the subcommand name, for `COMMAND DOCS` and redis-cli hints.
-    args: &'static [ArgDoc],
+    /// Arguments after the subcommand name, for `COMMAND DOCS` and redis-cli hints (`SET`'s
+    /// options follow from the protocol table, see [`set_option_names`]).
+    args: &'static [ArgDoc<'static>],
 }
 
 /// One documented argument.
-struct ArgDoc {
-    name: &'static CStr,
-    kind: ArgKind,
+#[derive(Clone, Copy)]
+struct ArgDoc<'a> {
+    name: &'a CStr,
+    kind: ArgKind<'a>,
     optional: bool,
 }
 
 /// What an argument is, in `COMMAND DOCS` terms.
-enum ArgKind {
+#[derive(Clone, Copy)]
+enum ArgKind<'a> {
     /// The address, which is the declared key argument.
     Key,
     /// The address where no key is declared (`KEY`).
@@ -90,16 +94,16 @@ enum ArgKind {
     /// `allow`, `block` or `challenge`.
     Verdict,
     /// `<TOKEN> <value>` with a string or integer value.
-    Option { token: &'static CStr, integer: bool },
+    Option { token: &'a CStr, integer: bool },
     /// A bare flag word.
-    Flag(&'static CStr),
+    Flag(&'a CStr),
     /// One or more keys (the lists of `NETMATCH`).
     KeyMulti,
     /// One or more strings (the networks of `NETADD`, `NETDEL`).
     TextMulti,
 }
 
-const IP_KEY: ArgDoc = ArgDoc {
+const IP_KEY: ArgDoc<'static> = ArgDoc {
     name: c"ip",
     kind: ArgKind::Key,
     optional: false,
@@ -136,13 +140,13 @@ entry_points! {
     netdump_cmd => crate::subcommands::netdump::run,
 }
 
-const LIST_KEY: ArgDoc = ArgDoc {
+const LIST_KEY: ArgDoc<'static> = ArgDoc {
     name: c"list",
     kind: ArgKind::Key,
     optional: false,
 };
 
-const NETWORKS: ArgDoc = ArgDoc {
+const NETWORKS: ArgDoc<'static> = ArgDoc {
     name: c"network",
     kind: ArgKind::TextMulti,
     optional: false,
@@ -181,35 +185,6 @@ const SUBCOMMANDS: [Subcommand; 12] = [
                 name: c"verdict",
                 kind: ArgKind::Verdict,
                 optional: false,
-            },
-            ArgDoc {
-                name: c"seconds",
-                kind: ArgKind::Option {
-                    token: c"EX",
-                    integer: true,
-                },
-                optional: true,
-            },
-            ArgDoc {
-                name: c"reasons",
-                kind: ArgKind::Option {
-                    token: c"REASON",
-                    integer: false,
-                },
-                optional: true,
-            },
-            ArgDoc {
-                name: c"source",
-                kind: ArgKind::Option {
-                    token: c"SOURCE",
-                    integer: false,
-                },
-                optional: true,
-            },
-            ArgDoc {
-                name: c"force",
-                kind: ArgKind::Flag(c"FORCE"),
-                optional: true,
             },
         ],
         categories: c"write",
@@ -422,12 +397,53 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
                 _ => specs.as_mut_ptr(),
             };
             let mut verdicts = verdict_tokens();
-            let mut args = arg_docs(sub.args, verdicts.as_mut_ptr());
+            let option_names = set_option_names();
+            let mut docs = sub.args.to_vec();
+            if sub.name == SET {
+                docs.extend(set_option_docs(&option_names));
+            }
+            let mut args = arg_docs(&docs, verdicts.as_mut_ptr());
             set_info(cmd, sub.arity, sub.summary, specs_ptr, args.as_mut_ptr())?;
             set_categories(ctx, cmd, sub);
         }
     }
     Ok(())
+}
+
+/// The subcommand whose options come from `ipcheck_core::protocol::SET_OPTIONS`.
+const SET: &CStr = c"set";
+
+/// Each `SET` option's value name and token as C strings, in table order.
+fn set_option_names() -> Vec<(CString, CString)> {
+    SET_OPTIONS
+        .iter()
+        .map(|row| {
+            let value = row.value.unwrap_or(row.name).to_ascii_lowercase();
+            // Table constants: never hold a NUL.
+            (
+                CString::new(value).unwrap_or_default(),
+                CString::new(row.name).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// `SET`'s options as documented arguments, each optional, from the protocol table.
+fn set_option_docs(names: &[(CString, CString)]) -> impl Iterator<Item = ArgDoc<'_>> {
+    SET_OPTIONS
+        .iter()
+        .zip(names)
+        .map(|(row, (value, token))| ArgDoc {
+            name: value,
+            kind: match row.value {
+                Some(_) => ArgKind::Option {
+                    token,
+                    integer: row.integer,
+                },
+                None => ArgKind::Flag(token),
+            },
+            optional: true,
+        })
 }
 
 /// Puts a subcommand in its ACL categories (`+@read` ...) where Redis can (7.2+); Redis 7.0 has

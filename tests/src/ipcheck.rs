@@ -1,5 +1,7 @@
 //! Typed helpers for calling the `IPCHECK` command from tests.
 
+use ipcheck_core::protocol::{parse_get, GetField, ReplyValue, SetRequest, COMMAND, GET_FIELDS};
+use ipcheck_core::Attributes;
 use redis::{Connection, RedisResult, Value};
 
 /// A parsed `IPCHECK GET` hit.
@@ -19,6 +21,8 @@ pub struct Hit {
     pub fresh: bool,
     /// Seconds of fresh time left (0 when stale).
     pub fresh_ttl: i64,
+    /// Country, AS number and score, where known.
+    pub attributes: Attributes,
 }
 
 fn text(v: &Value) -> String {
@@ -31,46 +35,57 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Parses a GET reply, checking the exact field order of the contract.
+/// A reply element as the protocol parser takes it.
+pub fn reply_value(v: &Value) -> ReplyValue<'_> {
+    match v {
+        Value::BulkString(b) => ReplyValue::Text(b),
+        Value::SimpleString(s) => ReplyValue::Text(s.as_bytes()),
+        Value::Int(n) => ReplyValue::Int(*n),
+        _ => ReplyValue::Other,
+    }
+}
+
+/// Parses a GET reply with core's protocol parser, checking first that the fields are exactly
+/// the protocol's, in its order, and that each value has the type the contract says.
 pub fn parse_get_reply(v: Value) -> Option<Hit> {
     let items = match v {
         Value::Nil => return None,
         Value::Array(items) => items,
         other => panic!("IPCHECK GET replied {other:?}"),
     };
-    assert_eq!(items.len(), 14, "{items:?}");
+    assert_eq!(items.len(), 2 * GET_FIELDS.len(), "{items:?}");
     let names: Vec<String> = items.iter().step_by(2).map(text).collect();
-    assert_eq!(
-        names,
-        [
-            "verdict",
-            "reason",
-            "source",
-            "ttl",
-            "key",
-            "fresh",
-            "fresh_ttl"
-        ]
+    let expected: Vec<&str> = GET_FIELDS.iter().map(|f| f.name()).collect();
+    assert_eq!(names, expected);
+    for (field, value) in GET_FIELDS.iter().zip(items.iter().skip(1).step_by(2)) {
+        let integer = matches!(field, GetField::Ttl | GetField::Fresh | GetField::FreshTtl);
+        assert_eq!(
+            matches!(value, Value::Int(_)),
+            integer,
+            "{}: {value:?}",
+            field.name()
+        );
+    }
+    let hit = parse_get(
+        items
+            .chunks_exact(2)
+            .map(|kv| (reply_value(&kv[0]), reply_value(&kv[1]))),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {items:?}"));
+    assert!(
+        matches!(hit.freshness.fresh_ttl_secs, -1..),
+        "fresh_ttl {}",
+        hit.freshness.fresh_ttl_secs
     );
-    let int = |i: usize| match items[i] {
-        Value::Int(n) => n,
-        ref other => panic!("{} is not an integer: {other:?}", names[i / 2]),
-    };
-    let ttl = int(7);
-    let fresh = match int(11) {
-        0 => false,
-        1 => true,
-        n => panic!("fresh is {n}, not 0 or 1"),
-    };
-    let fresh_ttl = int(13);
     Some(Hit {
-        verdict: text(&items[1]),
-        reason: text(&items[3]),
-        source: text(&items[5]),
-        ttl,
-        key: text(&items[9]),
-        fresh,
-        fresh_ttl,
+        verdict: hit.verdict.as_str().to_owned(),
+        reason: hit.reasons.to_owned(),
+        source: hit.source.to_owned(),
+        ttl: hit.ttl_secs,
+        key: hit.key_text(),
+        fresh: hit.freshness.fresh,
+        fresh_ttl: hit.freshness.fresh_ttl_secs,
+        attributes: hit.attributes,
     })
 }
 
@@ -91,6 +106,15 @@ pub fn verdict(con: &mut Connection, ip: &str) -> String {
 /// `IPCHECK SET <args...>`: `Some("OK")`, or `None` when a manual pin was kept.
 pub fn set(con: &mut Connection, args: &[&str]) -> RedisResult<Option<String>> {
     let v: Value = redis::cmd("IPCHECK").arg("SET").arg(args).query(con)?;
+    Ok(match v {
+        Value::Nil => None,
+        other => Some(text(&other)),
+    })
+}
+
+/// `IPCHECK SET` built by the protocol's request builder, as the service builds it.
+pub fn set_request(con: &mut Connection, req: &SetRequest) -> RedisResult<Option<String>> {
+    let v: Value = redis::cmd(COMMAND).arg(req.args()).query(con)?;
     Ok(match v {
         Value::Nil => None,
         other => Some(text(&other)),

@@ -29,6 +29,9 @@ pub fn nginx_binary() -> PathBuf {
     PathBuf::from("nginx")
 }
 
+/// Where Debian's `libnginx-mod-http-lua` and `libnginx-mod-http-ndk` put their modules.
+pub const LUA_MODULES: &str = "/usr/lib/nginx/modules";
+
 /// How to wire the shipped example to the test's processes.
 pub struct NginxSetup {
     /// Port of ipcheck-auth on 127.0.0.1.
@@ -39,6 +42,8 @@ pub struct NginxSetup {
     pub edits: Vec<(&'static str, String, String)>,
     /// Whether `http { }` includes `ipcheck-microcache.conf`.
     pub microcache: bool,
+    /// Whether the Lua fast path is on (see [`NginxSetup::with_fastpath`]).
+    pub fastpath: bool,
 }
 
 impl NginxSetup {
@@ -49,6 +54,7 @@ impl NginxSetup {
             backend_port,
             edits: Vec::new(),
             microcache: false,
+            fastpath: false,
         }
     }
 
@@ -67,6 +73,14 @@ impl NginxSetup {
             "set $ipcheck_microcache 0;",
             "set $ipcheck_microcache 1;",
         )
+    }
+
+    /// Turns on the optional Lua fast path the way an operator would (docs/fast-path.md): the Lua
+    /// module loaded, `ipcheck-fastpath-http.conf` included at http level, and every
+    /// `auth_request /_ipcheck;` of the example replaced by the shipped `ipcheck-fastpath.lua`.
+    pub fn with_fastpath(mut self) -> Self {
+        self.fastpath = true;
+        self
     }
 
     /// Starts nginx; panics with its error log if it will not come up.
@@ -98,10 +112,25 @@ impl Nginx {
         fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
         let port = free_port();
         let cache_dir = dir.path().join("microcache");
+        let fastpath_lua = conf_dir.join("ipcheck-fastpath.lua");
+        if setup.fastpath {
+            let module = Path::new(LUA_MODULES).join("ngx_http_lua_module.so");
+            assert!(
+                module.exists(),
+                "{} is missing: install libnginx-mod-http-lua (./run-tests.sh does)",
+                module.display()
+            );
+            fs::copy(
+                workspace_root().join("nginx/ipcheck-fastpath.lua"),
+                &fastpath_lua,
+            )
+            .expect("copy the shipped ipcheck-fastpath.lua");
+        }
         for file in [
             "ipcheck.conf",
             "ipcheck-upstream.conf",
             "ipcheck-microcache.conf",
+            "ipcheck-fastpath-http.conf",
             "example.conf",
         ] {
             let shipped = workspace_root().join("nginx").join(file);
@@ -145,6 +174,12 @@ impl Nginx {
                 )],
                 _ => vec![],
             };
+            if setup.fastpath && file == "example.conf" {
+                wiring.push((
+                    "auth_request /_ipcheck;".into(),
+                    format!("access_by_lua_file {};", fastpath_lua.display()),
+                ));
+            }
             wiring.extend(
                 setup
                     .edits
@@ -158,10 +193,18 @@ impl Nginx {
             fs::write(conf_dir.join(file), text).expect("write nginx config");
         }
         let d = dir.path().display();
-        let microcache = if setup.microcache {
-            "include ipcheck/ipcheck-microcache.conf;"
+        let mut http_includes = if setup.microcache {
+            "include ipcheck/ipcheck-microcache.conf;".to_owned()
         } else {
-            ""
+            String::new()
+        };
+        // Debian's packaging loads these through /etc/nginx/modules-enabled, which this private
+        // nginx.conf does not include; the NDK first, the Lua module depends on it.
+        let modules = if setup.fastpath {
+            http_includes.push_str("\n  include ipcheck/ipcheck-fastpath-http.conf;");
+            format!("load_module {LUA_MODULES}/ndk_http_module.so;\nload_module {LUA_MODULES}/ngx_http_lua_module.so;\n")
+        } else {
+            String::new()
         };
         // Running as root, nginx would drop workers to `nobody`, who cannot enter the temp dir.
         let user = if fs::metadata("/proc/self")
@@ -173,12 +216,12 @@ impl Nginx {
             ""
         };
         let main_conf = format!(
-            "{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log info;\n\
+            "{modules}{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log info;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log {d}/logs/access.log;\n  client_body_temp_path {d}/client_body;\n\
                proxy_temp_path {d}/proxy_temp;\n  fastcgi_temp_path {d}/fastcgi_temp;\n\
                uwsgi_temp_path {d}/uwsgi_temp;\n  scgi_temp_path {d}/scgi_temp;\n\
-               include ipcheck/ipcheck-upstream.conf;\n  {microcache}\n  include ipcheck/example.conf;\n}}\n"
+               include ipcheck/ipcheck-upstream.conf;\n  {http_includes}\n  include ipcheck/example.conf;\n}}\n"
         );
         let conf_path = dir.path().join("nginx.conf");
         fs::write(&conf_path, main_conf).expect("write nginx.conf");

@@ -1,7 +1,8 @@
 //! A stand-in for the third-party IP-intelligence API, on a loopback port picked at run time.
 //!
 //! It answers in the `ipasis` preset's format (`{"privacy": {"vpn": ..., ...}}`) by default and
-//! can be told, per address or for every address, to answer with other flags, an HTTP error,
+//! can be told, per address or for every address, to answer with other flags (and a country, an
+//! AS number, a score), an HTTP error,
 //! garbage, an object without the expected fields, or to be slow. It counts calls and records
 //! every request (target and headers) so tests can assert on what the service asked and how
 //! often. Served by [`HttpStub`].
@@ -13,11 +14,27 @@ use std::time::Duration;
 
 use crate::http_stub::{HttpStub, Request, Response};
 
+/// The score's path in the stand-in's answers. No preset maps it: a test that decides on
+/// scores sets `provider.fields.score` (or `IPCHECK_PROVIDER_FIELDS_SCORE`) to it.
+pub const SCORE_PATH: &str = "risk_score";
+
+/// What an ipasis-style answer says beyond its flags, each left out when `None`: `country` at
+/// `country`, the AS number as `asn.asn` (`"AS<n>"`), the score at [`SCORE_PATH`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attributes {
+    /// Two letters.
+    pub country: Option<&'static str>,
+    /// The AS number.
+    pub asn: Option<u32>,
+    /// 0 to 100.
+    pub score: Option<u8>,
+}
+
 /// How the stand-in answers.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// 200 with an ipasis-style body flagging exactly these categories.
-    Flags(Vec<&'static str>),
+    /// 200 with an ipasis-style body flagging exactly these categories, with these attributes.
+    Flags(Vec<&'static str>, Attributes),
     /// 200 with this exact body.
     Body(String),
     /// This status with a small JSON error body.
@@ -29,24 +46,47 @@ pub enum Reply {
 impl Reply {
     /// An ipasis-style answer with the given categories set and the others false.
     pub fn flags(categories: &[&'static str]) -> Reply {
-        Reply::Flags(categories.to_vec())
+        Reply::Flags(categories.to_vec(), Attributes::default())
     }
 
     /// A clean address: every flag false.
     pub fn clean() -> Reply {
-        Reply::Flags(Vec::new())
+        Reply::flags(&[])
+    }
+
+    /// This answer with these attributes (an answer with flags only; others are unchanged).
+    pub fn with(self, attributes: Attributes) -> Reply {
+        match self {
+            Reply::Flags(set, _) => Reply::Flags(set, attributes),
+            other => other,
+        }
     }
 
     fn render(&self) -> (u16, String) {
         match self {
-            Reply::Flags(set) => {
+            Reply::Flags(set, a) => {
                 let fields: Vec<String> = ["vpn", "proxy", "tor", "relay", "hosting", "crawler"]
                     .iter()
                     .map(|c| format!("\"{c}\":{}", set.contains(c)))
                     .collect();
+                let mut extra = String::new();
+                if let Some(c) = a.country {
+                    extra.push_str(&format!(",\"country\":\"{c}\""));
+                }
+                if let Some(n) = a.asn {
+                    extra.push_str(&format!(
+                        ",\"asn\":{{\"asn\":\"AS{n}\",\"name\":\"stand-in\"}}"
+                    ));
+                }
+                if let Some(n) = a.score {
+                    extra.push_str(&format!(",\"{SCORE_PATH}\":{n}"));
+                }
                 (
                     200,
-                    format!("{{\"ip\":\"x\",\"privacy\":{{{}}}}}", fields.join(",")),
+                    format!(
+                        "{{\"ip\":\"x\",\"privacy\":{{{}}}{extra}}}",
+                        fields.join(",")
+                    ),
                 )
             }
             Reply::Body(b) => (200, b.clone()),
@@ -73,6 +113,10 @@ struct State {
     per_ip: HashMap<String, Reply>,
     delay: Duration,
     seen: Vec<Seen>,
+    /// Requests received and not yet answered (held by the delay).
+    in_flight: usize,
+    /// The addresses of the requests answered so far.
+    answered: Vec<String>,
 }
 
 /// The running stand-in; stops accepting when dropped.
@@ -142,6 +186,20 @@ impl Provider {
     pub fn seen(&self) -> Vec<Seen> {
         lock(&self.state).seen.clone()
     }
+
+    /// Requests received and not yet answered (a delay holds them).
+    pub fn in_flight(&self) -> usize {
+        lock(&self.state).in_flight
+    }
+
+    /// Requests about one address answered so far.
+    pub fn answered_for(&self, ip: &str) -> usize {
+        lock(&self.state)
+            .answered
+            .iter()
+            .filter(|a| *a == ip)
+            .count()
+    }
 }
 
 fn ip_of(target: &str) -> String {
@@ -171,10 +229,16 @@ fn answer(req: &Request, state: &Mutex<State>) -> Response {
             .or(s.default.as_ref())
             .cloned()
             .unwrap_or_else(Reply::clean);
+        s.in_flight += 1;
         (reply, s.delay)
     };
     if !delay.is_zero() {
         thread::sleep(delay);
+    }
+    {
+        let mut s = lock(state);
+        s.in_flight -= 1;
+        s.answered.push(ip);
     }
     let (status, body) = reply.render();
     Response {

@@ -14,6 +14,7 @@ fn hit(verdict: &str, reason: &str, source: &str, ttl: i64, key: &str) -> Hit {
         // Without a stale window an entry is fresh until gone: fresh_ttl is ttl.
         fresh: true,
         fresh_ttl: ttl,
+        attributes: Default::default(),
     }
 }
 

@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use ipcheck_core::protocol::{parse_get, GET_FIELDS};
+use ipcheck_core::{decode_stored, encode_stored};
+use ipcheck_tests::ipcheck::reply_value;
 use ipcheck_tests::RedisServer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,6 +31,13 @@ const WORDS: &[&str] = &[
     "persist",
     "STALE",
     "stale",
+    "COUNTRY",
+    "asn",
+    "Score",
+    "US",
+    "AS13335",
+    "100",
+    "101",
     "PX",
     "NX",
     "GET",
@@ -74,7 +84,7 @@ const WORDS: &[&str] = &[
 const VERDICTS: &[&str] = &["allow", "block", "challenge", "ALLOW", "Block", "deny", ""];
 const OPTIONS: &[&str] = &[
     "EX", "ex", "STALE", "stale", "REASON", "SOURCE", "source", "FORCE", "force", "PERSIST",
-    "persist", "PX", "KEEPTTL",
+    "persist", "PX", "KEEPTTL", "COUNTRY", "country", "ASN", "asn", "SCORE", "score",
 ];
 const IPS: &[&str] = &[
     "192.0.2.1",
@@ -167,6 +177,22 @@ fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
                 2 => [b"ipcheck:".to_vec(), random_arg(rng)].concat(),
                 _ => random_arg(rng),
             }),
+            b"set" if rng.random_bool(0.1) => {
+                // Well formed, with attributes, so writes that carry them are reached too (to
+                // addresses no other vector touches, so they are there to check at the end).
+                argv.push(format!("198.51.100.{}", rng.random_range(0..64)).into_bytes());
+                argv.push(VERDICTS[rng.random_range(0..3)].as_bytes().to_vec());
+                for (opt, values) in [
+                    ("COUNTRY", &["US", "de", "XK"][..]),
+                    ("ASN", &["13335", "AS64496", "4294967295"][..]),
+                    ("SCORE", &["0", "87", "100"][..]),
+                ] {
+                    if rng.random_bool(0.6) {
+                        argv.push(opt.as_bytes().to_vec());
+                        argv.push(pick(rng, values));
+                    }
+                }
+            }
             b"set" => {
                 argv.push(if rng.random_bool(0.7) {
                     pick(rng, IPS)
@@ -193,6 +219,32 @@ fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
                             &["vpn", "vpn,tor", "tor,vpn", "my-feed", "", "A", "a,,b"],
                         ),
                         b"SOURCE" => pick(rng, &["api", "list", "manual", "feed_2", "", "a b"]),
+                        b"COUNTRY" => pick(
+                            rng,
+                            &[
+                                "US", "de", "Xk", "USA", "U", "", "1A", "é", "u\0", ";", "US;1",
+                            ],
+                        ),
+                        b"ASN" => pick(
+                            rng,
+                            &[
+                                "13335",
+                                "AS13335",
+                                "as1",
+                                "4294967295",
+                                "4294967296",
+                                "0",
+                                "AS",
+                                "-1",
+                                "",
+                                "1;2",
+                                "013335",
+                            ],
+                        ),
+                        b"SCORE" => pick(
+                            rng,
+                            &["0", "87", "100", "101", "-1", "1.5", "", "007", "255", "x"],
+                        ),
                         _ => Vec::new(),
                     };
                     argv.push(opt);
@@ -336,6 +388,7 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
     // limit, never on a manual pin), and its key lives no longer than EX + STALE allow, or, only
     // for a manual pin (PERSIST), for good.
     let keys: Vec<String> = redis::cmd("KEYS").arg("ipcheck:*").query(&mut con).unwrap();
+    let mut with_attributes = 0;
     for key in keys.iter().filter(|k| k.as_str() != "ipcheck") {
         let kind: String = redis::cmd("TYPE").arg(key).query(&mut con).unwrap();
         if kind != "string" {
@@ -349,7 +402,32 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
         let Value::Array(items) = reply else {
             continue; // expired meanwhile
         };
-        assert_eq!(items.len(), 14, "seed {seed}: {key}: {items:?}");
+        assert_eq!(
+            items.len(),
+            2 * GET_FIELDS.len(),
+            "seed {seed}: {key}: {items:?}"
+        );
+        let hit = parse_get(
+            items
+                .chunks_exact(2)
+                .map(|kv| (reply_value(&kv[0]), reply_value(&kv[1]))),
+        )
+        .unwrap_or_else(|e| panic!("seed {seed}: {key}: {e}: {items:?}"));
+        // The stored value is the one encoding of what GET shows (attributes included).
+        let raw: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+        if let Some(raw) = raw {
+            let (entry, stale) =
+                decode_stored(&raw).unwrap_or_else(|e| panic!("seed {seed}: {key}: {e}: {raw:?}"));
+            assert_eq!(entry.attributes, hit.attributes, "seed {seed}: {key}");
+            assert_eq!(
+                encode_stored(&entry, stale).as_bytes(),
+                raw,
+                "seed {seed}: {key}"
+            );
+        }
+        if !hit.attributes.is_empty() {
+            with_attributes += 1;
+        }
         let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut con).unwrap();
         // Only an operator's pin (SOURCE manual with PERSIST) may live without expiry.
         let manual = items.get(5) == Some(&Value::BulkString(b"manual".to_vec()));
@@ -364,7 +442,14 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
 
     let stats: Vec<(String, i64)> = redis::cmd("IPCHECK").arg("STATS").query(&mut con).unwrap();
     let stat = |name: &str| stats.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
-    eprintln!("seed {seed}: {cases} vectors, module counters {stats:?}");
+    eprintln!(
+        "seed {seed}: {cases} vectors, {with_attributes} entries with attributes, module counters {stats:?}"
+    );
+    // The generator must reach writes with COUNTRY, ASN or SCORE.
+    assert!(
+        with_attributes > 0,
+        "seed {seed}: no entry with attributes was written"
+    );
     // The generator must reach both the error paths and the working ones.
     assert!(
         stat("errors") > 0,

@@ -1,4 +1,5 @@
-//! Memory per entry against a bare `SET ipcheck:<ip> <6-byte value> EX 86400`, measured as the
+//! Memory per entry against a bare `SET ipcheck:<ip> <6-byte value> EX 86400` (an entry, one
+//! with a stale window, one with country, AS number and score too), measured as the
 //! `used_memory` delta over many entries. `IPCHECK_MEMORY_ENTRIES` changes the count (default
 //! 50000); run with `--nocapture` to see the numbers the README quotes.
 
@@ -73,6 +74,25 @@ fn an_entry_costs_no_more_than_a_bare_set() {
             .arg(604_800)
             .ignore();
     });
+    // With attributes (typical values: a country, a 5-digit AS number, a 2-digit score) and a
+    // day's stale window, the value is `321;86400;US;13335;87` (21 bytes, still one allocation).
+    let attributes = per_entry(&mut con, n, |p, i| {
+        p.cmd("IPCHECK")
+            .arg("SET")
+            .arg(ip(i))
+            .arg("block")
+            .arg("REASON")
+            .arg("vpn,tor")
+            .arg("STALE")
+            .arg(86_400)
+            .arg("COUNTRY")
+            .arg("US")
+            .arg("ASN")
+            .arg(13_335)
+            .arg("SCORE")
+            .arg(87)
+            .ignore();
+    });
     let module = per_entry(&mut con, n, |p, i| {
         p.cmd("IPCHECK")
             .arg("SET")
@@ -96,10 +116,16 @@ fn an_entry_costs_no_more_than_a_bare_set() {
     eprintln!(
         "{n} entries, bytes per entry: bare SET EX {bare:.1}, hash+EXPIRE {hash:.1}, \
          IPCHECK SET {module:.1} ({:.3}x), after one IPCHECK GET each {after_reads:.1} ({:.3}x), \
-         with STALE 604800 {stale:.1} ({:.3}x)",
+         with STALE 604800 {stale:.1} ({:.3}x), with STALE 86400 COUNTRY ASN SCORE \
+         {attributes:.1} ({:.3}x)",
         module / bare,
         after_reads / bare,
-        stale / bare
+        stale / bare,
+        attributes / bare
+    );
+    assert!(
+        attributes <= bare * 1.15,
+        "IPCHECK SET ... COUNTRY ASN SCORE {attributes:.1} B vs bare {bare:.1} B"
     );
     assert!(
         stale <= bare * 1.15,

@@ -262,6 +262,8 @@ fn client_address_and_decision_headers_never_reach_the_backend() {
         ("X-IPCheck-ASN", "planted"),
         ("X-IPCheck-Score", "planted"),
         ("X-IPCheck-Gate", "planted"),
+        ("X-IPCheck-Observed-Verdict", "planted"),
+        ("X-IPCheck-Observed-Reason", "planted"),
         // Twice, in case a second copy slipped past.
         ("X-Real-IP", spoof),
         ("True-Client-IP", spoof),

@@ -51,9 +51,9 @@ fn alerts_and_dashboard_use_only_exported_metrics() {
     let provider = Provider::start();
     let redis = RedisServer::start();
     // A feed too, whose download fails (nothing listens on port 9): its families are exported
-    // from the start.
+    // from the start. Decision events on, for theirs.
     let svc = Service::start(&format!(
-        "[redis]\nurl = \"{}\"\n\n{}\n\n[feeds.drop]\nurl = \"http://127.0.0.1:9/drop.txt\"\nformat = \"cidr\"\n",
+        "[redis]\nurl = \"{}\"\n\n{}\n\n[feeds.drop]\nurl = \"http://127.0.0.1:9/drop.txt\"\nformat = \"cidr\"\n\n[events]\ndecisions = \"all\"\n",
         redis.url(),
         provider.config_section()
     ));

@@ -191,6 +191,59 @@ fn feed_timer_and_its_unit_pass_systemd_analyze_verify() {
     }
 }
 
+const WORKER_UNIT: &str = "packaging/systemd/ipcheck-worker.service";
+
+#[test]
+fn worker_unit_passes_systemd_analyze_verify() {
+    let analyze = systemd_analyze();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unit = read(WORKER_UNIT);
+    assert_eq!(
+        unit.matches(INSTALLED_EXEC_START).count(),
+        1,
+        "{WORKER_UNIT} must start `{INSTALLED_EXEC_START}` once (the test swaps that path)"
+    );
+    assert!(
+        unit.contains(" worker --consumer %H "),
+        "{WORKER_UNIT} must run `ipcheck-auth ... worker`"
+    );
+    let unit_path = dir.path().join("ipcheck-worker.service");
+    let unit = unit.replace(
+        INSTALLED_EXEC_START,
+        &format!("ExecStart={} ", service_binary().display()),
+    );
+    std::fs::write(&unit_path, unit).expect("writing the unit copy");
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&unit_path)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", analyze.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let about_ours: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("ipcheck-worker"))
+        .collect();
+    assert!(
+        out.status.success() && about_ours.is_empty(),
+        "systemd-analyze verify {WORKER_UNIT} ({}):\n{stderr}",
+        out.status
+    );
+    let text = read(WORKER_UNIT);
+    let unit_settings = settings(&text);
+    for (key, value) in [
+        ("Type", "exec"),
+        ("KillSignal", "SIGTERM"),
+        ("EnvironmentFile", "-/etc/ipcheck/ipcheck.env"),
+        ("DynamicUser", "yes"),
+        ("ProtectSystem", "strict"),
+    ] {
+        assert!(
+            unit_settings.contains(&(key, value)),
+            "{WORKER_UNIT} must set {key}={value}"
+        );
+    }
+}
+
 #[test]
 fn cron_example_runs_the_feed_command() {
     let cron = read("packaging/cron/ipcheck-feeds");

@@ -1,10 +1,10 @@
 //! ipcheck-auth end to end: the Redis tier, through the `IPCHECK` command of a real redis-server
 //! with the module loaded.
 
-use std::collections::HashMap;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use ipcheck_tests::ipcheck;
 use ipcheck_tests::{Provider, RedisServer, Reply, Service};
 
 fn config(provider: &Provider, redis: &RedisServer, local_ttl: &str) -> String {
@@ -32,28 +32,13 @@ block = ["vpn", "hosting", "tor"]
     )
 }
 
-fn ipcheck_get(con: &mut redis::Connection, ip: &str) -> Option<HashMap<String, String>> {
-    let reply: redis::Value = redis::cmd("IPCHECK").arg("GET").arg(ip).query(con).ok()?;
-    let items = match reply {
-        redis::Value::Array(items) => items,
-        _ => return None,
-    };
-    let text = |v: &redis::Value| match v {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        redis::Value::SimpleString(s) => s.clone(),
-        redis::Value::Int(i) => i.to_string(),
-        other => format!("{other:?}"),
-    };
-    Some(
-        items
-            .chunks(2)
-            .map(|kv| (text(&kv[0]), text(&kv[1])))
-            .collect(),
-    )
+/// `IPCHECK GET`, read with the tests' protocol helper; `None` on a miss or a failed call.
+fn ipcheck_get(con: &mut redis::Connection, ip: &str) -> Option<ipcheck::Hit> {
+    ipcheck::get(con, ip).ok().flatten()
 }
 
 /// Polls until Redis holds an entry for `ip` (the write happens off the response path).
-fn wait_for_entry(redis: &RedisServer, ip: &str) -> HashMap<String, String> {
+fn wait_for_entry(redis: &RedisServer, ip: &str) -> ipcheck::Hit {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Ok(mut con) = redis::Client::open(redis.url()).and_then(|c| c.get_connection()) {
@@ -79,14 +64,14 @@ fn provider_answers_are_stored_as_facts_and_read_back() {
     );
     let entry = wait_for_entry(&redis, "192.0.2.1");
     // The facts in vocabulary order, with the default policy's verdict, for scripts.
-    assert_eq!(entry["verdict"], "challenge");
-    assert_eq!(entry["reason"], "vpn,hosting");
-    assert_eq!(entry["source"], "api");
+    assert_eq!(entry.verdict, "challenge");
+    assert_eq!(entry.reason, "vpn,hosting");
+    assert_eq!(entry.source, "api");
     // Fresh for redis.ttl, then kept stale for redis.stale_ttl (default 7 days).
-    let fresh_ttl: u64 = entry["fresh_ttl"].parse().unwrap();
+    let fresh_ttl = entry.fresh_ttl;
     assert!((3590..=3600).contains(&fresh_ttl), "fresh_ttl {fresh_ttl}");
-    assert_eq!(entry["fresh"], "1");
-    let ttl: u64 = entry["ttl"].parse().unwrap();
+    assert!(entry.fresh);
+    let ttl = entry.ttl;
     assert!(
         (3590 + 604_800..=3600 + 604_800).contains(&ttl),
         "ttl {ttl}"
@@ -107,8 +92,8 @@ fn provider_answers_are_stored_as_facts_and_read_back() {
     // IPv6: stored under the /64 key.
     assert_eq!(svc.auth("2001:db8:7:7::1").status, 204);
     let entry = wait_for_entry(&redis, "2001:db8:7:7::/64");
-    assert_eq!(entry["reason"], "");
-    assert_eq!(entry["verdict"], "allow");
+    assert_eq!(entry.reason, "");
+    assert_eq!(entry.verdict, "allow");
 }
 
 #[test]
@@ -476,9 +461,9 @@ fn stale_ttl_zero_writes_entries_fresh_until_gone() {
     let svc = Service::start(&text);
     assert_eq!(svc.auth("192.0.2.77").decision().0, 204);
     let entry = wait_for_entry(&redis, "192.0.2.77");
-    let ttl: u64 = entry["ttl"].parse().unwrap();
+    let ttl = entry.ttl;
     assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
-    assert_eq!(entry["fresh_ttl"], entry["ttl"]);
+    assert_eq!(entry.fresh_ttl, entry.ttl);
     // Stored as before stale windows existed: the compact value alone.
     let mut con = redis.client();
     let raw: String = redis::cmd("GET")

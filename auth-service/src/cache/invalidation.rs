@@ -73,8 +73,16 @@ pub fn classify(key: &[u8], prefix: &str, aggregation: Aggregation) -> Invalidat
     let Some(rest) = key.strip_prefix(prefix.as_bytes()) else {
         return Invalidation::ClearAll;
     };
-    // crate::lookup::refresh::lock_key and crate::budget_shared's keys.
-    if rest.starts_with(b"refresh:{") || rest.starts_with(b"{budget}:") {
+    // crate::lookup::refresh::lock_key, crate::budget_shared's keys, the decision events
+    // stream (crate::events::settings), which changes on every decision it records, and the
+    // enrichment queue's stream and markers (crate::enrich::stream), written per cold address.
+    if rest.starts_with(b"refresh:{")
+        || rest.starts_with(b"{budget}:")
+        || rest.starts_with(crate::events::settings::RESERVED.as_bytes())
+        || crate::enrich::stream::KEY_STARTS
+            .iter()
+            .any(|s| rest.starts_with(s.as_bytes()))
+    {
         return Invalidation::Ignore;
     }
     // The module's network lists (crate::lists::refresh::key): the local tier caches answers per
@@ -346,6 +354,16 @@ mod tests {
         assert_eq!(c(&key), Invalidation::Remove(v6));
         assert_eq!(c("ipcheck:refresh:{192.0.2.1}"), Invalidation::Ignore);
         assert_eq!(c("ipcheck:{budget}:rate:42"), Invalidation::Ignore);
+        // Each decision event is a write: it must not empty every instance's local tier.
+        assert_eq!(c("ipcheck:{events}"), Invalidation::Ignore);
+        assert_eq!(c("ipcheck:{events}:login"), Invalidation::Ignore);
+        // Nor each address queued for enrichment (the stream and the address's marker).
+        assert_eq!(c("ipcheck:{enrich}:queue"), Invalidation::Ignore);
+        assert_eq!(c("ipcheck:enrich:{192.0.2.1}"), Invalidation::Ignore);
+        let queue = crate::enrich::stream::queue_key("ipcheck:");
+        let marker = crate::enrich::stream::marker_key("ipcheck:", "2001:db8::/64");
+        assert_eq!(c(&queue), Invalidation::Ignore);
+        assert_eq!(c(&marker), Invalidation::Ignore);
         // A list's key leaves the local tier alone (a feed writes thousands of networks).
         assert_eq!(c("ipcheck:{lists}:tor"), Invalidation::List);
         assert_eq!(c("ipcheck:{lists}:tor.new"), Invalidation::List);

@@ -5,6 +5,7 @@ pub mod invalidation_link;
 pub mod local;
 pub mod local_stats;
 pub mod redis;
+pub mod redis_attributes;
 pub mod redis_error;
 pub mod redis_health;
 pub mod redis_latency;

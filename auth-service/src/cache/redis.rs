@@ -13,7 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipcheck_core::{Aggregation, Entry, Reasons, Source, Verdict};
+use ipcheck_core::protocol::{self, Lifetime, ReplyValue, SetRequest};
+use ipcheck_core::{Aggregation, Attributes, Entry, Reasons, Verdict};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -21,6 +22,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{TlsCertificates, Value};
 use tokio::sync::OnceCell;
 
+use super::redis_attributes::AttributeWrites;
 pub use super::redis_error::{ErrorKind, RedisError};
 use super::redis_health::{Health, Op, State};
 use super::redis_lean::{self as lean, ReadMode};
@@ -141,6 +143,8 @@ pub struct RedisTier {
     verification: tokio::sync::Mutex<Option<Verification>>,
     /// Whether lookups read with `IPCHECK LGET` (see [`lean`]), as the last verification found.
     read: ReadMode,
+    /// Whether writes carry country, AS number and score, as the last verification found.
+    attributes: AttributeWrites,
 }
 
 impl RedisTier {
@@ -207,6 +211,7 @@ impl RedisTier {
             },
             verification: tokio::sync::Mutex::new(None),
             read: ReadMode::default(),
+            attributes: AttributeWrites::default(),
         })
     }
 
@@ -327,8 +332,8 @@ impl RedisTier {
             let reply = self.call(Op::Get, cmd, Some(key)).await?;
             lean::parse_lean(&reply)
         } else {
-            let mut cmd = redis::cmd("IPCHECK");
-            cmd.arg("GET").arg(key);
+            let mut cmd = redis::cmd(protocol::COMMAND);
+            cmd.arg(protocol::sub::GET).arg(key);
             parse_get(self.call(Op::Get, cmd, Some(key)).await?)
         };
         if let Err(e) = &parsed {
@@ -337,30 +342,30 @@ impl RedisTier {
         parsed
     }
 
-    /// `IPCHECK SET <key> <verdict> EX <fresh> [STALE <stale>] REASON <reasons> SOURCE api`;
-    /// a kept manual pin is fine. STALE is left out when it is 0, so `redis.stale_ttl = "0s"`
-    /// works with a module that predates stale windows.
+    /// `IPCHECK SET <key> <verdict> EX <fresh> [STALE <stale>] [REASON <reasons>] SOURCE api
+    /// [COUNTRY <cc>] [ASN <n>] [SCORE <n>]`, built by core's protocol; a kept manual pin is fine.
+    /// STALE is left out when it is 0, so `redis.stale_ttl = "0s"` works with a module that
+    /// predates stale windows; the attributes are left out when unknown, and while verification
+    /// finds a module that predates them (see [`super::redis_attributes`]).
     pub async fn set(
         &self,
         key: &str,
         verdict: Verdict,
         reasons: &Reasons,
+        attributes: Attributes,
         fresh: Duration,
         stale: Duration,
     ) -> Result<(), RedisError> {
-        let mut cmd = redis::cmd("IPCHECK");
-        cmd.arg("SET")
-            .arg(key)
-            .arg(verdict.as_str())
-            .arg("EX")
-            .arg(fresh.as_secs().max(1));
-        if stale.as_secs() > 0 {
-            cmd.arg("STALE").arg(stale.as_secs());
-        }
-        if !reasons.is_empty() {
-            cmd.arg("REASON").arg(reasons.as_str());
-        }
-        cmd.arg("SOURCE").arg("api");
+        let request = SetRequest {
+            lifetime: Lifetime::Seconds(fresh.as_secs()),
+            stale_secs: stale.as_secs(),
+            reasons: reasons.as_str(),
+            source: "api",
+            attributes: self.attributes.sent(attributes),
+            ..SetRequest::new(key, verdict)
+        };
+        let mut cmd = redis::cmd(protocol::COMMAND);
+        cmd.arg(request.args());
         match self.call(Op::Set, cmd, Some(key)).await? {
             Value::Okay | Value::Nil => Ok(()),
             Value::SimpleString(s) if s == "OK" => Ok(()),
@@ -393,6 +398,30 @@ impl RedisTier {
             Value::Nil => Ok(false),
             _ => Err(RedisError::bare(ErrorKind::Reply)),
         }
+    }
+
+    /// Sends `pipe` (commands on keys of one slot, which routes it in a cluster) under
+    /// `deadline`: the events stream's appends ([`crate::events`]). Past the breaker and without
+    /// touching the tier's health or breaker, which describe the lookups; the caller counts its
+    /// failures and skips it while the breaker is open.
+    pub async fn pipeline(
+        &self,
+        pipe: &redis::Pipeline,
+        deadline: Duration,
+    ) -> Result<Value, RedisError> {
+        let send = async {
+            match &self.link {
+                Link::Server(manager) => {
+                    let mut con = manager.clone();
+                    pipe.query_async::<Value>(&mut con).await
+                }
+                Link::Cluster { client, connection } => {
+                    let mut con = cluster_connection(client, connection).await?;
+                    pipe.query_async::<Value>(&mut con).await
+                }
+            }
+        };
+        settle(tokio::time::timeout(deadline, send).await)
     }
 
     /// The key prefix the module uses (`redis.key_prefix`).
@@ -455,13 +484,13 @@ impl RedisTier {
     async fn verify(&self) -> Result<(), RedisError> {
         let prefix = &self.expected.key_prefix;
         let probe = |args: &[&str]| {
-            let mut cmd = redis::cmd("IPCHECK");
+            let mut cmd = redis::cmd(protocol::COMMAND);
             cmd.arg(args);
             cmd
         };
         let step = format!("IPCHECK GET {}", verify::PROBE_ADDRESS);
         self.send(
-            probe(&["GET", verify::PROBE_ADDRESS]),
+            probe(&[protocol::sub::GET, verify::PROBE_ADDRESS]),
             Some(verify::PROBE_ADDRESS),
             VERIFY_TIMEOUT,
         )
@@ -492,7 +521,7 @@ impl RedisTier {
             )
             .await;
         match verify::set_probe_outcome(answer.as_ref().map(|_| ()), self.stale_secs > 0) {
-            Ok(()) => {}
+            Ok(knows_attributes) => self.attributes.apply(knows_attributes, &self.display),
             Err(Some(e)) => return Err(e),
             // A refusal that is not the module's (NOPERM, a read-only replica, ...).
             Err(None) => {
@@ -506,7 +535,11 @@ impl RedisTier {
             let address = probe_spec.0;
             let step = format!("IPCHECK KEY {address}");
             let reply = match self
-                .send(probe(&["KEY", address]), Some(address), VERIFY_TIMEOUT)
+                .send(
+                    probe(&[protocol::sub::KEY, address]),
+                    Some(address),
+                    VERIFY_TIMEOUT,
+                )
                 .await
             {
                 Ok(reply) => reply,
@@ -557,80 +590,43 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
-/// The fields of a GET hit, borrowed from the reply.
-#[derive(Default)]
-struct Fields<'a> {
-    verdict: Option<&'a str>,
-    reason: Option<&'a str>,
-    source: Option<&'a str>,
-    ttl: Option<i64>,
-    fresh: Option<i64>,
-    fresh_ttl: Option<i64>,
-}
-
-impl<'a> Fields<'a> {
-    fn visit(&mut self, k: &'a Value, v: &'a Value) {
-        match text(k) {
-            Some("verdict") => self.verdict = text(v),
-            Some("reason") => self.reason = text(v),
-            Some("source") => self.source = text(v),
-            Some("ttl") => self.ttl = int(v),
-            Some("fresh") => self.fresh = int(v),
-            Some("fresh_ttl") => self.fresh_ttl = int(v),
-            _ => {}
-        }
+/// A reply element as core's protocol parser takes it.
+fn reply_value(v: &Value) -> ReplyValue<'_> {
+    match v {
+        Value::BulkString(b) => ReplyValue::Text(b),
+        Value::SimpleString(s) => ReplyValue::Text(s.as_bytes()),
+        Value::Int(n) => ReplyValue::Int(*n),
+        _ => ReplyValue::Other,
     }
 }
 
-/// Reads the GET reply: nil, or field/value pairs (a flat array in RESP2, a map in RESP3).
-///
-/// Runs once per Redis-tier decision, so it borrows from the reply instead of copying fields.
+/// Reads the GET reply: nil, or field/value pairs (a flat array in RESP2, a map in RESP3), with
+/// core's protocol parser (which knows what older modules leave out).
 pub(crate) fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
-    let bad = || RedisError::bare(ErrorKind::Reply);
-    let mut fields = Fields::default();
-    match &reply {
-        Value::Nil => return Ok(None),
-        Value::Array(items) => {
-            for kv in items.chunks_exact(2) {
-                if let [k, v] = kv {
-                    fields.visit(k, v);
-                }
-            }
-        }
-        Value::Map(items) => {
-            for (k, v) in items {
-                fields.visit(k, v);
-            }
-        }
-        _ => return Err(bad()),
-    }
-    let verdict = fields
-        .verdict
-        .and_then(|v| v.parse::<Verdict>().ok())
-        .ok_or_else(bad)?;
-    // As stored: a newer writer's `unknown-<bit>` tokens may run past a REASON argument's limit.
-    let reasons = Reasons::parse_stored(fields.reason.unwrap_or("")).map_err(|_| bad())?;
-    let source = Source::parse(fields.source.unwrap_or("api")).map_err(|_| bad())?;
-    let ttl = fields.ttl.unwrap_or(0);
-    let fresh_ttl = fields.fresh_ttl.unwrap_or(ttl);
-    // -1: a key without expiry (a `PERSIST` pin).
-    let secs = |s: i64| {
-        if s < 0 {
-            NO_EXPIRY
-        } else {
-            Duration::from_secs(s as u64)
-        }
+    let bad = |e: protocol::ReplyError| RedisError {
+        kind: ErrorKind::Reply,
+        detail: e.to_string(),
     };
+    let hit = match &reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => protocol::parse_get(
+            items
+                .chunks_exact(2)
+                .map(|kv| (reply_value(&kv[0]), reply_value(&kv[1]))),
+        ),
+        Value::Map(items) => {
+            protocol::parse_get(items.iter().map(|(k, v)| (reply_value(k), reply_value(v))))
+        }
+        _ => return Err(RedisError::bare(ErrorKind::Reply)),
+    }
+    .map_err(bad)?;
+    // -1: a key without expiry (a `PERSIST` pin).
+    let secs = |s: i64| u64::try_from(s).map_or(NO_EXPIRY, Duration::from_secs);
     Ok(Some(Stored {
-        entry: Entry {
-            verdict,
-            reasons,
-            source,
-            attributes: ipcheck_core::Attributes::NONE,
-        },
-        ttl: secs(ttl),
-        fresh: fields.fresh.is_none_or(|f| f != 0),
-        fresh_ttl: secs(fresh_ttl),
+        entry: hit.to_entry().map_err(bad)?,
+        ttl: secs(hit.ttl_secs),
+        fresh: hit.freshness.fresh,
+        fresh_ttl: secs(hit.freshness.fresh_ttl_secs),
     }))
 }
 
@@ -645,10 +641,11 @@ impl crate::lookup::SharedTier for RedisTier {
         key: &str,
         verdict: Verdict,
         reasons: &Reasons,
+        attributes: Attributes,
         fresh: Duration,
         stale: Duration,
     ) -> Result<(), RedisError> {
-        RedisTier::set(self, key, verdict, reasons, fresh, stale).await
+        RedisTier::set(self, key, verdict, reasons, attributes, fresh, stale).await
     }
 
     async fn refresh_lock(&self, key: &str, hold: Duration) -> Result<bool, RedisError> {
@@ -726,11 +723,29 @@ mod tests {
         let stored = parse_get(pinned).unwrap().unwrap();
         assert!(stored.fresh);
         assert_eq!((stored.ttl, stored.fresh_ttl), (NO_EXPIRY, NO_EXPIRY));
-        let reply_error = Err(RedisError::bare(ErrorKind::Reply));
-        assert_eq!(parse_get(Value::Int(1)), reply_error);
+        let reply_error = |r: Result<Option<Stored>, RedisError>| r.map_err(|e| e.kind);
+        assert_eq!(reply_error(parse_get(Value::Int(1))), Err(ErrorKind::Reply));
         assert_eq!(
-            parse_get(Value::Array(vec![bulk("verdict"), bulk("maybe")])),
-            reply_error
+            reply_error(parse_get(Value::Array(vec![
+                bulk("verdict"),
+                bulk("maybe")
+            ]))),
+            Err(ErrorKind::Reply)
         );
+        // Attributes, in a RESP3 map too.
+        let facts = Value::Map(vec![
+            (bulk("verdict"), bulk("block")),
+            (bulk("ttl"), Value::Int(60)),
+            (bulk("country"), bulk("US")),
+            (bulk("asn"), bulk("13335")),
+            (bulk("score"), bulk("")),
+        ]);
+        let stored = parse_get(facts).unwrap().unwrap();
+        assert_eq!(stored.entry.attributes.asn.map(|a| a.get()), Some(13335));
+        assert_eq!(
+            stored.entry.attributes.country.map(|c| c.to_string()),
+            Some("US".to_owned())
+        );
+        assert_eq!(stored.entry.attributes.score, None);
     }
 }

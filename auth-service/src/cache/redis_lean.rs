@@ -156,6 +156,20 @@ mod tests {
             (stale.ttl, stale.fresh_ttl),
             (Duration::from_secs(30), Duration::ZERO)
         );
+        // With attributes: fresh, a day's window ahead of it, and what is known.
+        let facts = parse_lean(&Value::Array(vec![
+            bulk("321;86400;US;13335;87"),
+            Value::Int(90_000_000),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(facts.fresh);
+        assert_eq!(facts.entry.attributes.asn.map(|a| a.get()), Some(13335));
+        assert_eq!(facts.entry.attributes.score.map(|s| s.get()), Some(87));
+        assert_eq!(
+            facts.entry.attributes.country.map(|c| c.to_string()),
+            Some("US".to_owned())
+        );
         for bad in [
             Value::Int(1),
             Value::Array(vec![bulk("321")]),

@@ -5,8 +5,9 @@
 //!    Then `IPCHECK LGET <key of 0.0.0.0>` decides how lookups read (see
 //!    [`super::redis_lean`]): lean when it answers, `IPCHECK GET` (with a WARN naming the fix)
 //!    when the module predates it or the user lacks `+ipcheck|lget`.
-//! 2. `IPCHECK SET 0.0.0.0 allow STALE 1 EX 0`: the user may write them, and the module knows
-//!    stale windows. Redis checks the ACL (subcommand and key, which the module's command filter
+//! 2. `IPCHECK SET 0.0.0.0 allow STALE 1 COUNTRY ZZ EX 0`: the user may write them, and the
+//!    module knows stale windows and attributes (a module that refuses `COUNTRY` gets writes
+//!    without attributes, see [`super::redis_attributes`]). Redis checks the ACL (subcommand and key, which the module's command filter
 //!    has already rewritten to the real key) before the module runs, and the module parses every
 //!    option before it writes anything: a module that knows `STALE` then refuses `EX 0`, one that
 //!    predates it refuses `STALE` as an unknown option. So the reply is `NOPERM` when the user may
@@ -24,15 +25,27 @@ use super::redis_error::{ErrorKind, RedisError};
 
 /// The address the GET and SET probes use: never a client's.
 pub const PROBE_ADDRESS: &str = "0.0.0.0";
-/// The SET probe: an `EX` the module refuses after the ACL check, with `STALE` before it.
-pub const SET_PROBE: [&str; 7] = ["SET", PROBE_ADDRESS, "allow", "STALE", "1", "EX", "0"];
+/// The SET probe: an `EX` the module refuses after the ACL check, with `STALE` and `COUNTRY`
+/// before it.
+pub const SET_PROBE: [&str; 9] = [
+    "SET",
+    PROBE_ADDRESS,
+    "allow",
+    "STALE",
+    "1",
+    "COUNTRY",
+    "ZZ",
+    "EX",
+    "0",
+];
 
 /// What the SET probe's answer says: `Ok` when the user may write and the module is recent
-/// enough for what the service sends (`STALE` only when `redis.stale_ttl` is not 0).
+/// enough for what the service sends (`STALE` only when `redis.stale_ttl` is not 0), with
+/// whether the module takes attributes (`COUNTRY`, `ASN`, `SCORE`).
 pub fn set_probe_outcome(
     answer: Result<(), &RedisError>,
     sends_stale: bool,
-) -> Result<(), Option<RedisError>> {
+) -> Result<bool, Option<RedisError>> {
     let Err(e) = answer else {
         // The module wrote an entry with EX 0: not a module this service knows.
         return Err(Some(misconfigured(
@@ -52,11 +65,15 @@ pub fn set_probe_outcome(
                 "the loaded ipcheck module predates stale windows (IPCHECK SET refuses STALE), so every write would fail: upgrade the module, or set redis.stale_ttl = \"0s\"".to_owned(),
             )))
         } else {
-            Ok(())
+            // Older than stale windows, so older than attributes too.
+            Ok(false)
         };
     }
+    if e.detail.contains("unknown option 'COUNTRY'") {
+        return Ok(false);
+    }
     if e.detail.contains("EX must be") {
-        Ok(())
+        Ok(true)
     } else {
         Err(None)
     }
@@ -219,12 +236,17 @@ mod tests {
     #[test]
     fn the_set_probe_tells_permission_and_module_version_apart() {
         let current = module_error("ERR EX must be an integer from 1 to 31536000, got '0'");
-        assert!(set_probe_outcome(Err(&current), true).is_ok());
+        assert_eq!(set_probe_outcome(Err(&current), true), Ok(true));
+        // Stale windows but no attributes: writes go on without them.
+        let before_attributes = module_error(
+            "ERR syntax error: unknown option 'COUNTRY' (expected EX, PERSIST, STALE, REASON, SOURCE or FORCE)",
+        );
+        assert_eq!(set_probe_outcome(Err(&before_attributes), true), Ok(false));
         let old = module_error(
             "ERR syntax error: unknown option 'STALE' (expected EX, REASON, SOURCE or FORCE)",
         );
         // An old module is fine as long as the service sends no STALE.
-        assert!(set_probe_outcome(Err(&old), false).is_ok());
+        assert_eq!(set_probe_outcome(Err(&old), false), Ok(false));
         let e = set_probe_outcome(Err(&old), true).unwrap_err().unwrap();
         assert_eq!(e.kind, ErrorKind::ModuleMissing);
         assert!(e.detail.contains("redis.stale_ttl"), "{}", e.detail);

@@ -53,6 +53,16 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("provider.budget.daily_quota", Kind::Int),
     ("provider.budget.shared", Kind::Bool),
     ("unknown_policy", Kind::Str),
+    ("events.decisions", Kind::Str),
+    ("events.sample", Kind::Float),
+    ("events.stream", Kind::Str),
+    ("events.maxlen", Kind::Int),
+    ("events.buffer", Kind::Int),
+    ("events.timeout", Kind::Str),
+    ("enrich.max_len", Kind::Int),
+    ("enrich.dedupe", Kind::Str),
+    ("enrich.claim_idle", Kind::Str),
+    ("enrich.batch", Kind::Int),
 ];
 
 /// `provider.fields.<name>` for every category of the vocabulary and every attribute (a list
@@ -85,6 +95,7 @@ pub(super) const POLICY_KEYS: &[(&str, Kind)] = &[
     ("allow", Kind::List),
     ("deny", Kind::List),
     ("lists", Kind::List),
+    ("mode", Kind::Str),
 ];
 
 /// The environment variable that overrides a dotted key.

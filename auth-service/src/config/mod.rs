@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use ipcheck_core::{Aggregation, Categories, Category, FailureMode, Policy, RedisFailureMode};
+use ipcheck_core::{
+    Aggregation, Categories, Category, FailureMode, OnMiss, Policy, RedisFailureMode,
+};
 use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
@@ -134,6 +136,10 @@ pub struct Settings {
     /// `[databases.<name>]`: local `.mmdb` files, a tier before the provider
     /// ([`crate::databases`]), sorted by name.
     pub databases: Vec<crate::databases::settings::DatabaseSpec>,
+    /// `[events]`: decision events appended to a Redis stream ([`crate::events`]); `None` when off.
+    pub events: Option<crate::events::settings::EventsSettings>,
+    /// `[enrich]`: the queue of cold addresses and its workers ([`crate::enrich`]).
+    pub enrich: crate::enrich::settings::EnrichSettings,
     /// Non-fatal findings (unused environment variables, ignored settings), logged at startup.
     pub warnings: Vec<String>,
 }
@@ -210,6 +216,9 @@ pub struct RedisSettings {
 pub struct Policies {
     default: Arc<Policy>,
     named: HashMap<String, Arc<Policy>>,
+    /// `policies.<name>.mode`, kept beside (not in) core's `Policy`: a mode changes the answer
+    /// to nginx, never the decision.
+    modes: BTreeMap<String, crate::mode::Mode>,
 }
 
 impl Policies {
@@ -234,6 +243,20 @@ impl Policies {
     /// Every policy with its name, in no order.
     pub fn all(&self) -> impl Iterator<Item = (&str, &Arc<Policy>)> {
         self.named.iter().map(|(n, p)| (n.as_str(), p))
+    }
+
+    /// The mode of the policy `name` (`enforce` for a name that is not configured).
+    pub fn mode(&self, name: &str) -> crate::mode::Mode {
+        self.modes.get(name).copied().unwrap_or_default()
+    }
+
+    /// The names of the policies in observe mode, sorted.
+    pub fn observed(&self) -> Vec<&str> {
+        self.modes
+            .iter()
+            .filter(|(_, m)| **m == crate::mode::Mode::Observe)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     /// The policy names, sorted.

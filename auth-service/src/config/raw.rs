@@ -29,6 +29,8 @@ pub(super) struct RawConfig {
     pub(super) feeds: BTreeMap<String, crate::feeds::settings::RawFeed>,
     #[serde(default)]
     pub(super) databases: BTreeMap<String, crate::databases::settings::RawDatabase>,
+    pub(super) events: Option<crate::events::settings::RawEvents>,
+    pub(super) enrich: Option<crate::enrich::settings::RawEnrich>,
 }
 
 #[derive(Deserialize, Default)]
@@ -152,4 +154,6 @@ pub(super) struct RawPolicy {
     pub(super) challenge_asns: Vec<Value>,
     pub(super) block_score: Option<i64>,
     pub(super) challenge_score: Option<i64>,
+    pub(super) mode: Option<String>,
+    pub(super) on_miss: Option<String>,
 }

@@ -843,3 +843,88 @@ fn an_attribute_no_source_gives_is_refused() {
     // Policies without attribute keys need no attribute source.
     ok("[policies.default]\nblock = [\"tor\"]\n");
 }
+
+#[test]
+fn the_facts_doc_example_loads() {
+    let doc = include_str!("../../../docs/facts.md");
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/facts.md has a ```toml example");
+    let s = ok(example);
+    let signup = s.policies.get("signup").unwrap();
+    assert_eq!(signup.block_asns.len(), 2);
+    assert_eq!(signup.challenge_score.map(|s| s.get()), Some(75));
+    assert_eq!(s.policies.get("payments").unwrap().allow_countries.len(), 2);
+}
+
+#[test]
+fn policy_modes() {
+    use crate::mode::Mode;
+    let s = ok(r#"
+        [policies.preview]
+        block = ["tor"]
+        mode = "observe"
+        [policies.strict]
+        mode = "enforce"
+    "#);
+    assert_eq!(s.policies.mode("preview"), Mode::Observe);
+    assert_eq!(s.policies.mode("strict"), Mode::Enforce);
+    assert_eq!(s.policies.mode("default"), Mode::Enforce);
+    assert_eq!(s.policies.mode("not-configured"), Mode::Enforce);
+    assert_eq!(s.policies.observed(), vec!["preview"]);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("observe mode: preview") && w.contains("ALLOWED")),
+        "{:?}",
+        s.warnings
+    );
+    assert!(ok("").policies.observed().is_empty());
+    assert!(!ok("").warnings.iter().any(|w| w.contains("observe")));
+
+    let s = parse(
+        "test.toml",
+        "[policies.default]\nblock = [\"tor\"]\n",
+        &env(&[("IPCHECK_POLICIES_DEFAULT_MODE", "observe")]),
+    )
+    .unwrap();
+    assert_eq!(s.policies.observed(), vec!["default"]);
+
+    let e = error("[policies.x]\nmode = \"report\"\n", &[]);
+    assert!(
+        e.contains("policies.x.mode") && e.contains("'report': expected enforce or observe"),
+        "{e}"
+    );
+}
+
+#[test]
+fn on_miss_defaults_to_wait_and_allow_needs_redis_and_a_provider() {
+    let s = ok("[policies.default]\n");
+    assert_eq!(s.policies.default_policy().on_miss, OnMiss::Wait);
+    assert_eq!(s.enrich, crate::enrich::settings::EnrichSettings::default());
+    let e = error("[policies.lax]\non_miss = \"later\"\n", &[]);
+    assert!(
+        e.contains("policies.lax.on_miss") && e.contains("'later'"),
+        "{e}"
+    );
+    let e = error("[policies.lax]\non_miss = \"allow\"\n", &[]);
+    assert!(
+        e.contains("policies.lax.on_miss") && e.contains("[redis]"),
+        "{e}"
+    );
+    let redis = "[redis]\nurl = \"redis://127.0.0.1:6379/\"\n";
+    let e = error(
+        &format!("{redis}[policies.lax]\non_miss = \"allow\"\n"),
+        &[],
+    );
+    assert!(e.contains("[provider]"), "{e}");
+    let s = ok(&format!(
+        "{redis}[provider]\npreset = \"ipasis\"\napi_key_env = \"\"\n[enrich]\nbatch = 4\n[policies.lax]\non_miss = \"allow\"\n"
+    ));
+    assert_eq!(s.policies.get("lax").unwrap().on_miss, OnMiss::Allow);
+    assert_eq!(s.enrich.batch, 4);
+    let e = error("[enrich]\nbatch = 0\n", &[]);
+    assert!(e.contains("enrich.batch"), "{e}");
+}

@@ -265,6 +265,7 @@ pub(super) fn validate(
     };
 
     let policies = policies(raw.policies, err)?;
+    warnings.extend(crate::mode::observe_warning(&policies.observed()));
     let lists = super::lists::validate(raw.lists, &policies, redis.is_some(), err)?;
     let databases = crate::databases::settings::validate(raw.databases, err)?;
     let gives = |a| {
@@ -298,6 +299,8 @@ pub(super) fn validate(
         }
     };
 
+    let enrich = crate::enrich::settings::validate(raw.enrich, err)?;
+    crate::enrich::settings::require_queue(&policies, redis.is_some(), provider.is_some(), err)?;
     let feeds = crate::feeds::settings::validate(raw.feeds, err)?;
     if !feeds.is_empty() && redis.is_none() {
         return Err(err(
@@ -306,9 +309,16 @@ pub(super) fn validate(
                 .to_owned(),
         ));
     }
+    let events = crate::events::settings::validate(
+        raw.events,
+        redis.as_ref().map(|r| r.key_prefix.as_str()),
+        err,
+    )?;
     Ok(Settings {
+        enrich,
         feeds,
         databases,
+        events,
         origin: origin.to_owned(),
         listen,
         metrics_listen,
@@ -478,8 +488,8 @@ pub(super) fn provider_spec(
     }
     let mut mapping = preset.map_or_else(|| FieldMapping::new([]), Preset::mapping);
     for (name, paths) in &p.fields {
-        let attribute = Attribute::from_name(name);
         let category = Category::from_token(name);
+        let attribute = Attribute::from_name(name);
         if category.is_none() && attribute.is_none() {
             return Err(err(
                 &format!("provider.fields.{name}"),
@@ -499,10 +509,12 @@ pub(super) fn provider_spec(
                 format!("'{bad}' is not a dotted JSON path (e.g. privacy.vpn)"),
             ));
         }
-        match (category, attribute) {
-            (Some(category), _) => mapping.set(category, paths),
-            (None, Some(attribute)) => mapping.set_attribute(attribute, paths),
-            (None, None) => {}
+        // One of the two, checked above (the vocabularies share no name).
+        if let Some(category) = category {
+            mapping.set(category, paths);
+        }
+        if let Some(attribute) = attribute {
+            mapping.set_attribute(attribute, paths);
         }
     }
     if mapping.is_empty() {
@@ -531,6 +543,7 @@ pub(super) fn policies(
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Policies, ConfigError> {
     let mut named = HashMap::new();
+    let mut modes = BTreeMap::new();
     for (name, p) in raw {
         let key = |field: &str| format!("policies.{name}.{field}");
         let category_list = |field: &str, list: &[String]| {
@@ -560,6 +573,26 @@ pub(super) fn policies(
                 ))
             }
         };
+        let mode = match p.mode.as_deref() {
+            None => crate::mode::Mode::Enforce,
+            Some(word) => crate::mode::Mode::parse(word).ok_or_else(|| {
+                err(
+                    &key("mode"),
+                    format!("'{word}': expected {}", crate::mode::Mode::WORDS),
+                )
+            })?,
+        };
+        modes.insert(name.clone(), mode);
+        let on_miss = match p.on_miss.as_deref().unwrap_or("wait") {
+            "wait" => OnMiss::Wait,
+            "allow" => OnMiss::Allow,
+            other => {
+                return Err(err(
+                    &key("on_miss"),
+                    format!("'{other}': expected wait (ask the provider) or allow (answer at once, enrich in the background)"),
+                ))
+            }
+        };
         let mut policy = Policy {
             block: category_list("block", &p.block)?,
             challenge: category_list("challenge", &p.challenge)?,
@@ -569,6 +602,7 @@ pub(super) fn policies(
             on_error,
             on_redis_error,
             lists: p.lists.clone(),
+            on_miss,
             ..Policy::default()
         };
         super::facts::policy_attributes(&name, &p, &mut policy, err)?;
@@ -578,7 +612,11 @@ pub(super) fn policies(
         .entry("default".to_owned())
         .or_insert_with(|| Arc::new(Policy::default()))
         .clone();
-    Ok(Policies { default, named })
+    Ok(Policies {
+        default,
+        named,
+        modes,
+    })
 }
 
 /// `[redis.breaker]` / `[provider.breaker]`: `failures` (0 turns the breaker off), `cooldown`.

@@ -79,8 +79,9 @@ pub async fn ask<T: Tiers>(tiers: Arc<T>, client: Client, found: Found) -> Resol
     }
 }
 
-/// Writes a source's answer to the shared tier: the facts, with the default policy's verdict
-/// beside them (for readers without the service), fresh then stale as the lifetimes say. A
+/// Writes a source's answer to the shared tier: the facts (categories as reasons, and the
+/// attributes), with the default policy's verdict beside them (for readers without the
+/// service), fresh then stale as the lifetimes say. A
 /// manual pin there is kept by the module (SOURCE api never replaces it).
 pub async fn write_back<T: Tiers>(
     tiers: &T,
@@ -95,6 +96,7 @@ pub async fn write_back<T: Tiers>(
             key,
             verdict,
             &facts.categories.to_reasons(),
+            facts.attributes,
             rules.fresh,
             rules.stale,
         )

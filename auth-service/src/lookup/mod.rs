@@ -9,9 +9,12 @@
 //! that asks the shared tier and, on a miss, a stale entry or a failure, the fact source
 //! ([`ask`]). What is cached are facts (never the databases'); the requested policy turns them,
 //! with the databases' facts filling their gaps, into a verdict on every request ([`rule`]).
-//! Every duration comes from [`lifetimes::Lifetimes`].
+//! Every duration comes from [`lifetimes::Lifetimes`]. A policy with `on_miss = "allow"` never
+//! waits for the source: after the local tier it reads the shared tier once and queues what that
+//! cannot answer ([`cold`]).
 
 pub mod ask;
+pub mod cold;
 pub mod databases;
 pub mod lifetimes;
 pub mod refresh;
@@ -23,7 +26,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use ipcheck_core::{Categories, Decision, Policy};
+use ipcheck_core::{Categories, Decision, OnMiss, Policy};
 
 use crate::lists::Listed;
 
@@ -98,6 +101,10 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
             tier: local_tier(&known),
             known,
         },
+        // Never waits for the provider: see `cold`.
+        None if policy.on_miss == OnMiss::Allow && tiers.queue().is_some() => {
+            cold::resolve(tiers, client).await
+        }
         None => {
             let flight = Arc::clone(tiers);
             tiers
@@ -132,6 +139,21 @@ fn decided<T: Tiers>(
     resolved: Resolved,
     listed: Listed,
 ) -> Decided {
+    if resolved.tier == Tier::Queued {
+        let (categories, list) = match listed {
+            Listed::Facts(listed, i) => (Some(listed), tiers.lists().name(i)),
+            _ => (None, None),
+        };
+        let (decision, rule) = cold::judge(policy, &resolved.known, categories);
+        return Decided {
+            decision,
+            pin_reasons: None,
+            tier: Tier::Queued,
+            known: Some(resolved.known),
+            rule,
+            list,
+        };
+    }
     let (known, list) = match listed {
         Listed::Facts(listed, i) => (with_listed(resolved.known, listed), tiers.lists().name(i)),
         _ => (resolved.known, None),

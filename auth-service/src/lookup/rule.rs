@@ -20,6 +20,9 @@ pub enum Rule {
     OnError,
     /// `on_redis_error`: Redis could not be asked, so a pin may be hiding there.
     OnRedisError,
+    /// `on_miss = "allow"`: no tier knew the address; judged as having no facts and queued
+    /// for enrichment ([`super::cold`]).
+    OnMiss,
 }
 
 use std::sync::Arc;

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipcheck_core::{
-    freshness, normalize, Aggregation, Categories, Category, Entry, FailureMode, LogLimiter,
-    Policy, Reasons, RedisFailureMode, Source, Verdict,
+    freshness, normalize, Aggregation, Asn, Attributes, Categories, Category, Country, Entry,
+    Facts, FailureMode, LogLimiter, Policy, Reasons, RedisFailureMode, Score, Source, Verdict,
 };
 use tokio::sync::{watch, Notify};
 
@@ -130,6 +130,7 @@ impl SharedTier for FakeRedis {
         key: &str,
         verdict: Verdict,
         reasons: &Reasons,
+        attributes: Attributes,
         fresh: Duration,
         stale: Duration,
     ) -> Result<(), RedisError> {
@@ -140,7 +141,7 @@ impl SharedTier for FakeRedis {
                 verdict,
                 reasons: reasons.clone(),
                 source: Source::parse("api").unwrap(),
-                attributes: ipcheck_core::Attributes::NONE,
+                attributes,
             };
             self.put(key, entry, fresh, stale);
         }
@@ -172,6 +173,8 @@ impl SharedTier for FakeRedis {
 #[derive(Clone, Copy)]
 enum Answer {
     Facts(Categories),
+    /// Categories and attributes.
+    Full(Facts),
     Fails,
     OverBudget,
     BreakerOpen,
@@ -206,6 +209,7 @@ impl FactSource for &FakeSource {
         }
         match answer {
             Answer::Facts(facts) => Ok(facts.into()),
+            Answer::Full(facts) => Ok(facts),
             _ => Err(NoAnswer::Failed(ProviderError::Timeout)),
         }
     }
@@ -224,6 +228,7 @@ struct World {
     refresh_log: Mutex<LogLimiter>,
     lists: crate::lists::ListStore,
     databases: crate::databases::Databases,
+    queue: Option<crate::enrich::queue::Queue>,
 }
 
 impl Tiers for World {
@@ -266,6 +271,10 @@ impl Tiers for World {
     fn databases(&self) -> Option<&crate::databases::Databases> {
         Some(&self.databases).filter(|d| !d.is_empty())
     }
+
+    fn queue(&self) -> Option<&crate::enrich::queue::Queue> {
+        self.queue.as_ref()
+    }
 }
 
 const KEY: &str = "192.0.2.7";
@@ -286,6 +295,11 @@ fn tor() -> Categories {
 
 /// Redis and a provider answering `tor`; fresh a day, stale a week, local tier a minute.
 fn world() -> Arc<World> {
+    world_with(true)
+}
+
+/// [`world`], with or without the provider.
+fn world_with(provider: bool) -> Arc<World> {
     let clock = Arc::new(Clock(Mutex::new(Instant::now())));
     Arc::new(World {
         local: LocalCache::new(1000, s(60)),
@@ -296,7 +310,7 @@ fn world() -> Arc<World> {
             down: AtomicBool::new(false),
             writes: Count::new(),
         }),
-        provider: Some(FakeSource {
+        provider: provider.then(|| FakeSource {
             answer: Mutex::new(Answer::Facts(tor())),
             calls: Count::new(),
             held: AtomicBool::new(false),
@@ -316,6 +330,7 @@ fn world() -> Arc<World> {
         refresh_log: Mutex::new(LogLimiter::new(s(10))),
         lists: lists_holding(KEY),
         databases: crate::databases::Databases::default(),
+        queue: None,
         clock,
     })
 }
@@ -685,5 +700,146 @@ async fn an_address_on_no_list_goes_through_the_tiers_as_before() {
     let d = decide(&w, &naming(strict(), &["tor", "bots", "bad"]), other).await;
     assert_eq!((d.decision.verdict, d.rule), (Verdict::Block, Rule::Facts));
     assert_eq!(d.list, None);
+    assert_eq!(w.provider().calls.get(), 1);
+}
+
+#[tokio::test]
+async fn attributes_are_written_back_and_another_instance_decides_on_them() {
+    let w = world();
+    let known = Attributes {
+        country: Country::parse("US").ok(),
+        asn: Asn::new(13335),
+        score: Score::new(87),
+    };
+    w.provider().answers(Answer::Full(Facts {
+        categories: Categories::EMPTY,
+        attributes: known,
+    }));
+    let scored = Policy {
+        block_score: Score::new(85),
+        ..strict()
+    };
+    let (v, r, tier) = ask(&w, &scored).await;
+    assert_eq!(
+        (v, r.as_str(), tier),
+        (Verdict::Block, "score", Tier::Provider)
+    );
+    w.redis().writes.reaches(1).await;
+    // Stored with the facts, beside the default policy's verdict (strict: tor only, allow).
+    let held = w.redis().holds(KEY).expect("written back");
+    assert_eq!(held.attributes, known);
+    assert_eq!(held.verdict, Verdict::Allow);
+
+    // Another instance, with no provider at all, reads Redis and decides on the same facts.
+    let other = world_with(false);
+    let entries = w.redis().entries.lock().unwrap().clone();
+    *other.redis().entries.lock().unwrap() = entries;
+    let (v, r, tier) = ask(&other, &scored).await;
+    assert_eq!(
+        (v, r.as_str(), tier),
+        (Verdict::Block, "score", Tier::Redis)
+    );
+    let by_asn = Policy {
+        challenge_asns: vec![Asn::new(13335).unwrap()],
+        ..strict()
+    };
+    other.forget_locally();
+    let (v, r, _) = ask(&other, &by_asn).await;
+    assert_eq!((v, r.as_str()), (Verdict::Challenge, "asn"));
+    let by_country = Policy {
+        allow_countries: vec![Country::parse("DE").unwrap()],
+        ..strict()
+    };
+    other.forget_locally();
+    let (v, r, _) = ask(&other, &by_country).await;
+    assert_eq!((v, r.as_str()), (Verdict::Block, "country"));
+}
+
+#[tokio::test]
+async fn allow_on_miss_answers_without_the_provider_and_queues_what_redis_lacks() {
+    let (tx, mut queued) = tokio::sync::mpsc::channel(8);
+    let queue = crate::enrich::queue::Queue::new(tx, Arc::new(Metrics::default()));
+    let w = Arc::new(World {
+        queue: Some(queue),
+        lists: lists_holding("198.51.100.9"),
+        ..Arc::into_inner(world()).unwrap()
+    });
+    let allow = |p: Policy| Policy {
+        on_miss: ipcheck_core::OnMiss::Allow,
+        ..p
+    };
+    let decided = |d: Decided| {
+        (
+            d.decision.verdict,
+            d.decision.reasons.to_text(),
+            d.tier,
+            d.rule,
+        )
+    };
+
+    // Nothing anywhere: allowed at once with no reason, queued, no provider call.
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (Verdict::Allow, String::new(), Tier::Queued, Rule::OnMiss)
+    );
+    assert_eq!(queued.try_recv().ok(), Some(client()));
+    assert_eq!(w.provider().calls.get(), 0);
+    // Nothing was kept locally: asked again, Redis is read again (and the address offered again;
+    // the queue's task drops the repeat).
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(d.tier, Tier::Queued);
+    assert!(queued.try_recv().is_ok());
+
+    // Facts in Redis (as a worker writes them): used like on the waiting path, nothing queued.
+    w.redis().put(KEY, entry("tor", "api"), s(DAY), s(DAY));
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (Verdict::Block, "tor".to_owned(), Tier::Redis, Rule::Facts)
+    );
+    assert!(queued.try_recv().is_err());
+
+    // Stale in Redis: judged at once on the stale facts, and queued for fresh ones.
+    w.redis()
+        .put(KEY, entry("tor", "api"), Duration::ZERO, s(DAY));
+    w.forget_locally();
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (
+            Verdict::Block,
+            "tor".to_owned(),
+            Tier::Stale,
+            Rule::StaleFacts
+        )
+    );
+    assert!(queued.try_recv().is_ok());
+    assert_eq!(w.provider().calls.get(), 0);
+
+    // Redis down: on_redis_error decides where the policy says so, else still no facts.
+    w.redis().down.store(true, Ordering::SeqCst);
+    w.forget_locally();
+    let d = decide(&w, &allow(strict()), client()).await;
+    assert_eq!(
+        decided(d),
+        (
+            Verdict::Block,
+            "redis-error".to_owned(),
+            Tier::Queued,
+            Rule::OnRedisError
+        )
+    );
+    let d = decide(&w, &allow(lenient()), client()).await;
+    assert_eq!(
+        decided(d),
+        (Verdict::Allow, String::new(), Tier::Queued, Rule::OnMiss)
+    );
+    w.redis().down.store(false, Ordering::SeqCst);
+
+    // A waiting policy still waits for the provider on the same tiers.
+    w.redis().entries.lock().unwrap().clear();
+    let (v, _, tier) = ask(&w, &strict()).await;
+    assert_eq!((v, tier), (Verdict::Block, Tier::Provider));
     assert_eq!(w.provider().calls.get(), 1);
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ipcheck_core::{Facts, LogLimiter, Policy, Reasons, Verdict};
+use ipcheck_core::{Attributes, Facts, LogLimiter, Policy, Reasons, Verdict};
 
 use super::lifetimes::Lifetimes;
 use super::Resolved;
@@ -26,13 +26,14 @@ pub trait SharedTier: Send + Sync {
     /// The entry for `key` (canonical address text), with where it is in its life.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Stored>, RedisError>> + Send;
 
-    /// Writes a provider answer, fresh for `fresh` then stale for `stale`; an operator's pin
-    /// already there is kept.
+    /// Writes a provider answer (verdict, reasons and what else is known: country, AS number,
+    /// score), fresh for `fresh` then stale for `stale`; an operator's pin already there is kept.
     fn set(
         &self,
         key: &str,
         verdict: Verdict,
         reasons: &Reasons,
+        attributes: Attributes,
         fresh: Duration,
         stale: Duration,
     ) -> impl Future<Output = Result<(), RedisError>> + Send;
@@ -90,6 +91,11 @@ pub trait Tiers: Send + Sync + 'static {
     fn lists(&self) -> &crate::lists::ListStore;
     /// The local databases, when any is configured ([`crate::databases`]).
     fn databases(&self) -> Option<&crate::databases::Databases> {
+        None
+    }
+    /// The enrichment queue cold addresses of `on_miss = "allow"` policies are offered to
+    /// (None: such policies wait like the others).
+    fn queue(&self) -> Option<&crate::enrich::queue::Queue> {
         None
     }
 }

@@ -1,7 +1,8 @@
 //! The Redis side of the operator commands, through the service's own Redis tier (same URL,
 //! credentials, TLS and cluster settings), always by the `IPCHECK` command except the key scan.
 
-use ipcheck_core::{normalize, Aggregation, NormalizedIp};
+use ipcheck_core::protocol::{self, SetRequest};
+use ipcheck_core::{normalize, Aggregation, NormalizedIp, Source};
 use redis::Value;
 
 use super::listing::{self, Pin};
@@ -44,8 +45,8 @@ fn unexpected(e: redis::ParsingError) -> RedisError {
 pub async fn get(tier: &RedisTier, address: &str) -> Result<Option<Stored>, OpsError> {
     let step = format!("IPCHECK GET {address}");
     let grant = format!("+ipcheck|get and %R~{}*", tier.key_prefix());
-    let mut cmd = redis::cmd("IPCHECK");
-    cmd.arg("GET").arg(address);
+    let mut cmd = redis::cmd(protocol::COMMAND);
+    cmd.arg(protocol::sub::GET).arg(address);
     let reply = tier
         .operator_call(cmd, OpTarget::Address(address))
         .await
@@ -57,19 +58,17 @@ pub async fn get(tier: &RedisTier, address: &str) -> Result<Option<Stored>, OpsE
 /// entry as Redis now holds it.
 pub async fn pin(tier: &RedisTier, req: &PinRequest) -> Result<Stored, OpsError> {
     let address = req.address.to_string();
-    let mut cmd = redis::cmd("IPCHECK");
-    cmd.arg("SET")
-        .arg(&address)
-        .arg(req.verdict.as_str())
-        .arg("SOURCE")
-        .arg("manual");
-    if !req.reasons.is_empty() {
-        cmd.arg("REASON").arg(req.reasons.as_str());
-    }
-    match req.lifetime {
-        Lifetime::Never => cmd.arg("PERSIST"),
-        Lifetime::Seconds(secs) => cmd.arg("EX").arg(secs),
+    let request = SetRequest {
+        lifetime: match req.lifetime {
+            Lifetime::Never => protocol::Lifetime::Persist,
+            Lifetime::Seconds(secs) => protocol::Lifetime::Seconds(secs),
+        },
+        reasons: req.reasons.as_str(),
+        source: Source::MANUAL,
+        ..SetRequest::new(&address, req.verdict)
     };
+    let mut cmd = redis::cmd(protocol::COMMAND);
+    cmd.arg(request.args());
     let step = format!("IPCHECK SET {address}");
     let grant = format!("+ipcheck|set and %RW~{}*", tier.key_prefix());
     tier.operator_call(cmd, OpTarget::Address(&address))
@@ -88,8 +87,8 @@ pub async fn del(tier: &RedisTier, address: &NormalizedIp) -> Result<bool, OpsEr
     let address = address.to_string();
     let step = format!("IPCHECK DEL {address}");
     let grant = format!("+ipcheck|del and %W~{}*", tier.key_prefix());
-    let mut cmd = redis::cmd("IPCHECK");
-    cmd.arg("DEL").arg(&address);
+    let mut cmd = redis::cmd(protocol::COMMAND);
+    cmd.arg(protocol::sub::DEL).arg(&address);
     match tier.operator_call(cmd, OpTarget::Address(&address)).await {
         Ok(Value::Int(n)) => Ok(n > 0),
         Ok(_) => Err(explain(

@@ -358,6 +358,15 @@ mod tests {
     }
 
     #[test]
+    fn attribute_names_are_not_categories() {
+        // `provider.fields.<name>` means one or the other, never both.
+        for a in Attribute::ALL {
+            assert_eq!(Category::from_token(a.name()), None, "{}", a.name());
+            assert_eq!(Attribute::from_name(a.name()), Some(a));
+        }
+    }
+
+    #[test]
     fn preset_attributes() {
         let ipqs = json!({"success": true, "fraud_score": 88, "country_code": "US",
             "ASN": 15169, "vpn": false, "proxy": false, "tor": false, "is_crawler": false});

@@ -44,6 +44,12 @@ pub fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
     }
     // The feeds' schedule is started once, with the first configuration.
     check(old.feeds != new.feeds, "feeds");
+    // The events writer is started once; which decisions it gets (decisions, sample) reloads.
+    let writer = |s: &Settings| s.events.as_ref().map(|e| e.writer.clone());
+    check(writer(old) != writer(new), "events");
+    // The enrichment queue's task is started once, with the first configuration.
+    check(old.enrich.max_len != new.enrich.max_len, "enrich.max_len");
+    check(old.enrich.dedupe != new.enrich.dedupe, "enrich.dedupe");
     keys
 }
 
@@ -77,6 +83,8 @@ pub fn summary(old: &Settings, new: &Settings, provider_rebuilt: bool) -> String
     note(old.databases != new.databases, "databases");
     note(old.client_ip != new.client_ip, "client_ip");
     note(old.decision_log != new.decision_log, "log.decisions");
+    let filter = |s: &Settings| s.events.as_ref().map(|e| e.filter);
+    note(filter(old) != filter(new), "events.decisions/sample");
     note(
         old.cache.negative_ttl != new.cache.negative_ttl
             || old.cache.degraded_ttl != new.cache.degraded_ttl,
@@ -101,8 +109,12 @@ pub fn summary(old: &Settings, new: &Settings, provider_rebuilt: bool) -> String
     }
 }
 
-/// Whether any policy (its categories, lists or `on_error`) was added, removed or changed.
+/// Whether any policy (its categories, lists, `on_error` or mode) was added, removed or changed.
 fn policies_differ(old: &Settings, new: &Settings) -> bool {
     let (a, b) = (old.policies.names(), new.policies.names());
-    a != b || a.iter().any(|n| old.policies.get(n) != new.policies.get(n))
+    a != b
+        || a.iter().any(|n| {
+            old.policies.get(n) != new.policies.get(n)
+                || old.policies.mode(n) != new.policies.mode(n)
+        })
 }

@@ -135,3 +135,60 @@ fn a_feed_change_needs_a_restart() {
     assert_eq!(restart_only(&settings(BASE), &old), ["feeds"]);
     assert!(restart_only(&old, &settings(&format!("{BASE}{feed}"))).is_empty());
 }
+
+#[test]
+fn a_mode_change_reloads_as_a_policy_change() {
+    let old = settings(BASE);
+    let observe = edited(
+        "on_error = \"open\"",
+        "on_error = \"open\"\nmode = \"observe\"",
+    );
+    assert!(restart_only(&old, &observe).is_empty());
+    assert_eq!(summary(&old, &observe, false), "policies");
+    assert_eq!(observe.policies.observed(), vec!["default"]);
+    assert!(observe
+        .warnings
+        .iter()
+        .any(|w| w.contains("observe mode: default")));
+    let back = edited(
+        "on_error = \"open\"",
+        "on_error = \"open\"\nmode = \"enforce\"",
+    );
+    assert_eq!(summary(&observe, &back, false), "policies");
+    assert!(back.policies.observed().is_empty());
+    assert_eq!(summary(&old, &back, false), "no change");
+}
+
+#[test]
+fn the_events_selection_reloads_and_the_writer_needs_a_restart() {
+    let all = settings(&format!("{BASE}\n[events]\ndecisions = \"all\"\n"));
+    let non_allow = settings(&format!(
+        "{BASE}\n[events]\ndecisions = \"non-allow\"\nsample = 0.5\n"
+    ));
+    assert!(restart_only(&all, &non_allow).is_empty());
+    assert_eq!(summary(&all, &non_allow, false), "events.decisions/sample");
+    let off = settings(BASE);
+    assert_eq!(restart_only(&off, &all), vec!["events"]);
+    assert_eq!(restart_only(&all, &off), vec!["events"]);
+    let bigger = settings(&format!(
+        "{BASE}\n[events]\ndecisions = \"all\"\nbuffer = 5\n"
+    ));
+    assert_eq!(restart_only(&all, &bigger), vec!["events"]);
+}
+
+#[test]
+fn on_miss_applies_at_once_and_the_queues_own_keys_need_a_restart() {
+    let old = settings(BASE);
+    let allow = edited(
+        "on_error = \"open\"\n",
+        "on_error = \"open\"\non_miss = \"allow\"\n",
+    );
+    assert!(restart_only(&old, &allow).is_empty());
+    let queue = settings(&format!(
+        "{BASE}\n[enrich]\nmax_len = 10\ndedupe = \"5s\"\nbatch = 2\n"
+    ));
+    assert_eq!(
+        restart_only(&old, &queue),
+        ["enrich.max_len", "enrich.dedupe"]
+    );
+}

@@ -2,14 +2,18 @@
 //!
 //! Reply: nil on a miss; on a hit a flat array
 //! `verdict <v> reason <reasons> source <source> ttl <seconds left> key <key>
-//! fresh <1|0> fresh_ttl <seconds>`.
+//! fresh <1|0> fresh_ttl <seconds> country <cc> asn <n> score <0-100>`, written field by field
+//! from `ipcheck_core::protocol::GET_FIELDS`, the table clients parse it with.
 //! `ttl` is the time until the entry is gone, rounded as Redis's `TTL` rounds (to the nearest
 //! second), or -1 if the key somehow has no expiry. `fresh` is 1 while the entry is within its
 //! fresh time (always for an entry written without `STALE`, and for a manual pin), 0 once it is
 //! stale; `fresh_ttl` is the seconds of fresh time left, rounded as `ttl` is (so equal to `ttl`
-//! without a stale window; 0 when stale; -1 without expiry). The last two were appended: a
-//! reader that stops after `key` still works. Read-only: served by replicas and from `EVAL_RO`.
+//! without a stale window; 0 when stale; -1 without expiry). `country`, `asn`, `score` are bulk
+//! strings, empty when unknown (as `reason` is when there are none). Fields are only appended:
+//! a reader that stops after `key` or `fresh_ttl` still works. Read-only: served by replicas
+//! and from `EVAL_RO`.
 
+use ipcheck_core::protocol::{FieldValue, GetHit, NumberText, GET_FIELDS};
 use ipcheck_core::{decode_entry_view, freshness, ttl_secs, ViewScratch};
 
 use crate::acl::Access;
@@ -58,21 +62,24 @@ impl<'a> Get<'a> {
                 let ttl = ttl_secs(remaining_ms);
                 let fresh = freshness(remaining_ms, entry.stale_secs);
                 stats::HITS.incr();
-                ctx.reply_array(14);
-                ctx.reply_bulk(b"verdict");
-                ctx.reply_bulk(entry.verdict.as_str().as_bytes());
-                ctx.reply_bulk(b"reason");
-                ctx.reply_bulk(entry.reasons.as_bytes());
-                ctx.reply_bulk(b"source");
-                ctx.reply_bulk(entry.source.as_bytes());
-                ctx.reply_bulk(b"ttl");
-                ctx.reply_int(ttl);
-                ctx.reply_bulk(b"key");
-                ctx.reply_bulk(key_name.as_bytes());
-                ctx.reply_bulk(b"fresh");
-                ctx.reply_int(i64::from(fresh.fresh));
-                ctx.reply_bulk(b"fresh_ttl");
-                ctx.reply_int(fresh.fresh_ttl_secs);
+                let hit = GetHit {
+                    verdict: entry.verdict,
+                    reasons: entry.reasons,
+                    source: entry.source,
+                    ttl_secs: ttl,
+                    key: key_name.as_bytes(),
+                    freshness: fresh,
+                    attributes: entry.attributes,
+                };
+                ctx.reply_array(2 * GET_FIELDS.len());
+                let mut number = NumberText::default();
+                for field in GET_FIELDS {
+                    ctx.reply_bulk(field.name().as_bytes());
+                    match field.value(&hit, &mut number) {
+                        FieldValue::Text(bytes) => ctx.reply_bulk(bytes),
+                        FieldValue::Int(n) => ctx.reply_int(n),
+                    }
+                }
                 Ok(())
             }
         }

@@ -14,20 +14,21 @@ pub const LINES: &[&CStr] = &[
     c"IPCHECK <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     c"GET <ip>",
     c"    Return the cached verdict for <ip> as field/value pairs (verdict, reason, source, ttl,",
-    c"    key, fresh, fresh_ttl), or nil when there is none. ttl: seconds until the entry is",
-    c"    gone; fresh: 1 within its fresh time, 0 once stale; fresh_ttl: seconds of fresh time",
-    c"    left (0 when stale).",
+    c"    key, fresh, fresh_ttl, country, asn, score), or nil when there is none. ttl: seconds",
+    c"    until the entry is gone; fresh: 1 within its fresh time, 0 once stale; fresh_ttl:",
+    c"    seconds of fresh time left (0 when stale); country, asn, score: empty when unknown.",
     c"LGET <key>",
     c"    The lean read: return [stored value, milliseconds left (-1: no expiry)] for <key> (as",
     c"    KEY names it, not an address), or nil. Decode with ipcheck-core's decode_lean.",
     c"SET <ip> <verdict> [EX <seconds> | PERSIST] [STALE <seconds>] [REASON <reasons>]",
-    c"    [SOURCE <source>] [FORCE]",
+    c"    [SOURCE <source>] [COUNTRY <cc>] [ASN <n>] [SCORE <0-100>] [FORCE]",
     c"    Cache <verdict> (allow, block or challenge) for <ip>, fresh for EX seconds (default: the",
     c"    ipcheck.default-ttl config), then stale for STALE more seconds (default 0), then gone.",
     c"    REASON is a comma-separated list of [a-z0-9_-] tokens, SOURCE one token (default api).",
     c"    An entry with SOURCE manual (never stale: no STALE) is kept, and nil returned, unless",
     c"    the new SET is also manual or says FORCE. PERSIST (only with SOURCE manual): the pin",
-    c"    never expires.",
+    c"    never expires. COUNTRY (two letters), ASN (13335 or AS13335) and SCORE (0 to 100)",
+    c"    record what is known about <ip>; each is unknown when not given.",
     c"DEL <ip>",
     c"    Delete the entry for <ip>. Return 1 if it existed, 0 otherwise.",
     c"KEY <ip>",
@@ -60,4 +61,27 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
         ctx.reply_simple(line);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ipcheck_core::protocol::{GET_FIELDS, SET_OPTIONS};
+
+    use super::LINES;
+
+    #[test]
+    fn help_names_every_option_and_field() {
+        let text: String = LINES.iter().map(|l| l.to_string_lossy() + "\n").collect();
+        for row in &SET_OPTIONS {
+            assert!(
+                text.contains(&format!("{} ", row.name))
+                    || text.contains(&format!("{}]", row.name)),
+                "{}",
+                row.name
+            );
+        }
+        for field in GET_FIELDS {
+            assert!(text.contains(field.name()), "{}", field.name());
+        }
+    }
 }

@@ -1,5 +1,8 @@
 //! `IPCHECK SET <ip> <verdict> [EX <seconds> | PERSIST] [STALE <seconds>] [REASON <reasons>]
-//! [SOURCE <source>] [FORCE]`
+//! [SOURCE <source>] [COUNTRY <cc>] [ASN <n>] [SCORE <0-100>] [FORCE]`
+//!
+//! The option words are `ipcheck_core::protocol::SET_OPTIONS`, the table clients build calls
+//! from.
 //!
 //! Reply: `OK`, or nil when an existing `manual` entry was kept.
 //!
@@ -14,6 +17,11 @@
 //!   expires after `ipcheck.default-ttl`, as it always did.
 //! - `REASON`: comma-separated `[a-z0-9_-]+` tokens, at most 128 bytes; default empty.
 //! - `SOURCE`: one token; default `api`. `manual` marks an operator's pin.
+//! - `COUNTRY`: two letters (ISO 3166-1 alpha-2), any case, stored uppercase.
+//! - `ASN`: the AS number, 1..=4294967295, as `13335` or `AS13335`.
+//! - `SCORE`: a risk score, a whole number 0..=100.
+//!   Each attribute is unknown when not given; a pin may carry them too. An entry with none is
+//!   stored exactly as before attributes existed.
 //! - `FORCE`: replace a manual pin even though this SET is not manual.
 //!
 //! Option names are case-insensitive and each may appear once. The write reaches replicas and
@@ -24,8 +32,10 @@
 
 use std::borrow::Cow;
 
+use ipcheck_core::protocol::SetOption;
 use ipcheck_core::{
-    decode_entry_view, encode_stored, Entry, Reasons, Source, Verdict, ViewScratch, MAX_STALE,
+    decode_entry_view, encode_stored, Asn, Attributes, Country, Entry, Reasons, Score, Source,
+    Verdict, ViewScratch, MAX_STALE,
 };
 use redis_module::raw;
 
@@ -68,11 +78,16 @@ impl<'a> Set<'a> {
         let mut stale: Option<i64> = None;
         let mut reasons: Option<Reasons> = None;
         let mut source: Option<Source> = None;
+        let mut country: Option<Country> = None;
+        let mut asn: Option<Asn> = None;
+        let mut score: Option<Score> = None;
         let mut force = false;
         let mut persist = false;
         let mut rest = (4..args.len()).map(|i| args.get(i));
         while let Some(word) = rest.next() {
-            let opt = SetOption::parse(word)?;
+            let opt = SetOption::parse(word).ok_or_else(|| {
+                CommandError::UnknownOption(String::from_utf8_lossy(word).into_owned())
+            })?;
             let mut value = || rest.next().ok_or(CommandError::MissingValue(opt.name()));
             match opt {
                 SetOption::Ex => {
@@ -96,6 +111,18 @@ impl<'a> Set<'a> {
                     let s = Source::parse(&utf8(value()?)).map_err(CommandError::Source)?;
                     once(&mut source, s, opt)?;
                 }
+                SetOption::Country => {
+                    let c = Country::parse(&utf8(value()?)).map_err(CommandError::Attribute)?;
+                    once(&mut country, c, opt)?;
+                }
+                SetOption::Asn => {
+                    let a = Asn::parse(&utf8(value()?)).map_err(CommandError::Attribute)?;
+                    once(&mut asn, a, opt)?;
+                }
+                SetOption::Score => {
+                    let n = Score::parse(&utf8(value()?)).map_err(CommandError::Attribute)?;
+                    once(&mut score, n, opt)?;
+                }
                 SetOption::Force => {
                     if std::mem::replace(&mut force, true) {
                         return Err(CommandError::DuplicateOption(opt.name()));
@@ -112,7 +139,11 @@ impl<'a> Set<'a> {
             verdict,
             reasons: reasons.unwrap_or_default(),
             source: source.unwrap_or_default(),
-            attributes: ipcheck_core::Attributes::NONE,
+            attributes: Attributes {
+                country,
+                asn,
+                score,
+            },
         };
         // In range by parse_int above.
         let stale_secs = u32::try_from(stale.unwrap_or(0)).unwrap_or(0);
@@ -197,46 +228,6 @@ fn holds_manual_pin(value: Option<&[u8]>) -> bool {
 /// U+FFFD, which no parser accepts, so the error still quotes the argument.
 fn utf8(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
-}
-
-/// An option word of `IPCHECK SET`.
-#[derive(Clone, Copy)]
-enum SetOption {
-    Ex,
-    Stale,
-    Reason,
-    Source,
-    Force,
-    Persist,
-}
-
-impl SetOption {
-    /// Recognizes an option word, any case.
-    fn parse(word: &[u8]) -> Result<Self, CommandError> {
-        [
-            SetOption::Ex,
-            SetOption::Stale,
-            SetOption::Reason,
-            SetOption::Source,
-            SetOption::Force,
-            SetOption::Persist,
-        ]
-        .into_iter()
-        .find(|o| word.eq_ignore_ascii_case(o.name().as_bytes()))
-        .ok_or_else(|| CommandError::UnknownOption(String::from_utf8_lossy(word).into_owned()))
-    }
-
-    /// The option as written in the syntax and in error messages.
-    fn name(self) -> &'static str {
-        match self {
-            SetOption::Ex => "EX",
-            SetOption::Stale => "STALE",
-            SetOption::Reason => "REASON",
-            SetOption::Source => "SOURCE",
-            SetOption::Force => "FORCE",
-            SetOption::Persist => "PERSIST",
-        }
-    }
 }
 
 fn once<T>(slot: &mut Option<T>, value: T, opt: SetOption) -> Result<(), CommandError> {

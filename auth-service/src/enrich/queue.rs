@@ -1,0 +1,218 @@
+//! The service's side of the queue: a cold address of an `on_miss = "allow"` policy is offered
+//! here and the request is answered at once; a task of its own adds it to the stream.
+//!
+//! Offering never waits: the buffer between the request path and the task is bounded
+//! ([`BUFFER`]) and an offer that does not fit is dropped and counted (a later request for the
+//! address offers it again). The task drops repeats of one address within `enrich.dedupe`
+//! in-process first ([`Recent`]), then across every instance sharing Redis with a marker key
+//! (`SET NX EX`, [`super::stream::marker_cmd`]), and only then sends `XADD`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, Semaphore};
+
+use super::counts::Queued;
+use super::settings::EnrichSettings;
+use super::stream;
+use crate::breaker::State as BreakerState;
+use crate::cache::redis::{OpTarget, RedisError, RedisTier};
+use crate::client_ip::Client;
+use crate::metrics::Metrics;
+use redis::Value;
+
+/// Offers the request path may leave waiting for the task; more are dropped.
+pub const BUFFER: usize = 4096;
+
+/// Addresses [`Recent`] remembers at most before it forgets the oldest window.
+const RECENT_MAX: usize = 65_536;
+
+/// Offers being added to the stream at once: their commands share the connection, pipelined,
+/// so one slow round trip does not hold the others back (one at a time added about 3,000
+/// addresses a second on loopback: bench/enrich.sh).
+const CONCURRENT_ADDS: usize = 64;
+
+/// The queue's request-path end.
+pub struct Queue {
+    tx: mpsc::Sender<Client>,
+    metrics: Arc<Metrics>,
+}
+
+impl Queue {
+    /// A queue whose offers go to `tx` (the task, or a test).
+    pub fn new(tx: mpsc::Sender<Client>, metrics: Arc<Metrics>) -> Queue {
+        Queue { tx, metrics }
+    }
+
+    /// A queue feeding a task that adds to the stream in `redis`. Needs a Tokio runtime.
+    pub fn spawn(redis: Arc<RedisTier>, settings: EnrichSettings, metrics: Arc<Metrics>) -> Queue {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        tokio::spawn(run(rx, redis, settings, Arc::clone(&metrics)));
+        Queue::new(tx, metrics)
+    }
+
+    /// Offers a cold address; never waits.
+    pub fn offer(&self, client: Client) {
+        if self.tx.try_send(client).is_err() {
+            self.metrics.enrich.queued(Queued::Dropped);
+        }
+    }
+}
+
+/// The addresses offered within the dedupe window, so repeats cost no Redis call.
+#[derive(Debug)]
+pub struct Recent {
+    window: Duration,
+    seen: HashMap<String, Instant>,
+}
+
+impl Recent {
+    /// Remembers addresses for `window`.
+    pub fn new(window: Duration) -> Recent {
+        Recent {
+            window,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Whether `key` is offered for the first time in the window (and remembers it if so).
+    pub fn first(&mut self, key: &str, now: Instant) -> bool {
+        if let Some(at) = self.seen.get(key) {
+            if now.saturating_duration_since(*at) < self.window {
+                return false;
+            }
+        }
+        if self.seen.len() >= RECENT_MAX {
+            let window = self.window;
+            self.seen
+                .retain(|_, at| now.saturating_duration_since(*at) < window);
+            if self.seen.len() >= RECENT_MAX {
+                // A flood of distinct addresses: Redis's markers still dedupe.
+                self.seen.clear();
+            }
+        }
+        self.seen.insert(key.to_owned(), now);
+        true
+    }
+
+    /// Forgets `key`, so the next offer tries again (its queueing failed).
+    pub fn forget(&mut self, key: &str) {
+        self.seen.remove(key);
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Client>,
+    redis: Arc<RedisTier>,
+    settings: EnrichSettings,
+    metrics: Arc<Metrics>,
+) {
+    let recent = Arc::new(Mutex::new(Recent::new(settings.dedupe)));
+    let adding = Arc::new(Semaphore::new(CONCURRENT_ADDS));
+    while let Some(client) = rx.recv().await {
+        let key = client.key.canonical_text();
+        if !lock(&recent).first(key.as_str(), Instant::now()) {
+            metrics.enrich.queued(Queued::Duplicate);
+            continue;
+        }
+        // Waiting here leaves further offers in the buffer, where a full one drops them.
+        let Ok(permit) = Arc::clone(&adding).acquire_owned().await else {
+            return;
+        };
+        let (redis, metrics, recent) = (
+            Arc::clone(&redis),
+            Arc::clone(&metrics),
+            Arc::clone(&recent),
+        );
+        tokio::spawn(async move {
+            let outcome = add(&redis, &settings, client).await;
+            if outcome == Queued::Failed {
+                lock(&recent).forget(key.as_str());
+            }
+            metrics.enrich.queued(outcome);
+            drop(permit);
+        });
+    }
+}
+
+fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
+    recent.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The marker, then `XADD` if this offer is the window's first.
+async fn add(redis: &RedisTier, settings: &EnrichSettings, client: Client) -> Queued {
+    // An open breaker means Redis is failing the lookups already: no call, counted as failed.
+    if redis.breaker().state() != BreakerState::Closed {
+        return Queued::Failed;
+    }
+    let prefix = redis.key_prefix();
+    let key = client.key.canonical_text();
+    let marker = stream::marker_cmd(prefix, key.as_str(), settings.dedupe);
+    match redis
+        .operator_call(marker, OpTarget::Address(key.as_str()))
+        .await
+    {
+        Ok(Value::Nil) => return Queued::Duplicate,
+        Ok(_) => {}
+        Err(e) => {
+            log_failure(redis, "SET NX (the dedupe marker)", &e);
+            return Queued::Failed;
+        }
+    }
+    let add = stream::add_cmd(prefix, client.ip, settings.max_len);
+    match redis
+        .operator_call(add, OpTarget::Address(stream::ROUTE))
+        .await
+    {
+        Ok(_) => Queued::Added,
+        Err(e) => {
+            log_failure(redis, "XADD", &e);
+            Queued::Failed
+        }
+    }
+}
+
+fn log_failure(redis: &RedisTier, step: &str, e: &RedisError) {
+    if e.kind == crate::cache::redis::ErrorKind::NoPerm {
+        tracing::error!(
+            redis = %redis.display(),
+            "cannot queue a cold address ({step}: {e}): grant the service's Redis user +set on {p}enrich:* and +xadd on {q}",
+            p = redis.key_prefix(),
+            q = stream::queue_key(redis.key_prefix())
+        );
+    } else {
+        tracing::debug!(redis = %redis.display(), "cannot queue a cold address ({step}): {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_offer_per_window_and_a_failure_is_forgotten() {
+        let t0 = Instant::now();
+        let mut recent = Recent::new(Duration::from_secs(60));
+        assert!(recent.first("192.0.2.1", t0));
+        assert!(!recent.first("192.0.2.1", t0 + Duration::from_secs(59)));
+        assert!(recent.first("192.0.2.2", t0));
+        assert!(recent.first("192.0.2.1", t0 + Duration::from_secs(60)));
+        recent.forget("192.0.2.2");
+        assert!(recent.first("192.0.2.2", t0 + Duration::from_secs(1)));
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_drops_and_counts() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let metrics = Arc::new(Metrics::default());
+        let queue = Queue::new(tx, Arc::clone(&metrics));
+        let client = crate::client_ip::parse_client("192.0.2.9", Default::default()).unwrap();
+        queue.offer(client);
+        queue.offer(client);
+        assert_eq!(metrics.enrich.queued_count(Queued::Dropped), 1);
+        assert_eq!(rx.recv().await, Some(client));
+    }
+}

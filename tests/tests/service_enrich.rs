@@ -1,0 +1,328 @@
+//! ipcheck-auth end to end: `on_miss = "allow"` and the enrichment workers. A cold address is
+//! answered at once and queued once (dedupe) to the Redis stream; workers read it as one
+//! consumer group, and a worker killed mid-lookup leaves its entries to another, so that each
+//! address is still written into Redis exactly once.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ipcheck_tests::ipcheck;
+use ipcheck_tests::{Provider, RedisServer, Reply, Service, Worker};
+use redis::Value;
+
+const QUEUE: &str = "ipcheck:{enrich}:queue";
+
+fn config(provider: &Provider, redis: &RedisServer) -> String {
+    format!(
+        r#"
+[cache]
+local_ttl = "60s"
+
+[redis]
+url = "{redis}"
+timeout = "1s"
+
+[provider]
+preset = "ipasis"
+url = "{url}"
+api_key_env = ""
+timeout = "10s"
+
+[enrich]
+claim_idle = "1s"
+batch = 2
+
+[policies.default]
+block = ["tor"]
+on_miss = "allow"
+
+[policies.waiting]
+block = ["tor"]
+"#,
+        redis = redis.url(),
+        url = provider.url_template(),
+    )
+}
+
+/// redis-server logging every command to its slow log, so a test can count writes.
+fn recording_redis() -> RedisServer {
+    RedisServer::builder()
+        .conf("slowlog-log-slower-than 0")
+        .conf("slowlog-max-len 100000")
+        .start()
+}
+
+/// How many `IPCHECK SET <ip> ...` Redis has run (the slow log shows the module's key, e.g.
+/// `ipcheck:192.0.2.1`, where the address was).
+fn writes_of(redis: &RedisServer, ip: &str) -> usize {
+    let log: Value = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query(&mut redis.client())
+        .expect("SLOWLOG GET");
+    let Value::Array(entries) = log else {
+        panic!("SLOWLOG GET: {log:?}")
+    };
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).to_ascii_uppercase(),
+        Value::SimpleString(s) => s.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    entries
+        .iter()
+        .filter(|e| {
+            let Value::Array(fields) = e else {
+                return false;
+            };
+            let Some(Value::Array(args)) = fields.get(3) else {
+                return false;
+            };
+            let target = text(args.get(2).unwrap_or(&Value::Nil)).replace(['{', '}'], "");
+            let ip = ip.to_ascii_uppercase();
+            args.len() > 2
+                && text(&args[0]) == "IPCHECK"
+                && text(&args[1]) == "SET"
+                && (target == ip || target.ends_with(&format!(":{ip}")))
+        })
+        .count()
+}
+
+fn xlen(redis: &RedisServer) -> usize {
+    redis::cmd("XLEN")
+        .arg(QUEUE)
+        .query(&mut redis.client())
+        .expect("XLEN")
+}
+
+/// Polls until `done` holds (20 s at most), naming `what` if it never does.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_cold_address_is_answered_at_once_queued_once_and_decided_on_facts_once_a_worker_ran() {
+    let provider = Provider::start();
+    let redis = recording_redis();
+    let tor = "192.0.2.66";
+    provider.respond(tor, Reply::flags(&["tor"]));
+    provider.set_delay(Duration::from_secs(2));
+    let svc = Service::start(&config(&provider, &redis));
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+
+    // Answered without asking anybody: no facts yet, so allowed, and queued.
+    assert_eq!(svc.auth(tor).decision(), (204, "allow", "", "queued"));
+    assert_eq!(provider.calls(), 0);
+    wait_until("the address is in the queue", || xlen(&redis) == 1);
+    // Asked again within the dedupe window: answered the same way, queued once.
+    assert_eq!(svc.auth(tor).decision(), (204, "allow", "", "queued"));
+    wait_until("the repeat is counted as a duplicate", || {
+        svc.metrics()
+            .contains("ipcheck_enrich_queued_total{result=\"duplicate\"} 1\n")
+    });
+    assert_eq!(xlen(&redis), 1);
+    assert!(svc
+        .metrics()
+        .contains("ipcheck_enrich_queued_total{result=\"added\"} 1\n"));
+
+    // A policy that waits still waits for the provider, on the same service.
+    let other = "192.0.2.67";
+    provider.respond(other, Reply::flags(&["tor"]));
+    assert_eq!(
+        svc.auth_policy(other, "waiting").decision(),
+        (403, "block", "tor", "provider")
+    );
+
+    let _worker = Worker::start(&config(&provider, &redis), "w1", &[]);
+    let hit = ipcheck::wait_for(&mut redis.client(), tor, "written by the worker", |_| true);
+    assert_eq!(
+        (hit.verdict.as_str(), hit.source.as_str()),
+        ("block", "api")
+    );
+    assert_eq!(svc.auth(tor).decision(), (403, "block", "tor", "redis"));
+    assert_eq!(provider.calls_for(tor), 1, "{:?}", provider.seen());
+    assert_eq!(writes_of(&redis, tor), 1);
+}
+
+#[test]
+fn two_workers_share_the_queue_and_a_killed_ones_entries_are_written_exactly_once() {
+    let provider = Provider::start();
+    let redis = recording_redis();
+    let ips = ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13"];
+    provider.respond_default(Reply::flags(&["vpn"]));
+    provider.set_delay(Duration::from_secs(2));
+    let cfg = config(&provider, &redis);
+    let svc = Service::start(&cfg);
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+    for ip in ips {
+        assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
+    }
+    wait_until("four entries queued", || xlen(&redis) == 4);
+
+    // The first worker takes a batch of two and is killed while the provider holds both.
+    let mut a = Worker::start(&cfg, "a", &[]);
+    wait_until("worker a holds two lookups", || provider.in_flight() == 2);
+    let held: Vec<String> = provider.seen().into_iter().map(|s| s.ip).collect();
+    a.kill();
+
+    // The second takes the other two from the queue, then claims the killed one's.
+    let mut b = Worker::start(&cfg, "b", &[]);
+    for ip in ips {
+        ipcheck::wait_for(&mut redis.client(), ip, "written", |h| h.reason == "vpn");
+    }
+    wait_until("every entry acknowledged", || {
+        let pending: Value = redis::cmd("XPENDING")
+            .arg(QUEUE)
+            .arg("ipcheck-enrich")
+            .query(&mut redis.client())
+            .expect("XPENDING");
+        matches!(pending, Value::Array(ref p) if p.first() == Some(&Value::Int(0)))
+    });
+    for ip in ips {
+        assert_eq!(writes_of(&redis, ip), 1, "IPCHECK SET of {ip}");
+        let asked = if held.contains(&ip.to_owned()) { 2 } else { 1 };
+        assert_eq!(provider.calls_for(ip), asked, "{ip}: {:?}", provider.seen());
+    }
+    assert_eq!(b.metric("ipcheck_enrich_claimed_total"), 2);
+    assert_eq!(
+        b.metric("ipcheck_enrich_entries_total{result=\"written\"}"),
+        4
+    );
+
+    // An entry delivered again for an address that is fresh in Redis costs no provider call.
+    let again: IpAddr = ips[0].parse().unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(QUEUE)
+        .arg("*")
+        .arg("ip")
+        .arg(again.to_string())
+        .query(&mut redis.client())
+        .expect("XADD");
+    wait_until("the repeat is acknowledged as fresh", || {
+        b.metric("ipcheck_enrich_entries_total{result=\"fresh\"}") == 1
+    });
+    assert_eq!(provider.calls(), 6);
+    assert_eq!(writes_of(&redis, ips[0]), 1);
+
+    // The queue deleted under a running worker (an operator's DEL): made again, and read.
+    let _: i64 = redis::cmd("DEL")
+        .arg(QUEUE)
+        .query(&mut redis.client())
+        .expect("DEL");
+    let late = "192.0.2.14";
+    let _: String = redis::cmd("XADD")
+        .arg(QUEUE)
+        .arg("*")
+        .arg("ip")
+        .arg(late)
+        .query(&mut redis.client())
+        .expect("XADD");
+    ipcheck::wait_for(&mut redis.client(), late, "written after the DEL", |h| {
+        h.reason == "vpn"
+    });
+
+    // SIGTERM: a clean exit.
+    assert!(
+        b.terminate(Duration::from_secs(10)),
+        "worker b log:\n{}",
+        b.log()
+    );
+}
+
+#[test]
+fn a_live_workers_slow_lookups_are_not_claimed_by_another() {
+    let provider = Provider::start();
+    let redis = recording_redis();
+    let ips = ["192.0.2.30", "192.0.2.31"];
+    // Longer than claim_idle (1 s): only the holder's touching keeps the entries its own.
+    provider.set_delay(Duration::from_millis(2500));
+    let cfg = config(&provider, &redis);
+    let svc = Service::start(&cfg);
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+    for ip in ips {
+        assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
+    }
+    wait_until("two entries queued", || xlen(&redis) == 2);
+    let _a = Worker::start(&cfg, "a", &[]);
+    wait_until("worker a holds both lookups", || provider.in_flight() == 2);
+    let b = Worker::start(&cfg, "b", &[]);
+    for ip in ips {
+        ipcheck::wait_for(&mut redis.client(), ip, "written", |_| true);
+    }
+    for ip in ips {
+        assert_eq!(provider.calls_for(ip), 1, "{ip}: {:?}", provider.seen());
+        assert_eq!(writes_of(&redis, ip), 1, "IPCHECK SET of {ip}");
+    }
+    assert_eq!(b.metric("ipcheck_enrich_claimed_total"), 0, "{}", b.log());
+}
+
+#[test]
+fn two_instances_queue_one_cold_address_once() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let cfg = config(&provider, &redis);
+    let (a, b) = (Service::start(&cfg), Service::start(&cfg));
+    let ip = "192.0.2.40";
+    assert_eq!(a.auth(ip).decision(), (204, "allow", "", "queued"));
+    wait_until("queued by the first instance", || xlen(&redis) == 1);
+    // The second instance has never seen it: the marker in Redis is what stops it.
+    assert_eq!(b.auth(ip).decision(), (204, "allow", "", "queued"));
+    wait_until("the second instance finds the marker", || {
+        b.metrics()
+            .contains("ipcheck_enrich_queued_total{result=\"duplicate\"} 1\n")
+    });
+    assert_eq!(xlen(&redis), 1);
+    assert_eq!(provider.calls(), 0);
+}
+
+#[test]
+fn in_a_redis_cluster_the_queue_and_the_writes_reach_their_nodes() {
+    let cluster = RedisServer::start_cluster(3);
+    let provider = Provider::start();
+    let ip = "198.51.100.77";
+    provider.respond(ip, Reply::flags(&["tor"]));
+    let cfg = format!(
+        r#"
+[redis]
+url = "{nodes}"
+cluster = true
+timeout = "1s"
+
+[provider]
+preset = "ipasis"
+url = "{url}"
+api_key_env = ""
+timeout = "10s"
+
+[policies.default]
+block = ["tor"]
+on_miss = "allow"
+"#,
+        nodes = cluster[0].url(),
+        url = provider.url_template(),
+    );
+    let svc = Service::start(&cfg);
+    assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
+    let _worker = Worker::start(&cfg, "w1", &[]);
+    wait_until("decided on the facts the worker wrote", || {
+        svc.auth(ip).decision() == (403, "block", "tor", "redis")
+    });
+    assert_eq!(provider.calls_for(ip), 1);
+    let moved: u64 = cluster
+        .iter()
+        .map(|node| {
+            let info: String = redis::cmd("INFO")
+                .arg("errorstats")
+                .query(&mut node.client())
+                .expect("INFO errorstats");
+            info.lines()
+                .find_map(|l| l.strip_prefix("errorstat_MOVED:count="))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(moved, 0, "every command went to the node serving its slot");
+}
