@@ -128,13 +128,24 @@ fn the_databases_decide_what_they_cover_a_pin_still_wins_and_the_rest_asks_the_p
         "{\"error\":\"access denied\",\"reason\":\"country\"}\n"
     );
     assert_eq!(s.provider.calls_for(GB), 0, "no provider call");
+    // The service's answer carries the country the database gave, as for a provider's.
+    let answer = s.service.auth_policy(GB, "strict");
+    assert_eq!(
+        (
+            answer.header("x-ipcheck-cache"),
+            answer.header("x-ipcheck-country")
+        ),
+        (Some("database"), Some("GB")),
+        "{answer:?}"
+    );
+    assert_eq!(s.provider.calls_for(GB), 0, "no provider call");
     // An anonymous-IP VPN on the policy that blocks VPNs: no provider call either.
     let r = s.get(VPN, "/");
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.body, "{\"error\":\"access denied\",\"reason\":\"vpn\"}\n");
     assert_eq!(s.provider.calls_for(VPN), 0, "no provider call");
-    assert_eq!(s.metric("ipcheck_database_decisions_total"), 2.0);
-    assert_eq!(s.metric("ipcheck_cache_total{tier=\"database\"}"), 2.0);
+    assert_eq!(s.metric("ipcheck_database_decisions_total"), 3.0);
+    assert_eq!(s.metric("ipcheck_cache_total{tier=\"database\"}"), 3.0);
     assert!(s.metric("ipcheck_database_build_epoch_seconds{database=\"geo\"}") > 0.0);
     // Not written to Redis as if the provider had said it.
     let mut con = s.redis.client();
