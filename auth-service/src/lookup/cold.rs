@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use ipcheck_core::{Categories, Decision, Policy};
 
-use super::lifetimes::RedisHit;
-use super::{refresh, Resolved, Rule, SharedTier, Tiers};
+use super::shared_read::{self, RefreshAhead, SharedRead};
+use super::{Resolved, Rule, Tiers};
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
-use crate::metrics::{RedisLookup, Tier};
+use crate::metrics::Tier;
 
 /// What the tiers know about `client` without asking the provider, offering it to the queue
 /// when that is not enough.
@@ -38,44 +38,23 @@ pub async fn resolve<T: Tiers>(tiers: &Arc<T>, client: Client) -> Resolved {
         return queued(Known::Nothing);
     };
     let since = tiers.local().version(&client.key);
-    let key_text = client.key.canonical_text();
-    match shared.get(key_text.as_str()).await {
-        Ok(Some(stored)) => {
-            tiers.metrics().redis_lookup(RedisLookup::Hit);
-            match tiers.lifetimes().redis_hit(&stored) {
-                RedisHit::Use { known, local_ttl } => {
-                    tiers.local().insert_unchanged(
-                        client.key,
-                        known.clone(),
-                        local_ttl,
-                        tiers.now(),
-                        since,
-                    );
-                    if tiers.lifetimes().refresh_due(&stored) {
-                        refresh::start(tiers, client, known.clone());
-                    }
-                    Resolved {
-                        known,
-                        tier: Tier::Redis,
-                    }
-                }
-                RedisHit::Stale(stale) => {
-                    offer();
-                    Resolved {
-                        known: Known::Stale(stale.facts),
-                        tier: Tier::Stale,
-                    }
-                }
+    match shared_read::read(tiers, shared, client, since, RefreshAhead::WhenDue).await {
+        SharedRead::Use(known) => Resolved {
+            known,
+            tier: Tier::Redis,
+        },
+        SharedRead::Stale(stale) => {
+            offer();
+            Resolved {
+                known: Known::Stale(stale.facts),
+                tier: Tier::Stale,
             }
         }
-        Ok(None) => {
-            tiers.metrics().redis_lookup(RedisLookup::Miss);
+        SharedRead::Miss => {
             offer();
             queued(Known::Nothing)
         }
-        Err(e) => {
-            tiers.metrics().redis_lookup(RedisLookup::Error);
-            tracing::debug!(key = %key_text, error = %e, "IPCHECK GET gave no answer; answering without facts");
+        SharedRead::Failed => {
             offer();
             queued(Known::WithoutRedis(Unpinned::Nothing))
         }

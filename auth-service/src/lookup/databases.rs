@@ -12,12 +12,13 @@
 
 use std::sync::Arc;
 
-use super::lifetimes::{local_tier, RedisHit};
-use super::{Resolved, SharedTier, Tiers};
+use super::lifetimes::local_tier;
+use super::shared_read::{self, RefreshAhead, SharedRead};
+use super::{Resolved, Tiers};
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
 use crate::databases::answer::DbAnswer;
-use crate::metrics::{RedisLookup, Tier};
+use crate::metrics::Tier;
 
 /// What the tiers that can hold a pin say about `client`, the databases deciding the rest; the
 /// provider is not asked.
@@ -45,39 +46,16 @@ async fn pinned_or_cached<T: Tiers>(tiers: &Arc<T>, client: Client, answer: &DbA
         return databases_alone;
     };
     let since = tiers.local().version(&client.key);
-    let key_text = client.key.canonical_text();
-    match shared.get(key_text.as_str()).await {
-        Ok(Some(stored)) => {
-            tiers.metrics().redis_lookup(RedisLookup::Hit);
-            match tiers.lifetimes().redis_hit(&stored) {
-                // A pin or fresh provider facts: kept locally as the provider path keeps them.
-                RedisHit::Use { known, local_ttl } => {
-                    tiers.local().insert_unchanged(
-                        client.key,
-                        known.clone(),
-                        local_ttl,
-                        tiers.now(),
-                        since,
-                    );
-                    covered(known, answer, |_| Tier::Redis)
-                }
-                // Stale facts are for when the provider gives no answer; none is needed.
-                RedisHit::Stale(_) => databases_alone,
-            }
-        }
-        Ok(None) => {
-            tiers.metrics().redis_lookup(RedisLookup::Miss);
-            databases_alone
-        }
-        Err(e) => {
-            tiers.metrics().redis_lookup(RedisLookup::Error);
-            tracing::debug!(key = %key_text, error = %e, "IPCHECK GET gave no answer; the databases decide without Redis");
-            // A pin may be hiding: each policy's on_redis_error decides first.
-            Resolved {
-                known: Known::WithoutRedis(Unpinned::Facts(answer.facts)),
-                tier: Tier::Database,
-            }
-        }
+    match shared_read::read(tiers, shared, client, since, RefreshAhead::Never).await {
+        // A pin or fresh provider facts: kept locally as the provider path keeps them.
+        SharedRead::Use(known) => covered(known, answer, |_| Tier::Redis),
+        // Stale facts are for when the provider gives no answer; none is needed.
+        SharedRead::Stale(_) | SharedRead::Miss => databases_alone,
+        // A pin may be hiding: each policy's on_redis_error decides first.
+        SharedRead::Failed => Resolved {
+            known: Known::WithoutRedis(Unpinned::Facts(answer.facts)),
+            tier: Tier::Database,
+        },
     }
 }
 

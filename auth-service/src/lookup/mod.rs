@@ -19,6 +19,7 @@ pub mod databases;
 pub mod lifetimes;
 pub mod refresh;
 pub mod rule;
+pub mod shared_read;
 pub mod tiers;
 
 #[cfg(test)]
@@ -32,9 +33,10 @@ use crate::lists::Listed;
 
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
-use crate::metrics::{RedisLookup, Tier};
-use lifetimes::{local_tier, RedisHit};
+use crate::metrics::Tier;
+use lifetimes::local_tier;
 pub use rule::Rule;
+use shared_read::{RefreshAhead, SharedRead};
 pub use tiers::{FactSource, SharedTier, Tiers};
 
 /// What the lookup of one address found, shared by every request coalesced on it.
@@ -175,46 +177,23 @@ fn decided<T: Tiers>(
 /// When the shared tier could not be asked, what the source says is returned as
 /// [`Known::WithoutRedis`], and kept locally for `degraded_ttl` at most.
 pub async fn resolve<T: Tiers>(tiers: Arc<T>, client: Client) -> Resolved {
-    let rules = *tiers.lifetimes();
     // Taken before Redis is read: an invalidation arriving meanwhile keeps what we read out of
     // the local tier (see cache::local::Version).
     let since = tiers.local().version(&client.key);
-    // On the stack and Copy: no allocation.
-    let key_text = client.key.canonical_text();
     let mut redis_failed = false;
     // A stale entry's facts, for when the source gives no answer.
     let mut stale = None;
     if let Some(shared) = tiers.shared() {
-        match shared.get(key_text.as_str()).await {
-            Ok(Some(stored)) => {
-                tiers.metrics().redis_lookup(RedisLookup::Hit);
-                match rules.redis_hit(&stored) {
-                    RedisHit::Use { known, local_ttl } => {
-                        tiers.local().insert_unchanged(
-                            client.key,
-                            known.clone(),
-                            local_ttl,
-                            tiers.now(),
-                            since,
-                        );
-                        if rules.refresh_due(&stored) {
-                            refresh::start(&tiers, client, known.clone());
-                        }
-                        return Resolved {
-                            known,
-                            tier: Tier::Redis,
-                        };
-                    }
-                    RedisHit::Stale(s) => stale = Some(s),
+        match shared_read::read(&tiers, shared, client, since, RefreshAhead::WhenDue).await {
+            SharedRead::Use(known) => {
+                return Resolved {
+                    known,
+                    tier: Tier::Redis,
                 }
             }
-            Ok(None) => tiers.metrics().redis_lookup(RedisLookup::Miss),
-            Err(e) => {
-                // Counted and logged (on a state change) by the tier itself.
-                tiers.metrics().redis_lookup(RedisLookup::Error);
-                tracing::debug!(key = %key_text, error = %e, "IPCHECK GET gave no answer; going on without Redis");
-                redis_failed = true;
-            }
+            SharedRead::Stale(s) => stale = Some(s),
+            SharedRead::Miss => {}
+            SharedRead::Failed => redis_failed = true,
         }
     }
     if tiers.source().is_none() {
