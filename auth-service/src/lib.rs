@@ -38,6 +38,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod mode;
 pub mod ops;
+pub mod plain_name;
 pub mod provider;
 pub mod reason_header;
 pub mod reload;

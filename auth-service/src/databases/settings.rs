@@ -129,16 +129,5 @@ pub fn gives(specs: &[DatabaseSpec], attribute: Attribute) -> bool {
 
 /// A database name is a metric label value and a word in `/readyz`: keep it plain.
 fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "database name '{name}' must be 1 to 64 of a-z, A-Z, 0-9, _ and -"
-        ))
-    }
+    crate::plain_name::check("database", name, "")
 }

@@ -9,18 +9,7 @@ pub fn key(prefix: &str, name: &str) -> String {
 /// A list name is what follows `{lists}:` in the key: no hash tag, space, or `.` (a feed's
 /// staging and lock keys end in `.new` and `.lock`).
 pub fn check(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "list name '{name}' must be 1 to 64 of a-z, A-Z, 0-9, _ and - (it is part of a Redis key)"
-        ))
-    }
+    crate::plain_name::check("list", name, " (it is part of a Redis key)")
 }
 
 #[cfg(test)]
