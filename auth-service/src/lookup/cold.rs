@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use ipcheck_core::{Categories, Decision, Policy};
+use ipcheck_core::{Decision, Facts, Policy};
 
 use super::shared_read::{self, RefreshAhead, SharedRead};
 use super::{Resolved, Rule, Tiers};
@@ -62,24 +62,22 @@ pub async fn resolve<T: Tiers>(tiers: &Arc<T>, client: Client) -> Resolved {
 }
 
 /// The decision for a queued address (`resolved.tier == Tier::Queued`): `on_redis_error` when
-/// Redis failed and the policy says so, else the policy's judgement of no facts but the
-/// categories of the lists it consults (`listed`).
-pub fn judge(policy: &Policy, known: &Known, listed: Option<Categories>) -> (Decision, Rule) {
+/// Redis failed and the policy says so, else the policy's judgement of what is known without
+/// the provider (`local`: the local databases' facts and the categories of the lists the
+/// policy consults; empty when there are neither).
+pub fn judge(policy: &Policy, known: &Known, local: Facts) -> (Decision, Rule) {
     if let Known::WithoutRedis(_) = known {
         if let Some(decision) = policy.redis_failure() {
             return (decision, Rule::OnRedisError);
         }
     }
-    (
-        policy.apply(listed.unwrap_or(Categories::EMPTY)),
-        Rule::OnMiss,
-    )
+    (policy.apply(local), Rule::OnMiss)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcheck_core::{Category, RedisFailureMode, Verdict};
+    use ipcheck_core::{Categories, Category, Country, RedisFailureMode, Verdict};
 
     #[test]
     fn no_facts_allow_unless_a_list_or_redis_failure_says_otherwise() {
@@ -87,23 +85,57 @@ mod tests {
             block: Categories::EMPTY.with(Category::Tor),
             ..Policy::default()
         };
-        let (d, rule) = judge(&policy, &Known::Nothing, None);
+        let (d, rule) = judge(&policy, &Known::Nothing, Facts::EMPTY);
         assert_eq!(
             (d.verdict, d.reasons.to_text(), rule),
             (Verdict::Allow, "".into(), Rule::OnMiss)
         );
-        let tor = Some(Categories::EMPTY.with(Category::Tor));
+        let tor = Facts::from(Categories::EMPTY.with(Category::Tor));
         assert_eq!(
             judge(&policy, &Known::Nothing, tor).0.verdict,
             Verdict::Block
         );
         let failed = Known::WithoutRedis(Unpinned::Nothing);
-        assert_eq!(judge(&policy, &failed, None).1, Rule::OnMiss, "continue");
+        assert_eq!(
+            judge(&policy, &failed, Facts::EMPTY).1,
+            Rule::OnMiss,
+            "continue"
+        );
         let closed = Policy {
             on_redis_error: RedisFailureMode::Closed,
             ..policy
         };
-        let (d, rule) = judge(&closed, &failed, None);
+        let (d, rule) = judge(&closed, &failed, Facts::EMPTY);
         assert_eq!((d.verdict, rule), (Verdict::Block, Rule::OnRedisError));
+    }
+
+    #[test]
+    fn a_local_databases_country_decides_a_queued_address() {
+        // Only these countries: without a country a cold address is refused; with the one a
+        // local database gives, it is let through (and refused when it is another).
+        let policy = Policy {
+            allow_countries: vec![Country::parse("DE").unwrap()],
+            ..Policy::default()
+        };
+        let country = |c: &str| {
+            let mut f = Facts::EMPTY;
+            f.attributes.country = Country::parse(c).ok();
+            f
+        };
+        assert_eq!(
+            judge(&policy, &Known::Nothing, Facts::EMPTY).0.verdict,
+            Verdict::Block
+        );
+        assert_eq!(
+            judge(&policy, &Known::Nothing, country("DE")).0.verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            judge(&policy, &Known::Nothing, country("FR"))
+                .0
+                .reasons
+                .to_text(),
+            "country"
+        );
     }
 }

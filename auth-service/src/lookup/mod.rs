@@ -96,7 +96,7 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
     let db = tiers.databases().map(|d| d.lookup(client.ip));
     if let Some(answer) = db.filter(|a| a.covers(&policy.needs())) {
         let resolved = databases::without_provider(tiers, client, &answer).await;
-        return decided(tiers, policy, resolved, listed);
+        return decided(tiers, policy, resolved, listed, db);
     }
     let resolved = match tiers.local().get(&client.key, tiers.now()) {
         Some(known) => Resolved {
@@ -131,7 +131,7 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
         },
         None => resolved,
     };
-    decided(tiers, policy, resolved, listed)
+    decided(tiers, policy, resolved, listed, db)
 }
 
 /// The policy's decision on what the tiers found, with the facts of the policy's lists added.
@@ -140,13 +140,16 @@ fn decided<T: Tiers>(
     policy: &Policy,
     resolved: Resolved,
     listed: Listed,
+    db: Option<crate::databases::answer::DbAnswer>,
 ) -> Decided {
     if resolved.tier == Tier::Queued {
-        let (categories, list) = match listed {
-            Listed::Facts(listed, i) => (Some(listed), tiers.lists().name(i)),
-            _ => (None, None),
+        // What is known without the provider: the databases' facts and the lists' categories.
+        let local = db.map_or(ipcheck_core::Facts::EMPTY, |a| a.facts);
+        let (local, list) = match listed {
+            Listed::Facts(listed, i) => (local.with_categories(listed), tiers.lists().name(i)),
+            _ => (local, None),
         };
-        let (decision, rule) = cold::judge(policy, &resolved.known, categories);
+        let (decision, rule) = cold::judge(policy, &resolved.known, local);
         return Decided {
             decision,
             pin_reasons: None,
