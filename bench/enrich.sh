@@ -40,26 +40,7 @@ start_redis redis "$REDIS_PORT" module
 start_provider "$PROVIDER_MS"
 
 # 1,000 client addresses in turn (as nginx.sh's (c)), and a new one on every request.
-cat >"$WORK/clients.lua" <<'LUA'
-local threads = 0
-function setup(thread)
-  thread:set("offset", threads * 500)
-  threads = threads + 1
-end
-local requests = {}
-local n = 0
-function init(args)
-  for i = 0, 999 do
-    local addr = string.format("10.0.%d.%d", math.floor(i / 256), i % 256)
-    requests[i + 1] = wrk.format("GET", "/", { ["X-Forwarded-For"] = addr })
-  end
-  n = offset % 1000
-end
-function request()
-  n = n % 1000 + 1
-  return requests[n]
-end
-LUA
+write_clients_lua "$WORK/clients.lua"
 write_rotation_lua "$WORK/cold.lua" / X-Forwarded-For
 
 ALLOW_ON_MISS=$'[policies.lenient]\nblock = []=>[policies.lenient]\non_miss = "allow"\nblock = []'
@@ -90,16 +71,7 @@ stop "$SERVICE_PID"
 start_worker() {
     local name=$1
     shift
-    local config
-    config=$(<"$SERVICE_CONFIG")
-    config=$(subst "$config" 'url = "redis://127.0.0.1:6379/"' "url = \"redis://127.0.0.1:$REDIS_PORT/\"")
-    config=$(subst "$config" 'url = "https://api.ipasis.com/v1/lookup?ip={ip}"' "url = \"http://127.0.0.1:$PROVIDER_PORT/v1/lookup?ip={ip}\"")
-    config=$(subst "$config" 'batch = 16' "batch = $BATCH")
-    local edit
-    for edit in "$@"; do
-        config=$(subst "$config" "${edit%%=>*}" "${edit#*=>}")
-    done
-    printf '%s\n' "$config" >"$WORK/$name.toml"
+    write_config "$name" "batch = 16=>batch = $BATCH" "$@"
     WORKER_METRICS=$(free_port)
     IPASIS_API_KEY=bench "$REL/ipcheck-auth" --config "$WORK/$name.toml" worker \
         --consumer "$name" --metrics-listen "127.0.0.1:$WORKER_METRICS" >"$WORK/$name.log" 2>&1 &

@@ -162,11 +162,9 @@ provider_calls() { curl -sf "http://127.0.0.1:$PROVIDER_PORT/calls"; }
 
 SERVICE_CONFIG="$ROOT/auth-service/ipcheck.example.toml"
 
-# start_service <name> <edit...>: ipcheck-auth on the shipped example config wired to this run's
-# Redis ($REDIS_PORT) and provider ($PROVIDER_PORT); edits are "<from>=><to>" pairs. Sets
-# SERVICE_PID, SERVICE_PORT and METRICS_PORT (/metrics has a listener of its own; the admin
-# listener, whose default port is fixed, is off).
-start_service() {
+# write_config <name> <edit...>: the shipped example config wired to this run's Redis
+# ($REDIS_PORT) and provider ($PROVIDER_PORT), with the "<from>=><to>" edits, as $WORK/<name>.toml.
+write_config() {
     local name=$1
     shift
     local config
@@ -178,6 +176,42 @@ start_service() {
         config=$(subst "$config" "${edit%%=>*}" "${edit#*=>}")
     done
     printf '%s\n' "$config" >"$WORK/$name.toml"
+}
+
+# write_clients_lua <file>: a wrk script sending GET / from 1,000 client addresses
+# 10.0.0.0 .. 10.0.3.231, one per request in turn, via X-Forwarded-For (the bench nginx trusts
+# it from 127.0.0.1 through the real_ip module); the two threads start half the list apart.
+write_clients_lua() {
+    cat >"$1" <<'LUA'
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads * 500)
+  threads = threads + 1
+end
+local requests = {}
+local n = 0
+function init(args)
+  for i = 0, 999 do
+    local addr = string.format("10.0.%d.%d", math.floor(i / 256), i % 256)
+    requests[i + 1] = wrk.format("GET", "/", { ["X-Forwarded-For"] = addr })
+  end
+  n = offset % 1000
+end
+function request()
+  n = n % 1000 + 1
+  return requests[n]
+end
+LUA
+}
+
+# start_service <name> <edit...>: ipcheck-auth on the shipped example config wired to this run's
+# Redis ($REDIS_PORT) and provider ($PROVIDER_PORT); edits are "<from>=><to>" pairs. Sets
+# SERVICE_PID, SERVICE_PORT and METRICS_PORT (/metrics has a listener of its own; the admin
+# listener, whose default port is fixed, is off).
+start_service() {
+    local name=$1
+    shift
+    write_config "$name" "$@"
     SERVICE_PORT=$(free_port)
     METRICS_PORT=$(free_port)
     local listen="127.0.0.1:$SERVICE_PORT"

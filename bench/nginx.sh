@@ -62,29 +62,7 @@ NOOP_PROVIDER_PORT=$NOOP_PORT NOOP_PROVIDER_PID=$NOOP_PID
 start_noop
 
 # --- wrk scripts ------------------------------------------------------------------------------
-cat >"$WORK/clients.lua" <<'EOF'
--- 1,000 client addresses 10.0.0.0 .. 10.0.3.231, one per request in turn, via X-Forwarded-For
--- (the bench nginx trusts it from 127.0.0.1 through the real_ip module).
--- The two threads start half the list apart.
-local threads = 0
-function setup(thread)
-  thread:set("offset", threads * 500)
-  threads = threads + 1
-end
-local requests = {}
-local n = 0
-function init(args)
-  for i = 0, 999 do
-    local addr = string.format("10.0.%d.%d", math.floor(i / 256), i % 256)
-    requests[i + 1] = wrk.format("GET", "/", { ["X-Forwarded-For"] = addr })
-  end
-  n = offset % 1000
-end
-function request()
-  n = n % 1000 + 1
-  return requests[n]
-end
-EOF
+write_clients_lua "$WORK/clients.lua"
 # A new client address on every request, so every request misses every tier and waits for the
 # provider.
 write_rotation_lua "$WORK/cold.lua" / X-Forwarded-For
