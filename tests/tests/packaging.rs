@@ -59,30 +59,67 @@ fn unit_starting(binary: &Path) -> String {
     )
 }
 
-#[test]
-fn systemd_unit_passes_systemd_analyze_verify() {
+/// Runs `systemd-analyze verify` on `units` and fails on anything it says about a unit whose
+/// name contains `ours` (`what` names the shipped files in the message).
+fn verify(units: &[&Path], ours: &str, what: &str) {
     let analyze = systemd_analyze();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let unit_path = dir.path().join("ipcheck-auth.service");
-    std::fs::write(&unit_path, unit_starting(&service_binary())).expect("writing the unit copy");
-
     let out = Command::new(&analyze)
         .arg("verify")
-        .arg(&unit_path)
+        .args(units)
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", analyze.display()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     // verify exits 0 on an unknown key or an unparsable value, only saying so on stderr; lines
     // about other units on this machine are not ours to fix.
-    let about_ours: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("ipcheck-auth"))
-        .collect();
+    let about_ours: Vec<&str> = stderr.lines().filter(|line| line.contains(ours)).collect();
     assert!(
         out.status.success() && about_ours.is_empty(),
-        "systemd-analyze verify {UNIT} ({}):\n{stderr}",
+        "systemd-analyze verify {what} ({}):\n{stderr}",
         out.status
     );
+}
+
+/// A copy of the shipped unit `path` in `dir` starting the binary this build made, checking first
+/// that it starts the installed one once and runs the subcommand `runs` says.
+fn built_copy(path: &str, runs: &str, dir: &Path) -> PathBuf {
+    let unit = read(path);
+    assert_eq!(
+        unit.matches(INSTALLED_EXEC_START).count(),
+        1,
+        "{path} must start `{INSTALLED_EXEC_START}` once (the test swaps that path)"
+    );
+    assert!(
+        unit.contains(runs),
+        "{path} must run `ipcheck-auth ...{runs}`"
+    );
+    let unit = unit.replace(
+        INSTALLED_EXEC_START,
+        &format!("ExecStart={} ", service_binary().display()),
+    );
+    let name = Path::new(path).file_name().expect("a unit file name");
+    let copy = dir.join(name);
+    std::fs::write(&copy, unit).expect("writing the unit copy");
+    copy
+}
+
+/// Fails unless the unit file `path` sets every `key=value` pair.
+fn assert_sets(path: &str, pairs: &[(&str, &str)]) {
+    let text = read(path);
+    let unit_settings = settings(&text);
+    for (key, value) in pairs {
+        assert!(
+            unit_settings.contains(&(*key, *value)),
+            "{path} must set {key}={value}"
+        );
+    }
+}
+
+#[test]
+fn systemd_unit_passes_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unit_path = dir.path().join("ipcheck-auth.service");
+    std::fs::write(&unit_path, unit_starting(&service_binary())).expect("writing the unit copy");
+    verify(&[&unit_path], "ipcheck-auth", UNIT);
 }
 
 #[test]
@@ -140,108 +177,44 @@ const FEEDS_TIMER: &str = "packaging/systemd/ipcheck-feeds.timer";
 
 #[test]
 fn feed_timer_and_its_unit_pass_systemd_analyze_verify() {
-    let analyze = systemd_analyze();
     let dir = tempfile::tempdir().expect("temp dir");
-    let unit = read(FEEDS_UNIT);
-    assert_eq!(
-        unit.matches(INSTALLED_EXEC_START).count(),
-        1,
-        "{FEEDS_UNIT} must start `{INSTALLED_EXEC_START}` once (the test swaps that path)"
-    );
-    assert!(
-        unit.contains(" feed\n"),
-        "{FEEDS_UNIT} must run `ipcheck-auth ... feed`"
-    );
-    let unit = unit.replace(
-        INSTALLED_EXEC_START,
-        &format!("ExecStart={} ", service_binary().display()),
-    );
-    std::fs::write(dir.path().join("ipcheck-feeds.service"), unit).expect("writing the unit copy");
+    let unit_path = built_copy(FEEDS_UNIT, " feed\n", dir.path());
     let timer_path = dir.path().join("ipcheck-feeds.timer");
     std::fs::write(&timer_path, read(FEEDS_TIMER)).expect("writing the timer copy");
 
-    let out = Command::new(&analyze)
-        .arg("verify")
-        .arg(&timer_path)
-        .arg(dir.path().join("ipcheck-feeds.service"))
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", analyze.display()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let about_ours: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("ipcheck-feeds"))
-        .collect();
-    assert!(
-        out.status.success() && about_ours.is_empty(),
-        "systemd-analyze verify {FEEDS_TIMER} {FEEDS_UNIT} ({}):\n{stderr}",
-        out.status
+    verify(
+        &[&timer_path, &unit_path],
+        "ipcheck-feeds",
+        &format!("{FEEDS_TIMER} {FEEDS_UNIT}"),
     );
-    let unit_settings = read(FEEDS_UNIT);
-    let unit_settings = settings(&unit_settings);
-    for (key, value) in [
-        ("Type", "oneshot"),
-        ("EnvironmentFile", "-/etc/ipcheck/ipcheck.env"),
-        ("DynamicUser", "yes"),
-        ("ProtectSystem", "strict"),
-    ] {
-        assert!(
-            unit_settings.contains(&(key, value)),
-            "{FEEDS_UNIT} must set {key}={value}"
-        );
-    }
+    assert_sets(
+        FEEDS_UNIT,
+        &[
+            ("Type", "oneshot"),
+            ("EnvironmentFile", "-/etc/ipcheck/ipcheck.env"),
+            ("DynamicUser", "yes"),
+            ("ProtectSystem", "strict"),
+        ],
+    );
 }
 
 const WORKER_UNIT: &str = "packaging/systemd/ipcheck-worker.service";
 
 #[test]
 fn worker_unit_passes_systemd_analyze_verify() {
-    let analyze = systemd_analyze();
     let dir = tempfile::tempdir().expect("temp dir");
-    let unit = read(WORKER_UNIT);
-    assert_eq!(
-        unit.matches(INSTALLED_EXEC_START).count(),
-        1,
-        "{WORKER_UNIT} must start `{INSTALLED_EXEC_START}` once (the test swaps that path)"
+    let unit_path = built_copy(WORKER_UNIT, " worker --consumer %H ", dir.path());
+    verify(&[&unit_path], "ipcheck-worker", WORKER_UNIT);
+    assert_sets(
+        WORKER_UNIT,
+        &[
+            ("Type", "exec"),
+            ("KillSignal", "SIGTERM"),
+            ("EnvironmentFile", "-/etc/ipcheck/ipcheck.env"),
+            ("DynamicUser", "yes"),
+            ("ProtectSystem", "strict"),
+        ],
     );
-    assert!(
-        unit.contains(" worker --consumer %H "),
-        "{WORKER_UNIT} must run `ipcheck-auth ... worker`"
-    );
-    let unit_path = dir.path().join("ipcheck-worker.service");
-    let unit = unit.replace(
-        INSTALLED_EXEC_START,
-        &format!("ExecStart={} ", service_binary().display()),
-    );
-    std::fs::write(&unit_path, unit).expect("writing the unit copy");
-    let out = Command::new(&analyze)
-        .arg("verify")
-        .arg(&unit_path)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", analyze.display()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let about_ours: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("ipcheck-worker"))
-        .collect();
-    assert!(
-        out.status.success() && about_ours.is_empty(),
-        "systemd-analyze verify {WORKER_UNIT} ({}):\n{stderr}",
-        out.status
-    );
-    let text = read(WORKER_UNIT);
-    let unit_settings = settings(&text);
-    for (key, value) in [
-        ("Type", "exec"),
-        ("KillSignal", "SIGTERM"),
-        ("EnvironmentFile", "-/etc/ipcheck/ipcheck.env"),
-        ("DynamicUser", "yes"),
-        ("ProtectSystem", "strict"),
-    ] {
-        assert!(
-            unit_settings.contains(&(key, value)),
-            "{WORKER_UNIT} must set {key}={value}"
-        );
-    }
 }
 
 #[test]
