@@ -279,6 +279,52 @@ fn two_instances_queue_one_cold_address_once() {
 }
 
 #[test]
+fn a_flood_of_cold_addresses_from_two_instances_is_queued_once_each() {
+    // Offers that pile up are added in batches (one pipeline of markers, one of XADDs): every
+    // address still reaches the stream exactly once, the second instance's copies are all
+    // duplicates, and none is dropped.
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let cfg = config(&provider, &redis);
+    let (a, b) = (Service::start(&cfg), Service::start(&cfg));
+    let addresses: Vec<String> = (0..200)
+        .map(|i| format!("198.51.100.{}", i % 250 + 1))
+        .chain((0..200).map(|i| format!("2001:db8:{i:x}::1")))
+        .collect();
+    std::thread::scope(|scope| {
+        for chunk in addresses.chunks(50) {
+            let (a, b) = (&a, &b);
+            scope.spawn(move || {
+                for ip in chunk {
+                    assert_eq!(a.auth(ip).decision().3, "queued", "{ip}");
+                    assert_eq!(b.auth(ip).decision().3, "queued", "{ip}");
+                }
+            });
+        }
+    });
+    let counted = |svc: &Service, result: &str| -> usize {
+        let series = format!("ipcheck_enrich_queued_total{{result=\"{result}\"}} ");
+        svc.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    wait_until("every offer settled", || {
+        [&a, &b]
+            .iter()
+            .map(|s| counted(s, "added") + counted(s, "duplicate"))
+            .sum::<usize>()
+            == 2 * addresses.len()
+    });
+    assert_eq!(xlen(&redis), addresses.len());
+    assert_eq!(counted(&a, "added") + counted(&b, "added"), addresses.len());
+    for svc in [&a, &b] {
+        assert_eq!(counted(svc, "dropped") + counted(svc, "failed"), 0);
+    }
+    assert_eq!(provider.calls(), 0);
+}
+
+#[test]
 fn in_a_redis_cluster_the_queue_and_the_writes_reach_their_nodes() {
     let cluster = RedisServer::start_cluster(3);
     let provider = Provider::start();

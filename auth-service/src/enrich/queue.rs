@@ -30,10 +30,17 @@ pub const BUFFER: usize = 4096;
 /// Addresses [`Recent`] remembers at most before it forgets the oldest window.
 const RECENT_MAX: usize = 65_536;
 
-/// Offers being added to the stream at once: their commands share the connection, pipelined,
-/// so one slow round trip does not hold the others back (one at a time added about 3,000
-/// addresses a second on loopback: bench/enrich.sh).
+/// Batches (or, in a cluster, single offers) being added to the stream at once: their commands
+/// share the connection, pipelined, so one slow round trip does not hold the others back (one
+/// at a time added about 3,000 addresses a second on loopback: bench/enrich.sh).
 const CONCURRENT_ADDS: usize = 64;
+
+/// Offers taken from the buffer at once and added with one pipeline of markers and one of
+/// `XADD`s (one server).
+const BATCH: usize = 64;
+
+/// Deadline of one pipeline (as an operator's call's).
+const PIPELINE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The queue's request-path end.
 pub struct Queue {
@@ -112,29 +119,58 @@ async fn run(
 ) {
     let recent = Arc::new(Mutex::new(Recent::new(settings.dedupe)));
     let adding = Arc::new(Semaphore::new(CONCURRENT_ADDS));
-    while let Some(client) = rx.recv().await {
-        let key = client.key.canonical_text();
-        if !lock(&recent).first(key.as_str(), Instant::now()) {
-            metrics.enrich.queued(Queued::Duplicate);
+    let mut taken = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.recv().await {
+        // Whatever else is waiting goes in the same batch: under a flood of cold addresses the
+        // commands of many share one pipeline instead of a task and two round trips each.
+        taken.push(first);
+        while taken.len() < BATCH {
+            match rx.try_recv() {
+                Ok(client) => taken.push(client),
+                Err(_) => break,
+            }
+        }
+        let batch: Vec<Client> = taken
+            .drain(..)
+            .filter(|client| {
+                let first =
+                    lock(&recent).first(client.key.canonical_text().as_str(), Instant::now());
+                if !first {
+                    metrics.enrich.queued(Queued::Duplicate);
+                }
+                first
+            })
+            .collect();
+        if batch.is_empty() {
             continue;
         }
-        // Waiting here leaves further offers in the buffer, where a full one drops them.
-        let Ok(permit) = Arc::clone(&adding).acquire_owned().await else {
-            return;
+        // A cluster's markers live on as many slots as addresses: one call each, side by side.
+        let parts: Vec<Vec<Client>> = if redis.is_cluster() {
+            batch.into_iter().map(|c| vec![c]).collect()
+        } else {
+            vec![batch]
         };
-        let (redis, metrics, recent) = (
-            Arc::clone(&redis),
-            Arc::clone(&metrics),
-            Arc::clone(&recent),
-        );
-        tokio::spawn(async move {
-            let outcome = add(&redis, &settings, client).await;
-            if outcome == Queued::Failed {
-                lock(&recent).forget(key.as_str());
-            }
-            metrics.enrich.queued(outcome);
-            drop(permit);
-        });
+        for part in parts {
+            // Waiting here leaves further offers in the buffer, where a full one drops them.
+            let Ok(permit) = Arc::clone(&adding).acquire_owned().await else {
+                return;
+            };
+            let (redis, metrics, recent) = (
+                Arc::clone(&redis),
+                Arc::clone(&metrics),
+                Arc::clone(&recent),
+            );
+            tokio::spawn(async move {
+                let outcomes = add(&redis, &settings, &part).await;
+                for (client, outcome) in part.iter().zip(outcomes) {
+                    if outcome == Queued::Failed {
+                        lock(&recent).forget(client.key.canonical_text().as_str());
+                    }
+                    metrics.enrich.queued(outcome);
+                }
+                drop(permit);
+            });
+        }
     }
 }
 
@@ -142,37 +178,82 @@ fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
     recent.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The marker, then `XADD` if this offer is the window's first.
-async fn add(redis: &RedisTier, settings: &EnrichSettings, client: Client) -> Queued {
+/// The markers, then `XADD` for the offers that are their window's first; one outcome per
+/// client, in order. One client goes as single calls (routed by its address in a cluster);
+/// several (one server) as one pipeline of markers and one of `XADD`s.
+async fn add(redis: &RedisTier, settings: &EnrichSettings, clients: &[Client]) -> Vec<Queued> {
     // An open breaker means Redis is failing the lookups already: no call, counted as failed.
     if redis.breaker().state() != BreakerState::Closed {
-        return Queued::Failed;
+        return vec![Queued::Failed; clients.len()];
     }
     let prefix = redis.key_prefix();
-    let key = client.key.canonical_text();
-    let marker = stream::marker_cmd(prefix, key.as_str(), settings.dedupe);
-    match redis
-        .operator_call(marker, OpTarget::Address(key.as_str()))
-        .await
-    {
-        Ok(Value::Nil) => return Queued::Duplicate,
-        Ok(_) => {}
-        Err(e) => {
-            log_failure(redis, "SET NX (the dedupe marker)", &e);
-            return Queued::Failed;
+    let firsts: Vec<Option<bool>> = match clients {
+        [client] => {
+            let key = client.key.canonical_text();
+            let marker = stream::marker_cmd(prefix, key.as_str(), settings.dedupe);
+            vec![match redis
+                .operator_call(marker, OpTarget::Address(key.as_str()))
+                .await
+            {
+                Ok(reply) => Some(reply != Value::Nil),
+                Err(e) => {
+                    log_failure(redis, "SET NX (the dedupe marker)", &e);
+                    None
+                }
+            }]
         }
-    }
-    let add = stream::add_cmd(prefix, client.ip, settings.max_len);
-    match redis
-        .operator_call(add, OpTarget::Address(stream::ROUTE))
-        .await
-    {
-        Ok(_) => Queued::Added,
-        Err(e) => {
-            log_failure(redis, "XADD", &e);
-            Queued::Failed
+        _ => {
+            let mut pipe = redis::pipe();
+            for client in clients {
+                let key = client.key.canonical_text();
+                pipe.add_command(stream::marker_cmd(prefix, key.as_str(), settings.dedupe));
+            }
+            match redis.pipeline(&pipe, PIPELINE_TIMEOUT).await {
+                Ok(Value::Array(replies)) if replies.len() == clients.len() => {
+                    replies.iter().map(|r| Some(*r != Value::Nil)).collect()
+                }
+                Ok(other) => {
+                    tracing::debug!(reply = ?other, "cannot queue cold addresses: unexpected reply to the markers");
+                    vec![None; clients.len()]
+                }
+                Err(e) => {
+                    log_failure(redis, "SET NX (the dedupe markers)", &e);
+                    vec![None; clients.len()]
+                }
+            }
         }
-    }
+    };
+    let new: Vec<&Client> = clients
+        .iter()
+        .zip(&firsts)
+        .filter(|(_, first)| **first == Some(true))
+        .map(|(client, _)| client)
+        .collect();
+    let added = if new.is_empty() {
+        true
+    } else {
+        let mut pipe = redis::pipe();
+        for client in &new {
+            pipe.add_command(stream::add_cmd(prefix, client.ip, settings.max_len));
+        }
+        // One slot (the stream's), so one pipeline in a cluster too.
+        match redis.pipeline(&pipe, PIPELINE_TIMEOUT).await {
+            Ok(_) => true,
+            Err(e) => {
+                log_failure(redis, "XADD", &e);
+                false
+            }
+        }
+    };
+    firsts
+        .into_iter()
+        .map(|first| match first {
+            None => Queued::Failed,
+            Some(false) => Queued::Duplicate,
+            Some(true) if added => Queued::Added,
+            Some(true) => Queued::Failed,
+        })
+        .collect()
 }
 
 fn log_failure(redis: &RedisTier, step: &str, e: &RedisError) {
