@@ -1,14 +1,19 @@
-//! Bench only: `FLOOR.GET` and `FLOOR.SET`, the least any Redis module can do and still honour
-//! the `IPCHECK GET`/`SET` contract, so `bench/redis-module.sh` can show what Redis's module API
-//! costs by itself, apart from ipcheck's own work.
+//! Bench only: `FLOOR.GET`, `FLOOR.LGET` and `FLOOR.SET`, the least any Redis module can do and
+//! still honour the `IPCHECK GET`/`LGET`/`SET` contracts, so `bench/redis-module.sh` can show
+//! what Redis's module API costs by itself, apart from ipcheck's own work.
 //!
-//! - `FLOOR.GET <key>`: open the key, read the string and its TTL, reply with the contract's
-//!   10-element array (`verdict <value> reason <value> source <value> ttl <s> key <key>`). No
-//!   address parsing, no command filter, no decoding: the stored value is echoed three times.
+//! - `FLOOR.GET <key>`: open the key, read the string and its TTL, reply with a 10-element array
+//!   (`verdict <value> reason <value> source <value> ttl <s> key <key>`; the full `IPCHECK GET`
+//!   reply has grown since, see bench/README.md). No address parsing, no command filter, no
+//!   decoding: the stored value is echoed three times.
+//! - `FLOOR.LGET <key>`: the lean read's contract (`IPCHECK LGET`): the stored value and the
+//!   key's remaining milliseconds, a 2-element array; nil on a miss.
 //! - `FLOOR.SET <key> <value> <seconds>`: open the key for writing, read the old value (the
-//!   contract's manual-pin check needs it), write the value, set an absolute expiry, replicate
-//!   as `SET <key> <value> PXAT <ms>` (the contract's replication form) and reply `OK`. The
-//!   arguments are trusted: no validation, no encoding.
+//!   contract's manual-pin check needs it), write the value **in place** as `IPCHECK SET` does
+//!   (truncate, then copy through the string's DMA; `RedisModule_StringSet` would delete and
+//!   re-add the key), set an absolute expiry, replicate as `SET <key> <value> PXAT <ms>` (the
+//!   contract's replication form) and reply `OK`. The arguments are trusted: no validation, no
+//!   encoding.
 //!
 //! Nothing here may ever be loaded into a server that matters: it trusts its arguments. It still
 //! never panics: every pointer is checked and nothing unwraps.
@@ -111,6 +116,39 @@ unsafe extern "C" fn floor_get(
     OK
 }
 
+/// `FLOOR.LGET <key>`.
+unsafe extern "C" fn floor_lget(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    let (Some(open), Some(close), Some(get_expire), Some(array), Some(int), Some(null)) = (
+        raw::RedisModule_OpenKey,
+        raw::RedisModule_CloseKey,
+        raw::RedisModule_GetExpire,
+        raw::RedisModule_ReplyWithArray,
+        raw::RedisModule_ReplyWithLongLong,
+        raw::RedisModule_ReplyWithNull,
+    ) else {
+        return ERR;
+    };
+    if argc != 2 {
+        return ERR;
+    }
+    let key = open(ctx, *argv.add(1), READ);
+    let Some(value) = string_value(key) else {
+        close(key);
+        null(ctx);
+        return OK;
+    };
+    let ttl_ms = get_expire(key);
+    array(ctx, 2);
+    reply_bulk(ctx, value);
+    int(ctx, ttl_ms);
+    close(key);
+    OK
+}
+
 /// `FLOOR.SET <key> <value> <seconds>`.
 unsafe extern "C" fn floor_set(
     ctx: *mut RedisModuleCtx,
@@ -120,7 +158,8 @@ unsafe extern "C" fn floor_set(
     let (
         Some(open),
         Some(close),
-        Some(string_set),
+        Some(truncate),
+        Some(dma),
         Some(set_abs_expire),
         Some(now_ms),
         Some(replicate),
@@ -128,7 +167,8 @@ unsafe extern "C" fn floor_set(
     ) = (
         raw::RedisModule_OpenKey,
         raw::RedisModule_CloseKey,
-        raw::RedisModule_StringSet,
+        raw::RedisModule_StringTruncate,
+        raw::RedisModule_StringDMA,
         raw::RedisModule_SetAbsExpire,
         raw::RedisModule_Milliseconds,
         raw::RedisModule_Replicate,
@@ -152,7 +192,18 @@ unsafe extern "C" fn floor_set(
     // The manual-pin check reads the old value before writing.
     let _old = string_value(key);
     let expire_at = now_ms() + secs * 1000;
-    string_set(key, value);
+    let bytes_in = bytes(value);
+    if truncate(key, bytes_in.len()) != OK {
+        close(key);
+        return ERR;
+    }
+    let mut len = 0usize;
+    let dst = dma(key, &mut len, WRITE);
+    if dst.is_null() || len != bytes_in.len() {
+        close(key);
+        return ERR;
+    }
+    std::ptr::copy_nonoverlapping(bytes_in.as_ptr(), dst.cast::<u8>(), len);
     set_abs_expire(key, expire_at);
     close(key);
     replicate(
@@ -172,8 +223,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     let Some(create) = (unsafe { raw::RedisModule_CreateCommand }) else {
         return Status::Err;
     };
-    let commands: [(&std::ffi::CStr, raw::RedisModuleCmdFunc, &std::ffi::CStr); 2] = [
+    let commands: [(&std::ffi::CStr, raw::RedisModuleCmdFunc, &std::ffi::CStr); 3] = [
         (c"floor.get", Some(floor_get), c"readonly fast"),
+        (c"floor.lget", Some(floor_lget), c"readonly fast"),
         (c"floor.set", Some(floor_set), c"write deny-oom"),
     ];
     for (name, handler, flags) in commands {
