@@ -433,19 +433,7 @@ run_wrk() {
     shift 2
     wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$script" "http://127.0.0.1:$NGINX_PORT/" -- "$@" \
         >"$WORK/wrk-$name.txt"
-    awk '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000
-            if (v ~ /ms$/) return v + 0
-            if (v ~ /s$/) return v * 1000
-            return v
-        }
-        /^ +99%/ { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
-        /Socket errors:/ { err = $0; gsub(/.*errors: /, "", err); gsub(/ /, "", err) }
-        END { printf "%.0f %.3f %d %s\n", rps, p99, bad + 0, (err == "" ? "none" : err) }
-    ' "$WORK/wrk-$name.txt"
+    wrk_summary "$WORK/wrk-$name.txt"
 }
 
 # warm <script>: 2 s of load, not measured, so caches and connection pools are filled.

@@ -133,8 +133,9 @@ impl DecisionLog {
     }
 }
 
-/// An attribute as a log field: its value, `-` when unknown (as nginx logs an empty variable).
-struct Dash<T>(Option<T>);
+/// An attribute as a log or event field: its value, `-` when unknown (as nginx logs an empty
+/// variable).
+pub struct Dash<T>(pub Option<T>);
 
 impl<T: std::fmt::Display> std::fmt::Display for Dash<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod eventually;
 pub mod http_stub;
 pub mod ipcheck;
 pub mod nginx;
@@ -23,6 +24,7 @@ pub mod worker;
 
 pub use backend::Backend;
 pub use client::HttpReply;
+pub use eventually::eventually;
 pub use nginx::{Nginx, NginxSetup};
 pub use paths::workspace_root;
 pub use paths::{module_path, service_binary};

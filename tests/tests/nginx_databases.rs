@@ -5,7 +5,7 @@
 //! crawlers, so the databases can give everything each needs.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcheck_tests::client::HttpReply;
 use ipcheck_tests::nginx::{Nginx, NginxSetup};
@@ -108,12 +108,8 @@ impl Setup {
 }
 
 /// Waits (10 s at most) until `check` holds, panicking with `what` otherwise.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "not within 10 s: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    ipcheck_tests::eventually(what, Duration::from_secs(10), check);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcheck_tests::http_stub::{HttpStub, Response};
 use ipcheck_tests::nginx::NginxSetup;
@@ -69,12 +69,8 @@ fn service_count(service: &Service) -> i64 {
 }
 
 /// Waits (30 s at most) until `check` holds, panicking with `what` otherwise.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "not within 30 s: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    ipcheck_tests::eventually(what, Duration::from_secs(30), check);
 }
 
 /// The stack as shipped, its service also running `[feeds.tor]` from `feed_url` every

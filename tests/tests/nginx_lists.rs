@@ -4,7 +4,7 @@
 //! Redis (NETADD, a RENAME swap) reach the service within a few seconds, and without Redis a
 //! list loads from its file.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcheck_tests::nginx::NginxSetup;
 use ipcheck_tests::{Backend, Provider, Reply, Service, Stack};
@@ -32,12 +32,8 @@ fn metric(text: &str, line: &str) -> f64 {
 }
 
 /// Waits (5 s at most) until `check` holds, panicking with `what` otherwise.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !check() {
-        assert!(Instant::now() < deadline, "not within 5 s: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    ipcheck_tests::eventually(what, Duration::from_secs(5), check);
 }
 
 fn networks(stack: &Stack, list: &str) -> f64 {

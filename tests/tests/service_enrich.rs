@@ -4,7 +4,7 @@
 //! address is still written into Redis exactly once.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcheck_tests::ipcheck;
 use ipcheck_tests::{Provider, RedisServer, Reply, Service, Worker};
@@ -96,11 +96,7 @@ fn xlen(redis: &RedisServer) -> usize {
 
 /// Polls until `done` holds (20 s at most), naming `what` if it never does.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ipcheck_tests::eventually(what, Duration::from_secs(20), done);
 }
 
 #[test]

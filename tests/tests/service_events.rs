@@ -3,7 +3,7 @@
 //! are dropped and counted, and `/auth` answers as ever.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcheck_tests::client::request_from;
 use ipcheck_tests::stack::{example_service_config, KEY_VAR, SECRET};
@@ -33,12 +33,8 @@ fn field<'a>(entry: &'a Entry, name: &str) -> &'a str {
 }
 
 /// Polls `done` for up to 15 s; panics with `what` when it never holds.
-fn await_that(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn await_that(what: &str, done: impl FnMut() -> bool) {
+    ipcheck_tests::eventually(what, Duration::from_secs(15), done);
 }
 
 fn sample(svc: &Service, series: &str) -> u64 {

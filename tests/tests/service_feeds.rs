@@ -7,7 +7,7 @@
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcheck_tests::http_stub::{HttpStub, Response};
 use ipcheck_tests::service::service_command;
@@ -160,12 +160,8 @@ fn metric(svc: &Service, line: &str) -> u64 {
 }
 
 /// Waits (up to 30 s) until `done` holds.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn eventually(what: &str, done: impl FnMut() -> bool) {
+    ipcheck_tests::eventually(what, Duration::from_secs(30), done);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::decide::{Outcome, POLICY_HEADER};
-use crate::decision_log::{request_id, sanitize};
+use crate::decision_log::{request_id, sanitize, Dash};
 
 /// The request header carrying the client request's method (`$request_method`).
 pub const METHOD_HEADER: &str = "x-original-method";
@@ -80,9 +80,9 @@ impl Event {
                 text(&outcome.reason),
                 outcome.answer().as_str().to_owned(),
                 outcome.tier.as_str().to_owned(),
-                dash(outcome.attributes.country),
-                dash(outcome.attributes.asn),
-                dash(outcome.attributes.score),
+                Dash(outcome.attributes.country).to_string(),
+                Dash(outcome.attributes.asn).to_string(),
+                Dash(outcome.attributes.score).to_string(),
                 method.to_owned(),
                 uri,
             ],
@@ -96,11 +96,6 @@ impl Event {
             .copied()
             .zip(self.values.iter().map(String::as_str))
     }
-}
-
-/// A known attribute as text, `-` when unknown.
-fn dash<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
 /// A URI as an event field: visible ASCII kept, every other byte (space, control, DEL, non-ASCII)

@@ -74,18 +74,21 @@ unsafe fn string_value<'a>(key: *mut raw::RedisModuleKey) -> Option<&'a [u8]> {
     Some(std::slice::from_raw_parts(p.cast::<u8>(), len))
 }
 
-/// `FLOOR.GET <key>`.
-unsafe extern "C" fn floor_get(
+/// The read both floor reads share: open `argv[1]`, and on a string call `reply` with the value,
+/// its milliseconds left and the key name; nil on anything else.
+///
+/// # Safety
+/// The arguments of a live command call.
+unsafe fn read_and_reply(
     ctx: *mut RedisModuleCtx,
     argv: *mut *mut RedisModuleString,
     argc: c_int,
+    reply: unsafe fn(*mut RedisModuleCtx, &[u8], i64, *mut RedisModuleString),
 ) -> c_int {
-    let (Some(open), Some(close), Some(get_expire), Some(array), Some(int), Some(null)) = (
+    let (Some(open), Some(close), Some(get_expire), Some(null)) = (
         raw::RedisModule_OpenKey,
         raw::RedisModule_CloseKey,
         raw::RedisModule_GetExpire,
-        raw::RedisModule_ReplyWithArray,
-        raw::RedisModule_ReplyWithLongLong,
         raw::RedisModule_ReplyWithNull,
     ) else {
         return ERR;
@@ -100,20 +103,56 @@ unsafe extern "C" fn floor_get(
         null(ctx);
         return OK;
     };
-    let ttl_ms = get_expire(key);
-    array(ctx, 10);
-    reply_bulk(ctx, b"verdict");
-    reply_bulk(ctx, value);
-    reply_bulk(ctx, b"reason");
-    reply_bulk(ctx, value);
-    reply_bulk(ctx, b"source");
-    reply_bulk(ctx, value);
-    reply_bulk(ctx, b"ttl");
-    int(ctx, (ttl_ms + 500) / 1000);
-    reply_bulk(ctx, b"key");
-    reply_bulk(ctx, bytes(name));
+    reply(ctx, value, get_expire(key), name);
     close(key);
     OK
+}
+
+/// Replies with an array header of `n` elements.
+///
+/// # Safety
+/// `ctx` must be the live command context.
+unsafe fn reply_array(ctx: *mut RedisModuleCtx, n: i64) {
+    if let Some(f) = raw::RedisModule_ReplyWithArray {
+        f(ctx, n);
+    }
+}
+
+/// Replies with an integer.
+///
+/// # Safety
+/// `ctx` must be the live command context.
+unsafe fn reply_int(ctx: *mut RedisModuleCtx, n: i64) {
+    if let Some(f) = raw::RedisModule_ReplyWithLongLong {
+        f(ctx, n as c_longlong);
+    }
+}
+
+/// `FLOOR.GET <key>`.
+unsafe extern "C" fn floor_get(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    unsafe fn reply(
+        ctx: *mut RedisModuleCtx,
+        value: &[u8],
+        ttl_ms: i64,
+        name: *mut RedisModuleString,
+    ) {
+        reply_array(ctx, 10);
+        reply_bulk(ctx, b"verdict");
+        reply_bulk(ctx, value);
+        reply_bulk(ctx, b"reason");
+        reply_bulk(ctx, value);
+        reply_bulk(ctx, b"source");
+        reply_bulk(ctx, value);
+        reply_bulk(ctx, b"ttl");
+        reply_int(ctx, (ttl_ms + 500) / 1000);
+        reply_bulk(ctx, b"key");
+        reply_bulk(ctx, bytes(name));
+    }
+    read_and_reply(ctx, argv, argc, reply)
 }
 
 /// `FLOOR.LGET <key>`.
@@ -122,31 +161,17 @@ unsafe extern "C" fn floor_lget(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    let (Some(open), Some(close), Some(get_expire), Some(array), Some(int), Some(null)) = (
-        raw::RedisModule_OpenKey,
-        raw::RedisModule_CloseKey,
-        raw::RedisModule_GetExpire,
-        raw::RedisModule_ReplyWithArray,
-        raw::RedisModule_ReplyWithLongLong,
-        raw::RedisModule_ReplyWithNull,
-    ) else {
-        return ERR;
-    };
-    if argc != 2 {
-        return ERR;
+    unsafe fn reply(
+        ctx: *mut RedisModuleCtx,
+        value: &[u8],
+        ttl_ms: i64,
+        _: *mut RedisModuleString,
+    ) {
+        reply_array(ctx, 2);
+        reply_bulk(ctx, value);
+        reply_int(ctx, ttl_ms);
     }
-    let key = open(ctx, *argv.add(1), READ);
-    let Some(value) = string_value(key) else {
-        close(key);
-        null(ctx);
-        return OK;
-    };
-    let ttl_ms = get_expire(key);
-    array(ctx, 2);
-    reply_bulk(ctx, value);
-    int(ctx, ttl_ms);
-    close(key);
-    OK
+    read_and_reply(ctx, argv, argc, reply)
 }
 
 /// `FLOOR.SET <key> <value> <seconds>`.
