@@ -9,7 +9,7 @@
 //! client figures can lag behind them), so two servers holding the same keys read the same
 //! figure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Connection;
 
@@ -80,7 +80,22 @@ impl Meter {
             || connected_clients(&mut con) == self.clients,
         );
         wait_rehashed(&mut con);
-        data_memory(&mut con)
+        // INFO's client figures are refreshed by serverCron (10 times a second), so a figure
+        // read right after a burst can still hold a freed buffer, or miss a grown one: take it
+        // once it has held for a few cron runs.
+        let mut last = (data_memory(&mut con), Instant::now());
+        eventually(
+            "data memory unchanged for 300 ms",
+            Duration::from_secs(20),
+            || {
+                let now = data_memory(&mut con);
+                if now != last.0 {
+                    last = (now, Instant::now());
+                }
+                last.1.elapsed() >= Duration::from_millis(300)
+            },
+        );
+        last.0
     }
 }
 
