@@ -268,6 +268,18 @@ fn write(con: &mut Connection, n: usize, writer: Writer) {
         }
     });
     assert_dbsize(con, n);
+    // The native SETs' TTLs are the ones ipcheck's keys got (-1: none).
+    for (i, shape) in MIX.iter().enumerate().take(n) {
+        let ttl: i64 = redis::cmd("TTL").arg(key(i)).query(con).unwrap();
+        match shape.key_ttl {
+            Some(want) => assert!(
+                (i64::from(want) - 5..=i64::from(want)).contains(&ttl),
+                "{:?}: TTL {ttl}, want {want}",
+                shape.set
+            ),
+            None => assert_eq!(ttl, -1, "{:?}: no TTL", shape.set),
+        }
+    }
 }
 
 fn read(con: &mut Connection, n: usize, writer: Writer, how: Read) {
