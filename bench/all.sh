@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark group in turn, then the machine they ran on and each group's summary line.
-# Takes about 21 minutes. Usage: bench/all.sh
+# Takes about 25 minutes. Usage: bench/all.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 

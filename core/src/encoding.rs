@@ -1,41 +1,51 @@
 //! The stored form of an [`Entry`]: a plain Redis string, as small as a bare verdict byte.
 //!
 //! A plain string keeps persistence, replication, eviction, `MEMORY USAGE` and every Redis tool
-//! working with no custom module type. Two forms share one namespace:
+//! working with no custom module type. A stored value is a **base** naming verdict, source and
+//! reasons, in one of two forms, optionally followed by a **suffix** that starts at the first `;`:
 //!
-//! - **Compact** (nearly every entry): the decimal integer
+//! - **Compact base** (nearly every entry): the decimal integer
 //!   `verdict | source << 2 | reasons << 6`, where `verdict` is 0 allow, 1 block, 2 challenge;
 //!   `source` is the index in [`KNOWN_SOURCES`]; `reasons` is a bit set over
-//!   [`crate::vocabulary::KNOWN_REASONS`].
+//!   [`crate::vocabulary::KNOWN_REASONS`] (bits 6..38: 32 reason tokens, at most 12 digits).
 //!   Used when the source is known and the reasons are known tokens, each once, in vocabulary
-//!   order, so decoding gives back the exact text that was stored. Redis keeps short integer
-//!   strings in its integer encoding, so such a value costs no more than a 6-byte string.
+//!   order, so decoding gives back the exact text that was stored.
 //!   Example: `block`, `vpn,tor`, `api` is `1 | 0 << 2 | 0b101 << 6` = `321`.
-//!   An entry with a stale window (see [`crate::freshness`]) adds `stale_secs << 38`: bits 6..38
-//!   stay reserved for 32 reason tokens, and the window (at most [`MAX_STALE`], 25 bits) ends
-//!   below bit 63, so the value is still one integer Redis keeps in a single small allocation.
-//!   An entry without one (everything written before stale windows existed) is unchanged.
 //!   A reason bit the vocabulary does not know (a newer writer's) is accepted and decodes to the
 //!   token `unknown-<bit>`, which encodes back to the same bit: a rewrite keeps it, policies
 //!   ignore it (see [`crate::vocabulary`]).
-//! - **Text** (anything else): `<v>:<source>:<reasons>` with `v` one of `a`, `b`, `c`, e.g.
-//!   `b:my-feed:spam,vpn`, followed by `:<stale seconds>` when there is a stale window, e.g.
-//!   `b:my-feed:spam:604800`. Tokens never contain `:`, so the split is unambiguous, and a text
-//!   value never parses as an integer.
+//! - **Text base** (anything else): `<v>:<source>:<reasons>` with `v` one of `a`, `b`, `c`, e.g.
+//!   `b:my-feed:spam,vpn`; without a suffix, followed by `:<stale seconds>` when there is a stale
+//!   window (see [`crate::freshness`]), e.g. `b:my-feed:spam:604800`. Tokens never contain `:`,
+//!   so the split is unambiguous.
+//! - **Suffix**: `;<stale seconds>;<country>;<asn>;<score>`, the stale window (0: none) and the
+//!   [`Attributes`], each attribute empty when unknown.
+//!
+//! **The writer never stores an integer-looking value**, because Redis keeps such a value
+//! int-encoded after an RDB/AOF load or on a replica applying the replicated `SET`, and the
+//! module's zero-copy read (`RedisModule_StringDMA`) turns an int-encoded value into a new raw
+//! string: the first read would grow memory. So [`encode_stored`] writes:
+//!
+//! - a compact base always with a suffix: `<base>;<stale>` when the entry has no attributes
+//!   (`block`, `vpn,tor`, `api` is `321;0`; with a week's window `321;604800`), and
+//!   `<base>;<stale>;<country>;<asn>;<score>` when it has any: `block`, `vpn,tor`, `api`, a day's
+//!   window, `US`, AS 13335, score 87 is `321;86400;US;13335;87` (21 bytes: Redis keeps it in
+//!   one embedded string, see bench/README.md "Memory");
+//! - a text base without a suffix when the entry has no attributes (`c:feed:spam`,
+//!   `c:feed:spam:60`: it contains `:`, so it is never an integer), and with the full suffix when
+//!   it has any (`c:feed:spam;60;DE;;0`).
+//!
+//! **The reader** accepts every form any version wrote: a bare compact integer (older writers),
+//! one carrying the window as `stale_secs << 38` (writers before the suffix held it), the text
+//! base with `:<stale>`, and a suffix of any length from one field up. Fields a writer leaves off
+//! are unknown; fields after the score are a newer writer's and ignored. So mixed versions never
+//! refuse each other's entries. Tokens and the text form never contain `;`, so the first `;`
+//! always starts the suffix. A value with a stale window both in the base and in the suffix is
+//! refused.
 //!
 //! A manual pin never has a stale window (a pin is final until it expires): [`encode_stored`]
-//! drops it and the decoders refuse a value that carries one.
-//!
-//! **Attributes** (country, AS number, score: [`Attributes`]): an entry that knows any of them
-//! is written as the form above *without* its stale window, then
-//! `;<stale seconds>;<country>;<asn>;<score>`, each attribute empty when unknown. Example:
-//! `block`, `vpn,tor`, `api`, a day's stale window, `US`, AS 13335, score 87 is
-//! `321;86400;US;13335;87` (21 bytes: Redis keeps it in one allocation of the size class a
-//! short value takes, see bench/README.md "Memory"). The window moves to the suffix because
-//! inside the integer it would make it 17 to 19 digits. Tokens and the text form never contain
-//! `;`, so the first `;` always starts the suffix. A reader ignores fields after the score (a
-//! newer writer's), so mixed versions never refuse each other's entries; an entry without
-//! attributes is written exactly as before they existed.
+//! writes 0 (`manual` pins are `<base>;0`) and the decoders refuse a value that carries a
+//! non-zero one.
 
 use thiserror::Error;
 
@@ -46,6 +56,7 @@ use crate::vocabulary::{self, MAX_KNOWN_TEXT, REASON_BITS};
 const SOURCE_SHIFT: u32 = 2;
 const SOURCE_BITS: u64 = 0b1111;
 const REASON_SHIFT: u32 = 6;
+/// Where writers before the suffix put the stale window inside the integer; still read.
 const STALE_SHIFT: u32 = REASON_SHIFT + REASON_BITS;
 
 /// Longest stale window, in seconds (one year, as `EX`); fits the 25 bits the compact form has.
@@ -71,7 +82,7 @@ fn verdict_code(v: Verdict) -> u64 {
     }
 }
 
-fn compact(entry: &Entry, stale_secs: u32) -> Option<u64> {
+fn compact(entry: &Entry) -> Option<u64> {
     let source = KNOWN_SOURCES
         .iter()
         .position(|s| *s == entry.source.as_str())? as u64;
@@ -88,36 +99,51 @@ fn compact(entry: &Entry, stale_secs: u32) -> Option<u64> {
         last = Some(pos);
         mask |= 1u64 << pos;
     }
-    Some(
-        verdict_code(entry.verdict)
-            | source << SOURCE_SHIFT
-            | mask << REASON_SHIFT
-            | u64::from(stale_secs) << STALE_SHIFT,
-    )
+    Some(verdict_code(entry.verdict) | source << SOURCE_SHIFT | mask << REASON_SHIFT)
 }
 
-/// Encodes an entry without a stale window (fresh until gone), exactly as before stale windows
-/// existed.
+/// Encodes an entry without a stale window (fresh until gone).
 pub fn encode_entry(entry: &Entry) -> String {
     encode_stored(entry, 0)
 }
 
 /// Encodes an entry and the length of its stale window in seconds (0: none). The window is
-/// clamped to [`MAX_STALE`], and dropped for a manual pin, which is never stale.
+/// clamped to [`MAX_STALE`], and dropped for a manual pin, which is never stale. The result is
+/// never an integer (see the module doc).
 pub fn encode_stored(entry: &Entry, stale_secs: u32) -> String {
+    use std::fmt::Write;
     let stale_secs = if entry.source.is_manual() {
         0
     } else {
         stale_secs.min(MAX_STALE)
     };
     let attributes = entry.attributes;
-    if attributes.is_empty() {
-        return encode_base(entry, stale_secs);
-    }
-    let mut out = encode_base(entry, 0);
-    use std::fmt::Write;
     // Writing to a String cannot fail.
-    let _ = write!(out, ";{stale_secs};");
+    let mut out = String::new();
+    match compact(entry) {
+        Some(n) => {
+            let _ = write!(out, "{n};{stale_secs}");
+        }
+        None => {
+            let v = match entry.verdict {
+                Verdict::Allow => 'a',
+                Verdict::Block => 'b',
+                Verdict::Challenge => 'c',
+            };
+            let _ = write!(out, "{v}:{}:{}", entry.source, entry.reasons);
+            if attributes.is_empty() {
+                if stale_secs != 0 {
+                    let _ = write!(out, ":{stale_secs}");
+                }
+                return out;
+            }
+            let _ = write!(out, ";{stale_secs}");
+        }
+    }
+    if attributes.is_empty() {
+        return out;
+    }
+    out.push(';');
     if let Some(c) = attributes.country {
         out.push_str(c.as_str());
     }
@@ -130,25 +156,6 @@ pub fn encode_stored(entry: &Entry, stale_secs: u32) -> String {
         let _ = write!(out, "{s}");
     }
     out
-}
-
-/// The form without attributes: the compact integer, or the text form.
-fn encode_base(entry: &Entry, stale_secs: u32) -> String {
-    match compact(entry, stale_secs) {
-        Some(n) => n.to_string(),
-        None => {
-            let v = match entry.verdict {
-                Verdict::Allow => 'a',
-                Verdict::Block => 'b',
-                Verdict::Challenge => 'c',
-            };
-            if stale_secs == 0 {
-                format!("{v}:{}:{}", entry.source, entry.reasons)
-            } else {
-                format!("{v}:{}:{}:{stale_secs}", entry.source, entry.reasons)
-            }
-        }
-    }
 }
 
 /// Decodes a stored value with its stale window in seconds (0: none).
@@ -265,14 +272,15 @@ fn canonical_digits(text: &str, max_len: usize) -> bool {
         && (text.len() == 1 || !text.starts_with('0'))
 }
 
-/// `<stale>;<country>;<asn>;<score>[;<newer fields>...]`.
+/// `<stale>[;<country>[;<asn>[;<score>[;<newer fields>...]]]]`: the window is required, a field
+/// a writer leaves off is unknown, fields after the score are ignored.
 fn decode_suffix(suffix: &str) -> Result<(u32, Attributes), DecodeError> {
     let mut fields = suffix.split(';');
-    let (Some(stale), Some(country), Some(asn), Some(score)) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        return Err(DecodeError("attributes need stale;country;asn;score"));
-    };
+    // split always yields a first field (empty for an empty suffix, refused below).
+    let stale = fields.next().unwrap_or("");
+    let country = fields.next().unwrap_or("");
+    let asn = fields.next().unwrap_or("");
+    let score = fields.next().unwrap_or("");
     let stale_secs = match stale.parse::<u32>() {
         Ok(n) if canonical_digits(stale, 8) && n <= MAX_STALE => n,
         _ => return Err(DecodeError("bad stale window")),
@@ -420,20 +428,27 @@ mod tests {
     fn documented_example() {
         assert_eq!(
             encode_entry(&entry(Verdict::Block, "vpn,tor", "api")),
-            "321"
+            "321;0"
         );
-        assert_eq!(encode_entry(&entry(Verdict::Allow, "", "api")), "0");
-        assert_eq!(encode_entry(&entry(Verdict::Allow, "", "manual")), "8");
+        assert_eq!(encode_entry(&entry(Verdict::Allow, "", "api")), "0;0");
+        assert_eq!(encode_entry(&entry(Verdict::Allow, "", "manual")), "8;0");
+        // Older writers' bare integer still reads as the same entry.
+        assert_eq!(
+            decode_entry(b"321"),
+            Ok(entry(Verdict::Block, "vpn,tor", "api"))
+        );
     }
 
     #[test]
     fn view_of_documented_example() {
         let mut scratch = ViewScratch::new();
-        let v = decode_entry_view(b"321", &mut scratch).unwrap();
-        assert_eq!(
-            (v.verdict, v.reasons, v.source),
-            (Verdict::Block, "vpn,tor", "api")
-        );
+        for stored in [&b"321;0"[..], b"321"] {
+            let v = decode_entry_view(stored, &mut scratch).unwrap();
+            assert_eq!(
+                (v.verdict, v.reasons, v.source, v.stale_secs),
+                (Verdict::Block, "vpn,tor", "api", 0)
+            );
+        }
         let all = KNOWN_REASONS.join(",");
         let stored = encode_entry(&entry(Verdict::Challenge, &all, "manual"));
         let v = decode_entry_view(stored.as_bytes(), &mut scratch).unwrap();
@@ -442,12 +457,22 @@ mod tests {
         assert!(!decode_entry_view(b"1", &mut scratch).unwrap().is_manual());
     }
 
+    /// What Redis's `string2ll` would take for an integer (and int-encode after a load).
+    fn integer_looking(v: &str) -> bool {
+        v.parse::<i64>().is_ok()
+    }
+
     #[test]
-    fn compact_values_fit_redis_small_strings() {
-        // Every known combination stays one integer Redis keeps in its integer encoding.
-        let all = KNOWN_REASONS.join(",");
-        let v = encode_entry(&entry(Verdict::Challenge, &all, "manual"));
-        assert!(v.parse::<i64>().is_ok() && v.len() <= 12, "{v}");
+    fn the_longest_values_stay_embedded_strings() {
+        // Redis keeps a string of at most 44 bytes in one allocation with its header (embstr).
+        // Every reserved reason bit, source `list`, challenge: the largest compact base.
+        let (all, _) =
+            decode_stored((2u64 | 1 << 2 | 0xffff_ffff << 6).to_string().as_bytes()).unwrap();
+        let v = encode_stored(&all, MAX_STALE);
+        assert!(!integer_looking(&v) && v.len() <= 21, "{v}");
+        let facts = with_attributes(all, "US", u32::MAX, Some(100));
+        let v = encode_stored(&facts, MAX_STALE);
+        assert!(!integer_looking(&v) && v.len() <= 44, "{v}");
     }
 
     #[test]
@@ -470,19 +495,17 @@ mod tests {
     #[test]
     fn stale_window_in_the_compact_form() {
         let e = entry(Verdict::Block, "vpn,tor", "api");
-        // Without a window: exactly today's value.
-        assert_eq!(encode_stored(&e, 0), "321");
+        assert_eq!(encode_stored(&e, 0), "321;0");
         let week = 604_800u32;
         let v = encode_stored(&e, week);
-        assert_eq!(v, (321u64 | u64::from(week) << 38).to_string());
-        assert!(
-            v.len() <= 19,
-            "fits an i64, so Redis keeps it as one integer: {v}"
-        );
+        assert_eq!(v, "321;604800");
         assert_eq!(decode_stored(v.as_bytes()), Ok((e.clone(), week)));
-        assert_eq!(decode_stored(b"321"), Ok((e, 0)));
+        // Older writers: no window, and the window inside the integer.
+        assert_eq!(decode_stored(b"321"), Ok((e.clone(), 0)));
+        let old = (321u64 | u64::from(week) << 38).to_string();
+        assert_eq!(decode_stored(old.as_bytes()), Ok((e, week)));
         let max = encode_stored(&entry(Verdict::Challenge, "", "list"), MAX_STALE);
-        assert!(max.parse::<i64>().is_ok(), "{max}");
+        assert_eq!(max, "6;31536000");
     }
 
     #[test]
@@ -500,9 +523,14 @@ mod tests {
     fn a_manual_pin_is_never_stale() {
         let pin = entry(Verdict::Block, "tor", "manual");
         assert_eq!(encode_stored(&pin, 3600), encode_entry(&pin));
+        assert_eq!(encode_entry(&pin), "265;0");
+        assert_eq!(decode_entry(b"265;0"), Ok(pin.clone()));
+        assert_eq!(decode_entry(b"265"), Ok(pin));
         let raw = (9u64 | 4 << 6 | 3600 << 38).to_string();
         assert!(decode_entry(raw.as_bytes()).is_err());
+        assert!(decode_entry(b"265;60").is_err());
         assert!(decode_entry(b"b:manual:tor:60").is_err());
+        assert!(decode_entry(b"b:manual:tor;60").is_err());
     }
 
     #[test]
@@ -527,6 +555,10 @@ mod tests {
             b"b:api:vpn:07",
             b"b:api:vpn:31536001",
             b"b:api:vpn:1:2",
+            b"321;",
+            b"321;x",
+            b";0",
+            b"321:0",
         ] {
             assert!(
                 decode_entry(bad).is_err(),
@@ -545,8 +577,8 @@ mod tests {
             (e.verdict, e.reasons.as_str(), e.source.as_str(), stale),
             (Verdict::Block, "tor,unknown-20,unknown-31", "api", 0)
         );
-        // Re-encoding gives back the very same value: a rewrite never loses the newer bits.
-        assert_eq!(encode_entry(&e), raw);
+        // Re-encoding gives back the very same bits: a rewrite never loses the newer ones.
+        assert_eq!(encode_entry(&e), format!("{raw};0"));
         // Policies see only what they know.
         assert_eq!(
             crate::Categories::from_reasons(&e.reasons),
@@ -557,7 +589,7 @@ mod tests {
         let all = (2u64 | 0xffff_ffff << 6).to_string();
         let (e, _) = decode_stored(all.as_bytes()).unwrap();
         assert!(e.reasons.as_str().ends_with(",unknown-30,unknown-31"));
-        assert_eq!(encode_entry(&e), all);
+        assert_eq!(encode_entry(&e), format!("{all};0"));
         let mut scratch = ViewScratch::new();
         let v = decode_entry_view(all.as_bytes(), &mut scratch).unwrap();
         assert_eq!(v.reasons, e.reasons.as_str());
@@ -571,7 +603,7 @@ mod tests {
         );
         assert_eq!(
             encode_entry(&entry(Verdict::Block, "unknown-20", "api")),
-            (1u64 | 1 << 26).to_string()
+            format!("{};0", 1u64 | 1 << 26)
         );
     }
 
@@ -596,15 +628,12 @@ mod tests {
         assert_eq!(v, "321;86400;US;13335;87");
         assert!(v.len() <= 28, "fits Redis's 48-byte embedded string: {v}");
         assert_eq!(decode_stored(v.as_bytes()), Ok((e.clone(), 86_400)));
-        // Unknown attributes are empty fields; an entry without any is today's value.
+        // Unknown attributes are empty fields; an entry without any has the window alone.
         let only_asn = with_attributes(entry(Verdict::Allow, "", "api"), "", 64496, None);
         assert_eq!(encode_entry(&only_asn), "0;0;;64496;");
         assert_eq!(decode_entry(b"0;0;;64496;"), Ok(only_asn));
         let none = entry(Verdict::Block, "vpn,tor", "api");
-        assert_eq!(
-            encode_stored(&none, 86_400),
-            (321u64 | 86_400 << 38).to_string()
-        );
+        assert_eq!(encode_stored(&none, 86_400), "321;86400");
         // The text form takes the same suffix.
         let feed = with_attributes(entry(Verdict::Challenge, "spam", "feed"), "de", 0, Some(0));
         assert_eq!(encode_stored(&feed, 60), "c:feed:spam;60;DE;;0");
@@ -624,11 +653,34 @@ mod tests {
     }
 
     #[test]
+    fn fields_a_writer_leaves_off_are_unknown() {
+        let e = entry(Verdict::Block, "vpn,tor", "api");
+        let facts = |c, a, s| with_attributes(e.clone(), c, a, s);
+        for (stored, expected, stale) in [
+            (&b"321;60"[..], e.clone(), 60),
+            (b"321;0;US", facts("US", 0, None), 0),
+            (b"321;0;US;13335", facts("US", 13335, None), 0),
+            (b"321;0;;;", e.clone(), 0),
+            (b"b:api:vpn,tor;5", e.clone(), 5),
+            (b"b:api:vpn,tor;0;;1", facts("", 1, None), 0),
+        ] {
+            let mut expected = expected;
+            if stored.starts_with(b"b:") {
+                expected.reasons = Reasons::parse("vpn,tor").unwrap();
+            }
+            assert_eq!(
+                decode_stored(stored),
+                Ok((expected, stale)),
+                "{:?}",
+                String::from_utf8_lossy(stored)
+            );
+        }
+    }
+
+    #[test]
     fn bad_attributes_are_refused() {
         for bad in [
             &b"321;"[..],
-            b"321;0",
-            b"321;0;US;1",
             b"321;;US;1;2",
             b"321;01;US;1;2",
             b"321;31536001;;;",
@@ -644,7 +696,9 @@ mod tests {
             b"321;0;;;-1",
             // The window in both places.
             b"26388279067009;60;US;;",
+            b"26388279067009;0",
             b"b:api:vpn:60;60;US;;",
+            b"b:api:vpn:60;0",
             b";0;US;;",
         ] {
             assert!(
@@ -698,9 +752,20 @@ mod tests {
             verdict in 0u64..3, source in 0u64..3, mask in any::<u32>(), stale in 0..=MAX_STALE
         ) {
             let stale = if source == 2 { 0 } else { u64::from(stale) };
-            let raw = (verdict | source << 2 | u64::from(mask) << 6 | stale << 38).to_string();
-            let (e, s) = decode_stored(raw.as_bytes()).unwrap();
-            prop_assert_eq!(encode_stored(&e, s), raw);
+            let base = verdict | source << 2 | u64::from(mask) << 6;
+            // An older writer's integer (window inside) and today's suffix read the same, and
+            // re-encode to today's form.
+            let old = (base | stale << 38).to_string();
+            let new = format!("{base};{stale}");
+            let (e, s) = decode_stored(old.as_bytes()).unwrap();
+            prop_assert_eq!(decode_stored(new.as_bytes()), Ok((e.clone(), s)));
+            prop_assert_eq!(encode_stored(&e, s), new);
+        }
+
+        #[test]
+        fn a_stored_value_is_never_an_integer(e in arb_entry(), stale in 0..=MAX_STALE) {
+            let v = encode_stored(&e, stale);
+            prop_assert!(!integer_looking(&v), "{}", v);
         }
 
         #[test]
@@ -710,9 +775,11 @@ mod tests {
 
         #[test]
         fn view_decodes_what_decode_entry_decodes(e in arb_entry()) {
-            let stored = encode_entry(&e);
+            let stored = encode_stored(&e, 60);
             let mut scratch = ViewScratch::new();
             let view = decode_entry_view(stored.as_bytes(), &mut scratch).unwrap();
+            prop_assert_eq!(view.stale_secs, if e.source.is_manual() { 0 } else { 60 });
+            prop_assert_eq!(view.attributes, e.attributes);
             prop_assert_eq!(view.verdict, e.verdict);
             prop_assert_eq!(view.reasons, e.reasons.as_str());
             prop_assert_eq!(view.source, e.source.as_str());

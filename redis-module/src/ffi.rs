@@ -376,8 +376,10 @@ impl Key<'_> {
 
     /// The string value; `None` if the key is not a string.
     ///
-    /// Redis's DMA decodes an integer- or embstr-encoded value into a raw string first; that costs
-    /// one conversion on the first read and no extra memory (see the README's memory table).
+    /// Redis's DMA copies a value that is not a raw string into a new raw string on the first
+    /// read. For an int-encoded value that would add 24..32 bytes, which is why the stored form
+    /// is never an integer; an embedded string (what a load or a replica makes of every value
+    /// the module writes) becomes a raw string no larger (docs/memory.md).
     pub fn read(&self) -> Option<&[u8]> {
         if self.ptr.is_null() {
             return None;

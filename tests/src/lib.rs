@@ -16,6 +16,7 @@ pub mod nginx_cases;
 pub mod paths;
 pub mod ports;
 pub mod provider;
+pub mod redis_memory;
 pub mod redis_server;
 pub mod service;
 pub mod stack;

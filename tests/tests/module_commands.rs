@@ -31,12 +31,13 @@ fn set_then_get_with_defaults() {
         ipcheck::get(&mut con, "192.0.2.1").unwrap(),
         Some(hit("block", "", "api", 86400, "ipcheck:192.0.2.1"))
     );
-    // The stored value is the compact core encoding, with the default TTL on the key.
+    // The stored value is the compact core encoding (never an integer: `;0`, no stale window),
+    // with the default TTL on the key.
     let raw: String = redis::cmd("GET")
         .arg("ipcheck:192.0.2.1")
         .query(&mut con)
         .unwrap();
-    assert_eq!(raw, "1");
+    assert_eq!(raw, "1;0");
     let ttl: i64 = redis::cmd("TTL")
         .arg("ipcheck:192.0.2.1")
         .query(&mut con)
@@ -178,13 +179,13 @@ fn stale_window_fresh_then_stale_then_gone() {
     );
     assert!(h.fresh, "{h:?}");
     assert_eq!((h.ttl, h.fresh_ttl), (3, 1), "the key lives EX + STALE");
-    // The value records the window (compact form: 2 << 38 on top of today's value).
+    // The value records the window (compact form: in the suffix).
     let raw: String = redis::cmd("GET")
         .arg("ipcheck:192.0.2.30")
         .query(&mut con)
         .unwrap();
-    // Today's value for block/tor/api is 1 | 0b100 << 6 = 257.
-    assert_eq!(raw, (257u64 | 2 << 38).to_string());
+    // The compact base for block/tor/api is 1 | 0b100 << 6 = 257.
+    assert_eq!(raw, "257;2");
     let stale = wait_until(&mut con, "192.0.2.30", "stale", |h| {
         h.as_ref().is_some_and(|h| !h.fresh)
     })
@@ -194,7 +195,7 @@ fn stale_window_fresh_then_stale_then_gone() {
     assert!(stale.ttl <= 2, "{stale:?}");
     wait_until(&mut con, "192.0.2.30", "gone", Option::is_none);
 
-    // STALE 0 is today's entry exactly: fresh until gone, same value.
+    // STALE 0: fresh until gone, a window of 0.
     ipcheck::set(&mut con, &["192.0.2.31", "allow", "STALE", "0"]).unwrap();
     let h = ipcheck::get(&mut con, "192.0.2.31").unwrap().unwrap();
     assert_eq!(h, hit("allow", "", "api", 86400, "ipcheck:192.0.2.31"));
@@ -202,7 +203,7 @@ fn stale_window_fresh_then_stale_then_gone() {
         .arg("ipcheck:192.0.2.31")
         .query(&mut con)
         .unwrap();
-    assert_eq!(raw, "0");
+    assert_eq!(raw, "0;0");
 
     // The text form carries the window too.
     ipcheck::set(

@@ -69,9 +69,9 @@ fn attributes_are_stored_compactly_and_read_back() {
     assert_eq!((h.attributes.country, h.attributes.asn), (None, None));
     assert_eq!(raw(&mut con, "ipcheck:192.0.2.2"), "0;0;;;0");
 
-    // Without attributes: exactly the value written before they existed, and empty fields.
+    // Without attributes: the base and the window alone, and empty fields.
     ipcheck::set(&mut con, &["192.0.2.3", "block", "REASON", "vpn,tor"]).unwrap();
-    assert_eq!(raw(&mut con, "ipcheck:192.0.2.3"), "321");
+    assert_eq!(raw(&mut con, "ipcheck:192.0.2.3"), "321;0");
     let reply: Vec<String> = redis::cmd("IPCHECK")
         .arg("GET")
         .arg("192.0.2.3")
@@ -84,7 +84,7 @@ fn attributes_are_stored_compactly_and_read_back() {
 
     // A later write replaces the attributes with its own (none: gone).
     ipcheck::set(&mut con, &["192.0.2.1", "block", "REASON", "vpn,tor"]).unwrap();
-    assert_eq!(raw(&mut con, "ipcheck:192.0.2.1"), "321");
+    assert_eq!(raw(&mut con, "ipcheck:192.0.2.1"), "321;0");
     // DEL and KEY do not care.
     assert_eq!(ipcheck::del(&mut con, "192.0.2.2").unwrap(), 1);
     assert_eq!(

@@ -424,6 +424,11 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
                 raw,
                 "seed {seed}: {key}"
             );
+            // Never an integer: Redis would int-encode it after a load or on a replica.
+            assert!(
+                std::str::from_utf8(&raw).map_or(true, |v| v.parse::<i64>().is_err()),
+                "seed {seed}: {key}: {raw:?}"
+            );
         }
         if !hit.attributes.is_empty() {
             with_attributes += 1;

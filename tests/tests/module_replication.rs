@@ -213,6 +213,14 @@ fn entries_and_ttls_survive_debug_reload() {
         pexpiretime(&mut con, "ipcheck:203.0.113.5"),
     ];
     assert_eq!(before, after);
+    // A loaded value stays a string, never an int-encoded one (whose first read through the
+    // module's zero-copy access would copy it into a new, larger allocation).
+    let encoding: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(encoding, "embstr");
     let h = ipcheck::get(&mut con, "192.0.2.1").unwrap().unwrap();
     assert_eq!((h.verdict.as_str(), h.reason.as_str()), ("block", "tor"));
     let h = ipcheck::get(&mut con, "203.0.113.5").unwrap().unwrap();

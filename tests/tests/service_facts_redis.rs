@@ -96,7 +96,7 @@ fn attributes_reach_redis_and_a_second_instance_reads_them() {
 }
 
 #[test]
-fn an_answer_without_attributes_is_stored_as_before() {
+fn an_answer_without_attributes_stores_no_attribute_fields() {
     let provider = Provider::start();
     let redis = RedisServer::start();
     provider.respond("192.0.2.78", Reply::flags(&["tor"]));
@@ -108,10 +108,10 @@ fn an_answer_without_attributes_is_stored_as_before() {
     let mut con = redis.client();
     let held = ipcheck::wait_for(&mut con, "192.0.2.78", "written back", |_| true);
     assert_eq!(held.attributes, Attributes::NONE);
-    // No attribute suffix: the value an older module reads too.
+    // No attribute fields: the compact base and its stale window alone (`<base>;<stale>`).
     let raw: String = redis::cmd("GET")
         .arg("ipcheck:192.0.2.78")
         .query(&mut con)
         .unwrap();
-    assert!(!raw.contains(';'), "{raw}");
+    assert_eq!(raw, "257;86400");
 }
