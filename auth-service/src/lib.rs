@@ -232,6 +232,11 @@ async fn serve(
     let app = Arc::new(App::new(settings, key)?);
     // Before the first log line says the service is up, so a HUP from then on reloads.
     let current: reload::Current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&app)));
+    if let Some(queue) = &app.enrich {
+        // The background reads of on_miss = "allow" use whichever configuration is running.
+        let running = Arc::clone(&current);
+        queue.start(move || running.load_full());
+    }
     tokio::spawn(
         reload::Reloader {
             path,
