@@ -262,6 +262,9 @@ async fn serve(
         tracing::warn!("{warning}");
     }
     app.settings.decision_log.warn_if_filtered();
+    if let Some(line) = enrich::settings::allow_on_miss_line(&app.settings.policies) {
+        tracing::info!("{line}");
+    }
     if let Some(redis) = &app.redis {
         // The Redis tier outlives every reload, so its watcher holds the tier, not the App.
         tokio::spawn(watch_redis(Arc::clone(redis)));

@@ -386,6 +386,11 @@ fn a_pin_on_a_cold_address_applies_from_the_first_request_after_the_background_r
     .expect("pin");
     let svc = Service::start(&config(&provider, &redis));
     assert_eq!(svc.get("/readyz", &[]).status, 200);
+    // The start-up log says so.
+    svc.wait_for_log_line(&[
+        "on_miss = \"allow\": default",
+        "applies from the next request",
+    ]);
     // This instance has not seen the address: answered at once, without reading Redis.
     assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
     // The background read finds the pin a moment later (within a second) and keeps it locally.
