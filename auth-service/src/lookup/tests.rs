@@ -82,6 +82,9 @@ struct FakeRedis {
     failing: AtomicBool,
     /// Reads made (one per key, a batch's too).
     reads: Count,
+    /// While set, a read waits for `release` before answering what it found.
+    held: AtomicBool,
+    release: Notify,
     writes: Count,
 }
 
@@ -99,18 +102,8 @@ impl FakeRedis {
         self.entries.lock().unwrap().get(key).map(|e| e.0.clone())
     }
 
-    fn fail_if_down(&self) -> Result<(), RedisError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(RedisError::bare(ErrorKind::Timeout))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl SharedTier for FakeRedis {
-    async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
-        self.reads.bump();
+    /// What a read finds now.
+    fn lookup(&self, key: &str) -> Result<Option<Stored>, RedisError> {
         self.fail_if_down()?;
         let now = self.clock.now();
         let mut entries = self.entries.lock().unwrap();
@@ -129,6 +122,25 @@ impl SharedTier for FakeRedis {
             fresh: f.fresh,
             fresh_ttl: s(f.fresh_ttl_secs.max(0) as u64),
         }))
+    }
+
+    fn fail_if_down(&self) -> Result<(), RedisError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(RedisError::bare(ErrorKind::Timeout))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SharedTier for FakeRedis {
+    async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
+        self.reads.bump();
+        let found = self.lookup(key);
+        if self.held.load(Ordering::SeqCst) {
+            self.release.notified().await;
+        }
+        found
     }
 
     async fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Stored>, RedisError>> {
@@ -328,6 +340,8 @@ fn world_with(provider: bool) -> Arc<World> {
             down: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             reads: Count::new(),
+            held: AtomicBool::new(false),
+            release: Notify::new(),
             writes: Count::new(),
         }),
         provider: provider.then(|| FakeSource {

@@ -90,6 +90,26 @@ async fn the_background_read_keeps_a_pin_or_fresh_facts_locally_for_the_next_req
 }
 
 #[tokio::test]
+async fn an_answer_older_than_an_invalidation_is_not_kept_locally() {
+    let (w, _handed) = world_with_queue();
+    w.redis().put(KEY, entry("tor", "api"), s(DAY), s(DAY));
+    w.redis().held.store(true, Ordering::SeqCst);
+    let reading = {
+        let w = Arc::clone(&w);
+        tokio::spawn(async move { read_batch(&w, &mut Recent::new(WINDOW), vec![client()]).await })
+    };
+    w.redis().reads.reaches(1).await;
+    // Meanwhile an operator pins the address, and the invalidation reaches this instance.
+    w.redis()
+        .put(KEY, entry("my-list", "manual"), s(DAY), Duration::ZERO);
+    w.local.remove(&client().key);
+    w.redis().release.notify_one();
+    assert!(reading.await.unwrap().is_empty());
+    // The read's older answer was not kept: the next request is cold again, not a local "tor".
+    assert_eq!(decided(&w, &allow(strict())).await, queued());
+}
+
+#[tokio::test]
 async fn stale_facts_are_kept_locally_for_negative_ttl_at_most_and_queued() {
     let (w, mut handed) = world_with_queue();
     let mut read = Recent::new(WINDOW);
