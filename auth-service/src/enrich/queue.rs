@@ -9,7 +9,6 @@
 //! in-process first ([`Recent`]), then across every instance sharing Redis with a marker key
 //! (`SET NX EX`, [`super::stream::marker_cmd`]), and only then sends `XADD`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use crate::cache::redis::{OpTarget, RedisError, RedisTier};
 use crate::client_ip::Client;
 use crate::lookup::Tiers;
 use crate::metrics::Metrics;
+use ipcheck_core::NormalizedIp;
 use redis::Value;
 
 /// Offers the request path may leave waiting for the task; more are dropped.
@@ -119,8 +119,7 @@ impl Adder {
         let batch: Vec<Client> = clients
             .into_iter()
             .filter(|client| {
-                let first =
-                    lock(&self.recent).first(client.key.canonical_text().as_str(), Instant::now());
+                let first = lock(&self.recent).first(client.key, Instant::now());
                 if !first {
                     self.metrics.enrich.queued(Queued::Duplicate);
                 }
@@ -150,7 +149,7 @@ impl Adder {
                 let outcomes = add(&redis, &settings, &part).await;
                 for (client, outcome) in part.iter().zip(outcomes) {
                     if outcome == Queued::Failed {
-                        lock(&recent).forget(client.key.canonical_text().as_str());
+                        lock(&recent).forget(&client.key);
                     }
                     metrics.enrich.queued(outcome);
                 }
@@ -164,7 +163,8 @@ impl Adder {
 #[derive(Debug)]
 pub struct Recent {
     window: Duration,
-    seen: HashMap<String, Instant>,
+    // Keyed by the cache key itself: no text, no allocation per address.
+    seen: hashbrown::HashMap<NormalizedIp, Instant>,
 }
 
 impl Recent {
@@ -172,13 +172,13 @@ impl Recent {
     pub fn new(window: Duration) -> Recent {
         Recent {
             window,
-            seen: HashMap::new(),
+            seen: hashbrown::HashMap::new(),
         }
     }
 
     /// Whether `key` is offered for the first time in the window (and remembers it if so).
-    pub fn first(&mut self, key: &str, now: Instant) -> bool {
-        if let Some(at) = self.seen.get(key) {
+    pub fn first(&mut self, key: NormalizedIp, now: Instant) -> bool {
+        if let Some(at) = self.seen.get(&key) {
             if now.saturating_duration_since(*at) < self.window {
                 return false;
             }
@@ -192,12 +192,12 @@ impl Recent {
                 self.seen.clear();
             }
         }
-        self.seen.insert(key.to_owned(), now);
+        self.seen.insert(key, now);
         true
     }
 
     /// Forgets `key`, so the next offer tries again (its queueing failed).
-    pub fn forget(&mut self, key: &str) {
+    pub fn forget(&mut self, key: &NormalizedIp) {
         self.seen.remove(key);
     }
 }
@@ -304,13 +304,15 @@ mod tests {
     #[test]
     fn one_offer_per_window_and_a_failure_is_forgotten() {
         let t0 = Instant::now();
+        let key = |ip: &str| ipcheck_core::normalize(ip, Default::default()).unwrap();
+        let (one, two) = (key("192.0.2.1"), key("192.0.2.2"));
         let mut recent = Recent::new(Duration::from_secs(60));
-        assert!(recent.first("192.0.2.1", t0));
-        assert!(!recent.first("192.0.2.1", t0 + Duration::from_secs(59)));
-        assert!(recent.first("192.0.2.2", t0));
-        assert!(recent.first("192.0.2.1", t0 + Duration::from_secs(60)));
-        recent.forget("192.0.2.2");
-        assert!(recent.first("192.0.2.2", t0 + Duration::from_secs(1)));
+        assert!(recent.first(one, t0));
+        assert!(!recent.first(one, t0 + Duration::from_secs(59)));
+        assert!(recent.first(two, t0));
+        assert!(recent.first(one, t0 + Duration::from_secs(60)));
+        recent.forget(&two);
+        assert!(recent.first(two, t0 + Duration::from_secs(1)));
     }
 
     #[tokio::test]

@@ -83,7 +83,7 @@ pub async fn read_batch<T: Tiers>(
     let batch: Vec<Client> = batch
         .into_iter()
         .filter(|client| {
-            let first = read.first(client.key.canonical_text().as_str(), now);
+            let first = read.first(client.key, now);
             if !first {
                 counts.read(Read::Skipped);
             }
