@@ -5,7 +5,8 @@
 #   (c)  ipcheck-auth, local-tier hits through nginx        the shipped example, 1,000 clients
 #   (q)  cold addresses through nginx, allow-on-miss         location /'s policy (lenient) with
 #        a new address on every request, provider 20 ms      on_miss = "allow": answered at once,
-#                                                            queued (no worker running)
+#                                                            read in the background (batched)
+#                                                            and queued (no worker running)
 #   (wb) one worker draining what (q) queued, under a        [provider.budget] rate = $RATE
 #        budget rate of $RATE calls/s                         (burst $BURST)
 #   (wu) the same without a budget                           bound: batch / 20 ms
@@ -62,7 +63,8 @@ measure q "$WORK/cold.lua" "$SERVICE_PID" 31
 queued=$(tier_count "$METRICS_PORT" queued)
 added=$(metric "$METRICS_PORT" 'ipcheck_enrich_queued_total{result="added"')
 dropped=$(metric "$METRICS_PORT" 'ipcheck_enrich_queued_total{result="dropped"')
-log "(q) queued answers: $queued, added to the stream: $added, dropped (buffer full): $dropped, provider calls: $(($(provider_calls) - calls_before)), stream length: $(redis-cli -p "$REDIS_PORT" XLEN "$QUEUE")"
+reads=$(metric "$METRICS_PORT" 'ipcheck_enrich_reads_total{result="miss"')
+log "(q) queued answers: $queued, background reads finding nothing: $reads, added to the stream: $added, dropped (buffer full): $dropped, provider calls: $(($(provider_calls) - calls_before)), stream length: $(redis-cli -p "$REDIS_PORT" XLEN "$QUEUE")"
 stop "$NGINX_PID"
 stop "$SERVICE_PID"
 

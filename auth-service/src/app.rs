@@ -120,7 +120,7 @@ impl App {
         }
         let metrics = Arc::new(metrics);
         let enrich = match (&redis, tokio::runtime::Handle::try_current()) {
-            (Some(redis), Ok(_)) => Some(Arc::new(crate::enrich::queue::Queue::spawn(
+            (Some(redis), Ok(_)) => Some(Arc::new(crate::enrich::queue::Queue::with_redis(
                 Arc::clone(redis),
                 settings.enrich,
                 Arc::clone(&metrics),

@@ -269,7 +269,7 @@ fn rule_line(decided: &Decided) -> String {
             "on_redis_error: Redis could not be asked, so a pin may be hiding there".to_owned()
         }
         Rule::OnMiss => {
-            "on_miss = allow: no tier knows the address yet, so no facts; queued for enrichment"
+            "on_miss = allow: this instance does not know the address yet, so no facts; answered without reading Redis, which is read in the background (a pin applies from the next request); queued for enrichment if Redis has nothing"
                 .to_owned()
         }
     }

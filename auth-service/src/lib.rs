@@ -232,6 +232,11 @@ async fn serve(
     let app = Arc::new(App::new(settings, key)?);
     // Before the first log line says the service is up, so a HUP from then on reloads.
     let current: reload::Current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&app)));
+    if let Some(queue) = &app.enrich {
+        // The background reads of on_miss = "allow" use whichever configuration is running.
+        let running = Arc::clone(&current);
+        queue.start(move || running.load_full());
+    }
     tokio::spawn(
         reload::Reloader {
             path,
@@ -257,6 +262,9 @@ async fn serve(
         tracing::warn!("{warning}");
     }
     app.settings.decision_log.warn_if_filtered();
+    if let Some(line) = enrich::settings::allow_on_miss_line(&app.settings.policies) {
+        tracing::info!("{line}");
+    }
     if let Some(redis) = &app.redis {
         // The Redis tier outlives every reload, so its watcher holds the tier, not the App.
         tokio::spawn(watch_redis(Arc::clone(redis)));

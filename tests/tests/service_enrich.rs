@@ -113,11 +113,13 @@ fn a_cold_address_is_answered_at_once_queued_once_and_decided_on_facts_once_a_wo
     assert_eq!(svc.auth(tor).decision(), (204, "allow", "", "queued"));
     assert_eq!(provider.calls(), 0);
     wait_until("the address is in the queue", || xlen(&redis) == 1);
-    // Asked again within the dedupe window: answered the same way, queued once.
+    // Asked again: answered the same way, queued once (within a second of the first read the
+    // address is not read again; later the dedupe marker stops it).
     assert_eq!(svc.auth(tor).decision(), (204, "allow", "", "queued"));
-    wait_until("the repeat is counted as a duplicate", || {
-        svc.metrics()
-            .contains("ipcheck_enrich_queued_total{result=\"duplicate\"} 1\n")
+    wait_until("the repeat is skipped or counted as a duplicate", || {
+        let m = svc.metrics();
+        m.contains("ipcheck_enrich_reads_total{result=\"skipped\"} 1\n")
+            || m.contains("ipcheck_enrich_queued_total{result=\"duplicate\"} 1\n")
     });
     assert_eq!(xlen(&redis), 1);
     assert!(svc
@@ -138,7 +140,10 @@ fn a_cold_address_is_answered_at_once_queued_once_and_decided_on_facts_once_a_wo
         (hit.verdict.as_str(), hit.source.as_str()),
         ("block", "api")
     );
-    assert_eq!(svc.auth(tor).decision(), (403, "block", "tor", "redis"));
+    // Read in the background (within a second of the write), then kept locally.
+    wait_until("decided on the worker's facts", || {
+        svc.auth(tor).decision() == (403, "block", "tor", "local")
+    });
     assert_eq!(provider.calls_for(tor), 1, "{:?}", provider.seen());
     assert_eq!(writes_of(&redis, tor), 1);
 }
@@ -350,7 +355,7 @@ on_miss = "allow"
     assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
     let _worker = Worker::start(&cfg, "w1", &[]);
     wait_until("decided on the facts the worker wrote", || {
-        svc.auth(ip).decision() == (403, "block", "tor", "redis")
+        svc.auth(ip).decision() == (403, "block", "tor", "local")
     });
     assert_eq!(provider.calls_for(ip), 1);
     let moved: u64 = cluster
@@ -367,4 +372,63 @@ on_miss = "allow"
         })
         .sum();
     assert_eq!(moved, 0, "every command went to the node serving its slot");
+}
+
+#[test]
+fn a_pin_on_a_cold_address_applies_from_the_first_request_after_the_background_read() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let ip = "192.0.2.90";
+    ipcheck::set(
+        &mut redis.client(),
+        &[ip, "block", "SOURCE", "manual", "REASON", "fraud-ring"],
+    )
+    .expect("pin");
+    let svc = Service::start(&config(&provider, &redis));
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+    // The start-up log says so.
+    svc.wait_for_log_line(&[
+        "on_miss = \"allow\": default",
+        "applies from the next request",
+    ]);
+    // This instance has not seen the address: answered at once, without reading Redis.
+    assert_eq!(svc.auth(ip).decision(), (204, "allow", "", "queued"));
+    // The background read finds the pin a moment later (within a second) and keeps it locally.
+    wait_until("the pin applies", || {
+        svc.auth(ip).decision() == (403, "block", "fraud-ring", "local")
+    });
+    assert!(svc
+        .metrics()
+        .contains("ipcheck_enrich_reads_total{result=\"hit\"} 1\n"));
+    // A pin is an answer: nothing was queued, nobody asked.
+    assert_eq!(xlen(&redis), 0);
+    assert_eq!(provider.calls(), 0);
+}
+
+#[test]
+fn a_stalled_redis_does_not_hold_up_a_cold_address() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    // A policy that refuses when Redis cannot be asked: waiting for the stalled Redis (up to
+    // redis.timeout) would end in a refusal; not waiting answers by the on_miss rule.
+    let cfg = config(&provider, &redis).replace(
+        "[policies.default]\nblock = [\"tor\"]\non_miss = \"allow\"\n",
+        "[policies.default]\nblock = [\"tor\"]\non_miss = \"allow\"\non_redis_error = \"closed\"\n",
+    );
+    assert!(cfg.contains("on_redis_error = \"closed\""), "{cfg}");
+    let svc = Service::start(&cfg);
+    assert_eq!(svc.get("/readyz", &[]).status, 200);
+    redis.signal("STOP");
+    let reply = svc.auth("192.0.2.91");
+    assert_eq!(reply.decision(), (204, "allow", "", "queued"));
+    wait_until("the background read gives up", || {
+        svc.metrics()
+            .contains("ipcheck_enrich_reads_total{result=\"error\"} 1\n")
+    });
+    redis.signal("CONT");
+    // Nothing was kept: once Redis answers again the address is read (and queued) as usual.
+    wait_until("queued once Redis is back", || {
+        svc.auth("192.0.2.91").decision().3 == "queued" && xlen(&redis) == 1
+    });
+    assert_eq!(provider.calls(), 0);
 }

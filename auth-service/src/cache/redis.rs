@@ -342,6 +342,55 @@ impl RedisTier {
         parsed
     }
 
+    /// The entries of several canonical addresses, one result per address in order: one
+    /// pipeline of the lookups' read (`LGET`, or `GET` as [`RedisTier::get`] chooses) on one
+    /// server, one call each side by side in a cluster (the keys live on as many slots). Past
+    /// the breaker like a lookup, and recorded as one call: it is the background read of
+    /// `on_miss = "allow"` ([`crate::lookup::cold_read`]). Its time is not observed in the
+    /// lookup latency, which describes what a request waits for.
+    pub async fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Stored>, RedisError>> {
+        if self.expected.cluster || keys.len() == 1 {
+            return futures_util::future::join_all(keys.iter().map(|k| self.get(k))).await;
+        }
+        let lean = self.read.is_lean();
+        let mut pipe = redis::pipe();
+        for key in keys {
+            if lean {
+                pipe.add_command(lean::lean_cmd(&self.expected.key_prefix, key, false));
+            } else {
+                let mut cmd = redis::cmd(protocol::COMMAND);
+                cmd.arg(protocol::sub::GET).arg(*key);
+                pipe.add_command(cmd);
+            }
+        }
+        let each = |e: RedisError| keys.iter().map(|_| Err(e.clone())).collect();
+        if self.breaker.admit() == Admit::Reject {
+            return each(RedisError::bare(ErrorKind::BreakerOpen));
+        }
+        let result = self.pipeline(&pipe, self.timeout).await;
+        self.record(Op::Get, &result);
+        self.breaker.record(result.is_ok());
+        let replies = match result {
+            Ok(Value::Array(replies)) if replies.len() == keys.len() => replies,
+            Ok(_) => return each(RedisError::bare(ErrorKind::Reply)),
+            Err(e) => return each(e),
+        };
+        replies
+            .into_iter()
+            .map(|reply| {
+                let parsed = if lean {
+                    lean::parse_lean(&reply)
+                } else {
+                    parse_get(reply)
+                };
+                if let Err(e) = &parsed {
+                    self.health.failed(Op::Get, e);
+                }
+                parsed
+            })
+            .collect()
+    }
+
     /// `IPCHECK SET <key> <verdict> EX <fresh> [STALE <stale>] [REASON <reasons>] SOURCE api
     /// [COUNTRY <cc>] [ASN <n>] [SCORE <n>]`, built by core's protocol; a kept manual pin is fine.
     /// STALE is left out when it is 0, so `redis.stale_ttl = "0s"` works with a module that
@@ -634,6 +683,14 @@ pub(crate) fn parse_get(reply: Value) -> Result<Option<Stored>, RedisError> {
 impl crate::lookup::SharedTier for RedisTier {
     async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
         RedisTier::get(self, key).await
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Stored>, RedisError>> {
+        RedisTier::get_many(self, keys).await
+    }
+
+    fn failing(&self) -> bool {
+        self.breaker.state() != BreakerState::Closed
     }
 
     async fn set(

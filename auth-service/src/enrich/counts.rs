@@ -35,6 +35,42 @@ impl Queued {
     }
 }
 
+/// What the background read of one cold address found, for `ipcheck_enrich_reads_total`
+/// ([`crate::lookup::cold_read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A fresh entry or a pin: kept locally, the next request is a local hit.
+    Hit,
+    /// Stale facts: kept locally for `negative_ttl` at most, and queued.
+    Stale,
+    /// Nothing there: queued.
+    Miss,
+    /// Redis gave no answer: nothing kept, nothing queued.
+    Error,
+    /// Read within the last second already (or in the same batch): not read again.
+    Skipped,
+}
+
+impl Read {
+    const ALL: [Read; 5] = [
+        Read::Hit,
+        Read::Stale,
+        Read::Miss,
+        Read::Error,
+        Read::Skipped,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Read::Hit => "hit",
+            Read::Stale => "stale",
+            Read::Miss => "miss",
+            Read::Error => "error",
+            Read::Skipped => "skipped",
+        }
+    }
+}
+
 /// What a worker did with one stream entry, for `ipcheck_enrich_entries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processed {
@@ -75,6 +111,7 @@ impl Processed {
 #[derive(Debug, Default)]
 pub struct EnrichCounts {
     queued: [AtomicU64; 4],
+    reads: [AtomicU64; 5],
     processed: [AtomicU64; 5],
     claimed: AtomicU64,
     pending: AtomicU64,
@@ -91,6 +128,16 @@ impl EnrichCounts {
     /// The count of one queue outcome.
     pub fn queued_count(&self, what: Queued) -> u64 {
         self.queued[what as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts one background read.
+    pub fn read(&self, what: Read) {
+        self.reads[what as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of one background read outcome.
+    pub fn read_count(&self, what: Read) -> u64 {
+        self.reads[what as usize].load(Ordering::Relaxed)
     }
 
     /// Counts one processed entry.
@@ -131,6 +178,16 @@ impl EnrichCounts {
                 "ipcheck_enrich_queued_total{{result=\"{}\"}} {}",
                 what.as_str(),
                 self.queued_count(what)
+            );
+        }
+        out.push_str("# HELP ipcheck_enrich_reads_total Background Redis reads of cold addresses of on_miss = \"allow\" policies, by outcome.\n");
+        out.push_str("# TYPE ipcheck_enrich_reads_total counter\n");
+        for what in Read::ALL {
+            let _ = writeln!(
+                out,
+                "ipcheck_enrich_reads_total{{result=\"{}\"}} {}",
+                what.as_str(),
+                self.read_count(what)
             );
         }
         if !self.worker.load(Ordering::Relaxed) {
@@ -183,6 +240,7 @@ mod tests {
         let mut out = String::new();
         counts.render(&mut out);
         assert!(out.contains("ipcheck_enrich_queued_total{result=\"dropped\"} 1\n"));
+        assert!(out.contains("ipcheck_enrich_reads_total{result=\"skipped\"} 0\n"));
         assert!(!out.contains("ipcheck_enrich_entries_total"));
         counts.processed(Processed::Fresh);
         counts.claimed(2);

@@ -1,13 +1,14 @@
 //! The service's side of the queue: a cold address of an `on_miss = "allow"` policy is offered
-//! here and the request is answered at once; a task of its own adds it to the stream.
+//! here and the request is answered at once; a task of its own reads its entry in Redis in
+//! batches ([`crate::lookup::cold_read`]) and adds what Redis cannot answer to the stream
+//! ([`Adder`]), in the same task: no second buffer.
 //!
 //! Offering never waits: the buffer between the request path and the task is bounded
 //! ([`BUFFER`]) and an offer that does not fit is dropped and counted (a later request for the
-//! address offers it again). The task drops repeats of one address within `enrich.dedupe`
+//! address offers it again). The adder drops repeats of one address within `enrich.dedupe`
 //! in-process first ([`Recent`]), then across every instance sharing Redis with a marker key
 //! (`SET NX EX`, [`super::stream::marker_cmd`]), and only then sends `XADD`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,9 @@ use super::stream;
 use crate::breaker::State as BreakerState;
 use crate::cache::redis::{OpTarget, RedisError, RedisTier};
 use crate::client_ip::Client;
+use crate::lookup::Tiers;
 use crate::metrics::Metrics;
+use ipcheck_core::NormalizedIp;
 use redis::Value;
 
 /// Offers the request path may leave waiting for the task; more are dropped.
@@ -35,9 +38,9 @@ const RECENT_MAX: usize = 65_536;
 /// at a time added about 3,000 addresses a second on loopback: bench/enrich.sh).
 const CONCURRENT_ADDS: usize = 64;
 
-/// Offers taken from the buffer at once and added with one pipeline of markers and one of
-/// `XADD`s (one server).
-const BATCH: usize = 64;
+/// Offers taken from the buffer at once, read with one pipeline ([`crate::lookup::cold_read`])
+/// and added with one pipeline of markers and one of `XADD`s (one server).
+pub const BATCH: usize = 64;
 
 /// Deadline of one pipeline (as an operator's call's).
 const PIPELINE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -46,19 +49,49 @@ const PIPELINE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Queue {
     tx: mpsc::Sender<Client>,
     metrics: Arc<Metrics>,
+    /// The buffer's other end and the stream's adder, until [`Queue::start`] hands them to the
+    /// background task.
+    idle: Mutex<Option<(mpsc::Receiver<Client>, Arc<Adder>)>>,
 }
 
 impl Queue {
-    /// A queue whose offers go to `tx` (the task, or a test).
+    /// A queue whose offers go to `tx` (a test reads them there).
     pub fn new(tx: mpsc::Sender<Client>, metrics: Arc<Metrics>) -> Queue {
-        Queue { tx, metrics }
+        Queue {
+            tx,
+            metrics,
+            idle: Mutex::new(None),
+        }
     }
 
-    /// A queue feeding a task that adds to the stream in `redis`. Needs a Tokio runtime.
-    pub fn spawn(redis: Arc<RedisTier>, settings: EnrichSettings, metrics: Arc<Metrics>) -> Queue {
+    /// A queue adding to the stream in `redis`, once [`Queue::start`] has started its task.
+    pub fn with_redis(
+        redis: Arc<RedisTier>,
+        settings: EnrichSettings,
+        metrics: Arc<Metrics>,
+    ) -> Queue {
         let (tx, rx) = mpsc::channel(BUFFER);
-        tokio::spawn(run(rx, redis, settings, Arc::clone(&metrics)));
-        Queue::new(tx, metrics)
+        let adder = Arc::new(Adder {
+            redis,
+            settings,
+            metrics: Arc::clone(&metrics),
+            recent: Arc::new(Mutex::new(Recent::new(settings.dedupe))),
+            adding: Arc::new(Semaphore::new(CONCURRENT_ADDS)),
+        });
+        Queue {
+            tx,
+            metrics,
+            idle: Mutex::new(Some((rx, adder))),
+        }
+    }
+
+    /// Starts the background task (once; later calls do nothing): it reads the offers' entries
+    /// in the shared tier of `tiers()` (the running configuration) and queues what that cannot
+    /// answer ([`crate::lookup::cold_read`]). Needs a Tokio runtime.
+    pub fn start<T: Tiers>(&self, tiers: impl Fn() -> Arc<T> + Send + 'static) {
+        if let Some((rx, adder)) = lock(&self.idle).take() {
+            tokio::spawn(crate::lookup::cold_read::run(tiers, rx, adder));
+        }
     }
 
     /// Offers a cold address; never waits.
@@ -69,11 +102,69 @@ impl Queue {
     }
 }
 
+/// Adds addresses to the stream: the in-process dedupe, then the markers and `XADD`s, up to
+/// [`CONCURRENT_ADDS`] batches at once.
+pub struct Adder {
+    redis: Arc<RedisTier>,
+    settings: EnrichSettings,
+    metrics: Arc<Metrics>,
+    recent: Arc<Mutex<Recent>>,
+    adding: Arc<Semaphore>,
+}
+
+impl Adder {
+    /// Queues `clients` (at most [`BATCH`]): waits only for room among the batches under way
+    /// (while it waits further offers stay in the buffer, where a full one drops them).
+    pub async fn submit(&self, clients: Vec<Client>) {
+        let batch: Vec<Client> = clients
+            .into_iter()
+            .filter(|client| {
+                let first = lock(&self.recent).first(client.key, Instant::now());
+                if !first {
+                    self.metrics.enrich.queued(Queued::Duplicate);
+                }
+                first
+            })
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        // A cluster's markers live on as many slots as addresses: one call each, side by side.
+        let parts: Vec<Vec<Client>> = if self.redis.is_cluster() {
+            batch.into_iter().map(|c| vec![c]).collect()
+        } else {
+            vec![batch]
+        };
+        for part in parts {
+            let Ok(permit) = Arc::clone(&self.adding).acquire_owned().await else {
+                return;
+            };
+            let (redis, metrics, recent, settings) = (
+                Arc::clone(&self.redis),
+                Arc::clone(&self.metrics),
+                Arc::clone(&self.recent),
+                self.settings,
+            );
+            tokio::spawn(async move {
+                let outcomes = add(&redis, &settings, &part).await;
+                for (client, outcome) in part.iter().zip(outcomes) {
+                    if outcome == Queued::Failed {
+                        lock(&recent).forget(&client.key);
+                    }
+                    metrics.enrich.queued(outcome);
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
 /// The addresses offered within the dedupe window, so repeats cost no Redis call.
 #[derive(Debug)]
 pub struct Recent {
     window: Duration,
-    seen: HashMap<String, Instant>,
+    // Keyed by the cache key itself: no text, no allocation per address.
+    seen: hashbrown::HashMap<NormalizedIp, Instant>,
 }
 
 impl Recent {
@@ -81,13 +172,13 @@ impl Recent {
     pub fn new(window: Duration) -> Recent {
         Recent {
             window,
-            seen: HashMap::new(),
+            seen: hashbrown::HashMap::new(),
         }
     }
 
     /// Whether `key` is offered for the first time in the window (and remembers it if so).
-    pub fn first(&mut self, key: &str, now: Instant) -> bool {
-        if let Some(at) = self.seen.get(key) {
+    pub fn first(&mut self, key: NormalizedIp, now: Instant) -> bool {
+        if let Some(at) = self.seen.get(&key) {
             if now.saturating_duration_since(*at) < self.window {
                 return false;
             }
@@ -101,81 +192,18 @@ impl Recent {
                 self.seen.clear();
             }
         }
-        self.seen.insert(key.to_owned(), now);
+        self.seen.insert(key, now);
         true
     }
 
     /// Forgets `key`, so the next offer tries again (its queueing failed).
-    pub fn forget(&mut self, key: &str) {
+    pub fn forget(&mut self, key: &NormalizedIp) {
         self.seen.remove(key);
     }
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<Client>,
-    redis: Arc<RedisTier>,
-    settings: EnrichSettings,
-    metrics: Arc<Metrics>,
-) {
-    let recent = Arc::new(Mutex::new(Recent::new(settings.dedupe)));
-    let adding = Arc::new(Semaphore::new(CONCURRENT_ADDS));
-    let mut taken = Vec::with_capacity(BATCH);
-    while let Some(first) = rx.recv().await {
-        // Whatever else is waiting goes in the same batch: under a flood of cold addresses the
-        // commands of many share one pipeline instead of a task and two round trips each.
-        taken.push(first);
-        while taken.len() < BATCH {
-            match rx.try_recv() {
-                Ok(client) => taken.push(client),
-                Err(_) => break,
-            }
-        }
-        let batch: Vec<Client> = taken
-            .drain(..)
-            .filter(|client| {
-                let first =
-                    lock(&recent).first(client.key.canonical_text().as_str(), Instant::now());
-                if !first {
-                    metrics.enrich.queued(Queued::Duplicate);
-                }
-                first
-            })
-            .collect();
-        if batch.is_empty() {
-            continue;
-        }
-        // A cluster's markers live on as many slots as addresses: one call each, side by side.
-        let parts: Vec<Vec<Client>> = if redis.is_cluster() {
-            batch.into_iter().map(|c| vec![c]).collect()
-        } else {
-            vec![batch]
-        };
-        for part in parts {
-            // Waiting here leaves further offers in the buffer, where a full one drops them.
-            let Ok(permit) = Arc::clone(&adding).acquire_owned().await else {
-                return;
-            };
-            let (redis, metrics, recent) = (
-                Arc::clone(&redis),
-                Arc::clone(&metrics),
-                Arc::clone(&recent),
-            );
-            tokio::spawn(async move {
-                let outcomes = add(&redis, &settings, &part).await;
-                for (client, outcome) in part.iter().zip(outcomes) {
-                    if outcome == Queued::Failed {
-                        lock(&recent).forget(client.key.canonical_text().as_str());
-                    }
-                    metrics.enrich.queued(outcome);
-                }
-                drop(permit);
-            });
-        }
-    }
-}
-
-fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
-    recent.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The markers, then `XADD` for the offers that are their window's first; one outcome per
@@ -276,13 +304,15 @@ mod tests {
     #[test]
     fn one_offer_per_window_and_a_failure_is_forgotten() {
         let t0 = Instant::now();
+        let key = |ip: &str| ipcheck_core::normalize(ip, Default::default()).unwrap();
+        let (one, two) = (key("192.0.2.1"), key("192.0.2.2"));
         let mut recent = Recent::new(Duration::from_secs(60));
-        assert!(recent.first("192.0.2.1", t0));
-        assert!(!recent.first("192.0.2.1", t0 + Duration::from_secs(59)));
-        assert!(recent.first("192.0.2.2", t0));
-        assert!(recent.first("192.0.2.1", t0 + Duration::from_secs(60)));
-        recent.forget("192.0.2.2");
-        assert!(recent.first("192.0.2.2", t0 + Duration::from_secs(1)));
+        assert!(recent.first(one, t0));
+        assert!(!recent.first(one, t0 + Duration::from_secs(59)));
+        assert!(recent.first(two, t0));
+        assert!(recent.first(one, t0 + Duration::from_secs(60)));
+        recent.forget(&two);
+        assert!(recent.first(two, t0 + Duration::from_secs(1)));
     }
 
     #[tokio::test]

@@ -86,6 +86,30 @@ pub(crate) fn validate<E>(
     })
 }
 
+/// The names of the policies with `on_miss = "allow"`, sorted.
+fn allow_on_miss(policies: &crate::config::Policies) -> Vec<&str> {
+    let mut names: Vec<&str> = policies
+        .all()
+        .filter(|(_, p)| p.on_miss == ipcheck_core::OnMiss::Allow)
+        .map(|(name, _)| name)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// The line logged at start naming the policies with `on_miss = "allow"` and their contract
+/// (docs/enrichment.md); `None` when there are none.
+pub fn allow_on_miss_line(policies: &crate::config::Policies) -> Option<String> {
+    let names = allow_on_miss(policies);
+    if names.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "policies with on_miss = \"allow\": {}: a cold address is answered at once without the provider and without reading Redis (read in the background, then queued for a worker); a pin on an address this instance has not seen applies from the next request, not the very first: set on_miss = \"wait\" where it must",
+        names.join(", ")
+    ))
+}
+
 /// A policy with `on_miss = "allow"` queues cold addresses in Redis for workers that ask the
 /// provider: without either there is nothing to queue to or nobody to enrich, and answering
 /// "nothing known" for ever would be a silent fail-open, so the configuration is refused.
@@ -95,12 +119,7 @@ pub(crate) fn require_queue<E>(
     provider: bool,
     err: &dyn Fn(&str, String) -> E,
 ) -> Result<(), E> {
-    let mut names: Vec<&str> = policies
-        .all()
-        .filter(|(_, p)| p.on_miss == ipcheck_core::OnMiss::Allow)
-        .map(|(name, _)| name)
-        .collect();
-    names.sort_unstable();
+    let names = allow_on_miss(policies);
     let Some(first) = names.first() else {
         return Ok(());
     };

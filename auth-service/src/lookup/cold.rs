@@ -1,63 +1,42 @@
-//! `on_miss = "allow"`: the lookup of a policy that never waits for the provider.
+//! `on_miss = "allow"`: the lookup of a policy that never waits, neither for the provider nor
+//! for Redis.
 //!
-//! After a local miss the shared tier is read as usual. A fresh entry or a pin is used and kept
-//! locally exactly as on the waiting path; anything else is answered at once and the address
-//! offered to the enrichment queue ([`crate::enrich::queue`]) instead of asking the provider:
-//! stale facts are judged as stale facts (tier `stale`); no entry at all is judged as an address
-//! with no facts (tier `queued`, rule [`Rule::OnMiss`]: allowed, reason none, unless a list the
-//! policy consults adds a category it blocks). Nothing answered without facts is kept locally,
-//! so once a worker has written the facts the next request reads them from Redis.
+//! After a local miss the address is answered at once from what this instance holds (the
+//! lists the policy consults and the local databases: [`judge`]; tier `queued`, rule
+//! [`Rule::OnMiss`]: allowed, reason none, unless one of them gives a fact the policy decides
+//! on) and handed to the background task ([`super::cold_read`]), which reads Redis in batches:
+//! a fresh entry or a pin found there is kept locally, so the next request is a local hit;
+//! stale facts are kept briefly and the address queued; nothing there is queued.
 //!
-//! When Redis gives no answer the policy's `on_redis_error` decides as everywhere else
-//! (`continue` goes on to the "no facts" answer); the address is still offered.
-
-use std::sync::Arc;
+//! So a pin on an address this instance has not seen applies from the first request after the
+//! background read (milliseconds later), not from the very first one: a policy where a pin must
+//! stop the very first request keeps `on_miss = "wait"` (docs/enrichment.md).
+//!
+//! While Redis is known to be failing (its breaker is not closed) nothing is handed over and
+//! the policy's `on_redis_error` decides as everywhere else (`continue` goes on to the "no
+//! facts" answer).
 
 use ipcheck_core::{Decision, Facts, Policy};
 
-use super::shared_read::{self, RefreshAhead, SharedRead};
-use super::{Resolved, Rule, Tiers};
+use super::{Resolved, Rule, SharedTier, Tiers};
 use crate::cache::{Known, Unpinned};
 use crate::client_ip::Client;
 use crate::metrics::Tier;
 
-/// What the tiers know about `client` without asking the provider, offering it to the queue
-/// when that is not enough.
-pub async fn resolve<T: Tiers>(tiers: &Arc<T>, client: Client) -> Resolved {
-    let offer = || {
+/// What this instance knows about `client` without waiting: nothing (the caller adds the
+/// lists' and databases' facts); the address is handed to the background read.
+pub fn resolve<T: Tiers>(tiers: &T, client: Client) -> Resolved {
+    let known = if tiers.shared().is_some_and(SharedTier::failing) {
+        Known::WithoutRedis(Unpinned::Nothing)
+    } else {
         if let Some(queue) = tiers.queue() {
             queue.offer(client);
         }
+        Known::Nothing
     };
-    let queued = |known: Known| Resolved {
+    Resolved {
         known,
         tier: Tier::Queued,
-    };
-    let Some(shared) = tiers.shared() else {
-        offer();
-        return queued(Known::Nothing);
-    };
-    let since = tiers.local().version(&client.key);
-    match shared_read::read(tiers, shared, client, since, RefreshAhead::WhenDue).await {
-        SharedRead::Use(known) => Resolved {
-            known,
-            tier: Tier::Redis,
-        },
-        SharedRead::Stale(stale) => {
-            offer();
-            Resolved {
-                known: Known::Stale(stale.facts),
-                tier: Tier::Stale,
-            }
-        }
-        SharedRead::Miss => {
-            offer();
-            queued(Known::Nothing)
-        }
-        SharedRead::Failed => {
-            offer();
-            queued(Known::WithoutRedis(Unpinned::Nothing))
-        }
     }
 }
 

@@ -10,11 +10,13 @@
 //! ([`ask`]). What is cached are facts (never the databases'); the requested policy turns them,
 //! with the databases' facts filling their gaps, into a verdict on every request ([`rule`]).
 //! Every duration comes from [`lifetimes::Lifetimes`]. A policy with `on_miss = "allow"` never
-//! waits for the source: after the local tier it reads the shared tier once and queues what that
-//! cannot answer ([`cold`]).
+//! waits: after the local tier it answers from what this instance holds and hands the address
+//! to a background task that reads the shared tier in batches and queues what that cannot
+//! answer ([`cold`], [`cold_read`]).
 
 pub mod ask;
 pub mod cold;
+pub mod cold_read;
 pub mod databases;
 pub mod lifetimes;
 pub mod refresh;
@@ -105,7 +107,7 @@ pub async fn decide<T: Tiers>(tiers: &Arc<T>, policy: &Policy, client: Client) -
         },
         // Never waits for the provider: see `cold`.
         None if policy.on_miss == OnMiss::Allow && tiers.queue().is_some() => {
-            cold::resolve(tiers, client).await
+            cold::resolve(&**tiers, client)
         }
         None => {
             let flight = Arc::clone(tiers);

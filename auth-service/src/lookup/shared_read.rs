@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::lifetimes::{RedisHit, Stale};
 use super::{refresh, SharedTier, Tiers};
 use crate::cache::local::Version;
+use crate::cache::redis::{RedisError, Stored};
 use crate::cache::Known;
 use crate::client_ip::Client;
 use crate::metrics::RedisLookup;
@@ -42,7 +43,21 @@ pub async fn read<T: Tiers>(
 ) -> SharedRead {
     // On the stack and Copy: no allocation.
     let key_text = client.key.canonical_text();
-    match shared.get(key_text.as_str()).await {
+    let answer = shared.get(key_text.as_str()).await;
+    classify(tiers, client, since, refresh_ahead, answer)
+}
+
+/// What the shared tier's `answer` about `client` means, counted, a usable entry kept locally;
+/// `since` is the local tier's version taken before the read. Every read goes through here,
+/// one at a time ([`read`]) or batched ([`super::cold_read`]).
+pub fn classify<T: Tiers>(
+    tiers: &Arc<T>,
+    client: Client,
+    since: Version,
+    refresh_ahead: RefreshAhead,
+    answer: Result<Option<Stored>, RedisError>,
+) -> SharedRead {
+    match answer {
         Ok(Some(stored)) => {
             tiers.metrics().redis_lookup(RedisLookup::Hit);
             let rules = tiers.lifetimes();
@@ -69,7 +84,7 @@ pub async fn read<T: Tiers>(
         }
         Err(e) => {
             tiers.metrics().redis_lookup(RedisLookup::Error);
-            tracing::debug!(key = %key_text, error = %e, "IPCHECK GET gave no answer");
+            tracing::debug!(key = %client.key, error = %e, "IPCHECK GET gave no answer");
             SharedRead::Failed
         }
     }

@@ -1,6 +1,7 @@
 //! The lookup against in-memory tiers and a clock moved by hand: fresh, stale, gone; budget and
 //! breaker refusals; Redis down; refresh ahead; a cancelled request's call.
 
+mod cold_read;
 mod databases;
 
 use std::collections::HashMap;
@@ -77,6 +78,13 @@ struct FakeRedis {
     entries: Mutex<HashMap<String, (Entry, Instant, u32)>>,
     locks: Mutex<HashMap<String, Instant>>,
     down: AtomicBool,
+    /// Its breaker is open: known to be failing, without a call.
+    failing: AtomicBool,
+    /// Reads made (one per key, a batch's too).
+    reads: Count,
+    /// While set, a read waits for `release` before answering what it found.
+    held: AtomicBool,
+    release: Notify,
     writes: Count,
 }
 
@@ -94,17 +102,8 @@ impl FakeRedis {
         self.entries.lock().unwrap().get(key).map(|e| e.0.clone())
     }
 
-    fn fail_if_down(&self) -> Result<(), RedisError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(RedisError::bare(ErrorKind::Timeout))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl SharedTier for FakeRedis {
-    async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
+    /// What a read finds now.
+    fn lookup(&self, key: &str) -> Result<Option<Stored>, RedisError> {
         self.fail_if_down()?;
         let now = self.clock.now();
         let mut entries = self.entries.lock().unwrap();
@@ -123,6 +122,37 @@ impl SharedTier for FakeRedis {
             fresh: f.fresh,
             fresh_ttl: s(f.fresh_ttl_secs.max(0) as u64),
         }))
+    }
+
+    fn fail_if_down(&self) -> Result<(), RedisError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(RedisError::bare(ErrorKind::Timeout))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SharedTier for FakeRedis {
+    async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
+        self.reads.bump();
+        let found = self.lookup(key);
+        if self.held.load(Ordering::SeqCst) {
+            self.release.notified().await;
+        }
+        found
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Stored>, RedisError>> {
+        let mut answers = Vec::with_capacity(keys.len());
+        for key in keys {
+            answers.push(self.get(key).await);
+        }
+        answers
+    }
+
+    fn failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
     }
 
     async fn set(
@@ -308,6 +338,10 @@ fn world_with(provider: bool) -> Arc<World> {
             entries: Mutex::default(),
             locks: Mutex::default(),
             down: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            reads: Count::new(),
+            held: AtomicBool::new(false),
+            release: Notify::new(),
             writes: Count::new(),
         }),
         provider: provider.then(|| FakeSource {
@@ -753,93 +787,4 @@ async fn attributes_are_written_back_and_another_instance_decides_on_them() {
     other.forget_locally();
     let (v, r, _) = ask(&other, &by_country).await;
     assert_eq!((v, r.as_str()), (Verdict::Block, "country"));
-}
-
-#[tokio::test]
-async fn allow_on_miss_answers_without_the_provider_and_queues_what_redis_lacks() {
-    let (tx, mut queued) = tokio::sync::mpsc::channel(8);
-    let queue = crate::enrich::queue::Queue::new(tx, Arc::new(Metrics::default()));
-    let w = Arc::new(World {
-        queue: Some(queue),
-        lists: lists_holding("198.51.100.9"),
-        ..Arc::into_inner(world()).unwrap()
-    });
-    let allow = |p: Policy| Policy {
-        on_miss: ipcheck_core::OnMiss::Allow,
-        ..p
-    };
-    let decided = |d: Decided| {
-        (
-            d.decision.verdict,
-            d.decision.reasons.to_text(),
-            d.tier,
-            d.rule,
-        )
-    };
-
-    // Nothing anywhere: allowed at once with no reason, queued, no provider call.
-    let d = decide(&w, &allow(strict()), client()).await;
-    assert_eq!(
-        decided(d),
-        (Verdict::Allow, String::new(), Tier::Queued, Rule::OnMiss)
-    );
-    assert_eq!(queued.try_recv().ok(), Some(client()));
-    assert_eq!(w.provider().calls.get(), 0);
-    // Nothing was kept locally: asked again, Redis is read again (and the address offered again;
-    // the queue's task drops the repeat).
-    let d = decide(&w, &allow(strict()), client()).await;
-    assert_eq!(d.tier, Tier::Queued);
-    assert!(queued.try_recv().is_ok());
-
-    // Facts in Redis (as a worker writes them): used like on the waiting path, nothing queued.
-    w.redis().put(KEY, entry("tor", "api"), s(DAY), s(DAY));
-    let d = decide(&w, &allow(strict()), client()).await;
-    assert_eq!(
-        decided(d),
-        (Verdict::Block, "tor".to_owned(), Tier::Redis, Rule::Facts)
-    );
-    assert!(queued.try_recv().is_err());
-
-    // Stale in Redis: judged at once on the stale facts, and queued for fresh ones.
-    w.redis()
-        .put(KEY, entry("tor", "api"), Duration::ZERO, s(DAY));
-    w.forget_locally();
-    let d = decide(&w, &allow(strict()), client()).await;
-    assert_eq!(
-        decided(d),
-        (
-            Verdict::Block,
-            "tor".to_owned(),
-            Tier::Stale,
-            Rule::StaleFacts
-        )
-    );
-    assert!(queued.try_recv().is_ok());
-    assert_eq!(w.provider().calls.get(), 0);
-
-    // Redis down: on_redis_error decides where the policy says so, else still no facts.
-    w.redis().down.store(true, Ordering::SeqCst);
-    w.forget_locally();
-    let d = decide(&w, &allow(strict()), client()).await;
-    assert_eq!(
-        decided(d),
-        (
-            Verdict::Block,
-            "redis-error".to_owned(),
-            Tier::Queued,
-            Rule::OnRedisError
-        )
-    );
-    let d = decide(&w, &allow(lenient()), client()).await;
-    assert_eq!(
-        decided(d),
-        (Verdict::Allow, String::new(), Tier::Queued, Rule::OnMiss)
-    );
-    w.redis().down.store(false, Ordering::SeqCst);
-
-    // A waiting policy still waits for the provider on the same tiers.
-    w.redis().entries.lock().unwrap().clear();
-    let (v, _, tier) = ask(&w, &strict()).await;
-    assert_eq!((v, tier), (Verdict::Block, Tier::Provider));
-    assert_eq!(w.provider().calls.get(), 1);
 }

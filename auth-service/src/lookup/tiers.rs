@@ -26,6 +26,17 @@ pub trait SharedTier: Send + Sync {
     /// The entry for `key` (canonical address text), with where it is in its life.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Stored>, RedisError>> + Send;
 
+    /// The entries of several keys at once, one result per key in order: the background reads
+    /// of `on_miss = "allow"` ([`super::cold_read`]), one pipeline where Redis allows it.
+    fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> impl Future<Output = Vec<Result<Option<Stored>, RedisError>>> + Send;
+
+    /// Whether it is known to be failing (its breaker is not closed), so a path that must not
+    /// wait answers as Redis's failure mode says without trying.
+    fn failing(&self) -> bool;
+
     /// Writes a provider answer (verdict, reasons and what else is known: country, AS number,
     /// score), fresh for `fresh` then stale for `stale`; an operator's pin already there is kept.
     fn set(
