@@ -87,8 +87,9 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// Validates a `REASON` list in place, so readers of stored values need not copy it.
-pub(crate) fn check_reasons(s: &str) -> Result<(), TokenError> {
+/// Validates a `REASON` list in place, as [`Reasons::parse`] does, so readers of stored values
+/// and the module's `IPCHECK SET` need not copy it.
+pub fn check_reasons(s: &str) -> Result<(), TokenError> {
     if s.len() > MAX_REASONS_LEN {
         return Err(TokenError::TooLong(s.len()));
     }
@@ -100,8 +101,8 @@ pub(crate) fn check_reasons(s: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
-/// Validates a `SOURCE` token in place.
-pub(crate) fn check_source(s: &str) -> Result<(), TokenError> {
+/// Validates a `SOURCE` token in place, as [`Source::parse`] does.
+pub fn check_source(s: &str) -> Result<(), TokenError> {
     if is_token(s) {
         Ok(())
     } else {
@@ -172,9 +173,12 @@ impl Source {
     /// The token of an operator's pin.
     pub const MANUAL: &'static str = "manual";
 
+    /// The provider's token, the default when `SOURCE` is not given.
+    pub const API: &'static str = "api";
+
     /// The provider; the default when `SOURCE` is not given.
     pub fn api() -> Self {
-        Source("api".to_owned())
+        Source(Self::API.to_owned())
     }
 
     /// An operator's pin, which only another manual write or `FORCE` replaces.
