@@ -220,10 +220,7 @@ impl<'a> Set<'a> {
 
 /// A `REASON` or `SOURCE` argument validated in place by `check` (as `Reasons::parse` and
 /// `Source::parse` do). Invalid UTF-8 is refused with the error the lossy text gets, as before.
-fn token<'a>(
-    bytes: &'a [u8],
-    check: fn(&str) -> Result<(), TokenError>,
-) -> Result<&'a str, TokenError> {
+fn token(bytes: &[u8], check: fn(&str) -> Result<(), TokenError>) -> Result<&str, TokenError> {
     match utf8(bytes) {
         Cow::Borrowed(text) => check(text).map(|()| text),
         // U+FFFD is no token byte, so the check fails; the fallback only keeps this total.
