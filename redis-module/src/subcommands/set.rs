@@ -89,7 +89,10 @@ impl<'a> Set<'a> {
             let opt = SetOption::parse(word).ok_or_else(|| {
                 CommandError::UnknownOption(String::from_utf8_lossy(word).into_owned())
             })?;
-            let mut value = || rest.next().ok_or(CommandError::MissingValue(opt.name()));
+            let mut value = || {
+                rest.next()
+                    .ok_or_else(|| CommandError::MissingValue(opt.name()))
+            };
             match opt {
                 SetOption::Ex => {
                     let v = value()?;
