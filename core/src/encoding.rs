@@ -50,6 +50,7 @@
 use thiserror::Error;
 
 use crate::facts::{Asn, Attributes, Country, Score};
+use crate::stored_buf::StoredBuf;
 use crate::verdict::{check_reasons, check_source, Entry, Reasons, Source, Verdict, KNOWN_SOURCES};
 use crate::vocabulary::{self, MAX_KNOWN_TEXT, REASON_BITS};
 
@@ -82,13 +83,12 @@ fn verdict_code(v: Verdict) -> u64 {
     }
 }
 
-fn compact(entry: &Entry) -> Option<u64> {
-    let source = KNOWN_SOURCES
-        .iter()
-        .position(|s| *s == entry.source.as_str())? as u64;
+fn compact(verdict: Verdict, source: &str, reasons: &str) -> Option<u64> {
+    let source = KNOWN_SOURCES.iter().position(|s| *s == source)? as u64;
     let mut mask = 0u64;
     let mut last: Option<u32> = None;
-    for token in entry.reasons.iter() {
+    // The tokens as `Reasons::iter` gives them.
+    for token in reasons.split(',').filter(|t| !t.is_empty()) {
         // A known token, or `unknown-<bit>` (a newer writer's bit, kept as it came).
         let pos = vocabulary::reason_bit(token)?;
         // Strictly increasing positions: in vocabulary order and no duplicates, so the
@@ -99,7 +99,7 @@ fn compact(entry: &Entry) -> Option<u64> {
         last = Some(pos);
         mask |= 1u64 << pos;
     }
-    Some(verdict_code(entry.verdict) | source << SOURCE_SHIFT | mask << REASON_SHIFT)
+    Some(verdict_code(verdict) | source << SOURCE_SHIFT | mask << REASON_SHIFT)
 }
 
 /// Encodes an entry without a stale window (fresh until gone).
@@ -111,49 +111,68 @@ pub fn encode_entry(entry: &Entry) -> String {
 /// clamped to [`MAX_STALE`], and dropped for a manual pin, which is never stale. The result is
 /// never an integer (see the module doc).
 pub fn encode_stored(entry: &Entry, stale_secs: u32) -> String {
-    use std::fmt::Write;
-    let stale_secs = if entry.source.is_manual() {
+    let view = EntryView {
+        verdict: entry.verdict,
+        reasons: entry.reasons.as_str(),
+        source: entry.source.as_str(),
+        stale_secs,
+        attributes: entry.attributes,
+    };
+    // Built only from UTF-8 text, ASCII digits and punctuation.
+    String::from_utf8_lossy(encode_view(&view).as_bytes()).into_owned()
+}
+
+/// [`encode_stored`] of an entry whose reasons and source were validated in place (as
+/// [`Reasons::parse`] and [`Source::parse`] do) and its window, into a buffer on the stack:
+/// the module's `IPCHECK SET` writes this.
+pub fn encode_view(view: &EntryView) -> StoredBuf {
+    let stale_secs = if view.is_manual() {
         0
     } else {
-        stale_secs.min(MAX_STALE)
+        view.stale_secs.min(MAX_STALE)
     };
-    let attributes = entry.attributes;
-    // Writing to a String cannot fail.
-    let mut out = String::new();
-    match compact(entry) {
+    let attributes = view.attributes;
+    let mut out = StoredBuf::new();
+    match compact(view.verdict, view.source, view.reasons) {
         Some(n) => {
-            let _ = write!(out, "{n};{stale_secs}");
+            out.push_u64(n);
+            out.push(b";");
+            out.push_u64(stale_secs.into());
         }
         None => {
-            let v = match entry.verdict {
-                Verdict::Allow => 'a',
-                Verdict::Block => 'b',
-                Verdict::Challenge => 'c',
-            };
-            let _ = write!(out, "{v}:{}:{}", entry.source, entry.reasons);
+            out.push(match view.verdict {
+                Verdict::Allow => b"a:",
+                Verdict::Block => b"b:",
+                Verdict::Challenge => b"c:",
+            });
+            out.push(view.source.as_bytes());
+            out.push(b":");
+            out.push(view.reasons.as_bytes());
             if attributes.is_empty() {
                 if stale_secs != 0 {
-                    let _ = write!(out, ":{stale_secs}");
+                    out.push(b":");
+                    out.push_u64(stale_secs.into());
                 }
                 return out;
             }
-            let _ = write!(out, ";{stale_secs}");
+            out.push(b";");
+            out.push_u64(stale_secs.into());
         }
     }
     if attributes.is_empty() {
         return out;
     }
-    out.push(';');
+    out.push(b";");
     if let Some(c) = attributes.country {
-        out.push_str(c.as_str());
+        out.push(c.as_str().as_bytes());
     }
-    out.push(';');
+    out.push(b";");
     if let Some(a) = attributes.asn {
-        let _ = write!(out, "{a}");
+        out.push_u64(a.get().into());
     }
-    out.push(';');
+    out.push(b";");
     if let Some(s) = attributes.score {
-        let _ = write!(out, "{s}");
+        out.push_u64(s.get().into());
     }
     out
 }
@@ -262,6 +281,23 @@ pub fn decode_entry_view<'a>(
         return Err(DecodeError("manual pin with a stale window"));
     }
     Ok(view)
+}
+
+/// Whether `value` decodes to an operator's pin: exactly what
+/// `decode_entry_view(value, ..).is_ok_and(|e| e.is_manual())` says, but a value whose base
+/// names another source is answered from the base alone, without decoding the reasons or the
+/// suffix (`IPCHECK SET` reads the old value only for this).
+pub fn is_manual_pin(value: &[u8]) -> bool {
+    let base = value.split(|&b| b == b';').next().unwrap_or(&[]);
+    let names_manual = match std::str::from_utf8(base) {
+        Ok(text) if is_compact_shape(text) => compact_parts(text)
+            .is_ok_and(|(_, idx, _, _)| KNOWN_SOURCES.get(idx) == Some(&Source::MANUAL)),
+        // The text form's second field is the source (see `decode_text`).
+        Ok(text) => text.split(':').nth(1) == Some(Source::MANUAL),
+        Err(_) => false,
+    };
+    let mut scratch = ViewScratch::new();
+    names_manual && decode_entry_view(value, &mut scratch).is_ok_and(|e| e.is_manual())
 }
 
 /// A canonical decimal (no sign, no leading zero) of at most `max_len` digits.
@@ -766,6 +802,41 @@ mod tests {
         fn a_stored_value_is_never_an_integer(e in arb_entry(), stale in 0..=MAX_STALE) {
             let v = encode_stored(&e, stale);
             prop_assert!(!integer_looking(&v), "{}", v);
+        }
+
+        #[test]
+        fn the_pin_check_agrees_with_the_decoder(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..40),
+                "[0-9]{1,14}(;[0-9A-Z]{0,4}){0,5}".prop_map(String::into_bytes),
+                "[abcx]:(manual|api|x):[a-z,]{0,8}(:[0-9]{0,3})?(;[0-9A-Z]{0,3}){0,5}"
+                    .prop_map(String::into_bytes),
+            ],
+            e in arb_entry(),
+            stale in 0..=MAX_STALE,
+        ) {
+            let mut scratch = ViewScratch::new();
+            let decoded = decode_entry_view(&bytes, &mut scratch).is_ok_and(|v| v.is_manual());
+            prop_assert_eq!(is_manual_pin(&bytes), decoded);
+            prop_assert_eq!(
+                is_manual_pin(encode_stored(&e, stale).as_bytes()),
+                e.source.is_manual()
+            );
+        }
+
+        #[test]
+        fn the_view_encoder_writes_what_encode_stored_writes(
+            e in arb_entry(), stale in 0..=MAX_STALE
+        ) {
+            let view = EntryView {
+                verdict: e.verdict,
+                reasons: e.reasons.as_str(),
+                source: e.source.as_str(),
+                stale_secs: stale,
+                attributes: e.attributes,
+            };
+            let (viewed, owned) = (encode_view(&view), encode_stored(&e, stale));
+            prop_assert_eq!(viewed.as_bytes(), owned.as_bytes());
         }
 
         #[test]

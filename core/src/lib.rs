@@ -12,7 +12,8 @@
 //! - [`facts`] is what is known about an address beyond its categories: country, AS number,
 //!   risk score ([`Facts`] is everything a policy decides on).
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
-//! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value.
+//! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value,
+//!   built in a [`StoredBuf`] on the stack ([`stored_buf`]).
 //! - [`lean`] decodes the lean read `IPCHECK LGET` (stored value and remaining time) and names
 //!   an entry's key, for the module and the service alike.
 //! - [`protocol`] is the `IPCHECK` wire format (subcommands, `SET` options, `GET` fields), one
@@ -30,12 +31,13 @@ pub mod log_limit;
 pub mod normalize;
 pub mod policy;
 pub mod protocol;
+pub mod stored_buf;
 pub mod verdict;
 pub mod vocabulary;
 
 pub use encoding::{
-    decode_entry, decode_entry_view, decode_stored, encode_entry, encode_stored, DecodeError,
-    EntryView, ViewScratch, MAX_STALE,
+    decode_entry, decode_entry_view, decode_stored, encode_entry, encode_stored, encode_view,
+    is_manual_pin, DecodeError, EntryView, ViewScratch, MAX_STALE,
 };
 pub use facts::{Asn, AttributeError, Attributes, Country, Facts, Score};
 pub use freshness::{freshness, Freshness};
@@ -49,6 +51,8 @@ pub use policy::{
     Categories, Category, CategoryError, Decision, FailureMode, Needs, OnMiss, Policy, ReasonSet,
     ReasonText, RedisFailureMode,
 };
+pub use stored_buf::StoredBuf;
 pub use verdict::{
-    Entry, Reasons, Source, TokenError, Verdict, VerdictError, KNOWN_REASONS, KNOWN_SOURCES,
+    check_reasons, check_source, Entry, Reasons, Source, TokenError, Verdict, VerdictError,
+    KNOWN_REASONS, KNOWN_SOURCES,
 };

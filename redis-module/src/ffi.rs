@@ -11,6 +11,8 @@
 use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int, c_long, c_longlong};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::raw;
 
@@ -204,20 +206,42 @@ impl<'a> Ctx<'a> {
 
     /// Sends `SET <key> <value> PXAT <ms>` to replicas and the AOF in place of this command, so a
     /// replay never restarts the TTL.
+    ///
+    /// Redis builds every argument as an object even when nothing is propagated (no replica, no
+    /// AOF), so the form is the one with the fewest allocations: `PXAT` is one retained string
+    /// ("s" only takes a reference; "c" would copy it), and the time is formatted here and
+    /// passed as a buffer ("b": one allocation; "l" makes two, a string and its object).
     pub fn replicate_set(self, key: &RString, value: &[u8], expire_at_ms: i64) {
+        let mut digits = [0u8; 20];
+        let at = decimal(expire_at_ms.unsigned_abs(), &mut digits);
+        let pxat = shared_pxat();
         // SAFETY: "s" takes a RedisModuleString (retained, not copied), "b" (ptr, len), "c" a C
         // string, "l" a long long; Redis copies or retains them all.
         unsafe {
-            api!(RedisModule_Replicate)(
-                self.ptr,
-                c"SET".as_ptr(),
-                c"sbcl".as_ptr(),
-                key.as_ptr(),
-                value.as_ptr().cast::<c_char>(),
-                value.len(),
-                c"PXAT".as_ptr(),
-                expire_at_ms as c_longlong,
-            )
+            if pxat.is_null() || expire_at_ms < 0 {
+                api!(RedisModule_Replicate)(
+                    self.ptr,
+                    c"SET".as_ptr(),
+                    c"sbcl".as_ptr(),
+                    key.as_ptr(),
+                    value.as_ptr().cast::<c_char>(),
+                    value.len(),
+                    c"PXAT".as_ptr(),
+                    expire_at_ms as c_longlong,
+                )
+            } else {
+                api!(RedisModule_Replicate)(
+                    self.ptr,
+                    c"SET".as_ptr(),
+                    c"sbsb".as_ptr(),
+                    key.as_ptr(),
+                    value.as_ptr().cast::<c_char>(),
+                    value.len(),
+                    pxat,
+                    at.as_ptr().cast::<c_char>(),
+                    at.len(),
+                )
+            }
         };
     }
 
@@ -311,6 +335,48 @@ impl Drop for RString<'_> {
             unsafe { api!(RedisModule_FreeString)(ctx.ptr, self.ptr) };
         }
     }
+}
+
+/// `PXAT` as a Redis string created once and never freed, so replication references it; null
+/// if Redis could not create it (the caller then passes the text).
+fn shared_pxat() -> *mut raw::RedisModuleString {
+    static PXAT: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+    let current = PXAT.load(Ordering::Acquire);
+    if !current.is_null() {
+        return current;
+    }
+    // SAFETY: a NULL context makes a string no context frees; Redis copies the bytes.
+    let created = unsafe { api!(RedisModule_CreateString)(ptr::null_mut(), c"PXAT".as_ptr(), 4) };
+    match PXAT.compare_exchange(
+        ptr::null_mut(),
+        created,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => created,
+        Err(first) => {
+            // Another call stored one first (never happens on Redis's one command thread).
+            if !created.is_null() {
+                // SAFETY: created above with a NULL context and not shared.
+                unsafe { api!(RedisModule_FreeString)(ptr::null_mut(), created) };
+            }
+            first
+        }
+    }
+}
+
+/// `n` in decimal, written to the end of `buf` (20 digits hold any u64).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(start..).unwrap_or(&[])
 }
 
 /// The bytes of a Redis string.
@@ -456,6 +522,19 @@ impl Drop for Key<'_> {
         if !self.ptr.is_null() {
             // SAFETY: opened by OpenKey and not closed elsewhere.
             unsafe { api!(RedisModule_CloseKey)(self.ptr) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_is_what_replication_used_to_format() {
+        for n in [0u64, 9, 10, 1_764_300_000_000, u64::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
         }
     }
 }

@@ -464,11 +464,11 @@ fn stale_ttl_zero_writes_entries_fresh_until_gone() {
     let ttl = entry.ttl;
     assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
     assert_eq!(entry.fresh_ttl, entry.ttl);
-    // Stored as before stale windows existed: the compact value alone.
+    // Stored with a window of 0: the compact value and `;0` (never an integer).
     let mut con = redis.client();
     let raw: String = redis::cmd("GET")
         .arg("ipcheck:192.0.2.77")
         .query(&mut con)
         .unwrap();
-    assert_eq!(raw, "0");
+    assert_eq!(raw, "0;0");
 }

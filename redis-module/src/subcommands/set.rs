@@ -20,8 +20,8 @@
 //! - `COUNTRY`: two letters (ISO 3166-1 alpha-2), any case, stored uppercase.
 //! - `ASN`: the AS number, 1..=4294967295, as `13335` or `AS13335`.
 //! - `SCORE`: a risk score, a whole number 0..=100.
-//!   Each attribute is unknown when not given; a pin may carry them too. An entry with none is
-//!   stored exactly as before attributes existed.
+//!   Each attribute is unknown when not given; a pin may carry them too. An entry with none
+//!   stores no attribute fields (see `ipcheck_core::encoding`).
 //! - `FORCE`: replace a manual pin even though this SET is not manual.
 //!
 //! Option names are case-insensitive and each may appear once. The write reaches replicas and
@@ -34,8 +34,8 @@ use std::borrow::Cow;
 
 use ipcheck_core::protocol::SetOption;
 use ipcheck_core::{
-    decode_entry_view, encode_stored, Asn, Attributes, Country, Entry, Reasons, Score, Source,
-    Verdict, ViewScratch, MAX_STALE,
+    check_reasons, check_source, encode_view, is_manual_pin, Asn, Attributes, Country, EntryView,
+    Score, Source, TokenError, Verdict, MAX_STALE,
 };
 use redis_module::raw;
 
@@ -57,12 +57,13 @@ enum Expiry {
     Never,
 }
 
-/// A parsed `IPCHECK SET`.
+/// A parsed `IPCHECK SET`. The entry borrows its reason list and source from the arguments
+/// (validated in place) and is encoded on the stack: a SET allocates nothing on the heap.
 pub struct Set<'a> {
     target: Target<'a>,
-    entry: Entry,
+    /// The entry and its stale window.
+    entry: EntryView<'a>,
     expiry: Expiry,
-    stale_secs: u32,
     force: bool,
 }
 
@@ -76,8 +77,8 @@ impl<'a> Set<'a> {
         let verdict: Verdict = utf8(args.get(3)).parse()?;
         let mut ttl: Option<i64> = None;
         let mut stale: Option<i64> = None;
-        let mut reasons: Option<Reasons> = None;
-        let mut source: Option<Source> = None;
+        let mut reasons: Option<&str> = None;
+        let mut source: Option<&str> = None;
         let mut country: Option<Country> = None;
         let mut asn: Option<Asn> = None;
         let mut score: Option<Score> = None;
@@ -88,7 +89,10 @@ impl<'a> Set<'a> {
             let opt = SetOption::parse(word).ok_or_else(|| {
                 CommandError::UnknownOption(String::from_utf8_lossy(word).into_owned())
             })?;
-            let mut value = || rest.next().ok_or(CommandError::MissingValue(opt.name()));
+            let mut value = || {
+                rest.next()
+                    .ok_or_else(|| CommandError::MissingValue(opt.name()))
+            };
             match opt {
                 SetOption::Ex => {
                     let v = value()?;
@@ -104,11 +108,11 @@ impl<'a> Set<'a> {
                     once(&mut stale, secs, opt)?;
                 }
                 SetOption::Reason => {
-                    let r = Reasons::parse(&utf8(value()?)).map_err(CommandError::Reason)?;
+                    let r = token(value()?, check_reasons).map_err(CommandError::Reason)?;
                     once(&mut reasons, r, opt)?;
                 }
                 SetOption::Source => {
-                    let s = Source::parse(&utf8(value()?)).map_err(CommandError::Source)?;
+                    let s = token(value()?, check_source).map_err(CommandError::Source)?;
                     once(&mut source, s, opt)?;
                 }
                 SetOption::Country => {
@@ -135,34 +139,31 @@ impl<'a> Set<'a> {
                 }
             }
         }
-        let entry = Entry {
+        let entry = EntryView {
             verdict,
-            reasons: reasons.unwrap_or_default(),
-            source: source.unwrap_or_default(),
+            reasons: reasons.unwrap_or(""),
+            source: source.unwrap_or(Source::API),
+            // In range by parse_int above.
+            stale_secs: u32::try_from(stale.unwrap_or(0)).unwrap_or(0),
             attributes: Attributes {
                 country,
                 asn,
                 score,
             },
         };
-        // In range by parse_int above.
-        let stale_secs = u32::try_from(stale.unwrap_or(0)).unwrap_or(0);
-        if stale_secs > 0 && entry.source.is_manual() {
+        if entry.stale_secs > 0 && entry.is_manual() {
             return Err(CommandError::StalePin);
         }
         let expiry = match (persist, ttl) {
             (false, ttl) => Expiry::After(ttl.unwrap_or_else(settings::default_ttl)),
             (true, Some(_)) => return Err(CommandError::PersistWithEx),
-            (true, None) if !entry.source.is_manual() => {
-                return Err(CommandError::PersistNotManual)
-            }
+            (true, None) if !entry.is_manual() => return Err(CommandError::PersistNotManual),
             (true, None) => Expiry::Never,
         };
         Ok(Set {
             target,
             entry,
             expiry,
-            stale_secs,
             force,
         })
     }
@@ -175,15 +176,18 @@ impl<'a> Set<'a> {
             KeyKind::Empty => {}
             KeyKind::Other => return Err(CommandError::WrongType),
             KeyKind::String => {
-                if !self.force && !self.entry.source.is_manual() && holds_manual_pin(key.read()) {
+                // A value that does not decode is not a pin: SET replaces it, as plain SET would.
+                if !self.force && !self.entry.is_manual() && key.read().is_some_and(is_manual_pin) {
                     ctx.reply_null();
                     return Ok(());
                 }
             }
         }
-        let value = encode_stored(&self.entry, self.stale_secs);
+        let value = encode_view(&self.entry);
         let expire_at = match self.expiry {
-            Expiry::After(secs) => Some(ctx.now_ms() + (secs + i64::from(self.stale_secs)) * 1000),
+            Expiry::After(secs) => {
+                Some(ctx.now_ms() + (secs + i64::from(self.entry.stale_secs)) * 1000)
+            }
             Expiry::Never => None,
         };
         key.write(value.as_bytes())
@@ -217,17 +221,24 @@ impl<'a> Set<'a> {
     }
 }
 
-/// Whether the current value is an entry whose source is `manual`. A value that does not decode
-/// is not a pin: SET replaces it, as plain `SET` would.
-fn holds_manual_pin(value: Option<&[u8]>) -> bool {
-    let mut scratch = ViewScratch::new();
-    value.is_some_and(|v| decode_entry_view(v, &mut scratch).is_ok_and(|e| e.is_manual()))
+/// A `REASON` or `SOURCE` argument validated in place by `check` (as `Reasons::parse` and
+/// `Source::parse` do). Invalid UTF-8 is refused with the error the lossy text gets, as before.
+fn token(bytes: &[u8], check: fn(&str) -> Result<(), TokenError>) -> Result<&str, TokenError> {
+    match utf8(bytes) {
+        Cow::Borrowed(text) => check(text).map(|()| text),
+        // U+FFFD is no token byte, so the check fails; the fallback only keeps this total.
+        Cow::Owned(text) => Err(check(&text).err().unwrap_or(TokenError::Invalid(text))),
+    }
 }
 
 /// Arguments as text for the core parsers (no copy when valid); invalid UTF-8 is replaced by
 /// U+FFFD, which no parser accepts, so the error still quotes the argument.
 fn utf8(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+    // The plain check first: it is the faster of the two on the valid text every call sends.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 fn once<T>(slot: &mut Option<T>, value: T, opt: SetOption) -> Result<(), CommandError> {
