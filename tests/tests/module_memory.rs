@@ -522,3 +522,80 @@ fn entries_cost_no_more_than_native_sets_of_their_values_before_and_after_reads(
     eprintln!("{report}stored values:\n{}", shapes.join("\n"));
     assert!(failures.is_empty(), "{}\n{report}", failures.join("\n"));
 }
+
+/// `MEMORY USAGE` of `key`, in bytes.
+fn memory_usage(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .query(con)
+        .expect("MEMORY USAGE")
+}
+
+#[test]
+fn an_entry_rewritten_longer_costs_no_more_than_a_native_set_of_its_value() {
+    // Growing a string in place over-allocates (twice the new length); IPCHECK SET must size a
+    // longer rewrite exactly, as a native SET of the same value does.
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let set = |con: &mut Connection, args: &[&str]| {
+        let _: () = redis::cmd("IPCHECK")
+            .arg("SET")
+            .arg(args)
+            .query(con)
+            .unwrap();
+    };
+    set(&mut con, &["192.0.2.1", "allow", "EX", "86400"]);
+    let short: String = redis::cmd("GET")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    set(
+        &mut con,
+        &[
+            "192.0.2.1",
+            "block",
+            "REASON",
+            "vpn,tor",
+            "STALE",
+            "604800",
+            "COUNTRY",
+            "US",
+            "ASN",
+            "13335",
+            "SCORE",
+            "87",
+            "EX",
+            "86400",
+        ],
+    );
+    let long: String = redis::cmd("GET")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert!(long.len() > short.len() + 8, "{short} -> {long}");
+    // The same key length, so only the values' allocations differ.
+    let _: () = redis::cmd("SET")
+        .arg("ipcheck:192.0.2.2")
+        .arg(&long)
+        .arg("EX")
+        .arg(86400)
+        .query(&mut con)
+        .unwrap();
+    let (ours, native) = (
+        memory_usage(&mut con, "ipcheck:192.0.2.1"),
+        memory_usage(&mut con, "ipcheck:192.0.2.2"),
+    );
+    assert!(
+        ours <= native,
+        "rewritten {ours} B, native {native} B ({long})"
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("ipcheck:192.0.2.1")
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        ttl > 86400 && ttl <= 86400 + 604800,
+        "the rewrite keeps its TTL: {ttl}"
+    );
+}
