@@ -17,8 +17,8 @@
 //!   key before Redis checks ACL key patterns and cluster slots; [`acl`] checks the real key in
 //!   the handler when a call ever arrives unfiltered.
 //! - [`netlist`]: network lists (`IPCHECK NET*`), a module data type with its persistence.
-//! - [`keys`], [`ffi`], [`error`], [`stats`]: key names, raw API wrappers, error replies,
-//!   counters.
+//! - [`keys`], [`prefix`], [`ffi`], [`error`], [`stats`]: key names, the key prefix in force
+//!   (read without a lock), raw API wrappers, error replies, counters.
 //!
 //! The full command reference is in the workspace README.md ("The IPCHECK command").
 
@@ -30,6 +30,7 @@ pub mod filter;
 pub mod keys;
 pub mod netlist;
 pub mod panic_guard;
+pub mod prefix;
 pub mod registration;
 pub mod settings;
 pub mod stats;

@@ -9,19 +9,19 @@
 //! redis.conf, which win over load arguments) work as for any Redis setting.
 //!
 //! The numbers are atomics. The key prefix, which `CONFIG SET` can replace between any two
-//! commands, is kept by value behind a lock and copied out by every reader (see
-//! [`key_prefix`]), so nothing ever borrows from a prefix that a later `CONFIG SET` frees.
+//! commands, is published as a new immutable value that is never freed (see [`crate::prefix`]),
+//! so nothing ever borrows from a prefix that a later `CONFIG SET` frees.
 
 use std::os::raw::{c_char, c_int, c_longlong, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
-use std::sync::{PoisonError, RwLock};
 
 use ipcheck_core::{Aggregation, AggregationError};
 use redis_module::raw;
 use thiserror::Error;
 
 use crate::ffi::{api, string_bytes, Ctx};
+pub use crate::prefix::KeyPrefix;
 
 /// Longest `EX` (and default TTL): one year.
 pub const MAX_TTL: i64 = 31_536_000;
@@ -35,8 +35,6 @@ pub const MAX_PREFIX_LEN: usize = 64;
 static TTL: AtomicI64 = AtomicI64::new(DEFAULT_TTL);
 static V4_PREFIX: AtomicI64 = AtomicI64::new(32);
 static V6_PREFIX: AtomicI64 = AtomicI64::new(64);
-/// The key prefix the handlers and the command filter build keys with.
-static PREFIX: RwLock<KeyPrefix> = RwLock::new(KeyPrefix::DEFAULT);
 /// The same prefix as the retained `RedisModuleString` that Redis's config getter must return;
 /// only the config callbacks touch it (see [`get_prefix`]).
 static PREFIX_STRING: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
@@ -54,53 +52,13 @@ pub fn aggregation() -> Result<Aggregation, AggregationError> {
     Aggregation::new(u8::try_from(v4).unwrap_or(0), u8::try_from(v6).unwrap_or(0))
 }
 
-/// A copy of the key prefix in force.
+/// The key prefix in force.
 ///
-/// A copy, not a borrow: `CONFIG SET ipcheck.key-prefix` replaces the prefix between commands,
-/// and a caller holding its own 64-byte copy can never read a prefix that is gone, whichever
-/// thread or order Redis calls us in, with no `unsafe` and no allocation. Redis in fact runs
-/// commands, command filters and config callbacks one at a time (on its main thread, or on a
-/// thread holding the module GIL), so the lock is never contended: the cost per call is one
-/// uncontended read lock and a 64-byte copy.
-pub fn key_prefix() -> KeyPrefix {
-    // Nothing panics while the write lock is held; a poisoned lock still holds a whole prefix.
-    *PREFIX.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A key prefix held by value (at most [`MAX_PREFIX_LEN`] bytes, checked by [`check_prefix`]).
-#[derive(Clone, Copy)]
-pub struct KeyPrefix {
-    bytes: [u8; MAX_PREFIX_LEN],
-    len: usize,
-}
-
-impl KeyPrefix {
-    const DEFAULT: KeyPrefix = match KeyPrefix::new(DEFAULT_PREFIX.as_bytes()) {
-        Some(p) => p,
-        None => panic!("the default key prefix is longer than MAX_PREFIX_LEN"),
-    };
-
-    /// `bytes` as a prefix, or `None` when longer than [`MAX_PREFIX_LEN`].
-    const fn new(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() > MAX_PREFIX_LEN {
-            return None;
-        }
-        let mut out = [0u8; MAX_PREFIX_LEN];
-        let mut i = 0;
-        while i < bytes.len() {
-            out[i] = bytes[i];
-            i += 1;
-        }
-        Some(KeyPrefix {
-            bytes: out,
-            len: bytes.len(),
-        })
-    }
-
-    /// The prefix bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
+/// A `'static` borrow: `CONFIG SET ipcheck.key-prefix` publishes a new prefix rather than
+/// changing the one in force, so a caller keeps reading the prefix it got even if a setter runs
+/// meanwhile, with no lock and no copy (see [`crate::prefix`]).
+pub fn key_prefix() -> &'static KeyPrefix {
+    crate::prefix::current()
 }
 
 /// Whether the server runs in cluster mode (fixed for the life of the process).
@@ -363,7 +321,7 @@ unsafe extern "C" fn set_numeric(
 /// on. That is sound because Redis never runs a config getter and setter at the same time:
 /// both run only inside `CONFIG` (or at load) on its main thread, so the string [`set_prefix`]
 /// frees is never one a getter handed out and Redis has not copied yet. This is the one place
-/// that relies on that; keys are built from [`key_prefix`]'s copy, never from this string.
+/// that relies on that; keys are built from [`key_prefix`], never from this string.
 extern "C" fn get_prefix(
     _name: *const c_char,
     _privdata: *mut c_void,
@@ -402,7 +360,7 @@ unsafe extern "C" fn set_prefix(
             return raw::REDISMODULE_ERR as c_int;
         }
     };
-    *PREFIX.write().unwrap_or_else(PoisonError::into_inner) = prefix;
+    crate::prefix::publish(prefix);
     crate::keys::forget_trusted();
     // SAFETY: keep Redis's string alive past this call for the getter, and release the one it
     // replaces (see get_prefix for why no getter's caller can still be reading it).

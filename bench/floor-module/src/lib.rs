@@ -8,6 +8,9 @@
 //!   decoding: the stored value is echoed three times.
 //! - `FLOOR.LGET <key>`: the lean read's contract (`IPCHECK LGET`): the stored value and the
 //!   key's remaining milliseconds, a 2-element array; nil on a miss.
+//! - `FLOOR LGET <key>`: `FLOOR.LGET` as a subcommand of a container command, the form of
+//!   `IPCHECK LGET`: what Redis's subcommand dispatch adds (one more argument to parse and
+//!   allocate, a second command-table lookup) apart from anything a module does.
 //! - `FLOOR.SET <key> <value> <seconds>`: open the key for writing, read the old value (the
 //!   contract's manual-pin check needs it), write the value **in place** as `IPCHECK SET` does
 //!   (truncate, then copy through the string's DMA; `RedisModule_StringSet` would delete and
@@ -74,8 +77,9 @@ unsafe fn string_value<'a>(key: *mut raw::RedisModuleKey) -> Option<&'a [u8]> {
     Some(std::slice::from_raw_parts(p.cast::<u8>(), len))
 }
 
-/// The read both floor reads share: open `argv[1]`, and on a string call `reply` with the value,
-/// its milliseconds left and the key name; nil on anything else.
+/// The read both floor reads share: open the last argument (`argv[argc - 1]`, with `argc` the
+/// command's arity), and on a string call `reply` with the value, its milliseconds left and the
+/// key name; nil on anything else.
 ///
 /// # Safety
 /// The arguments of a live command call.
@@ -83,6 +87,7 @@ unsafe fn read_and_reply(
     ctx: *mut RedisModuleCtx,
     argv: *mut *mut RedisModuleString,
     argc: c_int,
+    arity: c_int,
     reply: unsafe fn(*mut RedisModuleCtx, &[u8], i64, *mut RedisModuleString),
 ) -> c_int {
     let (Some(open), Some(close), Some(get_expire), Some(null)) = (
@@ -93,10 +98,15 @@ unsafe fn read_and_reply(
     ) else {
         return ERR;
     };
-    if argc != 2 {
-        return ERR;
+    if argc != arity {
+        // An error reply, not just ERR: a module command that returns without replying leaves
+        // its client waiting for ever.
+        return match raw::RedisModule_WrongArity {
+            Some(wrong_arity) => wrong_arity(ctx),
+            None => ERR,
+        };
     }
-    let name = *argv.add(1);
+    let name = *argv.add(arity as usize - 1);
     let key = open(ctx, name, READ);
     let Some(value) = string_value(key) else {
         close(key);
@@ -152,7 +162,31 @@ unsafe extern "C" fn floor_get(
         reply_bulk(ctx, b"key");
         reply_bulk(ctx, bytes(name));
     }
-    read_and_reply(ctx, argv, argc, reply)
+    read_and_reply(ctx, argv, argc, 2, reply)
+}
+
+/// The lean read's reply: the value and its milliseconds left.
+///
+/// # Safety
+/// `ctx` must be the live command context.
+unsafe fn lean_reply(
+    ctx: *mut RedisModuleCtx,
+    value: &[u8],
+    ttl_ms: i64,
+    _: *mut RedisModuleString,
+) {
+    reply_array(ctx, 2);
+    reply_bulk(ctx, value);
+    reply_int(ctx, ttl_ms);
+}
+
+/// `FLOOR LGET <key>`.
+unsafe extern "C" fn floor_sub_lget(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    read_and_reply(ctx, argv, argc, 3, lean_reply)
 }
 
 /// `FLOOR.LGET <key>`.
@@ -161,17 +195,7 @@ unsafe extern "C" fn floor_lget(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    unsafe fn reply(
-        ctx: *mut RedisModuleCtx,
-        value: &[u8],
-        ttl_ms: i64,
-        _: *mut RedisModuleString,
-    ) {
-        reply_array(ctx, 2);
-        reply_bulk(ctx, value);
-        reply_int(ctx, ttl_ms);
-    }
-    read_and_reply(ctx, argv, argc, reply)
+    read_and_reply(ctx, argv, argc, 2, lean_reply)
 }
 
 /// `FLOOR.SET <key> <value> <seconds>`.
@@ -260,7 +284,40 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
+    // SAFETY: load context; static names and flags; a plain function handler.
+    if unsafe { register_container(ctx.ctx) }.is_none() {
+        return Status::Err;
+    }
     Status::Ok
+}
+
+/// Registers the container `FLOOR` with its one subcommand `LGET`, as ipcheck registers
+/// `IPCHECK|LGET`; `None` when Redis refuses.
+///
+/// # Safety
+/// `ctx` is the load context.
+unsafe fn register_container(ctx: *mut RedisModuleCtx) -> Option<()> {
+    let create = raw::RedisModule_CreateCommand?;
+    let get = raw::RedisModule_GetCommand?;
+    let create_sub = raw::RedisModule_CreateSubcommand?;
+    if create(ctx, c"floor".as_ptr(), None, c"".as_ptr(), 0, 0, 0) != OK {
+        return None;
+    }
+    let parent = get(ctx, c"floor".as_ptr());
+    if parent.is_null() {
+        return None;
+    }
+    let flags = c"readonly fast";
+    let r = create_sub(
+        parent,
+        c"lget".as_ptr(),
+        Some(floor_sub_lget),
+        flags.as_ptr(),
+        2,
+        2,
+        1,
+    );
+    (r == OK).then_some(())
 }
 
 redis_module::redis_module! {

@@ -26,13 +26,14 @@ use crate::stats;
 /// Handler for `IPCHECK|LGET`.
 pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
     super::expect_len(args, 3, "lget")?;
-    let prefix = settings::key_prefix();
+    let prefix = settings::key_prefix().as_bytes();
+    let arg = args.get(2);
     let name = match args.string(2) {
-        Some(arg) if args.get(2).starts_with(prefix.as_bytes()) => arg,
+        Some(name) if arg.starts_with(prefix) => name,
         _ => {
             return Err(CommandError::LeanKey {
-                given: String::from_utf8_lossy(args.get(2)).into_owned(),
-                prefix: String::from_utf8_lossy(prefix.as_bytes()).into_owned(),
+                given: String::from_utf8_lossy(arg).into_owned(),
+                prefix: String::from_utf8_lossy(prefix).into_owned(),
             })
         }
     };
@@ -45,7 +46,10 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
         }
         KeyKind::Other => Err(CommandError::WrongType),
         KeyKind::String => {
-            let value = key.read().ok_or(CommandError::WrongType)?;
+            // A `let else`, not `ok_or(..)?`: that builds (and drops) an error on every hit.
+            let Some(value) = key.read() else {
+                return Err(CommandError::WrongType);
+            };
             stats::HITS.incr();
             ctx.reply_array(2);
             ctx.reply_bulk(value);
