@@ -56,7 +56,8 @@ fn a_newer_writers_reason_bit_is_read_by_the_module_and_the_service() {
     );
     assert_eq!(provider.calls_for("192.0.2.7"), 0);
 
-    // Writing back what GET returned stores the very same value: the newer bit survives.
+    // Writing back what GET returned stores the very same entry: the newer bit survives (in
+    // today's stored form, which always carries the stale window: `;0`).
     ipcheck::set(
         &mut con,
         &[
@@ -70,7 +71,7 @@ fn a_newer_writers_reason_bit_is_read_by_the_module_and_the_service() {
     )
     .expect("IPCHECK SET accepts unknown-<bit>");
     let raw: String = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
-    assert_eq!(raw, NEWER_VALUE.to_string());
+    assert_eq!(raw, format!("{NEWER_VALUE};0"));
 
     // An operator's pin from a newer writer: its verdict holds, and its header is the stored
     // list as it reads, as for any pin (custom tokens included).
