@@ -77,12 +77,11 @@ wait_port() {
     die "nothing listens on 127.0.0.1:$port"
 }
 
-# start_redis <name> <port> [module [floor]]: redis-server in $WORK/<name>, no persistence; with
-# "module", libipcheck.so loaded; with "floor" also bench/floor-module's libipcheck_floor.so.
-# Sets REDIS_PID.
-start_redis() {
-    local name=$1 port=$2 module=${3:-} floor=${4:-}
-    local dir="$WORK/$name"
+# redis_conf <dir> <port> [conf lines...]: writes <dir>/redis.conf with what every bench
+# redis-server shares (loopback, its own dir and log, no RDB saves), then the given lines.
+redis_conf() {
+    local dir=$1 port=$2 line
+    shift 2
     mkdir -p "$dir"
     {
         echo "port $port"
@@ -90,25 +89,37 @@ start_redis() {
         echo "dir $dir"
         echo "logfile $dir/redis.log"
         echo 'save ""'
-        echo "appendonly no"
-        if [ "$module" = module ]; then
-            echo "loadmodule $REL/libipcheck.so"
-        fi
-        if [ "$floor" = floor ]; then
-            echo "loadmodule $REL/libipcheck_floor.so"
-        fi
+        for line in "$@"; do echo "$line"; done
     } >"$dir/redis.conf"
+}
+
+# launch_redis <dir> <port>: redis-server on <dir>/redis.conf; waits until its event loop
+# answers and it has loaded its data (Redis binds before it loads modules and the dataset).
+# Sets REDIS_PID.
+launch_redis() {
+    local dir=$1 port=$2
     redis-server "$dir/redis.conf" &
     REDIS_PID=$!
     PIDS+=("$REDIS_PID")
     wait_port "$port"
-    # Redis binds before it loads modules: wait for an answer from the event loop.
-    local tries=100
-    until redis-cli -p "$port" PING >/dev/null 2>&1; do
+    local tries=1200
+    until redis-cli -p "$port" INFO persistence 2>/dev/null | grep -q '^loading:0'; do
         tries=$((tries - 1))
         [ "$tries" -gt 0 ] || die "redis-server on $port did not answer: $(cat "$dir/redis.log")"
         sleep 0.05
     done
+}
+
+# start_redis <name> <port> [module [floor]]: redis-server in $WORK/<name>, no persistence; with
+# "module", libipcheck.so loaded; with "floor" also bench/floor-module's libipcheck_floor.so.
+# Sets REDIS_PID.
+start_redis() {
+    local name=$1 port=$2 module=${3:-} floor=${4:-}
+    local lines=("appendonly no")
+    [ "$module" != module ] || lines+=("loadmodule $REL/libipcheck.so")
+    [ "$floor" != floor ] || lines+=("loadmodule $REL/libipcheck_floor.so")
+    redis_conf "$WORK/$name" "$port" "${lines[@]}"
+    launch_redis "$WORK/$name" "$port"
 }
 
 # stop <pid>: stops one process this script started and waits for it.

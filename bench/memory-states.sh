@@ -76,30 +76,10 @@ pipe() {
 # off: Redis 7 allocates a ~48 KB histogram per command on its first call, which is not the
 # entries' memory); waits until it has loaded its data. Sets REDIS_PID.
 state_server() {
-    local dir=$1 port=$2 line
+    local dir=$1 port=$2
     shift 2
-    mkdir -p "$dir"
-    {
-        echo "port $port"
-        echo "bind 127.0.0.1"
-        echo "dir $dir"
-        echo "logfile $dir/redis.log"
-        echo 'save ""'
-        echo "latency-tracking no"
-        echo "enable-debug-command local"
-        echo "loadmodule $MODULE"
-        for line in "$@"; do echo "$line"; done
-    } >"$dir/redis.conf"
-    redis-server "$dir/redis.conf" &
-    REDIS_PID=$!
-    PIDS+=("$REDIS_PID")
-    wait_port "$port"
-    local tries=1200
-    until redis-cli -p "$port" INFO persistence 2>/dev/null | grep -q '^loading:0'; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || die "redis-server on $port did not load: $(cat "$dir/redis.log")"
-        sleep 0.05
-    done
+    redis_conf "$dir" "$port" "latency-tracking no" "enable-debug-command local" "loadmodule $MODULE" "$@"
+    launch_redis "$dir" "$port"
 }
 
 info_field() { redis-cli -p "$1" INFO "$2" | awk -F: -v f="$3" '$1 == f { print $2 + 0 }'; }

@@ -35,6 +35,8 @@ if [ -z "${MODULE:-}" ]; then
     build_release
     MODULE="$REL/libipcheck.so"
 fi
+# redis-server resolves a relative loadmodule path against its own dir, not ours.
+MODULE=$(realpath "$MODULE")
 log "module: $MODULE; $(uptime)"
 
 # commands <variant>: N commands in RESP, for redis-cli --pipe.
