@@ -113,7 +113,15 @@ fn serve_connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Response) {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&response.body).is_err() {
+        // A response to HEAD has the GET's Content-Length but no body (RFC 9110 9.3.2): bytes sent
+        // anyway would be read by nginx as the start of the next response on this keepalive
+        // connection, and the next request would hang or fail.
+        let body: &[u8] = if request.method.eq_ignore_ascii_case("HEAD") {
+            &[]
+        } else {
+            &response.body
+        };
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body).is_err() {
             return;
         }
     }
