@@ -6,7 +6,6 @@
 //! This is each instance's own budget; with `shared = true` the fleet's, counted in Redis
 //! ([`crate::budget_shared`]), applies after it.
 
-use std::fmt::Write;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -169,16 +168,18 @@ impl<C: Clock> Budget<C> {
 
     /// `ipcheck_provider_budget_denied_total`.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_provider_budget_denied_total Provider calls not made because [provider.budget] was exhausted, by limit.\n");
-        out.push_str("# TYPE ipcheck_provider_budget_denied_total counter\n");
-        for limit in Limit::ALL {
-            let _ = writeln!(
-                out,
-                "ipcheck_provider_budget_denied_total{{limit=\"{}\"}} {}",
-                limit.as_str(),
-                self.denied[limit as usize].load(Ordering::Relaxed)
-            );
-        }
+        crate::exposition::counter_family(
+            out,
+            "ipcheck_provider_budget_denied_total",
+            "Provider calls not made because [provider.budget] was exhausted, by limit.",
+            "limit",
+            Limit::ALL.into_iter().map(|limit| {
+                (
+                    limit.as_str(),
+                    self.denied[limit as usize].load(Ordering::Relaxed),
+                )
+            }),
+        );
     }
 }
 

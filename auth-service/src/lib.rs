@@ -29,6 +29,7 @@ pub mod duration;
 pub mod enrich;
 pub mod events;
 pub mod explain;
+pub mod exposition;
 pub mod fact_headers;
 pub mod feeds;
 pub mod histogram;

@@ -42,20 +42,9 @@ impl StoredBuf {
         self.spill.extend_from_slice(bytes);
     }
 
-    /// Appends `n` in decimal, without the formatting machinery.
-    pub(crate) fn push_u64(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            // `n % 10` is below 10, and 20 digits hold any u64.
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(digits.get(start..).unwrap_or(&[]));
+    /// Appends `n` in decimal.
+    pub(crate) fn push_u64(&mut self, n: u64) {
+        self.push(itoa::Buffer::new().format(n).as_bytes());
     }
 
     /// The value written so far.

@@ -170,26 +170,24 @@ impl EnrichCounts {
 
     /// Appends the Prometheus exposition.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_enrich_queued_total Cold addresses of on_miss = \"allow\" policies offered to the enrichment queue, by outcome.\n");
-        out.push_str("# TYPE ipcheck_enrich_queued_total counter\n");
-        for what in Queued::ALL {
-            let _ = writeln!(
-                out,
-                "ipcheck_enrich_queued_total{{result=\"{}\"}} {}",
-                what.as_str(),
-                self.queued_count(what)
-            );
-        }
-        out.push_str("# HELP ipcheck_enrich_reads_total Background Redis reads of cold addresses of on_miss = \"allow\" policies, by outcome.\n");
-        out.push_str("# TYPE ipcheck_enrich_reads_total counter\n");
-        for what in Read::ALL {
-            let _ = writeln!(
-                out,
-                "ipcheck_enrich_reads_total{{result=\"{}\"}} {}",
-                what.as_str(),
-                self.read_count(what)
-            );
-        }
+        crate::exposition::counter_family(
+            out,
+            "ipcheck_enrich_queued_total",
+            "Cold addresses of on_miss = \"allow\" policies offered to the enrichment queue, by outcome.",
+            "result",
+            Queued::ALL
+                .into_iter()
+                .map(|what| (what.as_str(), self.queued_count(what))),
+        );
+        crate::exposition::counter_family(
+            out,
+            "ipcheck_enrich_reads_total",
+            "Background Redis reads of cold addresses of on_miss = \"allow\" policies, by outcome.",
+            "result",
+            Read::ALL
+                .into_iter()
+                .map(|what| (what.as_str(), self.read_count(what))),
+        );
         if !self.worker.load(Ordering::Relaxed) {
             return;
         }

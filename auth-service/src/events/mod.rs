@@ -78,16 +78,15 @@ impl Counts {
             "ipcheck_events_written_total {}",
             self.written.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP ipcheck_events_dropped_total Decision events not appended, by cause: full (the buffer was full), redis (Redis did not take them).\n");
-        out.push_str("# TYPE ipcheck_events_dropped_total counter\n");
-        for cause in Dropped::ALL {
-            let _ = writeln!(
-                out,
-                "ipcheck_events_dropped_total{{cause=\"{}\"}} {}",
-                cause.as_str(),
-                self.dropped[cause as usize].load(Ordering::Relaxed)
-            );
-        }
+        crate::exposition::counter_family(
+            out,
+            "ipcheck_events_dropped_total",
+            "Decision events not appended, by cause: full (the buffer was full), redis (Redis did not take them).",
+            "cause",
+            Dropped::ALL
+                .into_iter()
+                .map(|cause| (cause.as_str(), self.dropped[cause as usize].load(Ordering::Relaxed))),
+        );
     }
 }
 

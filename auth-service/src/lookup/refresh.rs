@@ -11,7 +11,6 @@
 //! [`LOCK_HOLD`], which also keeps the fleet from retrying a failed refresh sooner. A refresh
 //! never changes the answer given, and a failed one leaves the entry as it was.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,16 +81,15 @@ impl Counts {
 
     /// Appends the Prometheus exposition.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_refresh_total Background refreshes of entries near the end of their fresh time, by outcome.\n");
-        out.push_str("# TYPE ipcheck_refresh_total counter\n");
-        for outcome in Outcome::ALL {
-            let _ = writeln!(
-                out,
-                "ipcheck_refresh_total{{result=\"{}\"}} {}",
-                outcome.as_str(),
-                self.get(outcome)
-            );
-        }
+        crate::exposition::counter_family(
+            out,
+            "ipcheck_refresh_total",
+            "Background refreshes of entries near the end of their fresh time, by outcome.",
+            "result",
+            Outcome::ALL
+                .into_iter()
+                .map(|outcome| (outcome.as_str(), self.get(outcome))),
+        );
     }
 }
 

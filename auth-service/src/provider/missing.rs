@@ -7,7 +7,6 @@
 //! passing the policy's country, AS number or score rules; a counter that climbs with
 //! `ipcheck_provider_requests_total` shows it.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipcheck_core::Attributes;
@@ -33,16 +32,15 @@ impl MissingAttributes {
 
     /// The Prometheus exposition.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_provider_attribute_missing_total Provider answers without an attribute some policy decides on (treated as unknown, not as drift).\n");
-        out.push_str("# TYPE ipcheck_provider_attribute_missing_total counter\n");
-        for a in Attribute::ALL {
-            let _ = writeln!(
-                out,
-                "ipcheck_provider_attribute_missing_total{{attribute=\"{}\"}} {}",
-                a.name(),
-                self.get(a)
-            );
-        }
+        crate::exposition::counter_family(
+            out,
+            "ipcheck_provider_attribute_missing_total",
+            "Provider answers without an attribute some policy decides on (treated as unknown, not as drift).",
+            "attribute",
+            Attribute::ALL
+                .into_iter()
+                .map(|a| (a.name(), self.get(a))),
+        );
     }
 }
 
