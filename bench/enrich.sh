@@ -28,14 +28,8 @@ RATE=${RATE:-200}
 BURST=${BURST:-20}
 BATCH=16
 
-need wrk wrk
-need nginx nginx
-need redis-server redis-server
-need redis-cli redis-tools
-need curl curl
-build_release
+need_nginx_run
 
-NGINX=$(command -v nginx)
 REDIS_PORT=$(free_port)
 start_redis redis "$REDIS_PORT" module
 start_provider "$PROVIDER_MS"

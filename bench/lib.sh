@@ -51,6 +51,18 @@ build_release() {
     (cd "$ROOT" && cargo build --profile profiling --locked -q -p ipcheck-redis -p ipcheck-auth -p ipcheck-bench -p ipcheck-bench-floor) >&2
 }
 
+# need_nginx_run: what a benchmark through nginx needs (wrk, nginx, Redis and its CLI, curl) and
+# the release build. Sets NGINX.
+need_nginx_run() {
+    need wrk wrk
+    need nginx nginx
+    need redis-server redis-server
+    need redis-cli redis-tools
+    need curl curl
+    build_release
+    NGINX=$(command -v nginx)
+}
+
 # A loopback TCP port no socket uses right now, below Linux's ephemeral range (32768+) so that
 # outgoing connections cannot be holding it.
 free_port() {

@@ -39,17 +39,10 @@ ROUNDS=${ROUNDS:-2}
 CONNS=64
 PROVIDER_MS=20
 
-need wrk wrk
-need nginx nginx
-need redis-server redis-server
-need redis-cli redis-tools
-need curl curl
 # (g) and (r): nginx's Lua module (the package, not a command: `need` is given a name no command
 # has, so it installs the package when the module file is missing).
 [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need ipcheck-no-such-command libnginx-mod-http-lua
-build_release
-
-NGINX=$(command -v nginx)
+need_nginx_run
 
 # --- the processes every variant shares -------------------------------------------------------
 REDIS_PORT=$(free_port)

@@ -23,13 +23,7 @@ CONNS=64
 PROVIDER_MS=20
 ADDRESSES=1000000
 
-need wrk wrk
-need nginx nginx
-need redis-server redis-server
-need redis-cli redis-tools
-need curl curl
-build_release
-NGINX=$(command -v nginx)
+need_nginx_run
 
 REDIS_PORT=$(free_port)
 start_redis redis "$REDIS_PORT" module

@@ -449,13 +449,14 @@ impl Key<'_> {
     }
 
     /// Replaces the value with `bytes` (creating the key if empty); the old TTL must be reset.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), KeyOpRefused> {
+    /// `held` is the length of the value the key holds (0 when empty), which the caller has
+    /// already read.
+    pub fn write(&mut self, bytes: &[u8], held: usize) -> Result<(), KeyOpRefused> {
         // Truncate grows a string greedily (sdsMakeRoomFor doubles it), so a value rewritten
         // longer would keep up to twice its size for as long as the key lives; the key is
         // recreated instead, which sizes it exactly, as a native SET would (docs/memory.md).
         // Only growing writes pay the delete; the caller sets the TTL after writing anyway.
-        let current = self.read().map_or(0, <[u8]>::len);
-        if current != 0 && bytes.len() > current {
+        if held != 0 && bytes.len() > held {
             self.delete()?;
         }
         // SAFETY: open for writing; truncate sizes the string, DMA hands us exactly `len` bytes.

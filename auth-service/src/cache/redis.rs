@@ -327,14 +327,32 @@ impl RedisTier {
     /// `IPCHECK GET <key>` while verification finds `LGET` unusable. Either is routed by the
     /// address, whose slot is the key's (its hash tag).
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
-        let parsed = if self.read.is_lean() {
-            let cmd = lean::lean_cmd(&self.expected.key_prefix, key, self.expected.cluster);
-            let reply = self.call(Op::Get, cmd, Some(key)).await?;
-            lean::parse_lean(&reply)
+        let lean = self.read.is_lean();
+        let reply = self
+            .call(Op::Get, self.read_cmd(key, lean), Some(key))
+            .await?;
+        self.parse_read(lean, reply)
+    }
+
+    /// The lookups' read of the canonical address `key`: `IPCHECK LGET <its key>` when `lean`,
+    /// else `IPCHECK GET <key>`.
+    fn read_cmd(&self, key: &str, lean: bool) -> redis::Cmd {
+        if lean {
+            lean::lean_cmd(&self.expected.key_prefix, key, self.expected.cluster)
         } else {
             let mut cmd = redis::cmd(protocol::COMMAND);
             cmd.arg(protocol::sub::GET).arg(key);
-            parse_get(self.call(Op::Get, cmd, Some(key)).await?)
+            cmd
+        }
+    }
+
+    /// The entry in a reply to [`Self::read_cmd`]; a malformed reply counts against the tier's
+    /// health.
+    fn parse_read(&self, lean: bool, reply: Value) -> Result<Option<Stored>, RedisError> {
+        let parsed = if lean {
+            lean::parse_lean(&reply)
+        } else {
+            parse_get(reply)
         };
         if let Err(e) = &parsed {
             self.health.failed(Op::Get, e);
@@ -355,13 +373,7 @@ impl RedisTier {
         let lean = self.read.is_lean();
         let mut pipe = redis::pipe();
         for key in keys {
-            if lean {
-                pipe.add_command(lean::lean_cmd(&self.expected.key_prefix, key, false));
-            } else {
-                let mut cmd = redis::cmd(protocol::COMMAND);
-                cmd.arg(protocol::sub::GET).arg(*key);
-                pipe.add_command(cmd);
-            }
+            pipe.add_command(self.read_cmd(key, lean));
         }
         let each = |e: RedisError| keys.iter().map(|_| Err(e.clone())).collect();
         if self.breaker.admit() == Admit::Reject {
@@ -377,17 +389,7 @@ impl RedisTier {
         };
         replies
             .into_iter()
-            .map(|reply| {
-                let parsed = if lean {
-                    lean::parse_lean(&reply)
-                } else {
-                    parse_get(reply)
-                };
-                if let Err(e) = &parsed {
-                    self.health.failed(Op::Get, e);
-                }
-                parsed
-            })
+            .map(|reply| self.parse_read(lean, reply))
             .collect()
     }
 

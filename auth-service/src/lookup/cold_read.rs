@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::ask::{self, Found};
 use super::shared_read::{self, RefreshAhead, SharedRead};
 use super::{SharedTier, Tiers};
 use crate::cache::Known;
@@ -111,14 +112,14 @@ pub async fn read_batch<T: Tiers>(
         match shared_read::classify(tiers, client, since, RefreshAhead::WhenDue, answer) {
             SharedRead::Use(_) => counts.read(Read::Hit),
             SharedRead::Stale(stale) => {
-                let kept = tiers
-                    .lifetimes()
-                    .no_answer(Some(stale), Known::Nothing, None, false);
-                if let Some(ttl) = kept.local_ttl {
-                    tiers
-                        .local()
-                        .insert_unchanged(client.key, kept.known, ttl, tiers.now(), since);
-                }
+                // Kept locally exactly as the waiting path keeps stale facts the provider did
+                // not replace.
+                let found = Found {
+                    stale: Some(stale),
+                    redis_failed: false,
+                    since,
+                };
+                ask::no_answer(&**tiers, client, found, Known::Nothing, None);
                 counts.read(Read::Stale);
                 offers.push(client);
             }

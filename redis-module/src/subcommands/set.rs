@@ -172,17 +172,19 @@ impl<'a> Set<'a> {
     pub fn execute(self, ctx: Ctx<'a>) -> Result<(), CommandError> {
         let (_, name) = self.target.authorize(ctx, Access::Write)?;
         let mut key = ctx.open_key(&name, READ | WRITE);
-        match key.kind() {
-            KeyKind::Empty => {}
+        let held = match key.kind() {
+            KeyKind::Empty => 0,
             KeyKind::Other => return Err(CommandError::WrongType),
             KeyKind::String => {
+                let old = key.read();
                 // A value that does not decode is not a pin: SET replaces it, as plain SET would.
-                if !self.force && !self.entry.is_manual() && key.read().is_some_and(is_manual_pin) {
+                if !self.force && !self.entry.is_manual() && old.is_some_and(is_manual_pin) {
                     ctx.reply_null();
                     return Ok(());
                 }
+                old.map_or(0, <[u8]>::len)
             }
-        }
+        };
         let value = encode_view(&self.entry);
         let expire_at = match self.expiry {
             Expiry::After(secs) => {
@@ -190,7 +192,7 @@ impl<'a> Set<'a> {
             }
             Expiry::Never => None,
         };
-        key.write(value.as_bytes())
+        key.write(value.as_bytes(), held)
             .map_err(|_| CommandError::Internal("Redis refused to write the key"))?;
         let expired = match expire_at {
             Some(at) => key.set_expire_at(at),
