@@ -23,15 +23,15 @@ LONG=5
 STATES=(
     "primary, written"
     "primary, then IPCHECK GET"
-    "primary, then IPCHECK LGET"
+    "primary, then IPCHECK.LGET"
     "replica, synced"
-    "replica, then IPCHECK LGET"
+    "replica, then IPCHECK.LGET"
     "replica, then IPCHECK GET"
     "primary, DEBUG RELOAD (RDB)"
     "primary, RDB, then IPCHECK GET"
-    "primary, RDB, then IPCHECK LGET"
+    "primary, RDB, then IPCHECK.LGET"
     "primary, restarted on the AOF"
-    "primary, AOF, then IPCHECK LGET"
+    "primary, AOF, then IPCHECK.LGET"
     "primary, AOF, then IPCHECK GET"
     "primary, rewritten longer"
 )
@@ -40,7 +40,7 @@ STATES=(
 resp() { awk '{ printf "*%d\r\n", NF; for (i = 1; i <= NF; i++) printf "$%d\r\n%s\r\n", length($i), $i }'; }
 
 # mix_lines <n> <what> [shape]: one command line per entry. what: set (IPCHECK SET, shape i % 8
-# or the given one), get (IPCHECK GET), lget (IPCHECK LGET), native-set (SET of $VALUES[shape]
+# or the given one), get (IPCHECK GET), lget (IPCHECK.LGET), native-set (SET of $VALUES[shape]
 # with the shape's TTL), native-get (GET).
 mix_lines() {
     local n=$1 what=$2 shape=${3:-}
@@ -56,7 +56,7 @@ mix_lines() {
                 s = (shape == "" ? i % 8 : shape) + 1
                 if (what == "set") print "IPCHECK SET " ip " " set[s]
                 else if (what == "get") print "IPCHECK GET " ip
-                else if (what == "lget") print "IPCHECK LGET ipcheck:" ip
+                else if (what == "lget") print "IPCHECK.LGET ipcheck:" ip
                 else if (what == "native-get") print "GET ipcheck:" ip
                 else if (ttl[s] == "-") print "SET ipcheck:" ip " " value[s]
                 else print "SET ipcheck:" ip " " value[s] " EX " ttl[s]
@@ -136,7 +136,7 @@ warm_up() {
     if [ "$flavour" = ipcheck ]; then
         [ -z "$write" ] || redis-cli -p "$port" IPCHECK SET 192.0.2.1 block >/dev/null
         redis-cli -p "$port" IPCHECK GET 192.0.2.1 >/dev/null
-        redis-cli -p "$port" IPCHECK LGET ipcheck:192.0.2.1 >/dev/null
+        redis-cli -p "$port" IPCHECK.LGET ipcheck:192.0.2.1 >/dev/null
         [ -z "$write" ] || redis-cli -p "$port" IPCHECK DEL 192.0.2.1 >/dev/null
     else
         [ -z "$write" ] || redis-cli -p "$port" SET ipcheck:192.0.2.1 b EX 60 >/dev/null

@@ -14,7 +14,7 @@
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value,
 //!   built in a [`StoredBuf`] on the stack ([`stored_buf`]).
-//! - [`lean`] decodes the lean read `IPCHECK LGET` (stored value and remaining time) and names
+//! - [`lean`] writes and decodes the lean read `IPCHECK.LGET` (remaining time and stored value) and names
 //!   an entry's key, for the module and the service alike.
 //! - [`protocol`] is the `IPCHECK` wire format (subcommands, `SET` options, `GET` fields), one
 //!   table the module, the service and the tests all use.
@@ -41,11 +41,14 @@ pub use encoding::{
 };
 pub use facts::{Asn, AttributeError, Attributes, Country, Facts, Score};
 pub use freshness::{freshness, Freshness};
-pub use lean::{decode_lean, entry_key, key_parts, ttl_secs, LeanEntry, LGET, NO_EXPIRY_MS};
+pub use lean::{
+    decode_lean, decode_lean_reply, entry_key, key_parts, lean_reply, split_lean_reply, ttl_secs,
+    LeanEntry, LEAN_READ, NO_EXPIRY_MS,
+};
 pub use log_limit::LogLimiter;
 pub use normalize::{
-    cache_key, normalize, normalize_bytes, normalize_network, Aggregation, AggregationError,
-    CanonicalText, NormalizeError, NormalizedIp,
+    cache_key, is_own_canonical, normalize, normalize_bytes, normalize_network, Aggregation,
+    AggregationError, CanonicalText, NormalizeError, NormalizedIp,
 };
 pub use policy::{
     Categories, Category, CategoryError, Decision, FailureMode, Needs, OnMiss, Policy, ReasonSet,

@@ -153,6 +153,16 @@ pub fn normalize_bytes(input: &[u8], agg: Aggregation) -> Result<NormalizedIp, N
     identify(input, agg).map_err(|refusal| refusal.quoting(input))
 }
 
+/// Whether `input` is, byte for byte, the canonical text [`normalize_bytes`] would give it.
+///
+/// The quick answer for the commonest case, an IPv4 host address kept per address: a strict
+/// dotted quad has exactly one spelling, so the text is its own canonical form and a caller can
+/// build the key from it without formatting it again. `false` means "not known to be": the
+/// caller normalizes as usual (every other form, and every other aggregation).
+pub fn is_own_canonical(input: &[u8], agg: Aggregation) -> bool {
+    agg.v4 == 32 && ipv4::parse(input).is_some()
+}
+
 /// Why an input was refused, before the input is copied into a [`NormalizeError`].
 ///
 /// The parsers work on bytes and never look at encodings; the text for the message is made once,

@@ -85,8 +85,8 @@ pub enum CommandError {
         /// The key prefix in force.
         prefix: String,
     },
-    /// An `LGET` argument that is not a key under the prefix (an address, say).
-    #[error("LGET takes a key under the prefix '{prefix}', got '{given}' (IPCHECK KEY <ip> names the key; IPCHECK GET <ip> reads by address)")]
+    /// An `IPCHECK.LGET` argument that is not a key under the prefix (an address, say).
+    #[error("IPCHECK.LGET takes a key under the prefix '{prefix}', got '{given}' (IPCHECK KEY <ip> names the key; IPCHECK GET <ip> reads by address)")]
     LeanKey {
         /// The argument as sent.
         given: String,

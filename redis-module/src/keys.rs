@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use ipcheck_core::{key_parts, normalize_bytes, CanonicalText, NormalizedIp};
+use ipcheck_core::{is_own_canonical, key_parts, normalize_bytes, CanonicalText, NormalizedIp};
 
 use crate::error::CommandError;
 use crate::settings::{self, MAX_PREFIX_LEN};
@@ -132,8 +132,8 @@ fn as_own_key(arg: &[u8], prefix: &[u8]) -> Option<KeyName> {
     } else {
         rest
     };
-    let canonical = parse_ip(given).ok()?.canonical_text();
-    if canonical.as_bytes() != given {
+    let own = settings::aggregation().is_ok_and(|agg| is_own_canonical(given, agg));
+    if !own && parse_ip(given).ok()?.canonical_text().as_bytes() != given {
         return None;
     }
     build_key(prefix, given, cluster).ok()
@@ -146,8 +146,12 @@ pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
 
 /// [`key_for`] with the key prefix already read.
 fn key_under(prefix: &[u8], arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
-    let canonical = parse_ip(arg)?.canonical_text();
     let cluster = settings::cluster_mode();
+    if settings::aggregation().is_ok_and(|agg| is_own_canonical(arg, agg)) {
+        // The commonest argument (an IPv4 address kept per address) is its own canonical text.
+        return build_key(prefix, arg, cluster);
+    }
+    let canonical = parse_ip(arg)?.canonical_text();
     if cluster && routing == Routing::Strict && canonical.as_bytes() != arg {
         return Err(CommandError::NotCanonical {
             given: String::from_utf8_lossy(arg).into_owned(),

@@ -2,7 +2,7 @@
 //!
 //! Every `IPCHECK` read and write and the command filter need the prefix, and `CONFIG SET
 //! ipcheck.key-prefix` may replace it between any two commands. A read lock around a copy cost
-//! two locked read-modify-write instructions per call, the largest part of `IPCHECK LGET`'s own
+//! two locked read-modify-write instructions per call, the largest part of `IPCHECK.LGET`'s own
 //! work in a profile. Instead, each prefix ever set lives in an immutable `'static` value (the
 //! default, or a leaked box), and an atomic pointer names the one in force: a reader does one
 //! plain load and may keep the borrow as long as it likes, since nothing it points at is ever

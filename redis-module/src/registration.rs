@@ -6,6 +6,10 @@
 //! `COMMAND INFO` entry, its own ACL rule (`+ipcheck|get`) and its own key spec, so cluster
 //! clients can route by the address argument and a read-only ACL user can run the read-only
 //! ones. See the workspace README ("ACL") for how key-spec flags interact with ACL key patterns.
+//!
+//! The lean read `IPCHECK.LGET` is a command of its own, described with the same row shape:
+//! Redis's subcommand dispatch would cost it more than all of its own work. The subcommand
+//! `IPCHECK LGET` is its previous form, kept for the rules and services that name it.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
@@ -51,12 +55,13 @@ impl KeyAccess {
     }
 
     /// The first key's position and the last key (0: only the first; -1: the last argument),
-    /// or `None` when the subcommand reads no key.
-    fn key_range(self) -> Option<(c_int, c_int)> {
+    /// or `None` when the command reads no key. `first_arg` is the position of the command's
+    /// first argument: 2 for a subcommand (`IPCHECK GET <ip>`), 1 for a top-level command.
+    fn key_range(self, first_arg: c_int) -> Option<(c_int, c_int)> {
         match self {
             KeyAccess::None => None,
-            KeyAccess::ListsRead => Some((3, -1)),
-            _ => Some((2, 0)),
+            KeyAccess::ListsRead => Some((first_arg + 1, -1)),
+            _ => Some((first_arg, 0)),
         }
     }
 }
@@ -128,6 +133,7 @@ macro_rules! entry_points {
 entry_points! {
     get_cmd => crate::subcommands::get::run,
     lget_cmd => crate::subcommands::lget::run,
+    lget_previous_cmd => crate::subcommands::lget::run_previous,
     set_cmd => crate::subcommands::set::run,
     del_cmd => crate::subcommands::del::run,
     key_cmd => crate::subcommands::key::run,
@@ -171,11 +177,11 @@ const SUBCOMMANDS: [Subcommand; 12] = [
             optional: false,
         }],
         categories: c"read fast",
-        handler: Some(lget_cmd),
+        handler: Some(lget_previous_cmd),
         flags: c"readonly fast",
         arity: 3,
         key: KeyAccess::Read,
-        summary: c"Returns an entry's stored value and milliseconds left (the lean read).",
+        summary: c"The previous release's lean read: [stored value, milliseconds left]. Use IPCHECK.LGET.",
     },
     Subcommand {
         name: c"set",
@@ -335,8 +341,77 @@ const SUBCOMMANDS: [Subcommand; 12] = [
     },
 ];
 
-/// Registers the `IPCHECK` container and all its subcommands.
+/// The lean read as a top-level command (`ipcheck_core::protocol::LEAN_READ`, a test holds the
+/// two names together), described like a subcommand; its arguments start at position 1.
+const LEAN_READ: Subcommand = Subcommand {
+    name: c"ipcheck.lget",
+    args: &[ArgDoc {
+        name: c"key",
+        kind: ArgKind::Key,
+        optional: false,
+    }],
+    categories: c"read fast",
+    handler: Some(lget_cmd),
+    flags: c"readonly fast",
+    arity: 2,
+    key: KeyAccess::Read,
+    summary: c"Returns an entry's stored value and milliseconds left (the lean read).",
+};
+
+/// Registers the `IPCHECK` container, all its subcommands and the top-level `IPCHECK.LGET`.
 pub fn register(ctx: Ctx) -> Result<(), String> {
+    register_container(ctx)?;
+    register_top(ctx, &LEAN_READ)
+}
+
+/// Registers a top-level command described like a subcommand.
+fn register_top(ctx: Ctx, top: &Subcommand) -> Result<(), String> {
+    let name = top.name.to_string_lossy();
+    let (first, last) = key_positions(top.key, 1);
+    // SAFETY: load ctx; names and flags are NUL-terminated and copied by Redis.
+    unsafe {
+        if api!(RedisModule_CreateCommand)(
+            ctx.as_ptr(),
+            top.name.as_ptr(),
+            top.handler,
+            top.flags.as_ptr(),
+            first,
+            last,
+            i32::from(first != 0),
+        ) != raw::REDISMODULE_OK as c_int
+        {
+            return Err(format!("cannot create command {name} (name taken?)"));
+        }
+        let cmd = api!(RedisModule_GetCommand)(ctx.as_ptr(), top.name.as_ptr());
+        if cmd.is_null() {
+            return Err(format!("cannot look up command {name}"));
+        }
+        let mut specs = key_specs(top.key, 1);
+        let mut verdicts = verdict_tokens();
+        let mut args = arg_docs(top.args, verdicts.as_mut_ptr());
+        set_info(
+            cmd,
+            top.arity,
+            top.summary,
+            specs.as_mut_ptr(),
+            args.as_mut_ptr(),
+        )?;
+        set_categories(ctx, cmd, top);
+    }
+    Ok(())
+}
+
+/// The first and last key positions `CreateCommand` takes (0, 0: no key).
+fn key_positions(access: KeyAccess, first_arg: c_int) -> (c_int, c_int) {
+    match access.key_range(first_arg) {
+        None => (0, 0),
+        Some((pos, 0)) => (pos, pos),
+        Some((pos, last)) => (pos, last),
+    }
+}
+
+/// Registers the `IPCHECK` container and its subcommands.
+fn register_container(ctx: Ctx) -> Result<(), String> {
     // SAFETY: load ctx; names are NUL-terminated and copied by Redis.
     unsafe {
         if api!(RedisModule_CreateCommand)(
@@ -363,11 +438,7 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
             ptr::null_mut(),
         )?;
         for sub in &SUBCOMMANDS {
-            let (first, last) = match sub.key.key_range() {
-                None => (0, 0),
-                Some((pos, 0)) => (pos, pos),
-                Some((pos, last)) => (pos, last),
-            };
+            let (first, last) = key_positions(sub.key, 2);
             if api!(RedisModule_CreateSubcommand)(
                 parent,
                 sub.name.as_ptr(),
@@ -391,8 +462,8 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
                     full.trim_end_matches('\0')
                 ));
             }
-            let mut specs = key_specs(sub.key);
-            let specs_ptr = match sub.key.key_range() {
+            let mut specs = key_specs(sub.key, 2);
+            let specs_ptr = match sub.key.key_range(2) {
                 None => ptr::null_mut(),
                 _ => specs.as_mut_ptr(),
             };
@@ -461,7 +532,7 @@ unsafe fn set_categories(ctx: Ctx, cmd: *mut raw::RedisModuleCommand, sub: &Subc
         crate::log_warning(
             Some(ctx),
             &format!(
-                "could not put IPCHECK {} in ACL categories '{}'",
+                "could not put {} in ACL categories '{}'",
                 sub.name.to_string_lossy(),
                 sub.categories.to_string_lossy()
             ),
@@ -471,10 +542,10 @@ unsafe fn set_categories(ctx: Ctx, cmd: *mut raw::RedisModuleCommand, sub: &Subc
 
 /// The key spec of `access` (from its first key position to its last key, see
 /// [`KeyAccess::key_range`]) followed by the zeroed terminator Redis expects.
-fn key_specs(access: KeyAccess) -> [raw::RedisModuleCommandKeySpec; 2] {
+fn key_specs(access: KeyAccess, first_arg: c_int) -> [raw::RedisModuleCommandKeySpec; 2] {
     // SAFETY: an all-zero key spec is the documented terminator (BS_INVALID, null notes).
     let mut specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
-    let (pos, lastkey) = access.key_range().unwrap_or((2, 0));
+    let (pos, lastkey) = access.key_range(first_arg).unwrap_or((first_arg, 0));
     specs[0].flags = access.spec_flags();
     specs[0].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
     specs[0].bs.index.pos = pos;
@@ -588,4 +659,19 @@ unsafe fn set_info(
         return Err("RedisModule_SetCommandInfo refused the command info".to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lean_read_is_registered_under_core_s_name() {
+        assert_eq!(
+            LEAN_READ.name.to_str().map(str::to_ascii_uppercase),
+            Ok(ipcheck_core::LEAN_READ.to_owned())
+        );
+        assert_eq!(key_positions(LEAN_READ.key, 1), (1, 1));
+        assert_eq!(key_positions(KeyAccess::ListsRead, 2), (3, -1));
+    }
 }

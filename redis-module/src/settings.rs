@@ -156,10 +156,12 @@ impl LoadArgs {
 
 /// A strict decimal integer in `min..=max`: no sign, no leading zeros, as Redis parses integers.
 pub fn parse_int(value: &[u8], min: i64, max: i64) -> Result<i64, String> {
-    let shown = String::from_utf8_lossy(value);
     let digits = !value.is_empty() && value.len() <= 18 && value.iter().all(u8::is_ascii_digit);
     if !digits || (value.len() > 1 && value[0] == b'0') {
-        return Err(format!("'{shown}' is not an integer"));
+        return Err(format!(
+            "'{}' is not an integer",
+            String::from_utf8_lossy(value)
+        ));
     }
     // Only ASCII digits, at most 18 of them: always fits in i64.
     let n = value

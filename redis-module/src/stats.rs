@@ -2,7 +2,7 @@
 //!
 //! Commands run on Redis's main thread (or on a thread holding the module GIL), one at a time,
 //! so a counter is a relaxed atomic bumped by a plain load and store: safe Rust, and no locked
-//! read-modify-write on every call (`IPCHECK LGET` counts every hit and miss). Two increments
+//! read-modify-write on every call (`IPCHECK.LGET` counts every hit and miss). Two increments
 //! could only be lost if two threads ran commands at once, which Redis never does.
 
 use std::sync::atomic::{AtomicU64, Ordering};

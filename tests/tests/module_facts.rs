@@ -3,7 +3,7 @@
 //! with errors that name the option; entries without them unchanged.
 
 use ipcheck_core::protocol::{Lifetime, SetRequest};
-use ipcheck_core::{decode_lean, Asn, Attributes, Country, Score, Verdict};
+use ipcheck_core::{decode_lean_reply, Asn, Attributes, Country, Score, Verdict};
 use ipcheck_tests::ipcheck::{self, err_text};
 use ipcheck_tests::RedisServer;
 use redis::{Connection, Value};
@@ -53,12 +53,11 @@ fn attributes_are_stored_compactly_and_read_back() {
     // The stored form core documents: the compact integer, then ;stale;country;asn;score.
     assert_eq!(raw(&mut con, "ipcheck:192.0.2.1"), "321;86400;US;13335;87");
     // The lean read hands back the same value, which core decodes to the same facts.
-    let (value, ms): (Vec<u8>, i64) = redis::cmd("IPCHECK")
-        .arg("LGET")
+    let reply: Vec<u8> = redis::cmd(ipcheck_core::LEAN_READ)
         .arg("ipcheck:192.0.2.1")
         .query(&mut con)
         .unwrap();
-    let lean = decode_lean(&value, ms).unwrap();
+    let lean = decode_lean_reply(&reply).unwrap();
     assert_eq!(lean.entry.attributes, us_cloudflare_87());
     assert!(lean.freshness.fresh);
 

@@ -154,9 +154,21 @@ fn pick(rng: &mut StdRng, from: &[&str]) -> Vec<u8> {
     from[rng.random_range(0..from.len())].as_bytes().to_vec()
 }
 
-/// An argument vector shaped like a real call half of the time (so the parsers and the keyspace
-/// code run, not just Redis's arity check), and anything at all otherwise.
+/// An argument vector: an `IPCHECK` call, or the lean read `IPCHECK.LGET` (drawn as the
+/// pseudo-subcommand `lget`, then given its own name: most of those, not all, so that `IPCHECK
+/// LGET` stays an unknown subcommand too).
 fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
+    let mut argv = random_container_vector(rng);
+    if argv.len() >= 2 && argv[1].eq_ignore_ascii_case(b"lget") && rng.random_bool(0.9) {
+        argv.remove(0);
+        argv[0] = pick(rng, &["IPCHECK.LGET", "ipcheck.lget", "IpCheck.LGet"]);
+    }
+    argv
+}
+
+/// An `IPCHECK` argument vector shaped like a real call half of the time (so the parsers and the
+/// keyspace code run, not just Redis's arity check), and anything at all otherwise.
+fn random_container_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
     let mut argv = vec![b"IPCHECK".to_vec()];
     if rng.random_bool(0.97) {
         argv.push(pick(rng, SUBCOMMANDS));

@@ -5,7 +5,7 @@
 //! - Against a native `SET <key> <the very value IPCHECK SET stored> [EX <the key's TTL>]` of a
 //!   realistic mix (issue #15, "reads must not grow memory"), in every state an entry lives in:
 //!   on the primary that wrote it, on a replica, after `DEBUG RELOAD` (RDB) and after a restart
-//!   on the AOF, each before and after `IPCHECK GET` and `IPCHECK LGET` read every entry. Redis
+//!   on the AOF, each before and after `IPCHECK GET` and `IPCHECK.LGET` read every entry. Redis
 //!   keeps an integer-looking value int-encoded after a load or on a replica, and the module's
 //!   first read (`RedisModule_StringDMA`) would copy it into a new raw string: the stored form
 //!   is never an integer, so no read grows an entry (see docs/memory.md).
@@ -221,7 +221,7 @@ const TOLERANCE: f64 = 1.005;
 /// Who writes the entries, and how they are read.
 #[derive(Clone, Copy)]
 enum Writer<'a> {
-    /// `IPCHECK SET`, read with `IPCHECK GET` and `IPCHECK LGET`.
+    /// `IPCHECK SET`, read with `IPCHECK GET` and `IPCHECK.LGET`.
     Ipcheck,
     /// `SET <key> <value> [EX <ttl>]` of these values (one per entry), read with `GET`.
     Native(&'a [Vec<u8>]),
@@ -232,7 +232,7 @@ enum Writer<'a> {
 enum Read {
     /// `IPCHECK GET <ip>` (`GET <key>` for native entries).
     Get,
-    /// `IPCHECK LGET <key>` (`GET <key>` for native entries).
+    /// `IPCHECK.LGET <key>` (`GET <key>` for native entries).
     Lget,
 }
 
@@ -288,7 +288,7 @@ fn read(con: &mut Connection, n: usize, writer: Writer, how: Read) {
             p.cmd("IPCHECK").arg("GET").arg(ip(i));
         }
         (Writer::Ipcheck, Read::Lget) => {
-            p.cmd("IPCHECK").arg("LGET").arg(key(i));
+            p.cmd(ipcheck_core::LEAN_READ).arg(key(i));
         }
         (Writer::Native(_), _) => {
             p.cmd("GET").arg(key(i));
@@ -309,7 +309,7 @@ fn warm_up(con: &mut Connection, writer: Writer, write: bool) {
                 pipe.cmd("IPCHECK").arg("SET").arg(ip).arg("block").ignore();
             }
             pipe.cmd("IPCHECK").arg("GET").arg(ip).ignore();
-            pipe.cmd("IPCHECK").arg("LGET").arg(key).ignore();
+            pipe.cmd(ipcheck_core::LEAN_READ).arg(key).ignore();
             if write {
                 pipe.cmd("IPCHECK").arg("DEL").arg(ip).ignore();
             }
@@ -362,15 +362,15 @@ fn wait_caught_up(primary: &mut Connection, replica: &mut Connection) {
 const STATES: [&str; 12] = [
     "primary, written",
     "primary, then IPCHECK GET",
-    "primary, then IPCHECK LGET",
+    "primary, then IPCHECK.LGET",
     "replica, synced",
-    "replica, then IPCHECK LGET",
+    "replica, then IPCHECK.LGET",
     "replica, then IPCHECK GET",
     "primary, DEBUG RELOAD (RDB)",
     "primary, RDB, then IPCHECK GET",
-    "primary, RDB, then IPCHECK LGET",
+    "primary, RDB, then IPCHECK.LGET",
     "primary, restarted on the AOF",
-    "primary, AOF, then IPCHECK LGET",
+    "primary, AOF, then IPCHECK.LGET",
     "primary, AOF, then IPCHECK GET",
 ];
 

@@ -1,5 +1,5 @@
-//! The service reads Redis with the lean read (`IPCHECK LGET`), and falls back to `IPCHECK GET`,
-//! saying how to fix it, when its Redis user may not run `LGET`.
+//! The service reads Redis with the lean read (`IPCHECK.LGET`), and falls back to `IPCHECK GET`,
+//! saying how to fix it, when its Redis user may not run `IPCHECK.LGET`.
 
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ fn config(provider: &Provider, url: &str) -> String {
     )
 }
 
-/// How many times Redis ran `command` (e.g. `ipcheck|lget`) since the last `CONFIG RESETSTAT`.
+/// How many times Redis ran `command` (e.g. `ipcheck.lget`) since the last `CONFIG RESETSTAT`.
 fn calls(redis: &RedisServer, command: &str) -> i64 {
     let mut con = redis.client();
     let info: String = redis::cmd("INFO")
@@ -76,7 +76,7 @@ fn lookups_read_with_lget_only() {
     );
     assert_eq!(svc.auth("192.0.2.61").status, 204);
     // The two lookups (and any re-read of the invalidation link after the miss's write).
-    assert!(calls(&redis, "ipcheck|lget") >= 2);
+    assert!(calls(&redis, "ipcheck.lget") >= 2);
     assert_eq!(calls(&redis, "ipcheck|get"), 0);
     assert!(!svc.log().contains("lean read"), "{}", svc.log());
 }
@@ -97,7 +97,7 @@ fn a_user_without_lget_falls_back_to_get_naming_the_grant() {
     );
     let url = format!("redis://svc:pass@127.0.0.1:{}/", redis.port());
     let svc = Service::start(&config(&provider, &url));
-    let line = svc.wait_for_log_line(&["WARN", "+ipcheck|lget"]);
+    let line = svc.wait_for_log_line(&["WARN", "+ipcheck.lget"]);
     assert!(line.contains("IPCHECK GET"), "{line}");
     wait_ready(&svc);
     reset_stats(&redis);
@@ -106,7 +106,7 @@ fn a_user_without_lget_falls_back_to_get_naming_the_grant() {
         (403, "block", "abuse", "redis")
     );
     assert_eq!(calls(&redis, "ipcheck|get"), 1);
-    assert_eq!(calls(&redis, "ipcheck|lget"), 0);
+    assert_eq!(calls(&redis, "ipcheck.lget"), 0);
     // The password is never shown.
     assert!(!svc.log().contains(":pass@"), "{}", svc.log());
 }

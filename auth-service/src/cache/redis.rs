@@ -58,7 +58,7 @@ pub enum OpTarget<'a> {
     Any,
 }
 
-/// An entry read back with `IPCHECK LGET` (or `IPCHECK GET`).
+/// An entry read back with `IPCHECK.LGET` (or `IPCHECK GET`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     /// The entry.
@@ -141,7 +141,7 @@ pub struct RedisTier {
     breaker: Breaker,
     /// The last verification; the lock also keeps checks from overlapping.
     verification: tokio::sync::Mutex<Option<Verification>>,
-    /// Whether lookups read with `IPCHECK LGET` (see [`lean`]), as the last verification found.
+    /// Whether lookups read with `IPCHECK.LGET` (see [`lean`]), as the last verification found.
     read: ReadMode,
     /// Whether writes carry country, AS number and score, as the last verification found.
     attributes: AttributeWrites,
@@ -323,8 +323,8 @@ impl RedisTier {
         }
     }
 
-    /// The entry of the canonical address `key`: `IPCHECK LGET <its key>` (the lean read), or
-    /// `IPCHECK GET <key>` while verification finds `LGET` unusable. Either is routed by the
+    /// The entry of the canonical address `key`: `IPCHECK.LGET <its key>` (the lean read), or
+    /// `IPCHECK GET <key>` while verification finds `IPCHECK.LGET` unusable. Either is routed by the
     /// address, whose slot is the key's (its hash tag).
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
         let lean = self.read.is_lean();
@@ -334,7 +334,7 @@ impl RedisTier {
         self.parse_read(lean, reply)
     }
 
-    /// The lookups' read of the canonical address `key`: `IPCHECK LGET <its key>` when `lean`,
+    /// The lookups' read of the canonical address `key`: `IPCHECK.LGET <its key>` when `lean`,
     /// else `IPCHECK GET <key>`.
     fn read_cmd(&self, key: &str, lean: bool) -> redis::Cmd {
         if lean {
@@ -361,7 +361,7 @@ impl RedisTier {
     }
 
     /// The entries of several canonical addresses, one result per address in order: one
-    /// pipeline of the lookups' read (`LGET`, or `GET` as [`RedisTier::get`] chooses) on one
+    /// pipeline of the lookups' read (`IPCHECK.LGET`, or `GET` as [`RedisTier::get`] chooses) on one
     /// server, one call each side by side in a cluster (the keys live on as many slots). Past
     /// the breaker like a lookup, and recorded as one call: it is the background read of
     /// `on_miss = "allow"` ([`crate::lookup::cold_read`]). Its time is not observed in the
@@ -547,7 +547,7 @@ impl RedisTier {
         )
         .await
         .map_err(|e| verify::explain(&step, &e, prefix))?;
-        let step = format!("IPCHECK LGET of {}", verify::PROBE_ADDRESS);
+        let step = format!("{} of {}", ipcheck_core::LEAN_READ, verify::PROBE_ADDRESS);
         let answer = self
             .send(
                 lean::lean_cmd(prefix, verify::PROBE_ADDRESS, self.expected.cluster),

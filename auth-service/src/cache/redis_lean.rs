@@ -1,50 +1,43 @@
-//! The lean read: the Redis tier's lookups ask `IPCHECK LGET <key>`, which answers only the
-//! stored value and the key's milliseconds left, and decode both here with
-//! `ipcheck_core::decode_lean` (the module's own decoding). `IPCHECK GET`'s field/value reply
+//! The lean read: the Redis tier's lookups ask `IPCHECK.LGET <key>`, which answers only the
+//! key's milliseconds left and the stored value, and decode both here with
+//! `ipcheck_core::decode_lean_reply` (the module's own decoding). `IPCHECK GET`'s field/value reply
 //! stays for people, scripts and `ipcheck-auth pins`.
 //!
 //! The service names the key itself (`ipcheck_core::entry_key`: `redis.key_prefix`, the
 //! canonical address, a hash tag in cluster mode), so the module does no address work; the
 //! startup verification has already checked with `IPCHECK KEY` that the module builds the same
-//! keys. A module that predates `LGET`, or a Redis user without `+ipcheck|lget`, is not an
-//! outage: verification finds it, says how to fix it, and the lookups read with `IPCHECK GET`
-//! until a later verification finds `LGET` usable.
+//! keys. A module that predates `IPCHECK.LGET`, or a Redis user without `+ipcheck.lget`, is not
+//! an outage: verification finds it, says how to fix it, and the lookups read with `IPCHECK GET`
+//! until a later verification finds `IPCHECK.LGET` usable.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ipcheck_core::{decode_lean, entry_key, LGET};
+use ipcheck_core::{decode_lean_reply, entry_key, LEAN_READ};
 use redis::Value;
 
 use super::redis::{Stored, NO_EXPIRY};
 use super::redis_error::{ErrorKind, RedisError};
 
-/// `IPCHECK LGET <key of address>`.
+/// `IPCHECK.LGET <key of address>`.
 pub fn lean_cmd(prefix: &str, address: &str, cluster: bool) -> redis::Cmd {
-    let mut cmd = redis::cmd("IPCHECK");
-    cmd.arg(LGET).arg(entry_key(prefix, address, cluster));
+    let mut cmd = redis::cmd(LEAN_READ);
+    cmd.arg(entry_key(prefix, address, cluster));
     cmd
 }
 
-/// Reads an `LGET` reply: nil, or `[<stored value>, <ms left>]`.
+/// Reads an `IPCHECK.LGET` reply: nil, or one bulk string `<ms left> <stored value>`.
 pub fn parse_lean(reply: &Value) -> Result<Option<Stored>, RedisError> {
     let bad = |detail: &str| RedisError {
         kind: ErrorKind::Reply,
-        detail: format!("IPCHECK LGET: {detail}"),
+        detail: format!("{LEAN_READ}: {detail}"),
     };
-    let items = match reply {
+    let reply = match reply {
         Value::Nil => return Ok(None),
-        Value::Array(items) => items,
-        _ => return Err(bad("not nil nor an array")),
+        Value::BulkString(reply) => reply,
+        _ => return Err(bad("not nil nor a bulk string")),
     };
-    let [Value::BulkString(value), ms] = items.as_slice() else {
-        return Err(bad("not [value, milliseconds]"));
-    };
-    let ms = match ms {
-        Value::Int(ms) => *ms,
-        _ => return Err(bad("milliseconds left is not an integer")),
-    };
-    let lean = decode_lean(value, ms).map_err(|e| bad(&e.to_string()))?;
+    let lean = decode_lean_reply(reply).map_err(|e| bad(&e.to_string()))?;
     // -1: a key without expiry (a `PERSIST` pin).
     let secs = |s: i64| u64::try_from(s).map_or(NO_EXPIRY, Duration::from_secs);
     Ok(Some(Stored {
@@ -55,35 +48,33 @@ pub fn parse_lean(reply: &Value) -> Result<Option<Stored>, RedisError> {
     }))
 }
 
-/// What the verification's `LGET` probe says about how to read.
+/// What the verification's `IPCHECK.LGET` probe says about how to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeOutcome {
-    /// `LGET` works: read lean.
+    /// `IPCHECK.LGET` works: read lean.
     Lean,
-    /// `LGET` cannot be used, for this reason (with the fix); read with `IPCHECK GET`.
+    /// `IPCHECK.LGET` cannot be used, for this reason (with the fix); read with `IPCHECK GET`.
     Full(&'static str),
     /// Another failure: the caller explains it as for any other probe.
     Failed,
 }
 
-/// Sorts the `LGET` probe's answer.
+/// Sorts the `IPCHECK.LGET` probe's answer.
 pub fn probe_outcome(answer: Result<&Value, &RedisError>) -> ProbeOutcome {
     match answer {
         Ok(reply) if parse_lean(reply).is_ok() => ProbeOutcome::Lean,
         Ok(_) => ProbeOutcome::Failed,
         Err(e) if e.kind == ErrorKind::NoPerm => ProbeOutcome::Full(
-            "the Redis user may not run IPCHECK LGET (the lean read): grant +ipcheck|lget",
+            "the Redis user may not run IPCHECK.LGET (the lean read): grant +ipcheck.lget",
         ),
-        Err(e) if e.detail.to_ascii_lowercase().contains("unknown subcommand") => {
-            ProbeOutcome::Full(
-                "the loaded ipcheck module predates IPCHECK LGET (the lean read): upgrade the module",
-            )
-        }
+        Err(e) if e.detail.to_ascii_lowercase().contains("unknown command") => ProbeOutcome::Full(
+            "the loaded ipcheck module predates IPCHECK.LGET (the lean read): upgrade the module",
+        ),
         Err(_) => ProbeOutcome::Failed,
     }
 }
 
-/// Which read the lookups use: lean until a verification finds `LGET` unusable.
+/// Which read the lookups use: lean until a verification finds `IPCHECK.LGET` unusable.
 pub struct ReadMode {
     lean: AtomicBool,
 }
@@ -97,7 +88,7 @@ impl Default for ReadMode {
 }
 
 impl ReadMode {
-    /// Whether lookups use `LGET`.
+    /// Whether lookups use `IPCHECK.LGET`.
     pub fn is_lean(&self) -> bool {
         self.lean.load(Ordering::Relaxed)
     }
@@ -107,7 +98,7 @@ impl ReadMode {
         match outcome {
             ProbeOutcome::Lean => {
                 if !self.lean.swap(true, Ordering::Relaxed) {
-                    tracing::info!(redis = %redis, "IPCHECK LGET works again: lookups use the lean read");
+                    tracing::info!(redis = %redis, "IPCHECK.LGET works again: lookups use the lean read");
                 }
             }
             ProbeOutcome::Full(why) => {
@@ -131,38 +122,26 @@ mod tests {
     #[test]
     fn lean_reply() {
         assert_eq!(parse_lean(&Value::Nil), Ok(None));
-        let stored = parse_lean(&Value::Array(vec![bulk("321"), Value::Int(41_600)]))
-            .unwrap()
-            .unwrap();
+        let stored = parse_lean(&bulk("41600 321")).unwrap().unwrap();
         assert_eq!(stored.entry.reasons.as_str(), "vpn,tor");
         assert_eq!(stored.ttl, Duration::from_secs(42));
         assert!(stored.fresh);
         assert_eq!(stored.fresh_ttl, Duration::from_secs(42));
         // A pin without expiry.
-        let pinned = parse_lean(&Value::Array(vec![bulk("9"), Value::Int(-1)]))
-            .unwrap()
-            .unwrap();
+        let pinned = parse_lean(&bulk("-1 9")).unwrap().unwrap();
         assert!(pinned.entry.source.is_manual());
         assert_eq!((pinned.ttl, pinned.fresh_ttl), (NO_EXPIRY, NO_EXPIRY));
         // Stale: a 60 s window with 30 s left.
-        let stale = parse_lean(&Value::Array(vec![
-            bulk("c:feed:spam:60"),
-            Value::Int(30_000),
-        ]))
-        .unwrap()
-        .unwrap();
+        let stale = parse_lean(&bulk("30000 c:feed:spam:60")).unwrap().unwrap();
         assert!(!stale.fresh);
         assert_eq!(
             (stale.ttl, stale.fresh_ttl),
             (Duration::from_secs(30), Duration::ZERO)
         );
         // With attributes: fresh, a day's window ahead of it, and what is known.
-        let facts = parse_lean(&Value::Array(vec![
-            bulk("321;86400;US;13335;87"),
-            Value::Int(90_000_000),
-        ]))
-        .unwrap()
-        .unwrap();
+        let facts = parse_lean(&bulk("90000000 321;86400;US;13335;87"))
+            .unwrap()
+            .unwrap();
         assert!(facts.fresh);
         assert_eq!(facts.entry.attributes.asn.map(|a| a.get()), Some(13335));
         assert_eq!(facts.entry.attributes.score.map(|s| s.get()), Some(87));
@@ -172,10 +151,11 @@ mod tests {
         );
         for bad in [
             Value::Int(1),
-            Value::Array(vec![bulk("321")]),
-            Value::Array(vec![bulk("hello"), Value::Int(1)]),
-            Value::Array(vec![bulk("321"), bulk("1")]),
-            Value::Array(vec![bulk("321"), Value::Int(-2)]),
+            Value::Array(vec![bulk("321"), Value::Int(1)]),
+            bulk("321"),
+            bulk("1 hello"),
+            bulk("x 321"),
+            bulk("-2 321"),
         ] {
             assert_eq!(parse_lean(&bad).map_err(|e| e.kind), Err(ErrorKind::Reply));
         }
@@ -185,9 +165,9 @@ mod tests {
     fn keys_as_the_module_builds_them() {
         let cmd = lean_cmd("ipcheck:", "2001:db8::/64", true);
         let args: Vec<_> = cmd.args_iter().collect();
-        assert_eq!(args.len(), 3);
+        assert_eq!(args.len(), 2);
         let packed = String::from_utf8_lossy(&cmd.get_packed_command()).into_owned();
-        assert!(packed.contains("LGET") && packed.contains("ipcheck:{2001:db8::/64}"));
+        assert!(packed.contains("IPCHECK.LGET") && packed.contains("ipcheck:{2001:db8::/64}"));
     }
 
     #[test]
@@ -200,17 +180,17 @@ mod tests {
         assert_eq!(probe_outcome(Ok(&Value::Int(3))), ProbeOutcome::Failed);
         let old = err(
             ErrorKind::Error,
-            "ERR unknown subcommand 'LGET'. Try IPCHECK HELP.",
+            "ERR unknown command 'IPCHECK.LGET', with args beginning with: 'ipcheck:0.0.0.0' ",
         );
         assert!(
             matches!(probe_outcome(Err(&old)), ProbeOutcome::Full(why) if why.contains("upgrade the module"))
         );
         let noperm = err(
             ErrorKind::NoPerm,
-            "User svc has no permissions to run the 'ipcheck|lget' command",
+            "User svc has no permissions to run the 'ipcheck.lget' command",
         );
         assert!(
-            matches!(probe_outcome(Err(&noperm)), ProbeOutcome::Full(why) if why.contains("+ipcheck|lget"))
+            matches!(probe_outcome(Err(&noperm)), ProbeOutcome::Full(why) if why.contains("+ipcheck.lget"))
         );
         let down = err(ErrorKind::Timeout, "");
         assert_eq!(probe_outcome(Err(&down)), ProbeOutcome::Failed);

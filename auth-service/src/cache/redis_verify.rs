@@ -2,9 +2,9 @@
 //!
 //! 1. `IPCHECK GET 0.0.0.0`: the module is loaded, the credentials work, and the user may read
 //!    the service's keys.
-//!    Then `IPCHECK LGET <key of 0.0.0.0>` decides how lookups read (see
+//!    Then `IPCHECK.LGET <key of 0.0.0.0>` decides how lookups read (see
 //!    [`super::redis_lean`]): lean when it answers, `IPCHECK GET` (with a WARN naming the fix)
-//!    when the module predates it or the user lacks `+ipcheck|lget`.
+//!    when the module predates it or the user lacks `+ipcheck.lget`.
 //! 2. `IPCHECK SET 0.0.0.0 allow STALE 1 COUNTRY ZZ EX 0`: the user may write them, and the
 //!    module knows stale windows and attributes (a module that refuses `COUNTRY` gets writes
 //!    without attributes, see [`super::redis_attributes`]). Redis checks the ACL (subcommand and key, which the module's command filter

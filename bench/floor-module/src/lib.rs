@@ -6,11 +6,13 @@
 //!   (`verdict <value> reason <value> source <value> ttl <s> key <key>`; the full `IPCHECK GET`
 //!   reply has grown since, see bench/README.md). No address parsing, no command filter, no
 //!   decoding: the stored value is echoed three times.
-//! - `FLOOR.LGET <key>`: the lean read's contract (`IPCHECK LGET`): the stored value and the
-//!   key's remaining milliseconds, a 2-element array; nil on a miss.
-//! - `FLOOR LGET <key>`: `FLOOR.LGET` as a subcommand of a container command, the form of
-//!   `IPCHECK LGET`: what Redis's subcommand dispatch adds (one more argument to parse and
-//!   allocate, a second command-table lookup) apart from anything a module does.
+//! - `FLOOR.LGET <key>`: the lean read's contract (`IPCHECK.LGET`): one bulk string, the key's
+//!   remaining milliseconds, a space and the stored value; nil on a miss. The remaining time
+//!   comes from the absolute expiry and the coarse clock, as in the module (no precise clock).
+//! - `FLOOR LGET <key>`: `FLOOR.LGET` as a subcommand of a container command: what Redis's
+//!   subcommand dispatch would add (one more argument to parse and allocate, a second
+//!   command-table lookup) apart from anything a module does; the reason the lean read is a
+//!   command of its own.
 //! - `FLOOR.SET <key> <value> <seconds>`: open the key for writing, read the old value (the
 //!   contract's manual-pin check needs it), write the value **in place** as `IPCHECK SET` does
 //!   (truncate, then copy through the string's DMA; `RedisModule_StringSet` would delete and
@@ -88,12 +90,12 @@ unsafe fn read_and_reply(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
     arity: c_int,
+    ttl_ms: unsafe fn(*mut raw::RedisModuleKey) -> i64,
     reply: unsafe fn(*mut RedisModuleCtx, &[u8], i64, *mut RedisModuleString),
 ) -> c_int {
-    let (Some(open), Some(close), Some(get_expire), Some(null)) = (
+    let (Some(open), Some(close), Some(null)) = (
         raw::RedisModule_OpenKey,
         raw::RedisModule_CloseKey,
-        raw::RedisModule_GetExpire,
         raw::RedisModule_ReplyWithNull,
     ) else {
         return ERR;
@@ -113,9 +115,36 @@ unsafe fn read_and_reply(
         null(ctx);
         return OK;
     };
-    reply(ctx, value, get_expire(key), name);
+    reply(ctx, value, ttl_ms(key), name);
     close(key);
     OK
+}
+
+/// Milliseconds left from the precise clock (`RedisModule_GetExpire`), as `IPCHECK GET` reads
+/// them.
+///
+/// # Safety
+/// `key` must be an open key.
+unsafe fn precise_ttl_ms(key: *mut raw::RedisModuleKey) -> i64 {
+    raw::RedisModule_GetExpire.map_or(-1, |f| f(key))
+}
+
+/// Milliseconds left from the absolute expiry and the coarse clock, as `IPCHECK.LGET` reads
+/// them.
+///
+/// # Safety
+/// `key` must be an open key.
+unsafe fn coarse_ttl_ms(key: *mut raw::RedisModuleKey) -> i64 {
+    let at = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(key));
+    if at == raw::REDISMODULE_NO_EXPIRE as i64 {
+        return -1;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts);
+    (at - (ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000)).max(0)
 }
 
 /// Replies with an array header of `n` elements.
@@ -162,10 +191,10 @@ unsafe extern "C" fn floor_get(
         reply_bulk(ctx, b"key");
         reply_bulk(ctx, bytes(name));
     }
-    read_and_reply(ctx, argv, argc, 2, reply)
+    read_and_reply(ctx, argv, argc, 2, precise_ttl_ms, reply)
 }
 
-/// The lean read's reply: the value and its milliseconds left.
+/// The lean read's reply: `<milliseconds left> <value>` in one bulk string.
 ///
 /// # Safety
 /// `ctx` must be the live command context.
@@ -175,9 +204,18 @@ unsafe fn lean_reply(
     ttl_ms: i64,
     _: *mut RedisModuleString,
 ) {
-    reply_array(ctx, 2);
-    reply_bulk(ctx, value);
-    reply_int(ctx, ttl_ms);
+    let mut buf = [0u8; 128];
+    let mut digits = itoa::Buffer::new();
+    let ms = digits.format(ttl_ms).as_bytes();
+    let n = ms.len() + 1 + value.len();
+    let Some(out) = buf.get_mut(..n) else {
+        reply_bulk(ctx, value);
+        return;
+    };
+    out[..ms.len()].copy_from_slice(ms);
+    out[ms.len()] = b' ';
+    out[ms.len() + 1..].copy_from_slice(value);
+    reply_bulk(ctx, out);
 }
 
 /// `FLOOR LGET <key>`.
@@ -186,7 +224,7 @@ unsafe extern "C" fn floor_sub_lget(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    read_and_reply(ctx, argv, argc, 3, lean_reply)
+    read_and_reply(ctx, argv, argc, 3, coarse_ttl_ms, lean_reply)
 }
 
 /// `FLOOR.LGET <key>`.
@@ -195,7 +233,7 @@ unsafe extern "C" fn floor_lget(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    read_and_reply(ctx, argv, argc, 2, lean_reply)
+    read_and_reply(ctx, argv, argc, 2, coarse_ttl_ms, lean_reply)
 }
 
 /// `FLOOR.SET <key> <value> <seconds>`.

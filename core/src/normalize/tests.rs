@@ -143,6 +143,18 @@ fn v6_spellings(addr: Ipv6Addr) -> Vec<String> {
 
 proptest! {
     #[test]
+    fn own_canonical_means_what_normalizing_gives(
+        text in "[0-9.:a-f/]{0,20}|[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,4}",
+        v4 in 16u8..=32,
+    ) {
+        let agg = Aggregation::new(v4, 64).unwrap();
+        if is_own_canonical(text.as_bytes(), agg) {
+            let canonical = normalize(&text, agg).unwrap().canonical_text();
+            prop_assert_eq!(canonical.as_str(), text.as_str());
+        }
+    }
+
+    #[test]
     fn idempotent_v4(a in any::<u32>(), v4 in 16u8..=32) {
         let agg = Aggregation::new(v4, 64).unwrap();
         let once = normalize(&Ipv4Addr::from(a).to_string(), agg).unwrap().to_string();
@@ -411,5 +423,26 @@ proptest! {
                 Err(NormalizeError::Invalid(String::from_utf8_lossy(&bytes).into_owned()))
             ),
         }
+    }
+}
+
+#[test]
+fn own_canonical_cases() {
+    let per_address = Aggregation::DEFAULT;
+    assert!(is_own_canonical(b"192.0.2.1", per_address));
+    assert!(is_own_canonical(b"0.0.0.0", per_address));
+    // Kept per /24, the key is the network's.
+    assert!(!is_own_canonical(
+        b"192.0.2.1",
+        Aggregation::new(24, 64).unwrap()
+    ));
+    for other in [
+        &b"192.0.2.01"[..],
+        b"192.0.2.1/32",
+        b"::1",
+        b"::ffff:1.2.3.4",
+        b"",
+    ] {
+        assert!(!is_own_canonical(other, per_address), "{other:?}");
     }
 }

@@ -6,7 +6,7 @@
 //! The module parses `SET` with [`SetOption::parse`] and writes the `GET` reply field by field
 //! from [`GET_FIELDS`] with [`GetField::value`]; the service's Redis client and the tests build
 //! `SET` with [`SetRequest::args`] and read `GET` with [`parse_get`]. A new option or field is
-//! one row here plus its handling, and no end can drift from another. `LGET` has no fields:
+//! one row here plus its handling, and no end can drift from another. `IPCHECK.LGET` has no fields:
 //! its reply is the stored value, decoded by [`crate::lean`].
 
 mod get;
@@ -20,12 +20,14 @@ pub use set::{Lifetime, OptionSpec, SetOption, SetRequest, SET_OPTIONS};
 /// The command's name.
 pub const COMMAND: &str = "IPCHECK";
 
+/// The lean read, a command of its own rather than a subcommand: Redis's subcommand dispatch
+/// would cost it more than all of ipcheck's own work in it (docs/lean-read.md).
+pub const LEAN_READ: &str = "IPCHECK.LGET";
+
 /// The subcommand names, as clients send them (any case is accepted).
 pub mod sub {
     /// `IPCHECK GET <ip>`: the entry as field/value pairs.
     pub const GET: &str = "GET";
-    /// `IPCHECK LGET <key>`: the lean read.
-    pub const LGET: &str = "LGET";
     /// `IPCHECK SET <ip> <verdict> [options]`.
     pub const SET: &str = "SET";
     /// `IPCHECK DEL <ip>`.

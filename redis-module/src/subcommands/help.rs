@@ -17,9 +17,6 @@ pub const LINES: &[&CStr] = &[
     c"    key, fresh, fresh_ttl, country, asn, score), or nil when there is none. ttl: seconds",
     c"    until the entry is gone; fresh: 1 within its fresh time, 0 once stale; fresh_ttl:",
     c"    seconds of fresh time left (0 when stale); country, asn, score: empty when unknown.",
-    c"LGET <key>",
-    c"    The lean read: return [stored value, milliseconds left (-1: no expiry)] for <key> (as",
-    c"    KEY names it, not an address), or nil. Decode with ipcheck-core's decode_lean.",
     c"SET <ip> <verdict> [EX <seconds> | PERSIST] [STALE <seconds>] [REASON <reasons>]",
     c"    [SOURCE <source>] [COUNTRY <cc>] [ASN <n>] [SCORE <0-100>] [FORCE]",
     c"    Cache <verdict> (allow, block or challenge) for <ip>, fresh for EX seconds (default: the",
@@ -51,6 +48,10 @@ pub const LINES: &[&CStr] = &[
     c"    Return counters since load: hits, misses, sets, deletes, errors.",
     c"HELP",
     c"    Print this help.",
+    c"The lean read is a command of its own: IPCHECK.LGET <key> returns \"<milliseconds left>",
+    c"<stored value>\" for <key> (as KEY names it, not an address; -1: no expiry), or nil.",
+    c"Decode it with ipcheck-core's decode_lean_reply. (LGET <key>, its previous form, answers",
+    c"[stored value, milliseconds left].)",
 ];
 
 /// Handler for `IPCHECK|HELP`.

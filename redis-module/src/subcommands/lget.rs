@@ -1,34 +1,62 @@
-//! `IPCHECK LGET <key>`: the lean read, for the service's hot path.
+//! `IPCHECK.LGET <key>`: the lean read, for the service's hot path.
 //!
-//! Reply: nil on a miss; on a hit a 2-element array `[<stored value>, <milliseconds left>]`,
-//! the milliseconds as Redis's `PTTL` gives them (-1 for a key without expiry). The reader
-//! decodes both with `ipcheck_core::decode_lean`, the functions `IPCHECK GET` decodes with, so
-//! an `LGET` hit means exactly what the matching `GET` reply says. Read-only: served by replicas
-//! and from `EVAL_RO`.
+//! A command of its own, not a subcommand of `IPCHECK`: Redis's subcommand dispatch (one more
+//! argument object, a second case-insensitive command-table lookup) costs a read this small more
+//! than all of ipcheck's own work in it (docs/lean-read.md, bench/README.md).
+//!
+//! `IPCHECK LGET <key>` is the previous release's form of the same read, a subcommand answering
+//! the 2-element array `[<stored value>, <milliseconds left>]`. It stays so that ACL rules naming
+//! `+ipcheck|lget` keep loading (Redis refuses a rule for a subcommand that does not exist, and an
+//! ACL file it refuses stops it from starting) and that services of that release keep reading.
+//!
+//! Reply: nil on a miss; on a hit one bulk string, `<milliseconds left> <stored value>`
+//! (`ipcheck_core::lean_reply`), the milliseconds as Redis's `PTTL` gives them to within a tick
+//! of the coarse clock (see [`crate::clock`]), -1 for a key without expiry. The reader decodes it
+//! with `ipcheck_core::decode_lean_reply`, the functions `IPCHECK GET` decodes with, so a hit
+//! means exactly what the matching `GET` reply says. Read-only: served by replicas and from
+//! `EVAL_RO`.
 //!
 //! The argument is the key itself, as `IPCHECK KEY` names it (`ipcheck:192.0.2.1`,
 //! `ipcheck:{192.0.2.1}` in cluster mode): it is the declared key, so Redis checks ACL key
-//! patterns and cluster slots on it before the module runs, the command filter leaves `LGET`
+//! patterns and cluster slots on it before the module runs, the command filter leaves the call
 //! alone, and the handler does no address work at all: any argument that starts with the key
 //! prefix (which no address text can) is read as given, and anything else is refused with a
 //! pointer to `IPCHECK KEY`. A key that is no entry's (not canonical, or a refresh lock) reads
 //! as whatever it holds; the reader's decoding says when that is not an entry, and Redis's ACL,
 //! not the module, decides who may read which key.
 
-use ipcheck_core::NO_EXPIRY_MS;
+use ipcheck_core::{lean_reply, NO_EXPIRY_MS};
 
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, KeyKind, READ};
 use crate::panic_guard::Args;
 use crate::settings;
 use crate::stats;
 
-/// Handler for `IPCHECK|LGET`.
+/// Handler for `IPCHECK.LGET <key>`.
 pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
-    super::expect_len(args, 3, "lget")?;
+    read(ctx, args, 1, |ctx, value, ms| {
+        ctx.reply_bulk(lean_reply(ms, value).as_bytes());
+    })
+}
+
+/// Handler for `IPCHECK|LGET`: `IPCHECK LGET <key>`, the previous release's form.
+pub fn run_previous(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
+    read(ctx, args, 2, |ctx, value, ms| {
+        ctx.reply_array(2);
+        ctx.reply_bulk(value);
+        ctx.reply_int(ms);
+    })
+}
+
+/// The lean read of the key at argument `pos` (the last), answered by `reply` with the stored
+/// value and the milliseconds left.
+fn read(ctx: Ctx, args: &Args, pos: usize, reply: fn(Ctx, &[u8], i64)) -> Result<(), CommandError> {
+    super::expect_len(args, pos + 1, "lget")?;
     let prefix = settings::key_prefix().as_bytes();
-    let arg = args.get(2);
-    let name = match args.string(2) {
+    let arg = args.get(pos);
+    let name = match args.string(pos) {
         Some(name) if arg.starts_with(prefix) => name,
         _ => {
             return Err(CommandError::LeanKey {
@@ -51,9 +79,11 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
                 return Err(CommandError::WrongType);
             };
             stats::HITS.incr();
-            ctx.reply_array(2);
-            ctx.reply_bulk(value);
-            ctx.reply_int(key.ttl_ms().unwrap_or(NO_EXPIRY_MS));
+            // The coarse clock: see `crate::clock` for why, and the few milliseconds it costs.
+            let ms = key
+                .expire_at_ms()
+                .map_or(NO_EXPIRY_MS, |at| (at - clock::coarse_now_ms()).max(0));
+            reply(ctx, value, ms);
             Ok(())
         }
     }

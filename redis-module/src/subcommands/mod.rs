@@ -1,6 +1,6 @@
-//! One file per `IPCHECK` subcommand. Each has a doc comment with its exact syntax, a `parse`
-//! step that validates every argument before anything is touched, and an `execute` step that
-//! talks to the keyspace and replies.
+//! One file per `IPCHECK` subcommand, and `lget.rs` for the lean read `IPCHECK.LGET`. Each has a
+//! doc comment with its exact syntax, a `parse` step that validates every argument before
+//! anything is touched, and an `execute` step that talks to the keyspace and replies.
 
 pub mod del;
 pub mod get;
