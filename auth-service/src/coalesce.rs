@@ -2,8 +2,8 @@
 //!
 //! The first request (the leader) runs the lookup itself, inline, and every later request
 //! subscribes to its result. No task is spawned: on a two-core machine handing the lookup to a
-//! task of its own cost ~8 µs of CPU per Redis-tier decision (a task allocation and a wake-up on
-//! the other worker), a third of the whole decision.
+//! task of its own (a task allocation and a wake-up on the other worker) was a large share of a
+//! Redis-tier decision's CPU (bench/README.md).
 //!
 //! A leader can go away before it finishes: its future was dropped, or the lookup panicked.
 //! Its guard then takes the flight out of the table and drops the sender, and each waiting

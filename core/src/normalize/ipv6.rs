@@ -1,7 +1,8 @@
 //! A byte-level IPv6 text parser that accepts exactly what `std`'s `Ipv6Addr::from_str` accepts.
 //!
 //! Normalization runs on every request, and `std`'s parser (generic over radixes and built from
-//! backtracking closures) took about 100 ns for a full eight-group address, most of the budget.
+//! backtracking closures) spent most of its budget on a full eight-group address (see
+//! bench/README.md, "Micro-benchmarks").
 //! This is the same algorithm over bytes in one forward pass with explicit restore points:
 //! groups of 1 to 4 hex digits, at most one `::` standing for at least one zero group, and an
 //! embedded dotted quad (strict: 1 to 3 digits, no leading zero, at most 255) only where two

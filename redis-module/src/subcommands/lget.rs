@@ -52,7 +52,12 @@ pub fn run_previous(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
 
 /// The lean read of the key at argument `pos` (the last), answered by `reply` with the stored
 /// value and the milliseconds left.
-fn read(ctx: Ctx, args: &Args, pos: usize, reply: fn(Ctx, &[u8], i64)) -> Result<(), CommandError> {
+fn read(
+    ctx: Ctx,
+    args: &Args,
+    pos: usize,
+    reply: impl FnOnce(Ctx, &[u8], i64),
+) -> Result<(), CommandError> {
     super::expect_len(args, pos + 1, "lget")?;
     let prefix = settings::key_prefix().as_bytes();
     let arg = args.get(pos);
