@@ -10,7 +10,7 @@
 //! an outage: verification finds it, says how to fix it, and the lookups read with `IPCHECK GET`
 //! until a later verification finds `IPCHECK.LGET` usable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use ipcheck_core::{decode_lean_reply, entry_key, LEAN_READ};
@@ -74,35 +74,47 @@ pub fn probe_outcome(answer: Result<&Value, &RedisError>) -> ProbeOutcome {
     }
 }
 
-/// Which read the lookups use: lean until a verification finds `IPCHECK.LGET` unusable.
+/// Which read the lookups use: `IPCHECK GET` until a verification finds `IPCHECK.LGET` usable,
+/// then the lean read until one finds it unusable.
+///
+/// Not lean before it is proven: with the module missing or too old, a lookup's `IPCHECK GET`
+/// fails (or works) as it always did and is counted as what it is, where an unproven lean read
+/// would fail as an unknown command.
 pub struct ReadMode {
-    lean: AtomicBool,
+    state: AtomicU8,
 }
 
 impl Default for ReadMode {
     fn default() -> Self {
         ReadMode {
-            lean: AtomicBool::new(true),
+            state: AtomicU8::new(UNPROVEN),
         }
     }
 }
 
+/// No verification has answered the probe yet: read with `IPCHECK GET`.
+const UNPROVEN: u8 = 0;
+/// The probe answered: read lean.
+const LEAN: u8 = 1;
+/// The probe found the lean read unusable (and it was said): read with `IPCHECK GET`.
+const FULL: u8 = 2;
+
 impl ReadMode {
     /// Whether lookups use `IPCHECK.LGET`.
     pub fn is_lean(&self) -> bool {
-        self.lean.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed) == LEAN
     }
 
     /// Applies a probe's outcome; logs when the read changes (`redis`: the Redis address, for the log line).
     pub fn apply(&self, outcome: &ProbeOutcome, redis: &str) {
         match outcome {
             ProbeOutcome::Lean => {
-                if !self.lean.swap(true, Ordering::Relaxed) {
+                if self.state.swap(LEAN, Ordering::Relaxed) == FULL {
                     tracing::info!(redis = %redis, "IPCHECK.LGET works again: lookups use the lean read");
                 }
             }
             ProbeOutcome::Full(why) => {
-                if self.lean.swap(false, Ordering::Relaxed) {
+                if self.state.swap(FULL, Ordering::Relaxed) != FULL {
                     tracing::warn!(redis = %redis, "{why}; until then lookups read with IPCHECK GET, which costs Redis more per lookup");
                 }
             }
@@ -195,6 +207,10 @@ mod tests {
         let down = err(ErrorKind::Timeout, "");
         assert_eq!(probe_outcome(Err(&down)), ProbeOutcome::Failed);
         let mode = ReadMode::default();
+        assert!(!mode.is_lean(), "not before a probe proves it");
+        mode.apply(&ProbeOutcome::Failed, "x");
+        assert!(!mode.is_lean());
+        mode.apply(&ProbeOutcome::Lean, "x");
         assert!(mode.is_lean());
         mode.apply(&probe_outcome(Err(&old)), "x");
         assert!(!mode.is_lean());
