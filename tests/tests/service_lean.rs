@@ -79,6 +79,8 @@ fn lookups_read_with_lget_only() {
     assert!(calls(&redis, "ipcheck.lget") >= 2);
     assert_eq!(calls(&redis, "ipcheck|get"), 0);
     assert!(!svc.log().contains("lean read"), "{}", svc.log());
+    assert!(svc.metrics().contains("ipcheck_redis_lean_read 1\n"));
+    assert!(svc.get("/readyz", &[]).body.contains("redis: ok\n"));
 }
 
 #[test]
@@ -107,6 +109,22 @@ fn a_user_without_lget_falls_back_to_get_naming_the_grant() {
     );
     assert_eq!(calls(&redis, "ipcheck|get"), 1);
     assert_eq!(calls(&redis, "ipcheck.lget"), 0);
+    // Said in the metrics and in /readyz too, which stays ready: nothing is refused.
+    assert!(svc.metrics().contains("ipcheck_redis_lean_read 0\n"));
+    let ready = svc.get("/readyz", &[]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert!(
+        ready.body.starts_with("ready, degraded: lean-read"),
+        "{}",
+        ready.body
+    );
+    assert!(
+        ready
+            .body
+            .contains("redis: ok (lookups read with IPCHECK GET: the Redis user may not run IPCHECK.LGET (the lean read): grant +ipcheck.lget)"),
+        "{}",
+        ready.body
+    );
     // The password is never shown.
     assert!(!svc.log().contains(":pass@"), "{}", svc.log());
 }

@@ -230,6 +230,11 @@ impl RedisTier {
         &self.latency
     }
 
+    /// Which read the lookups use (see [`lean`]).
+    pub fn read_mode(&self) -> &ReadMode {
+        &self.read
+    }
+
     /// The circuit breaker of the lookup calls.
     pub fn breaker(&self) -> &Breaker {
         &self.breaker

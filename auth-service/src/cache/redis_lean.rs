@@ -10,7 +10,9 @@
 //! an outage: verification finds it, says how to fix it, and the lookups read with `IPCHECK GET`
 //! until a later verification finds `IPCHECK.LGET` usable.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use ipcheck_core::{decode_lean_reply, entry_key, LEAN_READ};
@@ -82,12 +84,15 @@ pub fn probe_outcome(answer: Result<&Value, &RedisError>) -> ProbeOutcome {
 /// would fail as an unknown command.
 pub struct ReadMode {
     state: AtomicU8,
+    /// Why the lean read is unusable, with the fix, while it is ([`ProbeOutcome::Full`]).
+    why: Mutex<&'static str>,
 }
 
 impl Default for ReadMode {
     fn default() -> Self {
         ReadMode {
             state: AtomicU8::new(UNPROVEN),
+            why: Mutex::new(""),
         }
     }
 }
@@ -114,12 +119,27 @@ impl ReadMode {
                 }
             }
             ProbeOutcome::Full(why) => {
+                *self.why.lock().unwrap_or_else(PoisonError::into_inner) = why;
                 if self.state.swap(FULL, Ordering::Relaxed) != FULL {
                     tracing::warn!(redis = %redis, "{why}; until then lookups read with IPCHECK GET, which costs Redis more per lookup");
                 }
             }
             ProbeOutcome::Failed => {}
         }
+    }
+
+    /// Why lookups read with `IPCHECK GET`, with the fix, when a verification found the lean
+    /// read unusable; `None` otherwise (lean, or not yet probed).
+    pub fn unusable_because(&self) -> Option<&'static str> {
+        (self.state.load(Ordering::Relaxed) == FULL)
+            .then(|| *self.why.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// `ipcheck_redis_lean_read`: 1 while lookups read with `IPCHECK.LGET`.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP ipcheck_redis_lean_read 1 while lookups read with IPCHECK.LGET, 0 while they read with IPCHECK GET (not yet verified, or the lean read unusable: see the log and /readyz).\n");
+        out.push_str("# TYPE ipcheck_redis_lean_read gauge\n");
+        let _ = writeln!(out, "ipcheck_redis_lean_read {}", u8::from(self.is_lean()));
     }
 }
 
@@ -214,9 +234,16 @@ mod tests {
         assert!(mode.is_lean());
         mode.apply(&probe_outcome(Err(&old)), "x");
         assert!(!mode.is_lean());
+        assert!(mode
+            .unusable_because()
+            .is_some_and(|why| why.contains("upgrade the module")));
+        let mut out = String::new();
+        mode.render(&mut out);
+        assert!(out.ends_with("ipcheck_redis_lean_read 0\n"), "{out}");
         mode.apply(&ProbeOutcome::Failed, "x");
         assert!(!mode.is_lean());
         mode.apply(&ProbeOutcome::Lean, "x");
         assert!(mode.is_lean());
+        assert_eq!(mode.unusable_because(), None);
     }
 }
