@@ -360,45 +360,23 @@ const LEAN_READ: Subcommand = Subcommand {
 
 /// Registers the `IPCHECK` container, all its subcommands and the top-level `IPCHECK.LGET`.
 pub fn register(ctx: Ctx) -> Result<(), String> {
-    register_container(ctx)?;
-    register_top(ctx, &LEAN_READ)
+    // SAFETY: load ctx; names are NUL-terminated and copied by Redis.
+    let parent = unsafe { register_container(ctx)? };
+    for sub in &SUBCOMMANDS {
+        // SAFETY: load ctx; `parent` comes from GetCommand.
+        unsafe { register_row(ctx, sub, Place::Under(parent))? };
+    }
+    // SAFETY: load ctx.
+    unsafe { register_row(ctx, &LEAN_READ, Place::Top) }
 }
 
-/// Registers a top-level command described like a subcommand.
-fn register_top(ctx: Ctx, top: &Subcommand) -> Result<(), String> {
-    let name = top.name.to_string_lossy();
-    let (first, last) = key_positions(top.key, 1);
-    // SAFETY: load ctx; names and flags are NUL-terminated and copied by Redis.
-    unsafe {
-        if api!(RedisModule_CreateCommand)(
-            ctx.as_ptr(),
-            top.name.as_ptr(),
-            top.handler,
-            top.flags.as_ptr(),
-            first,
-            last,
-            i32::from(first != 0),
-        ) != raw::REDISMODULE_OK as c_int
-        {
-            return Err(format!("cannot create command {name} (name taken?)"));
-        }
-        let cmd = api!(RedisModule_GetCommand)(ctx.as_ptr(), top.name.as_ptr());
-        if cmd.is_null() {
-            return Err(format!("cannot look up command {name}"));
-        }
-        let mut specs = key_specs(top.key, 1);
-        let mut verdicts = verdict_tokens();
-        let mut args = arg_docs(top.args, verdicts.as_mut_ptr());
-        set_info(
-            cmd,
-            top.arity,
-            top.summary,
-            specs.as_mut_ptr(),
-            args.as_mut_ptr(),
-        )?;
-        set_categories(ctx, cmd, top);
-    }
-    Ok(())
+/// Where a row is registered.
+#[derive(Clone, Copy)]
+enum Place {
+    /// As a command of its own (arguments from position 1).
+    Top,
+    /// As a subcommand of this container (arguments from position 2).
+    Under(*mut raw::RedisModuleCommand),
 }
 
 /// The first and last key positions `CreateCommand` takes (0, 0: no key).
@@ -410,9 +388,12 @@ fn key_positions(access: KeyAccess, first_arg: c_int) -> (c_int, c_int) {
     }
 }
 
-/// Registers the `IPCHECK` container and its subcommands.
-fn register_container(ctx: Ctx) -> Result<(), String> {
-    // SAFETY: load ctx; names are NUL-terminated and copied by Redis.
+/// Creates the `IPCHECK` container (no handler of its own) and returns it.
+///
+/// # Safety
+/// `ctx` is the load context.
+unsafe fn register_container(ctx: Ctx) -> Result<*mut raw::RedisModuleCommand, String> {
+    // SAFETY: per the function contract; names are NUL-terminated and copied by Redis.
     unsafe {
         if api!(RedisModule_CreateCommand)(
             ctx.as_ptr(),
@@ -437,46 +418,66 @@ fn register_container(ctx: Ctx) -> Result<(), String> {
             ptr::null_mut(),
             ptr::null_mut(),
         )?;
-        for sub in &SUBCOMMANDS {
-            let (first, last) = key_positions(sub.key, 2);
-            if api!(RedisModule_CreateSubcommand)(
-                parent,
-                sub.name.as_ptr(),
-                sub.handler,
-                sub.flags.as_ptr(),
+        Ok(parent)
+    }
+}
+
+/// Creates the command of `row` at `place`, then gives it its `COMMAND INFO`/`DOCS` entry and
+/// (where Redis can) its ACL categories.
+///
+/// # Safety
+/// `ctx` is the load context; a `Place::Under` container comes from GetCommand.
+unsafe fn register_row(ctx: Ctx, row: &Subcommand, place: Place) -> Result<(), String> {
+    let name = row.name.to_string_lossy();
+    let (first_arg, full) = match place {
+        Place::Top => (1, format!("{name}\0")),
+        Place::Under(_) => (2, format!("ipcheck|{name}\0")),
+    };
+    let shown = full.trim_end_matches('\0');
+    let (first, last) = key_positions(row.key, first_arg);
+    // SAFETY: per the function contract; names and flags are NUL-terminated and copied by Redis.
+    unsafe {
+        let created = match place {
+            Place::Top => api!(RedisModule_CreateCommand)(
+                ctx.as_ptr(),
+                row.name.as_ptr(),
+                row.handler,
+                row.flags.as_ptr(),
                 first,
                 last,
                 i32::from(first != 0),
-            ) != raw::REDISMODULE_OK as c_int
-            {
-                return Err(format!(
-                    "cannot create subcommand IPCHECK {}",
-                    sub.name.to_string_lossy()
-                ));
-            }
-            let full = format!("ipcheck|{}\0", sub.name.to_string_lossy());
-            let cmd = api!(RedisModule_GetCommand)(ctx.as_ptr(), full.as_ptr().cast());
-            if cmd.is_null() {
-                return Err(format!(
-                    "cannot look up subcommand {}",
-                    full.trim_end_matches('\0')
-                ));
-            }
-            let mut specs = key_specs(sub.key, 2);
-            let specs_ptr = match sub.key.key_range(2) {
-                None => ptr::null_mut(),
-                _ => specs.as_mut_ptr(),
-            };
-            let mut verdicts = verdict_tokens();
-            let option_names = set_option_names();
-            let mut docs = sub.args.to_vec();
-            if sub.name == SET {
-                docs.extend(set_option_docs(&option_names));
-            }
-            let mut args = arg_docs(&docs, verdicts.as_mut_ptr());
-            set_info(cmd, sub.arity, sub.summary, specs_ptr, args.as_mut_ptr())?;
-            set_categories(ctx, cmd, sub);
+            ),
+            Place::Under(parent) => api!(RedisModule_CreateSubcommand)(
+                parent,
+                row.name.as_ptr(),
+                row.handler,
+                row.flags.as_ptr(),
+                first,
+                last,
+                i32::from(first != 0),
+            ),
+        };
+        if created != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot create command {shown} (name taken?)"));
         }
+        let cmd = api!(RedisModule_GetCommand)(ctx.as_ptr(), full.as_ptr().cast());
+        if cmd.is_null() {
+            return Err(format!("cannot look up command {shown}"));
+        }
+        let mut specs = key_specs(row.key, first_arg);
+        let specs_ptr = match row.key.key_range(first_arg) {
+            None => ptr::null_mut(),
+            _ => specs.as_mut_ptr(),
+        };
+        let mut verdicts = verdict_tokens();
+        let option_names = set_option_names();
+        let mut docs = row.args.to_vec();
+        if row.name == SET {
+            docs.extend(set_option_docs(&option_names));
+        }
+        let mut args = arg_docs(&docs, verdicts.as_mut_ptr());
+        set_info(cmd, row.arity, row.summary, specs_ptr, args.as_mut_ptr())?;
+        set_categories(ctx, cmd, shown, row.categories);
     }
     Ok(())
 }
@@ -522,19 +523,23 @@ fn set_option_docs(names: &[(CString, CString)]) -> impl Iterator<Item = ArgDoc<
 ///
 /// # Safety
 /// `cmd` comes from `GetCommand`.
-unsafe fn set_categories(ctx: Ctx, cmd: *mut raw::RedisModuleCommand, sub: &Subcommand) {
+unsafe fn set_categories(
+    ctx: Ctx,
+    cmd: *mut raw::RedisModuleCommand,
+    shown: &str,
+    categories: &CStr,
+) {
     // SAFETY: copying a pointer from the table RedisModule_Init filled in.
     let Some(set) = (unsafe { raw::RedisModule_SetCommandACLCategories }) else {
         return;
     };
     // SAFETY: per the function contract; the category string is NUL-terminated.
-    if unsafe { set(cmd, sub.categories.as_ptr()) } != raw::REDISMODULE_OK as c_int {
+    if unsafe { set(cmd, categories.as_ptr()) } != raw::REDISMODULE_OK as c_int {
         crate::log_warning(
             Some(ctx),
             &format!(
-                "could not put {} in ACL categories '{}'",
-                sub.name.to_string_lossy(),
-                sub.categories.to_string_lossy()
+                "could not put {shown} in ACL categories '{}'",
+                categories.to_string_lossy()
             ),
         );
     }
