@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::exposition::{header, Kind};
+
 /// A breaker's configuration (`[redis.breaker]`, `[provider.breaker]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerSettings {
@@ -331,14 +333,24 @@ fn consequence(dependency: &str) -> &'static str {
 
 /// The HELP and TYPE lines of the breaker metrics, written once before every breaker's samples.
 pub fn render_help(out: &mut String) {
-    out.push_str("# HELP ipcheck_breaker_state Circuit breaker state per dependency (1 for the current one).\n");
-    out.push_str("# TYPE ipcheck_breaker_state gauge\n");
-    out.push_str(
-        "# HELP ipcheck_breaker_opened_total Times a circuit breaker opened after consecutive failures.\n",
+    header(
+        out,
+        "ipcheck_breaker_state",
+        "Circuit breaker state per dependency (1 for the current one).",
+        Kind::Gauge,
     );
-    out.push_str("# TYPE ipcheck_breaker_opened_total counter\n");
-    out.push_str("# HELP ipcheck_breaker_rejected_total Calls not made because a circuit breaker was open.\n");
-    out.push_str("# TYPE ipcheck_breaker_rejected_total counter\n");
+    header(
+        out,
+        "ipcheck_breaker_opened_total",
+        "Times a circuit breaker opened after consecutive failures.",
+        Kind::Counter,
+    );
+    header(
+        out,
+        "ipcheck_breaker_rejected_total",
+        "Calls not made because a circuit breaker was open.",
+        Kind::Counter,
+    );
 }
 
 #[cfg(test)]

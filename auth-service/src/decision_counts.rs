@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ipcheck_core::vocabulary::{COUNT, KNOWN_REASONS};
 use ipcheck_core::{ReasonSet, Verdict};
 
+use crate::exposition::{header, Kind};
+
 const VERDICTS: [Verdict; 3] = [Verdict::Allow, Verdict::Block, Verdict::Challenge];
 
 fn verdict_index(v: Verdict) -> usize {
@@ -100,14 +102,12 @@ impl DecisionCounts {
             reasons,
             reasons_help,
         } = self.names;
-        let _ = writeln!(out, "# HELP {total} {total_help}");
-        let _ = writeln!(out, "# TYPE {total} counter");
+        header(out, total, total_help, Kind::Counter);
         for (vi, verdict) in VERDICTS.iter().enumerate() {
             let n = self.totals[vi].load(Ordering::Relaxed);
             let _ = writeln!(out, "{total}{{verdict=\"{verdict}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP {reasons} {reasons_help}");
-        let _ = writeln!(out, "# TYPE {reasons} counter");
+        header(out, reasons, reasons_help, Kind::Counter);
         for (vi, verdict) in VERDICTS.iter().enumerate() {
             for (bit, token) in KNOWN_REASONS.iter().enumerate() {
                 let n = self.by_reason[vi * COUNT + bit].load(Ordering::Relaxed);

@@ -1,7 +1,35 @@
-//! Writing Prometheus text exposition: one place for the shape of a metric family, so the
-//! hand-rolled renderers (see bench/README.md "Why the metrics are hand-rolled") cannot drift.
+//! Writing Prometheus text exposition: one place for the shape of a metric family (its `# HELP`
+//! and `# TYPE` lines, and one-label counter rows), so the hand-rolled renderers (see
+//! bench/README.md "Why the metrics are hand-rolled") cannot drift.
 
 use std::fmt::Write as _;
+
+/// A metric family's type, as its `# TYPE` line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Buckets, a sum and a count (see [`crate::histogram`]).
+    Histogram,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// Appends a family's `# HELP` and `# TYPE` lines; its samples follow.
+pub fn header(out: &mut String, name: &str, help: &str, kind: Kind) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
+}
 
 /// Appends a counter family with one label: its `# HELP` and `# TYPE` lines, then
 /// `name{label="value"} count` per row, in the order given.
@@ -12,8 +40,7 @@ pub fn counter_family<'a>(
     label: &str,
     rows: impl IntoIterator<Item = (&'a str, u64)>,
 ) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
+    header(out, name, help, Kind::Counter);
     for (value, count) in rows {
         let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
     }

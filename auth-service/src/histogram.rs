@@ -84,8 +84,7 @@ impl Histogram {
 
 /// Appends the `# HELP` and `# TYPE` lines of histogram `name`.
 pub fn render_header(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} histogram");
+    crate::exposition::header(out, name, help, crate::exposition::Kind::Histogram);
 }
 
 #[cfg(test)]

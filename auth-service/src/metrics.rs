@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ipcheck_core::{ReasonSet, Verdict};
 
+use crate::exposition::{header, Kind};
 use crate::provider::ProviderError;
 
 /// Where a decision's knowledge came from: the `X-IPCheck-Cache` values.
@@ -187,10 +188,12 @@ impl Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         self.decisions.render(&mut out);
         self.observed.render(&mut out);
-        out.push_str(
-            "# HELP ipcheck_cache_total Decisions by the tier that answered (X-IPCheck-Cache).\n",
+        header(
+            &mut out,
+            "ipcheck_cache_total",
+            "Decisions by the tier that answered (X-IPCheck-Cache).",
+            Kind::Counter,
         );
-        out.push_str("# TYPE ipcheck_cache_total counter\n");
         for tier in Tier::ALL {
             let _ = writeln!(
                 out,
@@ -199,8 +202,12 @@ impl Metrics {
                 get(&self.tiers[tier as usize])
             );
         }
-        out.push_str("# HELP ipcheck_redis_lookups_total IPCHECK GET outcomes.\n");
-        out.push_str("# TYPE ipcheck_redis_lookups_total counter\n");
+        header(
+            &mut out,
+            "ipcheck_redis_lookups_total",
+            "Redis tier lookups (IPCHECK.LGET, or IPCHECK GET until that is usable), by outcome.",
+            Kind::Counter,
+        );
         for (i, result) in ["hit", "miss", "error"].iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -208,15 +215,23 @@ impl Metrics {
                 get(&self.redis_lookups[i])
             );
         }
-        out.push_str("# HELP ipcheck_provider_requests_total Provider calls made.\n");
-        out.push_str("# TYPE ipcheck_provider_requests_total counter\n");
+        header(
+            &mut out,
+            "ipcheck_provider_requests_total",
+            "Provider calls made.",
+            Kind::Counter,
+        );
         let _ = writeln!(
             out,
             "ipcheck_provider_requests_total {}",
             get(&self.provider_requests)
         );
-        out.push_str("# HELP ipcheck_provider_errors_total Failed provider calls, by kind.\n");
-        out.push_str("# TYPE ipcheck_provider_errors_total counter\n");
+        header(
+            &mut out,
+            "ipcheck_provider_errors_total",
+            "Failed provider calls, by kind.",
+            Kind::Counter,
+        );
         for (i, kind) in ProviderError::KINDS.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -231,17 +246,23 @@ impl Metrics {
         );
         self.provider_duration
             .render(&mut out, "ipcheck_provider_duration_seconds", "");
-        out.push_str(
-            "# HELP ipcheck_coalesced_waits_total Requests that shared another request's lookup.\n",
+        header(
+            &mut out,
+            "ipcheck_coalesced_waits_total",
+            "Requests that shared another request's lookup.",
+            Kind::Counter,
         );
-        out.push_str("# TYPE ipcheck_coalesced_waits_total counter\n");
         let _ = writeln!(
             out,
             "ipcheck_coalesced_waits_total {}",
             get(&self.coalesced_waits)
         );
-        out.push_str("# HELP ipcheck_unknown_policy_total Requests naming a policy that is not configured.\n");
-        out.push_str("# TYPE ipcheck_unknown_policy_total counter\n");
+        header(
+            &mut out,
+            "ipcheck_unknown_policy_total",
+            "Requests naming a policy that is not configured.",
+            Kind::Counter,
+        );
         let _ = writeln!(
             out,
             "ipcheck_unknown_policy_total {}",
@@ -249,12 +270,20 @@ impl Metrics {
         );
         let up = get(&self.provider_up);
         if up != NO_PROVIDER {
-            out.push_str("# HELP ipcheck_provider_up Whether the latest provider call answered (1) or failed (0); 1 before any call.\n");
-            out.push_str("# TYPE ipcheck_provider_up gauge\n");
+            header(
+                &mut out,
+                "ipcheck_provider_up",
+                "Whether the latest provider call answered (1) or failed (0); 1 before any call.",
+                Kind::Gauge,
+            );
             let _ = writeln!(out, "ipcheck_provider_up {up}");
         }
-        out.push_str("# HELP ipcheck_local_entries Entries in the in-process cache.\n");
-        out.push_str("# TYPE ipcheck_local_entries gauge\n");
+        header(
+            &mut out,
+            "ipcheck_local_entries",
+            "Entries in the in-process cache.",
+            Kind::Gauge,
+        );
         let _ = writeln!(out, "ipcheck_local_entries {local_entries}");
         self.refresh.render(&mut out);
         crate::histogram::render_header(
@@ -264,8 +293,12 @@ impl Metrics {
         );
         self.auth_duration
             .render(&mut out, "ipcheck_auth_duration_seconds", "");
-        out.push_str("# HELP ipcheck_build_info The running ipcheck-auth's version (always 1).\n");
-        out.push_str("# TYPE ipcheck_build_info gauge\n");
+        header(
+            &mut out,
+            "ipcheck_build_info",
+            "The running ipcheck-auth's version (always 1).",
+            Kind::Gauge,
+        );
         let _ = writeln!(
             out,
             "ipcheck_build_info{{version=\"{}\"}} 1",

@@ -34,6 +34,7 @@ use ipcheck_core::{normalize, Aggregation, LogLimiter, NormalizedIp};
 use super::local::LocalCache;
 use super::redis_health::LOG_INTERVAL;
 use super::Known;
+use crate::exposition::{header, Kind};
 
 /// How long after a change to an address not held locally it is looked at again: longer than
 /// a lookup takes from its Redis answer to storing it (one round trip within `redis.timeout`,
@@ -309,12 +310,20 @@ impl Coherence {
 
     /// `ipcheck_local_invalidation_up` and `ipcheck_local_invalidations_total{kind}`.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_local_invalidation_up Whether the Redis invalidation link (CLIENT TRACKING) is subscribed.\n");
-        out.push_str("# TYPE ipcheck_local_invalidation_up gauge\n");
+        header(
+            out,
+            "ipcheck_local_invalidation_up",
+            "Whether the Redis invalidation link (CLIENT TRACKING) is subscribed.",
+            Kind::Gauge,
+        );
         let up = u8::from(self.state() == LinkState::Up);
         let _ = writeln!(out, "ipcheck_local_invalidation_up {up}");
-        out.push_str("# HELP ipcheck_local_invalidations_total Local-tier invalidations: one address dropped, or the whole tier cleared.\n");
-        out.push_str("# TYPE ipcheck_local_invalidations_total counter\n");
+        header(
+            out,
+            "ipcheck_local_invalidations_total",
+            "Local-tier invalidations: one address dropped, or the whole tier cleared.",
+            Kind::Counter,
+        );
         let _ = writeln!(
             out,
             "ipcheck_local_invalidations_total{{kind=\"address\"}} {}",

@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use crate::exposition::{header, Kind};
+
 /// Counts summed over the shards by [`super::local::LocalCache::stats`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LocalStats {
@@ -19,14 +21,21 @@ impl LocalStats {
     /// Appends `ipcheck_local_capacity`, `ipcheck_local_evictions_total` and
     /// `ipcheck_local_expired_total`.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_local_capacity Entries the in-process cache holds at most (cache.capacity rounded up to whole shards).\n");
-        out.push_str("# TYPE ipcheck_local_capacity gauge\n");
+        header(out, "ipcheck_local_capacity", "Entries the in-process cache holds at most (cache.capacity rounded up to whole shards).", Kind::Gauge);
         let _ = writeln!(out, "ipcheck_local_capacity {}", self.capacity);
-        out.push_str("# HELP ipcheck_local_evictions_total Live entries pushed out of the in-process cache to make room.\n");
-        out.push_str("# TYPE ipcheck_local_evictions_total counter\n");
+        header(
+            out,
+            "ipcheck_local_evictions_total",
+            "Live entries pushed out of the in-process cache to make room.",
+            Kind::Counter,
+        );
         let _ = writeln!(out, "ipcheck_local_evictions_total {}", self.evicted);
-        out.push_str("# HELP ipcheck_local_expired_total Expired entries dropped from the in-process cache.\n");
-        out.push_str("# TYPE ipcheck_local_expired_total counter\n");
+        header(
+            out,
+            "ipcheck_local_expired_total",
+            "Expired entries dropped from the in-process cache.",
+            Kind::Counter,
+        );
         let _ = writeln!(out, "ipcheck_local_expired_total {}", self.expired);
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::redis_error::{ErrorKind, RedisError};
+use crate::exposition::{header, Kind};
 
 /// Shortest time between two state-change log lines.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -252,10 +253,12 @@ impl Health {
 
     /// `ipcheck_redis_errors_total`, `ipcheck_redis_up` and `ipcheck_redis_state`.
     pub fn render(&self, out: &mut String) {
-        out.push_str(
-            "# HELP ipcheck_redis_errors_total Redis calls without an answer, by operation and kind.\n",
+        header(
+            out,
+            "ipcheck_redis_errors_total",
+            "Redis calls without an answer, by operation and kind.",
+            Kind::Counter,
         );
-        out.push_str("# TYPE ipcheck_redis_errors_total counter\n");
         for op in Op::ALL {
             for (k, kind) in ErrorKind::ALL.iter().enumerate() {
                 let n = self.errors[op as usize * ErrorKind::ALL.len() + k].load(Ordering::Relaxed);
@@ -268,15 +271,19 @@ impl Health {
             }
         }
         let state = self.state();
-        out.push_str(
-            "# HELP ipcheck_redis_up 1 while the Redis tier answers as the service needs.\n",
+        header(
+            out,
+            "ipcheck_redis_up",
+            "1 while the Redis tier answers as the service needs.",
+            Kind::Gauge,
         );
-        out.push_str("# TYPE ipcheck_redis_up gauge\n");
         let _ = writeln!(out, "ipcheck_redis_up {}", u8::from(state == State::Ok));
-        out.push_str(
-            "# HELP ipcheck_redis_state The Redis tier's state (1 for the current one).\n",
+        header(
+            out,
+            "ipcheck_redis_state",
+            "The Redis tier's state (1 for the current one).",
+            Kind::Gauge,
         );
-        out.push_str("# TYPE ipcheck_redis_state gauge\n");
         for s in State::EXPORTED {
             let _ = writeln!(
                 out,

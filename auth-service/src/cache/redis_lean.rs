@@ -20,6 +20,7 @@ use redis::Value;
 
 use super::redis::{Stored, NO_EXPIRY};
 use super::redis_error::{ErrorKind, RedisError};
+use crate::exposition::{header, Kind};
 
 /// `IPCHECK.LGET <key of address>`.
 pub fn lean_cmd(prefix: &str, address: &str, cluster: bool) -> redis::Cmd {
@@ -137,8 +138,7 @@ impl ReadMode {
 
     /// `ipcheck_redis_lean_read`: 1 while lookups read with `IPCHECK.LGET`.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_redis_lean_read 1 while lookups read with IPCHECK.LGET, 0 while they read with IPCHECK GET (not yet verified, or the lean read unusable: see the log and /readyz).\n");
-        out.push_str("# TYPE ipcheck_redis_lean_read gauge\n");
+        header(out, "ipcheck_redis_lean_read", "1 while lookups read with IPCHECK.LGET, 0 while they read with IPCHECK GET (not yet verified, or the lean read unusable: see the log and /readyz).", Kind::Gauge);
         let _ = writeln!(out, "ipcheck_redis_lean_read {}", u8::from(self.is_lean()));
     }
 }

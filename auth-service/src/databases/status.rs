@@ -6,6 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use super::database::RESULTS;
 use super::Databases;
+use crate::exposition::{header, Kind};
 
 /// Decisions made from the databases without the provider (`ipcheck_database_decisions_total`),
 /// kept in [`crate::metrics::Metrics`] so it survives reloads.
@@ -20,8 +21,7 @@ impl DecisionCount {
 
     /// Its exposition.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_database_decisions_total Requests decided from the local databases with no provider call (X-IPCheck-Cache: database).\n");
-        out.push_str("# TYPE ipcheck_database_decisions_total counter\n");
+        header(out, "ipcheck_database_decisions_total", "Requests decided from the local databases with no provider call (X-IPCheck-Cache: database).", Kind::Counter);
         let _ = writeln!(
             out,
             "ipcheck_database_decisions_total {}",
@@ -36,8 +36,12 @@ impl Databases {
         if self.is_empty() {
             return;
         }
-        out.push_str("# HELP ipcheck_database_lookups_total Local database lookups: hit (the database holds the address), miss, error.\n");
-        out.push_str("# TYPE ipcheck_database_lookups_total counter\n");
+        header(
+            out,
+            "ipcheck_database_lookups_total",
+            "Local database lookups: hit (the database holds the address), miss, error.",
+            Kind::Counter,
+        );
         for db in self.all() {
             for (result, n) in RESULTS.iter().zip(db.lookups()) {
                 let _ = writeln!(
@@ -49,11 +53,10 @@ impl Databases {
         }
         let per_db = |out: &mut String,
                       name: &str,
-                      kind: &str,
+                      kind: Kind,
                       help: &str,
                       value: &dyn Fn(&super::database::Database) -> String| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+            header(out, name, help, kind);
             for db in self.all() {
                 let _ = writeln!(out, "{name}{{database=\"{}\"}} {}", db.spec.name, value(db));
             }
@@ -61,14 +64,14 @@ impl Databases {
         per_db(
             out,
             "ipcheck_database_build_epoch_seconds",
-            "gauge",
+            Kind::Gauge,
             "When the vendor built the database version in use (its build_epoch); age = time() - this.",
             &|db| db.loaded().build_epoch.to_string(),
         );
         per_db(
             out,
             "ipcheck_database_loaded_timestamp_seconds",
-            "gauge",
+            Kind::Gauge,
             "When this process took the database version in use.",
             &|db| {
                 db.loaded()
@@ -81,14 +84,14 @@ impl Databases {
         per_db(
             out,
             "ipcheck_database_reloads_total",
-            "counter",
+            Kind::Counter,
             "Database files replaced on disk and taken into use.",
             &|db| db.reloads.load(Ordering::Relaxed).to_string(),
         );
         per_db(
             out,
             "ipcheck_database_load_errors_total",
-            "counter",
+            Kind::Counter,
             "Database files refused (corrupt or unreadable); the previous version stayed in use.",
             &|db| db.load_errors.load(Ordering::Relaxed).to_string(),
         );

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::exposition::{header, Kind};
+
 /// What became of one cold address offered to the queue, for `ipcheck_enrich_queued_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queued {
@@ -191,10 +193,12 @@ impl EnrichCounts {
         if !self.worker.load(Ordering::Relaxed) {
             return;
         }
-        out.push_str(
-            "# HELP ipcheck_enrich_entries_total Queue entries this worker finished, by outcome.\n",
+        header(
+            out,
+            "ipcheck_enrich_entries_total",
+            "Queue entries this worker finished, by outcome.",
+            Kind::Counter,
         );
-        out.push_str("# TYPE ipcheck_enrich_entries_total counter\n");
         for what in Processed::ALL {
             let _ = writeln!(
                 out,
@@ -203,22 +207,34 @@ impl EnrichCounts {
                 self.processed_count(what)
             );
         }
-        out.push_str("# HELP ipcheck_enrich_claimed_total Entries this worker took over from a consumer that left them pending (XAUTOCLAIM).\n");
-        out.push_str("# TYPE ipcheck_enrich_claimed_total counter\n");
+        header(
+            out,
+            "ipcheck_enrich_claimed_total",
+            "Entries this worker took over from a consumer that left them pending (XAUTOCLAIM).",
+            Kind::Counter,
+        );
         let _ = writeln!(
             out,
             "ipcheck_enrich_claimed_total {}",
             self.claimed.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP ipcheck_enrich_pending Entries delivered to some worker of the group and not yet acknowledged.\n");
-        out.push_str("# TYPE ipcheck_enrich_pending gauge\n");
+        header(
+            out,
+            "ipcheck_enrich_pending",
+            "Entries delivered to some worker of the group and not yet acknowledged.",
+            Kind::Gauge,
+        );
         let _ = writeln!(
             out,
             "ipcheck_enrich_pending {}",
             self.pending.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP ipcheck_enrich_lag Entries in the queue not yet delivered to any worker of the group.\n");
-        out.push_str("# TYPE ipcheck_enrich_lag gauge\n");
+        header(
+            out,
+            "ipcheck_enrich_lag",
+            "Entries in the queue not yet delivered to any worker of the group.",
+            Kind::Gauge,
+        );
         let _ = writeln!(
             out,
             "ipcheck_enrich_lag {}",

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use crate::cache::redis::RedisTier;
 use crate::decide::Outcome;
 use crate::decision_log::DecisionLog;
+use crate::exposition::{header, Kind};
 use event::Event;
 use settings::WriterSettings;
 
@@ -69,10 +70,12 @@ impl Counts {
 
     /// The Prometheus text of both metrics.
     pub fn render(&self, out: &mut String) {
-        out.push_str(
-            "# HELP ipcheck_events_written_total Decision events appended to the events stream.\n",
+        header(
+            out,
+            "ipcheck_events_written_total",
+            "Decision events appended to the events stream.",
+            Kind::Counter,
         );
-        out.push_str("# TYPE ipcheck_events_written_total counter\n");
         let _ = writeln!(
             out,
             "ipcheck_events_written_total {}",

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::run::{result_label, Failure, Outcome, RESULTS};
+use crate::exposition::{header, Kind};
 
 /// Index of `skipped` in [`RESULTS`].
 const SKIPPED: usize = 1;
@@ -113,8 +114,7 @@ impl FeedStatus {
         if feeds.is_empty() {
             return;
         }
-        out.push_str("# HELP ipcheck_feed_runs_total Feed runs by this instance, by result (skipped: another instance held the feed's lock).\n");
-        out.push_str("# TYPE ipcheck_feed_runs_total counter\n");
+        header(out, "ipcheck_feed_runs_total", "Feed runs by this instance, by result (skipped: another instance held the feed's lock).", Kind::Counter);
         for (name, r) in feeds.iter() {
             for (label, n) in RESULTS.iter().zip(r.runs) {
                 let _ = writeln!(
@@ -123,15 +123,23 @@ impl FeedStatus {
                 );
             }
         }
-        out.push_str("# HELP ipcheck_feed_networks Networks of the feed's last download this instance loaded.\n");
-        out.push_str("# TYPE ipcheck_feed_networks gauge\n");
+        header(
+            out,
+            "ipcheck_feed_networks",
+            "Networks of the feed's last download this instance loaded.",
+            Kind::Gauge,
+        );
         for (name, r) in feeds.iter() {
             if let Some(n) = r.networks {
                 let _ = writeln!(out, "ipcheck_feed_networks{{feed=\"{name}\"}} {n}");
             }
         }
-        out.push_str("# HELP ipcheck_feed_last_success_timestamp_seconds When this instance last loaded the feed, Unix seconds.\n");
-        out.push_str("# TYPE ipcheck_feed_last_success_timestamp_seconds gauge\n");
+        header(
+            out,
+            "ipcheck_feed_last_success_timestamp_seconds",
+            "When this instance last loaded the feed, Unix seconds.",
+            Kind::Gauge,
+        );
         for (name, r) in feeds.iter() {
             if let Some(t) = r.last_success {
                 let _ = writeln!(

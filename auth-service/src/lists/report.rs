@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{ListStore, Source};
+use crate::exposition::{header, Kind};
 
 impl ListStore {
     /// Whether every list has a copy (from its file or Redis); `/readyz` says degraded if not.
@@ -64,8 +65,12 @@ impl ListStore {
         if self.slots().is_empty() {
             return;
         }
-        out.push_str("# HELP ipcheck_list_networks Networks in the service's copy of each list.\n");
-        out.push_str("# TYPE ipcheck_list_networks gauge\n");
+        header(
+            out,
+            "ipcheck_list_networks",
+            "Networks in the service's copy of each list.",
+            Kind::Gauge,
+        );
         for s in self.slots() {
             let _ = writeln!(
                 out,
@@ -74,8 +79,12 @@ impl ListStore {
                 s.table().len()
             );
         }
-        out.push_str("# HELP ipcheck_list_loaded_timestamp_seconds When each list's copy was last loaded (0: never).\n");
-        out.push_str("# TYPE ipcheck_list_loaded_timestamp_seconds gauge\n");
+        header(
+            out,
+            "ipcheck_list_loaded_timestamp_seconds",
+            "When each list's copy was last loaded (0: never).",
+            Kind::Gauge,
+        );
         for s in self.slots() {
             let at = s
                 .state()
@@ -88,8 +97,12 @@ impl ListStore {
                 s.spec.name
             );
         }
-        out.push_str("# HELP ipcheck_list_decisions_total Decisions a list made before any tier was asked: no Redis read, no provider call.\n");
-        out.push_str("# TYPE ipcheck_list_decisions_total counter\n");
+        header(
+            out,
+            "ipcheck_list_decisions_total",
+            "Decisions a list made before any tier was asked: no Redis read, no provider call.",
+            Kind::Counter,
+        );
         for s in self.slots() {
             let _ = writeln!(
                 out,

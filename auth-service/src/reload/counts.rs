@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::exposition::{header, Kind};
+
 /// Reload outcomes and when the running configuration was last loaded.
 #[derive(Debug)]
 pub struct ReloadCounts {
@@ -44,8 +46,7 @@ impl ReloadCounts {
 
     /// Appends the Prometheus exposition.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP ipcheck_config_reloads_total Configuration reloads (SIGHUP), by result; on error the previous configuration still runs.\n");
-        out.push_str("# TYPE ipcheck_config_reloads_total counter\n");
+        header(out, "ipcheck_config_reloads_total", "Configuration reloads (SIGHUP), by result; on error the previous configuration still runs.", Kind::Counter);
         for (result, count) in [("ok", &self.ok), ("error", &self.error)] {
             let _ = writeln!(
                 out,
@@ -53,8 +54,12 @@ impl ReloadCounts {
                 count.load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP ipcheck_config_last_reload_success_timestamp_seconds When the running configuration was loaded (start or SIGHUP), Unix seconds.\n");
-        out.push_str("# TYPE ipcheck_config_last_reload_success_timestamp_seconds gauge\n");
+        header(
+            out,
+            "ipcheck_config_last_reload_success_timestamp_seconds",
+            "When the running configuration was loaded (start or SIGHUP), Unix seconds.",
+            Kind::Gauge,
+        );
         let _ = writeln!(
             out,
             "ipcheck_config_last_reload_success_timestamp_seconds {}",
