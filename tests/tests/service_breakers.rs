@@ -407,6 +407,7 @@ fn without_permission_for_the_shared_budget_each_instance_keeps_its_own() {
         "svc",
         &[
             "%RW~ipcheck:*",
+            "+ipcheck.lget",
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",

@@ -187,6 +187,7 @@ fn without_tracking_permission_the_instance_is_ready_but_degraded() {
         "svc",
         &[
             "%RW~ipcheck:*",
+            "+ipcheck.lget",
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",

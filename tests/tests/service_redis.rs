@@ -351,6 +351,7 @@ fn a_user_without_set_permission_is_unready_naming_it() {
         "reader",
         &[
             "%RW~ipcheck:*",
+            "+ipcheck.lget",
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",

@@ -151,7 +151,13 @@ fn without_permission_for_the_lock_each_instance_refreshes_on_its_own_and_says_w
     // What the lookups need, without +set.
     redis.acl_user(
         "ipcheck-auth",
-        &["%RW~ipcheck:*", "+ipcheck", "+ping", "+client"],
+        &[
+            "%RW~ipcheck:*",
+            "+ipcheck",
+            "+ipcheck.lget",
+            "+ping",
+            "+client",
+        ],
     );
     let ip = "192.0.2.84";
     provider.respond(ip, Reply::flags(&["tor"]));
