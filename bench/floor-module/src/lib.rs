@@ -13,6 +13,9 @@
 //!   subcommand dispatch would add (one more argument to parse and allocate, a second
 //!   command-table lookup) apart from anything a module does; the reason the lean read is a
 //!   command of its own.
+//! - `FLOOR SET <key> <verdict> REASON <reasons> EX <seconds>`: `FLOOR.SET`'s work (storing a
+//!   fixed value) in the argument form of `IPCHECK SET`, a subcommand with eight arguments: what
+//!   that form costs Redis by itself.
 //! - `FLOOR.SET <key> <value> <seconds>`: open the key for writing, read the old value (the
 //!   contract's manual-pin check needs it), write the value **in place** as `IPCHECK SET` does
 //!   (truncate, then copy through the string's DMA; `RedisModule_StringSet` would delete and
@@ -242,6 +245,54 @@ unsafe extern "C" fn floor_set(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
+    if argc != 4 {
+        return ERR;
+    }
+    let (name, value) = (*argv.add(1), *argv.add(2));
+    let secs: i64 = std::str::from_utf8(bytes(*argv.add(3)))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(86_400);
+    store(ctx, name, Value::Argument(value), secs)
+}
+
+/// `FLOOR SET <key> <verdict> REASON <reasons> EX <seconds>`: `FLOOR.SET`'s work in the argument
+/// form of `IPCHECK SET` (a subcommand, eight arguments), to show what that form costs Redis
+/// apart from anything a module does. It reads none of its arguments but the key: it stores
+/// [`FORM_VALUE`] for a day, the value `IPCHECK SET <ip> block REASON vpn,tor` stores.
+unsafe extern "C" fn floor_sub_set(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    if argc < 3 {
+        return ERR;
+    }
+    store(ctx, *argv.add(2), Value::Bytes(FORM_VALUE), 86_400)
+}
+
+/// What `FLOOR SET` stores.
+const FORM_VALUE: &[u8] = b"321;0";
+
+/// The value a floor write stores.
+enum Value {
+    /// An argument, replicated as it is (retained, not copied).
+    Argument(*mut RedisModuleString),
+    /// Bytes, replicated as a buffer (copied), as `IPCHECK SET` replicates what it encoded.
+    Bytes(&'static [u8]),
+}
+
+/// Opens `name` for writing, reads the old value, writes `value` in place, sets the expiry,
+/// replicates `SET <name> <value> PXAT <ms>` and replies `OK`.
+///
+/// # Safety
+/// The context and key name of a live command call.
+unsafe fn store(
+    ctx: *mut RedisModuleCtx,
+    name: *mut RedisModuleString,
+    value: Value,
+    secs: i64,
+) -> c_int {
     let (
         Some(open),
         Some(close),
@@ -264,14 +315,6 @@ unsafe extern "C" fn floor_set(
     else {
         return ERR;
     };
-    if argc != 4 {
-        return ERR;
-    }
-    let (name, value) = (*argv.add(1), *argv.add(2));
-    let secs: i64 = std::str::from_utf8(bytes(*argv.add(3)))
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(86_400);
     let key = open(ctx, name, READ | WRITE);
     if key.is_null() {
         return ERR;
@@ -279,7 +322,10 @@ unsafe extern "C" fn floor_set(
     // The manual-pin check reads the old value before writing.
     let _old = string_value(key);
     let expire_at = now_ms() + secs * 1000;
-    let bytes_in = bytes(value);
+    let bytes_in = match value {
+        Value::Argument(s) => bytes(s),
+        Value::Bytes(b) => b,
+    };
     if truncate(key, bytes_in.len()) != OK {
         close(key);
         return ERR;
@@ -293,15 +339,27 @@ unsafe extern "C" fn floor_set(
     std::ptr::copy_nonoverlapping(bytes_in.as_ptr(), dst.cast::<u8>(), len);
     set_abs_expire(key, expire_at);
     close(key);
-    replicate(
-        ctx,
-        c"SET".as_ptr(),
-        c"sscl".as_ptr(),
-        name,
-        value,
-        c"PXAT".as_ptr(),
-        expire_at as c_longlong,
-    );
+    match value {
+        Value::Argument(s) => replicate(
+            ctx,
+            c"SET".as_ptr(),
+            c"sscl".as_ptr(),
+            name,
+            s,
+            c"PXAT".as_ptr(),
+            expire_at as c_longlong,
+        ),
+        Value::Bytes(b) => replicate(
+            ctx,
+            c"SET".as_ptr(),
+            c"sbcl".as_ptr(),
+            name,
+            b.as_ptr().cast::<c_char>(),
+            b.len(),
+            c"PXAT".as_ptr(),
+            expire_at as c_longlong,
+        ),
+    };
     simple(ctx, c"OK".as_ptr());
     OK
 }
@@ -329,8 +387,8 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     Status::Ok
 }
 
-/// Registers the container `FLOOR` with its one subcommand `LGET`, as ipcheck registers
-/// `IPCHECK|LGET`; `None` when Redis refuses.
+/// Registers the container `FLOOR` with its subcommands `LGET` and `SET`, as ipcheck registers
+/// its own; `None` when Redis refuses.
 ///
 /// # Safety
 /// `ctx` is the load context.
@@ -345,17 +403,16 @@ unsafe fn register_container(ctx: *mut RedisModuleCtx) -> Option<()> {
     if parent.is_null() {
         return None;
     }
-    let flags = c"readonly fast";
-    let r = create_sub(
-        parent,
-        c"lget".as_ptr(),
-        Some(floor_sub_lget),
-        flags.as_ptr(),
-        2,
-        2,
-        1,
-    );
-    (r == OK).then_some(())
+    let subcommands: [(&std::ffi::CStr, raw::RedisModuleCmdFunc, &std::ffi::CStr); 2] = [
+        (c"lget", Some(floor_sub_lget), c"readonly fast"),
+        (c"set", Some(floor_sub_set), c"write deny-oom"),
+    ];
+    for (name, handler, flags) in subcommands {
+        if create_sub(parent, name.as_ptr(), handler, flags.as_ptr(), 2, 2, 1) != OK {
+            return None;
+        }
+    }
+    Some(())
 }
 
 redis_module::redis_module! {
