@@ -113,14 +113,16 @@ fn same(held: &Known, now: &Known) -> bool {
             Known::Pinned {
                 verdict: va,
                 text: ha,
+                attributes: aa,
                 ..
             },
             Known::Pinned {
                 verdict: vb,
                 text: hb,
+                attributes: ab,
                 ..
             },
-        ) => va == vb && ha == hb,
+        ) => va == vb && ha == hb && aa == ab,
         _ => false,
     }
 }
@@ -400,6 +402,7 @@ mod tests {
             verdict: Verdict::Block,
             text: std::sync::Arc::from("tor"),
             reasons: ReasonSet::from_categories(vpn.categories),
+            attributes: ipcheck_core::Attributes::NONE,
         };
         co.settle(&local, &one, Some(&pin));
         assert!(local.get(&one, now).is_none());
