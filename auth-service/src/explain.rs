@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use ipcheck_core::{Facts, Needs, ReasonSet, Verdict};
+use ipcheck_core::{Attributes, Facts, Needs, ReasonSet, Verdict};
 
 use crate::app::App;
 use crate::cache::redis::{Stored, NO_EXPIRY};
@@ -129,17 +129,36 @@ pub fn categories(facts: Facts) -> String {
     if text.is_empty() {
         text.push_str("none");
     }
-    let a = facts.attributes;
-    if let Some(c) = a.country {
-        text.push_str(&format!(", country {c}"));
-    }
-    if let Some(n) = a.asn {
-        text.push_str(&format!(", AS{n}"));
-    }
-    if let Some(s) = a.score {
-        text.push_str(&format!(", score {s}"));
+    for part in attribute_parts(&facts.attributes) {
+        text.push_str(", ");
+        text.push_str(&part);
     }
     text
+}
+
+/// The known attributes as `explain` writes them: `country US`, `AS13335`, `score 87`.
+fn attribute_parts(a: &Attributes) -> Vec<String> {
+    let mut parts = Vec::new();
+    if let Some(c) = a.country {
+        parts.push(format!("country {c}"));
+    }
+    if let Some(n) = a.asn {
+        parts.push(format!("AS{n}"));
+    }
+    if let Some(s) = a.score {
+        parts.push(format!("score {s}"));
+    }
+    parts
+}
+
+/// A pin's attributes (sent to the backend, never decided on): `, with country US, AS13335`,
+/// or nothing when it carries none.
+fn pin_attributes(a: &Attributes) -> String {
+    if a.is_empty() {
+        String::new()
+    } else {
+        format!(", with {}", attribute_parts(a).join(", "))
+    }
 }
 
 /// The facts, and "<attribute> unknown" for each attribute the policy decides on that they do
@@ -161,7 +180,16 @@ fn describe(known: &Known) -> String {
             "stale facts {} (the provider gave no answer)",
             categories(*facts)
         ),
-        Known::Pinned { verdict, text, .. } => format!("pin {} ({text})", verdict.as_str()),
+        Known::Pinned {
+            verdict,
+            text,
+            attributes,
+            ..
+        } => format!(
+            "pin {} ({text}){}",
+            verdict.as_str(),
+            pin_attributes(attributes)
+        ),
         Known::ProviderError => "the provider's failure, remembered briefly".to_owned(),
         Known::Nothing => "nothing to go on (no provider configured)".to_owned(),
         Known::WithoutRedis(found) => format!(
@@ -237,6 +265,10 @@ fn facts_line(decided: &Decided, needs: &Needs) -> String {
         Some(Known::Facts(f) | Known::Stale(f) | Known::WithoutRedis(Unpinned::Facts(f))) => {
             with_unknowns(*f, needs)
         }
+        // A pin decides without facts; what the operator stored with it reaches the backend.
+        Some(Known::Pinned { attributes, .. }) if !attributes.is_empty() => {
+            format!("none (a pin){}", pin_attributes(attributes))
+        }
         _ => "none".to_owned(),
     }
 }
@@ -302,7 +334,32 @@ fn what(reasons: ReasonSet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcheck_core::{Asn, Attributes, Categories, Category, Country};
+    use ipcheck_core::{Asn, Categories, Category, Country, Score};
+
+    #[test]
+    fn a_pin_shows_what_it_carries() {
+        let pin = |attributes| Known::Pinned {
+            verdict: Verdict::Block,
+            text: Arc::from("abuse"),
+            reasons: ReasonSet::NONE,
+            attributes,
+        };
+        let carried = Attributes {
+            country: Country::parse("us").ok(),
+            asn: Asn::new(13335),
+            score: Score::new(87),
+        };
+        assert_eq!(
+            describe(&pin(carried)),
+            "pin block (abuse), with country US, AS13335, score 87"
+        );
+        assert_eq!(describe(&pin(Attributes::NONE)), "pin block (abuse)");
+        let only_asn = Attributes {
+            asn: Asn::new(64500),
+            ..Attributes::NONE
+        };
+        assert_eq!(pin_attributes(&only_asn), ", with AS64500");
+    }
 
     #[test]
     fn what_matched() {

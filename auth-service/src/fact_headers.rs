@@ -1,13 +1,16 @@
 //! `X-IPCheck-Country`, `X-IPCheck-ASN` and `X-IPCheck-Score` on `/auth` answers: the
-//! attributes of the facts the decision was made from, each only when known.
+//! attributes of the facts or the pin the decision was made from, each only when known.
 //!
 //! Facts from any tier (the provider, Redis, the local tier, a stale entry, an answer learnt
-//! while Redis could not be asked) give them; a decision made without facts (a pin, a deny or
+//! while Redis could not be asked) give them, and so does an operator's pin, with the attributes
+//! stored with it (`ipcheck-auth pin --country/--asn/--score`, `IPCHECK SET ... SOURCE manual
+//! COUNTRY ..`): the operator's word is all the service knows about a pinned address, so the
+//! backend gets it as it would a provider's. A decision made without facts or a pin (a deny or
 //! allow list, a named list that decided before any tier was asked, `on_error`) sends none. A
-//! decision with no attribute known (every one today without a country, AS number or score
-//! source) adds nothing. Country and score values come from tables built once (676 two-letter
-//! codes, 101 scores), so their headers are a reference-count increment, not an allocation; an
-//! AS number, of which there are billions, is written into a fresh value.
+//! decision with no attribute known (a pin stored without any, every fact without a country, AS
+//! number or score source) adds nothing. Country and score values come from tables built once
+//! (676 two-letter codes, 101 scores), so their headers are a reference-count increment, not an
+//! allocation; an AS number, of which there are billions, is written into a fresh value.
 
 use std::sync::OnceLock;
 
@@ -23,12 +26,13 @@ pub const ASN: HeaderName = HeaderName::from_static("x-ipcheck-asn");
 /// The score, 0 to 100.
 pub const SCORE: HeaderName = HeaderName::from_static("x-ipcheck-score");
 
-/// The attributes of the facts a decision was made from; none without facts.
+/// The attributes of the facts or the pin a decision was made from; none without either.
 pub fn attributes(known: Option<&Known>) -> Attributes {
     match known {
         Some(Known::Facts(f) | Known::Stale(f) | Known::WithoutRedis(Unpinned::Facts(f))) => {
             f.attributes
         }
+        Some(Known::Pinned { attributes, .. }) => *attributes,
         _ => Attributes::NONE,
     }
 }
@@ -131,13 +135,27 @@ mod tests {
     }
 
     #[test]
-    fn no_facts_no_headers() {
-        let pin = Known::Pinned {
+    fn a_pin_sends_what_it_carries() {
+        let pin = |attributes| Known::Pinned {
             verdict: Verdict::Block,
             text: Arc::from("manual"),
             reasons: ReasonSet::NONE,
+            attributes,
         };
-        for known in [None, Some(&pin), Some(&Known::ProviderError)] {
+        let carried = facts().attributes;
+        assert_eq!(attributes(Some(&pin(carried))), carried);
+        let mut h = HeaderMap::new();
+        insert(&mut h, &attributes(Some(&pin(carried))));
+        assert_eq!(h.get(COUNTRY).map(|v| v.as_bytes()), Some(&b"DE"[..]));
+        assert_eq!(h.get(ASN).map(|v| v.as_bytes()), Some(&b"3320"[..]));
+        assert_eq!(h.get(SCORE).map(|v| v.as_bytes()), Some(&b"0"[..]));
+        // A pin stored without attributes sends none.
+        assert_eq!(attributes(Some(&pin(Attributes::NONE))), Attributes::NONE);
+    }
+
+    #[test]
+    fn no_facts_no_headers() {
+        for known in [None, Some(&Known::ProviderError), Some(&Known::Nothing)] {
             assert_eq!(attributes(known), Attributes::NONE);
         }
         let learnt = Known::WithoutRedis(Unpinned::Facts(facts()));

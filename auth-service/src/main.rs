@@ -60,6 +60,15 @@ enum Command {
         /// How long the pin lasts (90s, 30m, 12h, 7d; at most 365d); without it, it never expires.
         #[arg(long = "for", value_name = "DURATION")]
         for_: Option<String>,
+        /// The country stored with the pin (two letters, e.g. US), sent as X-IPCheck-Country.
+        #[arg(long, value_name = "CC")]
+        country: Option<String>,
+        /// The AS number stored with the pin (13335 or AS13335), sent as X-IPCheck-ASN.
+        #[arg(long, value_name = "N")]
+        asn: Option<String>,
+        /// The score stored with the pin (0 to 100), sent as X-IPCheck-Score.
+        #[arg(long, value_name = "0-100")]
+        score: Option<String>,
     },
     /// Remove an operator's pin (`IPCHECK DEL`); an entry that is not a pin only with --any.
     Unpin {
@@ -69,7 +78,8 @@ enum Command {
         #[arg(long)]
         any: bool,
     },
-    /// List every operator's pin: address, verdict, reasons, time left ("never"), then a count.
+    /// List every operator's pin: address, verdict, reasons, time left ("never"), the
+    /// attributes stored with it (country=.. asn=.. score=..), then a count.
     Pins,
     /// Explain the decision for an address: what each tier of the running service holds, the
     /// facts, the rule and the verdict (asks its admin listener, admin.listen).
@@ -113,6 +123,9 @@ fn main() -> ExitCode {
             verdict,
             reason,
             for_,
+            country,
+            asn,
+            score,
         }) => ops::run(
             cli.config.as_deref(),
             OpsCommand::Pin {
@@ -120,6 +133,11 @@ fn main() -> ExitCode {
                 verdict,
                 reason,
                 for_,
+                attributes: ops::pin_attributes::AttributeArgs {
+                    country,
+                    asn,
+                    score,
+                },
             },
         ),
         Some(Command::Unpin { address, any }) => {

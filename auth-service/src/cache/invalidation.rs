@@ -114,14 +114,16 @@ fn same(held: &Known, now: &Known) -> bool {
             Known::Pinned {
                 verdict: va,
                 text: ha,
+                attributes: aa,
                 ..
             },
             Known::Pinned {
                 verdict: vb,
                 text: hb,
+                attributes: ab,
                 ..
             },
-        ) => va == vb && ha == hb,
+        ) => va == vb && ha == hb && aa == ab,
         _ => false,
     }
 }
@@ -383,6 +385,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_held_locally_is_kept_only_with_the_same_attributes() {
+        let local = LocalCache::new(100, Duration::from_secs(60));
+        let co = Coherence::new("ipcheck:".to_owned(), Aggregation::DEFAULT);
+        let pin = |asn| Known::Pinned {
+            verdict: Verdict::Block,
+            text: std::sync::Arc::from("abuse"),
+            reasons: ReasonSet::NONE,
+            attributes: ipcheck_core::Attributes {
+                asn: ipcheck_core::Asn::new(asn),
+                ..ipcheck_core::Attributes::NONE
+            },
+        };
+        let one = ip("192.0.2.1");
+        local.insert(one, pin(13335), Duration::from_secs(60), Instant::now());
+        co.settle(&local, &one, Some(&pin(13335)));
+        assert!(local.get(&one, Instant::now()).is_some());
+        // Re-pinned with another AS number: the old copy would send the old header.
+        co.settle(&local, &one, Some(&pin(64500)));
+        assert!(local.get(&one, Instant::now()).is_none());
+    }
+
+    #[test]
     fn held_copies_are_rechecked_and_kept_only_if_redis_agrees() {
         let local = LocalCache::new(100, Duration::from_secs(60));
         let co = Coherence::new("ipcheck:".to_owned(), Aggregation::DEFAULT);
@@ -409,6 +433,7 @@ mod tests {
             verdict: Verdict::Block,
             text: std::sync::Arc::from("tor"),
             reasons: ReasonSet::from_categories(vpn.categories),
+            attributes: ipcheck_core::Attributes::NONE,
         };
         co.settle(&local, &one, Some(&pin));
         assert!(local.get(&one, now).is_none());

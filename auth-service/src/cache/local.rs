@@ -22,18 +22,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
-use ipcheck_core::{Facts, NormalizedIp, ReasonSet, Verdict};
+use ipcheck_core::{Attributes, Facts, NormalizedIp, ReasonSet, Verdict};
 
 use super::{Known, Unpinned};
 
 /// Shards; a power of two well above the core count keeps collisions between cores rare.
 const SHARDS: usize = 64;
 
-/// [`Known`] as stored: the common cases inline, a manual pin's reason text boxed.
+/// [`Known`] as stored: the common cases inline, a manual pin (reason text and attributes)
+/// boxed, so pins, which are few, do not widen every entry.
 enum Stored {
     Facts(Facts),
     Stale(Facts),
-    Pinned(Box<(Verdict, Arc<str>, ReasonSet)>),
+    Pinned(Box<(Verdict, Arc<str>, ReasonSet, Attributes)>),
     ProviderError,
     Nothing,
     WithoutRedis(Unpinned),
@@ -48,7 +49,8 @@ impl Stored {
                 verdict,
                 text,
                 reasons,
-            } => Stored::Pinned(Box::new((verdict, text, reasons))),
+                attributes,
+            } => Stored::Pinned(Box::new((verdict, text, reasons, attributes))),
             Known::ProviderError => Stored::ProviderError,
             Known::Nothing => Stored::Nothing,
             Known::WithoutRedis(u) => Stored::WithoutRedis(u),
@@ -63,6 +65,7 @@ impl Stored {
                 verdict: pin.0,
                 text: Arc::clone(&pin.1),
                 reasons: pin.2,
+                attributes: pin.3,
             },
             Stored::ProviderError => Known::ProviderError,
             Stored::Nothing => Known::Nothing,
@@ -415,6 +418,11 @@ mod tests {
                 verdict: Verdict::Block,
                 text: Arc::from("vpn,my-list"),
                 reasons: ReasonSet::from_categories(facts.categories),
+                attributes: Attributes {
+                    country: ipcheck_core::Country::parse("US").ok(),
+                    asn: ipcheck_core::Asn::new(13335),
+                    score: ipcheck_core::Score::new(87),
+                },
             },
             ttl,
             now,
@@ -424,9 +432,21 @@ mod tests {
         cache.insert(v4(5), Known::WithoutRedis(Unpinned::Facts(facts)), ttl, now);
         assert!(matches!(cache.get(&v4(1), now), Some(Known::Facts(f)) if f == facts));
         match cache.get(&v4(2), now) {
-            Some(Known::Pinned { verdict, text, .. }) => {
+            Some(Known::Pinned {
+                verdict,
+                text,
+                attributes,
+                ..
+            }) => {
                 assert_eq!(verdict, Verdict::Block);
                 assert_eq!(&*text, "vpn,my-list");
+                // The box keeps the pin's attributes.
+                assert_eq!(
+                    attributes.country.map(|c| c.to_string()).as_deref(),
+                    Some("US")
+                );
+                assert_eq!(attributes.asn.map(|a| a.get()), Some(13335));
+                assert_eq!(attributes.score.map(|s| s.get()), Some(87));
             }
             other => panic!("{other:?}"),
         }

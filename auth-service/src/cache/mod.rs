@@ -14,7 +14,7 @@ pub mod redis_verify;
 
 use std::sync::Arc;
 
-use ipcheck_core::{Entry, Facts, ReasonSet, Verdict};
+use ipcheck_core::{Attributes, Entry, Facts, ReasonSet, Verdict};
 
 /// What the service knows about an address, as cached locally and shared by a coalesced lookup.
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub enum Known {
         text: Arc<str>,
         /// The known tokens among them, for metrics.
         reasons: ReasonSet,
+        /// The country, AS number and score the operator stored with the pin (each may be
+        /// unknown): sent to the backend as for facts, never decided on.
+        attributes: Attributes,
     },
     /// Facts from a stale Redis entry, served because the provider gave no answer (see
     /// [`crate::lookup::lifetimes`]): the requested policy decides, as for [`Known::Facts`].
@@ -72,6 +75,7 @@ impl Known {
                 verdict: entry.verdict,
                 text: Arc::from(entry.reasons.as_str()),
                 reasons: ReasonSet::from_reasons(&entry.reasons),
+                attributes: entry.attributes,
             }
         } else {
             Known::Facts(entry.facts())

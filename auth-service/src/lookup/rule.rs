@@ -36,10 +36,12 @@ pub fn rule(policy: &Policy, known: Known) -> (Decision, Option<Arc<str>>, Rule)
     match known {
         Known::Facts(facts) => (policy.apply(facts), None, Rule::Facts),
         Known::Stale(facts) => (policy.apply(facts), None, Rule::StaleFacts),
+        // The pin's attributes are for the backend's headers, never for the verdict.
         Known::Pinned {
             verdict,
             text,
             reasons,
+            ..
         } => (Decision { verdict, reasons }, Some(text), Rule::Pin),
         Known::ProviderError => (
             policy.failure(ReasonSet::PROVIDER_ERROR),
@@ -135,6 +137,7 @@ mod tests {
             verdict: Verdict::Block,
             text: Arc::from("my-list"),
             reasons: ReasonSet::NONE,
+            attributes: ipcheck_core::Attributes::NONE,
         };
         let (d, text, by) = rule(&policy(FailureMode::Open, RedisFailureMode::Open), pin);
         assert_eq!((d.verdict, by), (Verdict::Block, Rule::Pin));

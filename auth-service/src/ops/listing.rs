@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipcheck_core::{Reasons, Verdict};
+use ipcheck_core::{Attributes, Reasons, Verdict};
 
 use crate::cache::redis::NO_EXPIRY;
 
@@ -18,6 +18,8 @@ pub struct Pin {
     pub reasons: Reasons,
     /// Time left, [`NO_EXPIRY`] for a pin without a duration.
     pub left: Duration,
+    /// The country, AS number and score stored with it, each possibly unknown.
+    pub attributes: Attributes,
 }
 
 /// The `SCAN ... MATCH` pattern of every key under `prefix`, glob characters escaped.
@@ -59,20 +61,27 @@ pub fn left_text(left: Duration) -> String {
     }
 }
 
-/// `<address> <verdict> <reasons or -> <time left>`.
+/// `<address> <verdict> <reasons or -> <time left>`, then the pin's known attributes
+/// (`country=US asn=13335 score=87`) when it carries any.
 pub fn line(pin: &Pin) -> String {
     let reasons = if pin.reasons.is_empty() {
         "-"
     } else {
         pin.reasons.as_str()
     };
-    format!(
+    let mut line = format!(
         "{} {} {} {}",
         pin.address,
         pin.verdict.as_str(),
         reasons,
         left_text(pin.left)
-    )
+    );
+    let attributes = super::pin_attributes::text(&pin.attributes);
+    if !attributes.is_empty() {
+        line.push(' ');
+        line.push_str(&attributes);
+    }
+    line
 }
 
 /// Every line of the listing: the pins sorted by address, then `<n> pin(s)`.
@@ -95,6 +104,7 @@ mod tests {
             verdict,
             reasons: Reasons::parse(reasons).unwrap(),
             left,
+            attributes: Attributes::NONE,
         }
     }
 
@@ -108,13 +118,22 @@ mod tests {
                 Duration::from_secs(90),
             ),
             pin("192.0.2.1", Verdict::Block, "abuse,spam", NO_EXPIRY),
+            Pin {
+                attributes: Attributes {
+                    country: ipcheck_core::Country::parse("US").ok(),
+                    asn: ipcheck_core::Asn::new(13335),
+                    score: None,
+                },
+                ..pin("192.0.2.2", Verdict::Allow, "", Duration::from_secs(5))
+            },
         ]);
         assert_eq!(
             lines,
             [
                 "192.0.2.1 block abuse,spam never",
+                "192.0.2.2 allow - 5s country=US asn=13335",
                 "2001:db8::/64 challenge - 90s",
-                "2 pins"
+                "3 pins"
             ]
         );
         assert_eq!(render(Vec::new()), ["0 pins"]);

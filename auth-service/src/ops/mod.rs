@@ -10,6 +10,7 @@
 
 pub mod explain;
 pub mod listing;
+pub mod pin_attributes;
 pub mod remote;
 pub mod request;
 
@@ -18,12 +19,13 @@ use std::process::ExitCode;
 
 use crate::cache::redis::{RedisError, RedisTier, Stored};
 use crate::config::{self, Settings};
+use pin_attributes::AttributeArgs;
 use request::{BadArgument, PinRequest};
 
 /// One operator command, as the command line gave it.
 #[derive(Debug, Clone)]
 pub enum OpsCommand {
-    /// `pin <address> <verdict> [--reason R] [--for D]`.
+    /// `pin <address> <verdict> [--reason R] [--for D] [--country C] [--asn N] [--score S]`.
     Pin {
         /// Address or network.
         address: String,
@@ -33,6 +35,8 @@ pub enum OpsCommand {
         reason: Option<String>,
         /// `--for`.
         for_: Option<String>,
+        /// `--country`, `--asn`, `--score`.
+        attributes: AttributeArgs,
     },
     /// `unpin <address> [--any]`.
     Unpin {
@@ -110,14 +114,17 @@ async fn execute(config_path: Option<&Path>, command: OpsCommand) -> Result<Vec<
             verdict,
             reason,
             for_,
+            attributes,
         } => {
+            // Every argument is checked before anything is sent.
             let req = PinRequest::parse(
                 &address,
                 &verdict,
                 reason.as_deref(),
                 for_.as_deref(),
                 aggregation,
-            )?;
+            )?
+            .with_attributes(attributes.parse()?);
             let stored = remote::pin(&tier, &req).await?;
             let address = req.address.to_string();
             Ok(vec![
@@ -174,11 +181,13 @@ fn tier(settings: &Settings) -> Result<RedisTier, OpsError> {
         .map_err(|e| OpsError::Config(format!("redis.url: {e}")))
 }
 
-/// `block, reason abuse, expires never` / `... expires in 3600s`.
+/// `block, reason abuse, expires never` / `... expires in 3600s`, then the attributes stored
+/// with the entry when it carries any (`, country=US asn=13335 score=87`).
 fn describe(stored: &Stored) -> String {
     let left = listing::left_text(stored.ttl);
+    let attributes = pin_attributes::text(&stored.entry.attributes);
     format!(
-        "{}, reason {}, expires {}",
+        "{}, reason {}, expires {}{}{}",
         stored.entry.verdict.as_str(),
         if stored.entry.reasons.is_empty() {
             "-"
@@ -189,7 +198,9 @@ fn describe(stored: &Stored) -> String {
             left
         } else {
             format!("in {left}")
-        }
+        },
+        if attributes.is_empty() { "" } else { ", " },
+        attributes
     )
 }
 

@@ -54,8 +54,8 @@ pub async fn get(tier: &RedisTier, address: &str) -> Result<Option<Stored>, OpsE
     parse_get(reply).map_err(|e| explain(tier, &step, &grant, &e))
 }
 
-/// `IPCHECK SET <address> <verdict> SOURCE manual [REASON ..] (EX <secs> | PERSIST)`, then the
-/// entry as Redis now holds it.
+/// `IPCHECK SET <address> <verdict> SOURCE manual [REASON ..] (EX <secs> | PERSIST)
+/// [COUNTRY ..] [ASN ..] [SCORE ..]`, then the entry as Redis now holds it.
 pub async fn pin(tier: &RedisTier, req: &PinRequest) -> Result<Stored, OpsError> {
     let address = req.address.to_string();
     let request = SetRequest {
@@ -65,6 +65,7 @@ pub async fn pin(tier: &RedisTier, req: &PinRequest) -> Result<Stored, OpsError>
         },
         reasons: req.reasons.as_str(),
         source: Source::MANUAL,
+        attributes: req.attributes,
         ..SetRequest::new(&address, req.verdict)
     };
     let mut cmd = redis::cmd(protocol::COMMAND);
@@ -127,6 +128,7 @@ pub async fn pins(tier: &RedisTier, aggregation: Aggregation) -> Result<Vec<Pin>
                     verdict: stored.entry.verdict,
                     reasons: stored.entry.reasons,
                     left: stored.ttl,
+                    attributes: stored.entry.attributes,
                 });
             }
         }

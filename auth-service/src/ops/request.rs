@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipcheck_core::{normalize, Aggregation, NormalizedIp, Reasons, Verdict};
+use ipcheck_core::{normalize, Aggregation, Attributes, NormalizedIp, Reasons, Verdict};
 
 use crate::duration::parse_duration;
 
@@ -30,6 +30,8 @@ pub struct PinRequest {
     pub reasons: Reasons,
     /// `--for`, or for good.
     pub lifetime: Lifetime,
+    /// `--country`, `--asn`, `--score` (see [`super::pin_attributes`]); none by default.
+    pub attributes: Attributes,
 }
 
 /// An argument that cannot be used, naming it (exit code 2).
@@ -97,7 +99,13 @@ impl PinRequest {
             verdict,
             reasons,
             lifetime,
+            attributes: Attributes::NONE,
         })
+    }
+
+    /// The same request, storing `attributes` with the pin.
+    pub fn with_attributes(self, attributes: Attributes) -> Self {
+        PinRequest { attributes, ..self }
     }
 }
 
