@@ -218,6 +218,17 @@ pub fn service_command() -> Command {
     cmd
 }
 
+/// Runs `ipcheck-auth --config <config> <args>` (an operator command: `pin`, `unpin`, `pins`,
+/// `explain`, `check-config`) to completion.
+pub fn run_ops(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    service_command()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run ipcheck-auth")
+}
+
 /// Percent-encodes a query value (addresses and policy names need only a few escapes).
 fn urlencode(text: &str) -> String {
     text.bytes()

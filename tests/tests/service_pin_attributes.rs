@@ -4,13 +4,12 @@
 //! shows them, `pins` lists them; a pin without any sends none; a bad value writes nothing.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use ipcheck_core::{
     encode_entry, Asn, Attributes, Country, Entry, Reasons, Score, Source, Verdict,
 };
-use ipcheck_tests::service::service_command;
+use ipcheck_tests::service::run_ops as ops;
 use ipcheck_tests::{Provider, RedisServer, Reply, Service};
 
 const FACT_HEADERS: [&str; 3] = ["x-ipcheck-country", "x-ipcheck-asn", "x-ipcheck-score"];
@@ -31,16 +30,6 @@ block = ["tor"]
 "#,
         provider_section = provider.config_section()
     )
-}
-
-/// `ipcheck-auth --config <config> <args>`.
-fn ops(config: &Path, args: &[&str]) -> Output {
-    service_command()
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run ipcheck-auth")
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use ipcheck_tests::service::service_command;
+use ipcheck_tests::service::run_ops as ops;
 use ipcheck_tests::{free_port, Provider, RedisServer, Reply, Service};
 
 fn config(provider: &Provider, redis_url: &str) -> String {
@@ -26,16 +26,6 @@ block = ["tor"]
 "#,
         provider_section = provider.config_section()
     )
-}
-
-/// `ipcheck-auth --config <config> <args>`.
-fn ops(config: &Path, args: &[&str]) -> Output {
-    service_command()
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run ipcheck-auth")
 }
 
 fn stdout(out: &Output) -> String {
