@@ -147,7 +147,17 @@ unsafe fn coarse_ttl_ms(key: *mut raw::RedisModuleKey) -> i64 {
         tv_nsec: 0,
     };
     libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts);
-    (at - (ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000)).max(0)
+    // Plus one tick, as the module adds it (its clock is never behind the precise one).
+    static TICK: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let tick = *TICK.get_or_init(|| {
+        let mut res = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut res);
+        (res.tv_sec * 1000 + (res.tv_nsec + 999_999) / 1_000_000).max(1)
+    });
+    (at - (ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000 + tick)).max(0)
 }
 
 /// Replies with an array header of `n` elements.
