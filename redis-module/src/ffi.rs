@@ -483,14 +483,6 @@ impl Key<'_> {
         (ms != raw::REDISMODULE_NO_EXPIRE as i64).then_some(ms)
     }
 
-    /// The absolute expiry time in Unix milliseconds, or `None` when the key has no TTL. Unlike
-    /// [`Key::ttl_ms`] it reads no clock.
-    pub fn expire_at_ms(&self) -> Option<i64> {
-        // SAFETY: open key.
-        let at = unsafe { api!(RedisModule_GetAbsExpire)(self.ptr) };
-        (at != raw::REDISMODULE_NO_EXPIRE as i64).then_some(at)
-    }
-
     /// Sets the absolute expiry time in Unix milliseconds.
     pub fn set_expire_at(&mut self, at_ms: i64) -> Result<(), KeyOpRefused> {
         // SAFETY: open for writing and non-empty.

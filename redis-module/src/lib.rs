@@ -24,7 +24,6 @@
 
 pub mod acl;
 pub mod bugs;
-pub mod clock;
 pub mod error;
 pub mod ffi;
 pub mod filter;

@@ -7,8 +7,7 @@
 //!   reply has grown since, see bench/README.md). No address parsing, no command filter, no
 //!   decoding: the stored value is echoed three times.
 //! - `FLOOR.LGET <key>`: the lean read's contract (`IPCHECK.LGET`): one bulk string, the key's
-//!   remaining milliseconds, a space and the stored value; nil on a miss. The remaining time
-//!   comes from the absolute expiry and the coarse clock, as in the module (no precise clock).
+//!   remaining milliseconds, a space and the stored value; nil on a miss.
 //! - `FLOOR LGET <key>`: `FLOOR.LGET` as a subcommand of a container command: what Redis's
 //!   subcommand dispatch would add (one more argument to parse and allocate, a second
 //!   command-table lookup) apart from anything a module does; the reason the lean read is a
@@ -93,7 +92,6 @@ unsafe fn read_and_reply(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
     arity: c_int,
-    ttl_ms: unsafe fn(*mut raw::RedisModuleKey) -> i64,
     reply: unsafe fn(*mut RedisModuleCtx, &[u8], i64, *mut RedisModuleString),
 ) -> c_int {
     let (Some(open), Some(close), Some(null)) = (
@@ -118,46 +116,17 @@ unsafe fn read_and_reply(
         null(ctx);
         return OK;
     };
-    reply(ctx, value, ttl_ms(key), name);
+    reply(ctx, value, precise_ttl_ms(key), name);
     close(key);
     OK
 }
 
-/// Milliseconds left from the precise clock (`RedisModule_GetExpire`), as `IPCHECK GET` reads
-/// them.
+/// Milliseconds left (`RedisModule_GetExpire`), as `IPCHECK GET` and `IPCHECK.LGET` read them.
 ///
 /// # Safety
 /// `key` must be an open key.
 unsafe fn precise_ttl_ms(key: *mut raw::RedisModuleKey) -> i64 {
     raw::RedisModule_GetExpire.map_or(-1, |f| f(key))
-}
-
-/// Milliseconds left from the absolute expiry and the coarse clock, as `IPCHECK.LGET` reads
-/// them.
-///
-/// # Safety
-/// `key` must be an open key.
-unsafe fn coarse_ttl_ms(key: *mut raw::RedisModuleKey) -> i64 {
-    let at = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(key));
-    if at == raw::REDISMODULE_NO_EXPIRE as i64 {
-        return -1;
-    }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts);
-    // Plus one tick, as the module adds it (its clock is never behind the precise one).
-    static TICK: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    let tick = *TICK.get_or_init(|| {
-        let mut res = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut res);
-        (res.tv_sec * 1000 + (res.tv_nsec + 999_999) / 1_000_000).max(1)
-    });
-    (at - (ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000 + tick)).max(0)
 }
 
 /// Replies with an array header of `n` elements.
@@ -204,7 +173,7 @@ unsafe extern "C" fn floor_get(
         reply_bulk(ctx, b"key");
         reply_bulk(ctx, bytes(name));
     }
-    read_and_reply(ctx, argv, argc, 2, precise_ttl_ms, reply)
+    read_and_reply(ctx, argv, argc, 2, reply)
 }
 
 /// The lean read's reply: `<milliseconds left> <value>` in one bulk string.
@@ -237,7 +206,7 @@ unsafe extern "C" fn floor_sub_lget(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    read_and_reply(ctx, argv, argc, 3, coarse_ttl_ms, lean_reply)
+    read_and_reply(ctx, argv, argc, 3, lean_reply)
 }
 
 /// `FLOOR.LGET <key>`.
@@ -246,7 +215,7 @@ unsafe extern "C" fn floor_lget(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    read_and_reply(ctx, argv, argc, 2, coarse_ttl_ms, lean_reply)
+    read_and_reply(ctx, argv, argc, 2, lean_reply)
 }
 
 /// `FLOOR.SET <key> <value> <seconds>`.

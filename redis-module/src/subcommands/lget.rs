@@ -10,8 +10,8 @@
 //! ACL file it refuses stops it from starting) and that services of that release keep reading.
 //!
 //! Reply: nil on a miss; on a hit one bulk string, `<milliseconds left> <stored value>`
-//! (`ipcheck_core::lean_reply`), the milliseconds as Redis's `PTTL` gives them, up to one tick of
-//! the coarse clock low, never high (see [`crate::clock`]); -1 for a key without expiry. The reader decodes it
+//! (`ipcheck_core::lean_reply`), the milliseconds as Redis's `PTTL` gives them, -1 for a key
+//! without expiry. The reader decodes it
 //! with `ipcheck_core::decode_lean_reply`, the functions `IPCHECK GET` decodes with, so a hit
 //! means exactly what the matching `GET` reply says. Read-only: served by replicas and from
 //! `EVAL_RO`.
@@ -27,7 +27,6 @@
 
 use ipcheck_core::{lean_reply, NO_EXPIRY_MS};
 
-use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, KeyKind, READ};
 use crate::panic_guard::Args;
@@ -84,10 +83,7 @@ fn read(
                 return Err(CommandError::WrongType);
             };
             stats::HITS.incr();
-            // Not the precise clock: see `crate::clock` for why, and what it costs (a tick).
-            let ms = key
-                .expire_at_ms()
-                .map_or(NO_EXPIRY_MS, |at| (at - clock::now_ms_not_behind()).max(0));
+            let ms = key.ttl_ms().unwrap_or(NO_EXPIRY_MS);
             reply(ctx, value, ms);
             Ok(())
         }
