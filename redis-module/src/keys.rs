@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use ipcheck_core::{is_own_canonical, key_parts, normalize_bytes, CanonicalText, NormalizedIp};
+use ipcheck_core::{is_own_canonical, key_parts, normalize_bytes, CanonicalText};
 
 use crate::error::CommandError;
 use crate::settings::{self, MAX_PREFIX_LEN};
@@ -132,8 +132,7 @@ fn as_own_key(arg: &[u8], prefix: &[u8]) -> Option<KeyName> {
     } else {
         rest
     };
-    let own = settings::aggregation().is_ok_and(|agg| is_own_canonical(given, agg));
-    if !own && parse_ip(given).ok()?.canonical_text().as_bytes() != given {
+    if canonical(given).ok()?.as_bytes() != given {
         return None;
     }
     build_key(prefix, given, cluster).ok()
@@ -146,26 +145,43 @@ pub fn key_for(arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
 
 /// [`key_for`] with the key prefix already read.
 fn key_under(prefix: &[u8], arg: &[u8], routing: Routing) -> Result<KeyName, CommandError> {
+    let canonical = canonical(arg)?;
     let cluster = settings::cluster_mode();
-    if settings::aggregation().is_ok_and(|agg| is_own_canonical(arg, agg)) {
-        // The commonest argument (an IPv4 address kept per address) is its own canonical text.
-        return build_key(prefix, arg, cluster);
-    }
-    let canonical = parse_ip(arg)?.canonical_text();
     if cluster && routing == Routing::Strict && canonical.as_bytes() != arg {
         return Err(CommandError::NotCanonical {
             given: String::from_utf8_lossy(arg).into_owned(),
-            canonical: canonical.as_str().to_owned(),
+            canonical: String::from_utf8_lossy(canonical.as_bytes()).into_owned(),
         });
     }
     build_key(prefix, canonical.as_bytes(), cluster)
 }
 
-fn parse_ip(arg: &[u8]) -> Result<NormalizedIp, CommandError> {
+/// An address argument's canonical text under the aggregation in force.
+enum Canonical<'a> {
+    /// The argument itself, which already is (the commonest argument, an IPv4 address kept per
+    /// address: nothing to reformat).
+    Given(&'a [u8]),
+    /// Normalized from another spelling, or aggregated.
+    Made(CanonicalText),
+}
+
+impl Canonical<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Canonical::Given(bytes) => bytes,
+            Canonical::Made(text) => text.as_bytes(),
+        }
+    }
+}
+
+fn canonical(arg: &[u8]) -> Result<Canonical<'_>, CommandError> {
     let agg = settings::aggregation().map_err(|_| CommandError::Internal("bad aggregation"))?;
+    if is_own_canonical(arg, agg) {
+        return Ok(Canonical::Given(arg));
+    }
     // No UTF-8 check first: every address is ASCII, and `normalize_bytes` refuses other bytes
     // with the same error the check gave.
-    Ok(normalize_bytes(arg, agg)?)
+    Ok(Canonical::Made(normalize_bytes(arg, agg)?.canonical_text()))
 }
 
 /// `<prefix><canonical>`, or `<prefix>{<canonical>}` in cluster mode.

@@ -19,37 +19,31 @@ pub struct AttributeArgs {
     pub score: Option<String>,
 }
 
-fn named(argument: &'static str) -> impl Fn(AttributeError) -> BadArgument {
-    move |e| BadArgument {
-        argument,
-        message: e.to_string(),
-    }
-}
-
 impl AttributeArgs {
     /// The attributes, each unknown when its flag is absent; a malformed one names its flag.
     pub fn parse(&self) -> Result<Attributes, BadArgument> {
         Ok(Attributes {
-            country: self
-                .country
-                .as_deref()
-                .map(Country::parse)
-                .transpose()
-                .map_err(named("--country"))?,
-            asn: self
-                .asn
-                .as_deref()
-                .map(Asn::parse)
-                .transpose()
-                .map_err(named("--asn"))?,
-            score: self
-                .score
-                .as_deref()
-                .map(Score::parse)
-                .transpose()
-                .map_err(named("--score"))?,
+            country: flag(&self.country, "--country", Country::parse)?,
+            asn: flag(&self.asn, "--asn", Asn::parse)?,
+            score: flag(&self.score, "--score", Score::parse)?,
         })
     }
+}
+
+/// One flag's value parsed by core's `parse`, or an error naming the flag.
+fn flag<T>(
+    value: &Option<String>,
+    argument: &'static str,
+    parse: fn(&str) -> Result<T, AttributeError>,
+) -> Result<Option<T>, BadArgument> {
+    value
+        .as_deref()
+        .map(parse)
+        .transpose()
+        .map_err(|e| BadArgument {
+            argument,
+            message: e.to_string(),
+        })
 }
 
 /// A pin's attributes as `pin`, `unpin` and `pins` print them: `country=US asn=13335 score=87`

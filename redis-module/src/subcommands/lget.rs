@@ -11,10 +11,9 @@
 //!
 //! Reply: nil on a miss; on a hit one bulk string, `<milliseconds left> <stored value>`
 //! (`ipcheck_core::lean_reply`), the milliseconds as Redis's `PTTL` gives them, -1 for a key
-//! without expiry. The reader decodes it
-//! with `ipcheck_core::decode_lean_reply`, the functions `IPCHECK GET` decodes with, so a hit
-//! means exactly what the matching `GET` reply says. Read-only: served by replicas and from
-//! `EVAL_RO`.
+//! without expiry. The reader decodes it with `ipcheck_core::decode_lean_reply`, the functions
+//! `IPCHECK GET` decodes with, so a hit means exactly what the matching `GET` reply says.
+//! Read-only: served by replicas and from `EVAL_RO`.
 //!
 //! The argument is the key itself, as `IPCHECK KEY` names it (`ipcheck:192.0.2.1`,
 //! `ipcheck:{192.0.2.1}` in cluster mode): it is the declared key, so Redis checks ACL key
