@@ -150,13 +150,13 @@ async fn readyz(State(current): State<Current>) -> Response {
     if app.unknown_policy_seen() {
         degraded.push("policies");
     }
-    if app
-        .redis
-        .as_ref()
-        .is_some_and(|r| r.read_mode().unusable_because().is_some())
-    {
-        // Every lookup is still answered, at a higher cost to Redis: see the redis line.
-        degraded.push("lean-read");
+    if let Some(r) = &app.redis {
+        for mode in r.lean_modes() {
+            if mode.unusable_because().is_some() {
+                // Every lookup is still answered, at a higher cost to Redis: see the redis line.
+                degraded.push(mode.lean().degraded);
+            }
+        }
     }
     let coherence = app.coherence.as_ref();
     if coherence.is_some_and(|c| c.state() == crate::cache::invalidation::LinkState::Down) {
@@ -208,14 +208,22 @@ async fn redis_line(app: &App) -> (bool, String) {
     let breaker = r.breaker();
     let closed = breaker.state() == crate::breaker::State::Closed;
     let (ready, line) = match verified {
-        Ok(()) => match r.read_mode().unusable_because() {
-            None => (closed, "redis: ok\n".to_owned()),
+        Ok(()) => {
             // Ready all the same: every lookup is answered, only at a higher cost to Redis.
-            Some(why) => (
-                closed,
-                format!("redis: ok (lookups read with IPCHECK GET: {why})\n"),
-            ),
-        },
+            let fallbacks: Vec<String> = r
+                .lean_modes()
+                .iter()
+                .filter_map(|m| {
+                    let why = m.unusable_because()?;
+                    Some(format!("{}: {why}", m.lean().fallback))
+                })
+                .collect();
+            if fallbacks.is_empty() {
+                (closed, "redis: ok\n".to_owned())
+            } else {
+                (closed, format!("redis: ok ({})\n", fallbacks.join("; ")))
+            }
+        }
         Err(e) => {
             let state = if e.kind.is_misconfiguration() {
                 "misconfigured"
@@ -256,7 +264,9 @@ async fn metrics(State(current): State<Current>) -> Response {
             app.local.stats().render(&mut text);
             if let Some(redis) = &app.redis {
                 redis.health().render(&mut text);
-                redis.read_mode().render(&mut text);
+                for mode in redis.lean_modes() {
+                    mode.render(&mut text);
+                }
                 redis.latency().render(&mut text);
             }
             if let Some(c) = &app.coherence {

@@ -133,34 +133,38 @@ pub fn encode_view(view: &EntryView) -> StoredBuf {
     };
     let attributes = view.attributes;
     let mut out = StoredBuf::new();
-    match compact(view.verdict, view.source, view.reasons) {
-        Some(n) => {
-            out.push_u64(n);
-            out.push(b";");
-            out.push_u64(stale_secs.into());
-        }
-        None => {
-            out.push(match view.verdict {
-                Verdict::Allow => b"a:",
-                Verdict::Block => b"b:",
-                Verdict::Challenge => b"c:",
-            });
-            out.push(view.source.as_bytes());
-            out.push(b":");
-            out.push(view.reasons.as_bytes());
-            if attributes.is_empty() {
-                if stale_secs != 0 {
-                    out.push(b":");
-                    out.push_u64(stale_secs.into());
-                }
-                return out;
-            }
-            out.push(b";");
-            out.push_u64(stale_secs.into());
-        }
-    }
-    if attributes.is_empty() {
+    if let Some(n) = compact(view.verdict, view.source, view.reasons) {
+        out.push_u64(n);
+        out.push(b";");
+        push_suffix(&mut out, stale_secs, attributes);
         return out;
+    }
+    out.push(match view.verdict {
+        Verdict::Allow => b"a:",
+        Verdict::Block => b"b:",
+        Verdict::Challenge => b"c:",
+    });
+    out.push(view.source.as_bytes());
+    out.push(b":");
+    out.push(view.reasons.as_bytes());
+    if attributes.is_empty() {
+        if stale_secs != 0 {
+            out.push(b":");
+            out.push_u64(stale_secs.into());
+        }
+    } else {
+        out.push(b";");
+        push_suffix(&mut out, stale_secs, attributes);
+    }
+    out
+}
+
+/// The suffix after the first `;`: `<stale>`, then `;<country>;<asn>;<score>` when any of them
+/// is known (an unknown one is left empty).
+fn push_suffix(out: &mut StoredBuf, stale_secs: u32, attributes: Attributes) {
+    out.push_u64(stale_secs.into());
+    if attributes.is_empty() {
+        return;
     }
     out.push(b";");
     if let Some(c) = attributes.country {
@@ -174,7 +178,6 @@ pub fn encode_view(view: &EntryView) -> StoredBuf {
     if let Some(s) = attributes.score {
         out.push_u64(s.get().into());
     }
-    out
 }
 
 /// Decodes a stored value with its stale window in seconds (0: none).
@@ -281,6 +284,54 @@ pub fn decode_entry_view<'a>(
         return Err(DecodeError("manual pin with a stale window"));
     }
     Ok(view)
+}
+
+/// What the lean write needs to know of a value it stores (see [`check_canonical`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanonicalValue {
+    /// The entry's stale window in seconds.
+    pub stale_secs: u32,
+    /// Whether the entry is an operator's pin.
+    pub manual: bool,
+}
+
+/// Checks that `value` is byte for byte what [`encode_view`] writes for the entry it decodes to,
+/// so a value stored as given (the lean write, `IPCHECK.LSET`) is one `IPCHECK SET` could have
+/// stored: no text form where the compact one applies, no fields a newer writer added, nothing
+/// a reader of this version would decode differently.
+pub fn check_canonical(value: &[u8]) -> Result<CanonicalValue, DecodeError> {
+    let not_canonical = DecodeError("not in the exact form IPCHECK SET stores for it");
+    // The compact form, nearly every value, without building the reason text: the integer is
+    // one-to-one with verdict, source and reason bits, so it is canonical when it has no leading
+    // zero (checked by `compact_parts`) and carries no stale window (only the suffix does, as
+    // `encode_view` writes it); the suffix is canonical when it is what `push_suffix` writes.
+    if let Some((base, suffix)) = std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.split_once(';'))
+        .filter(|(base, _)| is_compact_shape(base))
+    {
+        let (_, source_idx, _, stale_in_base) = compact_parts(base)?;
+        let (stale_secs, attributes) = decode_suffix(suffix)?;
+        let manual = KNOWN_SOURCES[source_idx] == Source::MANUAL;
+        if manual && stale_secs != 0 {
+            return Err(DecodeError("manual pin with a stale window"));
+        }
+        let mut canonical = StoredBuf::new();
+        push_suffix(&mut canonical, stale_secs, attributes);
+        if stale_in_base != 0 || canonical.as_bytes() != suffix.as_bytes() {
+            return Err(not_canonical);
+        }
+        return Ok(CanonicalValue { stale_secs, manual });
+    }
+    let mut scratch = ViewScratch::new();
+    let view = decode_entry_view(value, &mut scratch)?;
+    if encode_view(&view).as_bytes() != value {
+        return Err(not_canonical);
+    }
+    Ok(CanonicalValue {
+        stale_secs: view.stale_secs,
+        manual: view.is_manual(),
+    })
 }
 
 /// Whether `value` decodes to an operator's pin: exactly what
@@ -745,6 +796,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn canonical_refuses_what_set_would_not_store() {
+        for ok in [
+            &b"321;0"[..],
+            b"321;60;US;13335;87",
+            b"9;0",
+            b"b:feed:spam:60",
+            b"a:x:y;0;;1;",
+        ] {
+            assert!(
+                check_canonical(ok).is_ok(),
+                "{}",
+                String::from_utf8_lossy(ok)
+            );
+        }
+        for bad in [
+            &b"321"[..],
+            b"0321;0",
+            b"321;00",
+            b"321;0;;;",
+            b"321;0;us;;",
+            b"321;0;US;;;7",
+            b"b:api:vpn,tor",
+            b"b:feed:spam:0",
+            b"9;60",
+            b"",
+        ] {
+            assert!(
+                check_canonical(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
     fn arb_entry() -> impl Strategy<Value = Entry> {
         let verdict = prop_oneof![
             Just(Verdict::Allow),
@@ -822,6 +908,31 @@ mod tests {
                 is_manual_pin(encode_stored(&e, stale).as_bytes()),
                 e.source.is_manual()
             );
+        }
+
+        #[test]
+        fn canonical_is_what_the_encoder_writes(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..40),
+                "0?[0-9]{1,14}(;0?[0-9A-Za-z]{0,4}){0,5}".prop_map(String::into_bytes),
+                "[abcx]:(manual|api|x):[a-z,]{0,8}(:[0-9]{0,3})?(;[0-9A-Z]{0,3}){0,5}"
+                    .prop_map(String::into_bytes),
+            ],
+            e in arb_entry(),
+            stale in 0..=MAX_STALE,
+        ) {
+            // The fast compact path says what decoding and encoding again say.
+            let mut scratch = ViewScratch::new();
+            let slow = decode_entry_view(&bytes, &mut scratch)
+                .ok()
+                .filter(|v| encode_view(v).as_bytes() == bytes.as_slice())
+                .map(|v| CanonicalValue { stale_secs: v.stale_secs, manual: v.is_manual() });
+            prop_assert_eq!(check_canonical(&bytes).ok(), slow);
+            let expected = CanonicalValue {
+                stale_secs: if e.source.is_manual() { 0 } else { stale },
+                manual: e.source.is_manual(),
+            };
+            prop_assert_eq!(check_canonical(encode_stored(&e, stale).as_bytes()), Ok(expected));
         }
 
         #[test]

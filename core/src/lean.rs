@@ -12,8 +12,8 @@ use crate::freshness::{freshness, Freshness};
 use crate::stored_buf::StoredBuf;
 use crate::verdict::Entry;
 
-/// The command's name: `IPCHECK.LGET <key>`.
-pub use crate::protocol::LEAN_READ;
+/// The commands' names: `IPCHECK.LGET <key>` and `IPCHECK.LSET <key> <stored value> <seconds>`.
+pub use crate::protocol::{LEAN_READ, LEAN_WRITE};
 
 /// What `IPCHECK.LGET` answers for a key without expiry (as Redis's `PTTL` does).
 pub const NO_EXPIRY_MS: i64 = -1;
@@ -27,14 +27,8 @@ const SEPARATOR: u8 = b' ';
 /// module writes it here and the reader splits it with [`decode_lean_reply`]; on the stack
 /// unless the value is unusually long.
 pub fn lean_reply(pttl_ms: i64, value: &[u8]) -> StoredBuf {
-    let mut out = StoredBuf::new();
-    if pttl_ms < 0 {
-        out.push(b"-");
-    }
-    out.push_u64(pttl_ms.unsigned_abs());
-    out.push(&[SEPARATOR]);
-    out.push(value);
-    out
+    let mut digits = itoa::Buffer::new();
+    StoredBuf::joined(&[digits.format(pttl_ms).as_bytes(), &[SEPARATOR], value])
 }
 
 /// Splits a lean reply into the stored value and the milliseconds left.

@@ -13,9 +13,10 @@
 //!   risk score ([`Facts`] is everything a policy decides on).
 //! - [`policy`] turns the facts about an address into a [`Decision`] under a named [`Policy`].
 //! - [`encoding`] is the compact on-disk form of an [`Entry`] as a plain Redis string value,
-//!   built in a [`StoredBuf`] on the stack ([`stored_buf`]).
-//! - [`lean`] writes and decodes the lean read `IPCHECK.LGET` (remaining time and stored value) and names
-//!   an entry's key, for the module and the service alike.
+//!   built in a [`StoredBuf`] on the stack ([`stored_buf`]); [`check_canonical`] says whether a
+//!   value is exactly that form (what the lean write `IPCHECK.LSET` accepts).
+//! - [`lean`] writes and decodes the lean read `IPCHECK.LGET` (remaining time and stored value)
+//!   and names an entry's key, for the module and the service alike.
 //! - [`protocol`] is the `IPCHECK` wire format (subcommands, `SET` options, `GET` fields), one
 //!   table the module, the service and the tests all use.
 //! - [`freshness`](mod@freshness) says whether a stored entry is fresh or stale from its key's remaining time.
@@ -36,14 +37,14 @@ pub mod verdict;
 pub mod vocabulary;
 
 pub use encoding::{
-    decode_entry, decode_entry_view, decode_stored, encode_entry, encode_stored, encode_view,
-    is_manual_pin, DecodeError, EntryView, ViewScratch, MAX_STALE,
+    check_canonical, decode_entry, decode_entry_view, decode_stored, encode_entry, encode_stored,
+    encode_view, is_manual_pin, CanonicalValue, DecodeError, EntryView, ViewScratch, MAX_STALE,
 };
 pub use facts::{Asn, AttributeError, Attributes, Country, Facts, Score};
 pub use freshness::{freshness, Freshness};
 pub use lean::{
     decode_lean, decode_lean_reply, entry_key, key_parts, lean_reply, split_lean_reply, ttl_secs,
-    LeanEntry, LEAN_READ, NO_EXPIRY_MS,
+    LeanEntry, LEAN_READ, LEAN_WRITE, NO_EXPIRY_MS,
 };
 pub use log_limit::LogLimiter;
 pub use normalize::{

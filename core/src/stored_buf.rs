@@ -42,6 +42,25 @@ impl StoredBuf {
         self.spill.extend_from_slice(bytes);
     }
 
+    /// The parts joined, sized once: the lean read builds every reply this way.
+    pub(crate) fn joined(parts: &[&[u8]]) -> Self {
+        let total = parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut out = StoredBuf::new();
+        if total > INLINE_LEN {
+            out.spill = parts.concat();
+            return out;
+        }
+        for part in parts {
+            let end = out.len + part.len();
+            // Within INLINE_LEN: `total` bounds every prefix sum.
+            if let Some(dst) = out.inline.get_mut(out.len..end) {
+                dst.copy_from_slice(part);
+            }
+            out.len = end;
+        }
+        out
+    }
+
     /// Appends `n` in decimal.
     pub(crate) fn push_u64(&mut self, n: u64) {
         self.push(itoa::Buffer::new().format(n).as_bytes());
@@ -74,6 +93,15 @@ mod tests {
             let mut b = StoredBuf::new();
             b.push_u64(n);
             assert_eq!(b.as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn joined_inline_and_spilled() {
+        let long = [b'x'; INLINE_LEN];
+        let cases: [&[&[u8]]; 3] = [&[b"12", b" ", b"321;0"], &[b"-1", b" ", &long], &[]];
+        for parts in cases {
+            assert_eq!(StoredBuf::joined(parts).as_bytes(), parts.concat());
         }
     }
 

@@ -93,6 +93,23 @@ pub enum CommandError {
         /// The key prefix in force.
         prefix: String,
     },
+    /// `IPCHECK.LSET` with a key that is not an entry's.
+    #[error("IPCHECK.LSET takes an entry's key under the prefix '{prefix}', got '{given}' (IPCHECK KEY <ip> names it)")]
+    LeanWriteKey {
+        /// The argument.
+        given: String,
+        /// The key prefix in force.
+        prefix: String,
+    },
+    /// `IPCHECK.LSET` with a value `IPCHECK SET` would not store.
+    #[error("IPCHECK.LSET: {0} (send what ipcheck_core::encode_stored writes)")]
+    LeanValue(DecodeError),
+    /// `IPCHECK.LSET` with a manual pin.
+    #[error("IPCHECK.LSET does not write pins: use IPCHECK SET <ip> <verdict> SOURCE manual")]
+    LeanPin,
+    /// A top-level command (`IPCHECK.LGET`, `IPCHECK.LSET`) with the wrong number of arguments.
+    #[error("wrong number of arguments for '{0}' command")]
+    TopArity(&'static str),
     /// A network (or the address of NETMATCH) that does not parse.
     #[error("network: {0}")]
     Network(NormalizeError),

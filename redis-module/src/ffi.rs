@@ -209,28 +209,41 @@ impl<'a> Ctx<'a> {
     ///
     /// Redis builds every argument as an object even when nothing is propagated (no replica, no
     /// AOF), so the form is the one with the fewest allocations: `PXAT` is one retained string
-    /// ("s" only takes a reference; "c" would copy it), and the time is formatted here and
-    /// passed as a buffer ("b": one allocation; "l" makes two, a string and its object).
-    pub fn replicate_set(self, key: &RString, value: &[u8], expire_at_ms: i64) {
+    /// ("s" only takes a reference; "c" would copy it), the time is formatted here and passed as
+    /// a buffer ("b": one allocation; "l" makes two, a string and its object), and a value that
+    /// is a command argument is retained rather than copied.
+    pub fn replicate_set(self, key: &RString, value: Payload, expire_at_ms: i64) {
         let mut digits = itoa::Buffer::new();
         let at = digits.format(expire_at_ms.unsigned_abs()).as_bytes();
         let pxat = shared_pxat();
         // SAFETY: "s" takes a RedisModuleString (retained, not copied), "b" (ptr, len), "c" a C
         // string, "l" a long long; Redis copies or retains them all.
         unsafe {
-            if pxat.is_null() || expire_at_ms < 0 {
-                api!(RedisModule_Replicate)(
-                    self.ptr,
-                    c"SET".as_ptr(),
-                    c"sbcl".as_ptr(),
-                    key.as_ptr(),
-                    value.as_ptr().cast::<c_char>(),
-                    value.len(),
-                    c"PXAT".as_ptr(),
-                    expire_at_ms as c_longlong,
-                )
-            } else {
-                api!(RedisModule_Replicate)(
+            match value {
+                Payload::Bytes(value) if pxat.is_null() || expire_at_ms < 0 => {
+                    api!(RedisModule_Replicate)(
+                        self.ptr,
+                        c"SET".as_ptr(),
+                        c"sbcl".as_ptr(),
+                        key.as_ptr(),
+                        value.as_ptr().cast::<c_char>(),
+                        value.len(),
+                        c"PXAT".as_ptr(),
+                        expire_at_ms as c_longlong,
+                    )
+                }
+                Payload::String(value) if pxat.is_null() || expire_at_ms < 0 => {
+                    api!(RedisModule_Replicate)(
+                        self.ptr,
+                        c"SET".as_ptr(),
+                        c"sscl".as_ptr(),
+                        key.as_ptr(),
+                        value.as_ptr(),
+                        c"PXAT".as_ptr(),
+                        expire_at_ms as c_longlong,
+                    )
+                }
+                Payload::Bytes(value) => api!(RedisModule_Replicate)(
                     self.ptr,
                     c"SET".as_ptr(),
                     c"sbsb".as_ptr(),
@@ -240,7 +253,17 @@ impl<'a> Ctx<'a> {
                     pxat,
                     at.as_ptr().cast::<c_char>(),
                     at.len(),
-                )
+                ),
+                Payload::String(value) => api!(RedisModule_Replicate)(
+                    self.ptr,
+                    c"SET".as_ptr(),
+                    c"sssb".as_ptr(),
+                    key.as_ptr(),
+                    value.as_ptr(),
+                    pxat,
+                    at.as_ptr().cast::<c_char>(),
+                    at.len(),
+                ),
             }
         };
     }
@@ -298,6 +321,15 @@ impl<'a> Ctx<'a> {
         // SAFETY: valid ctx.
         unsafe { api!(RedisModule_GetContextFlags)(self.ptr) }
     }
+}
+
+/// A value to replicate: bytes (copied by Redis), or a Redis string (retained).
+#[derive(Clone, Copy)]
+pub enum Payload<'v, 'a> {
+    /// Bytes built by the module.
+    Bytes(&'v [u8]),
+    /// A string Redis already holds, such as a command argument.
+    String(&'v RString<'a>),
 }
 
 /// A `RedisModuleString` used during one callback `'a`: one this module created (freed on

@@ -20,6 +20,7 @@ use redis_module::raw;
 use crate::bugs::{self, Site};
 use crate::ffi::{api, string_bytes, Ctx};
 use crate::keys::{key_for, remember_trusted, Routing};
+use crate::settings;
 
 /// Registers the filter; call once at load.
 pub fn register(ctx: Ctx) -> Result<(), String> {
@@ -63,10 +64,15 @@ unsafe fn rewrite(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         {
             return;
         }
-        let Ok(key) = key_for(arg(2), Routing::Strict) else {
+        let given = arg(2);
+        // Already the key (no address starts with the prefix): nothing to rewrite, and no
+        // refused normalization to build an error for.
+        if given.starts_with(settings::key_prefix().as_bytes()) {
+            return;
+        }
+        let Ok(key) = key_for(given, Routing::Strict) else {
             return;
         };
-        remember_trusted(&key);
         let bytes = key.as_bytes();
         // The filter context takes ownership of the new string.
         let s = api!(RedisModule_CreateString)(
@@ -75,5 +81,6 @@ unsafe fn rewrite(fctx: *mut raw::RedisModuleCommandFilterCtx) {
             bytes.len(),
         );
         api!(RedisModule_CommandFilterArgReplace)(fctx, 2, s);
+        remember_trusted(key);
     }
 }

@@ -26,7 +26,7 @@ pub struct StackBuf<const N: usize> {
 
 impl<const N: usize> StackBuf<N> {
     /// An empty buffer.
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         StackBuf {
             buf: [0; N],
             len: 0,
@@ -73,15 +73,14 @@ pub enum Routing {
     AnySpelling,
 }
 
-/// Where an argument's key came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// The argument was already the key (`ipcheck:192.0.2.1`): the command filter rewrote the
+/// The key an `IPCHECK` argument names.
+pub enum Resolved {
+    /// The argument itself is the key (`ipcheck:192.0.2.1`): the command filter rewrote the
     /// address before Redis's ACL and cluster checks ran, so Redis checked this very key.
-    Key,
-    /// The argument was an address: Redis checked ACL key patterns against the address text,
-    /// so the handler must check the real key itself.
-    Address,
+    Given,
+    /// The argument was an address, and this is its key: Redis checked ACL key patterns against
+    /// the address text, so the handler must check the real key itself.
+    Built(KeyName),
 }
 
 /// The key an `IPCHECK` argument names, accepting an address or (after the command filter) the
@@ -89,53 +88,61 @@ pub enum Origin {
 ///
 /// Keys and addresses cannot be confused: the key prefix must contain a byte that no address
 /// text contains (see [`settings::check_prefix`]).
-pub fn resolve(arg: &[u8], routing: Routing) -> Result<(KeyName, Origin), CommandError> {
-    if let Some(key) = trusted(arg) {
-        return Ok((key, Origin::Key));
+pub fn resolve(arg: &[u8], routing: Routing) -> Result<Resolved, CommandError> {
+    if is_trusted(arg) {
+        return Ok(Resolved::Given);
     }
     let prefix = settings::key_prefix();
-    if let Some(key) = as_own_key(arg, prefix.as_bytes()) {
-        return Ok((key, Origin::Key));
+    if is_own_key(arg, prefix.as_bytes()) {
+        return Ok(Resolved::Given);
     }
-    Ok((key_under(prefix.as_bytes(), arg, routing)?, Origin::Address))
+    Ok(Resolved::Built(key_under(prefix.as_bytes(), arg, routing)?))
 }
 
 thread_local! {
-    /// The key the command filter produced last. Filter and handler run back to back on Redis's
-    /// main thread, so the handler usually finds its argument here and skips normalizing again.
-    static TRUSTED: RefCell<Option<KeyName>> = const { RefCell::new(None) };
+    /// The key the command filter produced last (empty: none). Filter and handler run back to
+    /// back on Redis's main thread, so the handler usually finds its argument here and skips
+    /// normalizing again.
+    static TRUSTED: RefCell<KeyName> = const { RefCell::new(KeyName::new()) };
 }
 
 /// Remembers a key the filter built from an address with the settings in force.
-pub fn remember_trusted(key: &KeyName) {
-    TRUSTED.with(|t| *t.borrow_mut() = Some(key.clone()));
+pub fn remember_trusted(key: KeyName) {
+    TRUSTED.with(|t| *t.borrow_mut() = key);
 }
 
 /// Forgets the remembered key; called whenever a setting changes, since the key was built
 /// under the old settings.
 pub fn forget_trusted() {
-    TRUSTED.with(|t| *t.borrow_mut() = None);
+    TRUSTED.with(|t| *t.borrow_mut() = KeyName::new());
 }
 
-/// `arg` as a key, if it is byte for byte the key the filter last built.
-fn trusted(arg: &[u8]) -> Option<KeyName> {
-    TRUSTED.with(|t| t.borrow().as_ref().filter(|k| k.as_bytes() == arg).cloned())
+/// Whether `arg` is byte for byte the key the filter last built.
+fn is_trusted(arg: &[u8]) -> bool {
+    !arg.is_empty() && TRUSTED.with(|t| t.borrow().as_bytes() == arg)
 }
 
-/// `arg` itself, if it is exactly the key of a canonical address under `prefix` and the other
+/// Whether `arg` is exactly the key of a canonical address under the settings in force (what
+/// `IPCHECK KEY` names for it).
+pub fn is_entry_key(arg: &[u8]) -> bool {
+    is_own_key(arg, settings::key_prefix().as_bytes())
+}
+
+/// Whether `arg` is exactly the key of a canonical address under `prefix` and the other
 /// settings in force.
-fn as_own_key(arg: &[u8], prefix: &[u8]) -> Option<KeyName> {
-    let cluster = settings::cluster_mode();
-    let rest = arg.strip_prefix(prefix)?;
-    let given = if cluster {
-        rest.strip_prefix(b"{")?.strip_suffix(b"}")?
+fn is_own_key(arg: &[u8], prefix: &[u8]) -> bool {
+    let Some(rest) = arg.strip_prefix(prefix) else {
+        return false;
+    };
+    let given = if settings::cluster_mode() {
+        match rest.strip_prefix(b"{").and_then(|r| r.strip_suffix(b"}")) {
+            Some(given) => given,
+            None => return false,
+        }
     } else {
         rest
     };
-    if canonical(given).ok()?.as_bytes() != given {
-        return None;
-    }
-    build_key(prefix, given, cluster).ok()
+    canonical(given).is_ok_and(|c| c.as_bytes() == given)
 }
 
 /// Normalizes the address argument and builds its key with the settings in force.

@@ -94,8 +94,10 @@ struct ArgDoc<'a> {
 enum ArgKind<'a> {
     /// The address, which is the declared key argument.
     Key,
-    /// The address where no key is declared (`KEY`).
+    /// The address where no key is declared (`KEY`), or another string.
     Text,
+    /// A plain integer.
+    Integer,
     /// `allow`, `block` or `challenge`.
     Verdict,
     /// `<TOKEN> <value>` with a string or integer value.
@@ -134,6 +136,7 @@ entry_points! {
     get_cmd => crate::subcommands::get::run,
     lget_cmd => crate::subcommands::lget::run,
     lget_previous_cmd => crate::subcommands::lget::run_previous,
+    lset_cmd => crate::subcommands::lset::run,
     set_cmd => crate::subcommands::set::run,
     del_cmd => crate::subcommands::del::run,
     key_cmd => crate::subcommands::key::run,
@@ -358,7 +361,37 @@ const LEAN_READ: Subcommand = Subcommand {
     summary: c"Returns an entry's stored value and milliseconds left (the lean read).",
 };
 
-/// Registers the `IPCHECK` container, all its subcommands and the top-level `IPCHECK.LGET`.
+/// The lean write as a top-level command (`ipcheck_core::protocol::LEAN_WRITE`), like
+/// [`LEAN_READ`].
+const LEAN_WRITE: Subcommand = Subcommand {
+    name: c"ipcheck.lset",
+    args: &[
+        ArgDoc {
+            name: c"key",
+            kind: ArgKind::Key,
+            optional: false,
+        },
+        ArgDoc {
+            name: c"value",
+            kind: ArgKind::Text,
+            optional: false,
+        },
+        ArgDoc {
+            name: c"seconds",
+            kind: ArgKind::Integer,
+            optional: false,
+        },
+    ],
+    categories: c"write",
+    handler: Some(lset_cmd),
+    flags: c"write deny-oom",
+    arity: 4,
+    key: KeyAccess::Write,
+    summary: c"Stores an entry's encoded value under its key (the lean write).",
+};
+
+/// Registers the `IPCHECK` container, all its subcommands and the top-level `IPCHECK.LGET` and
+/// `IPCHECK.LSET`.
 pub fn register(ctx: Ctx) -> Result<(), String> {
     // SAFETY: load ctx; names are NUL-terminated and copied by Redis.
     let parent = unsafe { register_container(ctx)? };
@@ -366,8 +399,11 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
         // SAFETY: load ctx; `parent` comes from GetCommand.
         unsafe { register_row(ctx, sub, Place::Under(parent))? };
     }
-    // SAFETY: load ctx.
-    unsafe { register_row(ctx, &LEAN_READ, Place::Top) }
+    for top in [&LEAN_READ, &LEAN_WRITE] {
+        // SAFETY: load ctx.
+        unsafe { register_row(ctx, top, Place::Top)? };
+    }
+    Ok(())
 }
 
 /// Where a row is registered.
@@ -597,6 +633,9 @@ fn arg_docs(
                 a.key_spec_index = 0;
             }
             ArgKind::Text => a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+            ArgKind::Integer => {
+                a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER;
+            }
             ArgKind::KeyMulti => {
                 a.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY;
                 a.key_spec_index = 0;
@@ -677,6 +716,11 @@ mod tests {
             Ok(ipcheck_core::LEAN_READ.to_owned())
         );
         assert_eq!(key_positions(LEAN_READ.key, 1), (1, 1));
+        assert_eq!(
+            LEAN_WRITE.name.to_str().map(str::to_ascii_uppercase),
+            Ok(ipcheck_core::LEAN_WRITE.to_owned())
+        );
+        assert_eq!(key_positions(LEAN_WRITE.key, 1), (1, 1));
         assert_eq!(key_positions(KeyAccess::ListsRead, 2), (3, -1));
     }
 }

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use ipcheck_core::protocol::{parse_get, GET_FIELDS};
-use ipcheck_core::{decode_stored, encode_stored};
+use ipcheck_core::{
+    decode_stored, encode_stored, Attributes, Entry, Reasons, Score, Source, Verdict,
+};
 use ipcheck_tests::ipcheck::reply_value;
 use ipcheck_tests::RedisServer;
 use rand::rngs::StdRng;
@@ -16,7 +18,7 @@ use redis::{Connection, Value};
 
 const SUBCOMMANDS: &[&str] = &[
     "get", "set", "del", "key", "stats", "help", "GET", "SeT", "DEL", "Key", "STATS", "HELP",
-    "lget", "LGET", "LGet",
+    "lget", "LGET", "LGet", "lset", "LSET",
 ];
 const WORDS: &[&str] = &[
     "EX",
@@ -154,16 +156,53 @@ fn pick(rng: &mut StdRng, from: &[&str]) -> Vec<u8> {
     from[rng.random_range(0..from.len())].as_bytes().to_vec()
 }
 
-/// An argument vector: an `IPCHECK` call, or the lean read `IPCHECK.LGET` (drawn as the
-/// pseudo-subcommand `lget`, then given its own name: most of those, not all, so that `IPCHECK
-/// LGET` stays an unknown subcommand too).
+/// An argument vector: an `IPCHECK` call, or the lean read `IPCHECK.LGET` or the lean write
+/// `IPCHECK.LSET` (drawn as the pseudo-subcommands `lget` and `lset`, then given their own names:
+/// most of those, not all, so that `IPCHECK LGET` and `IPCHECK LSET` are called too).
 fn random_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
     let mut argv = random_container_vector(rng);
-    if argv.len() >= 2 && argv[1].eq_ignore_ascii_case(b"lget") && rng.random_bool(0.9) {
+    if argv.len() >= 2 && rng.random_bool(0.9) {
+        let name = if argv[1].eq_ignore_ascii_case(b"lget") {
+            pick(rng, &["IPCHECK.LGET", "ipcheck.lget", "IpCheck.LGet"])
+        } else if argv[1].eq_ignore_ascii_case(b"lset") {
+            pick(rng, &["IPCHECK.LSET", "ipcheck.lset", "IpCheck.LSet"])
+        } else {
+            return argv;
+        };
         argv.remove(0);
-        argv[0] = pick(rng, &["IPCHECK.LGET", "ipcheck.lget", "IpCheck.LGet"]);
+        argv[0] = name;
     }
     argv
+}
+
+/// A lean write's value: what `IPCHECK SET` would store for some entry (a pin among them), that
+/// value altered, or anything at all.
+fn lean_value(rng: &mut StdRng) -> Vec<u8> {
+    let verdict = [Verdict::Allow, Verdict::Block, Verdict::Challenge][rng.random_range(0..3)];
+    let reasons = ["", "vpn", "vpn,tor", "my-feed", "tor,unknown-20"][rng.random_range(0..5)];
+    let source = ["api", "list", "manual", "feed_2"][rng.random_range(0..4)];
+    let mut entry = Entry {
+        verdict,
+        reasons: Reasons::parse(reasons).unwrap(),
+        source: Source::parse(source).unwrap(),
+        attributes: Attributes::NONE,
+    };
+    if rng.random_bool(0.3) {
+        entry.attributes.score = Score::new(rng.random_range(0..=100));
+    }
+    let stale = [0, 60, 604_800, 31_536_000][rng.random_range(0..4)];
+    let mut value = encode_stored(&entry, stale).into_bytes();
+    match rng.random_range(0..10) {
+        0..=5 => {}
+        6 => value.extend_from_slice(pick(rng, &[";", ";x", ";;;", "0", ";US;1;2;3"]).as_slice()),
+        7 => {
+            let i = rng.random_range(0..value.len());
+            value[i] = rng.random();
+        }
+        8 => value.insert(0, b'0'),
+        _ => value = random_arg(rng),
+    }
+    value
 }
 
 /// An `IPCHECK` argument vector shaped like a real call half of the time (so the parsers and the
@@ -189,6 +228,24 @@ fn random_container_vector(rng: &mut StdRng) -> Vec<Vec<u8>> {
                 2 => [b"ipcheck:".to_vec(), random_arg(rng)].concat(),
                 _ => random_arg(rng),
             }),
+            b"lset" => {
+                argv.push(match rng.random_range(0..5) {
+                    0 | 1 => [b"ipcheck:".to_vec(), pick(rng, IPS)].concat(),
+                    2 => [b"ipcheck:{".to_vec(), pick(rng, IPS), b"}".to_vec()].concat(),
+                    3 => [b"ipcheck:".to_vec(), random_arg(rng)].concat(),
+                    _ => random_arg(rng),
+                });
+                argv.push(lean_value(rng));
+                argv.push(pick(
+                    rng,
+                    &[
+                        "1", "60", "86400", "31536000", "0", "-1", "x", "31536001", "07", "",
+                    ],
+                ));
+                if rng.random_bool(0.05) {
+                    argv.push(random_arg(rng));
+                }
+            }
             b"set" if rng.random_bool(0.1) => {
                 // Well formed, with attributes, so writes that carry them are reached too (to
                 // addresses no other vector touches, so they are there to check at the end).
@@ -475,6 +532,26 @@ fn random_argument_vectors_never_crash_or_touch_other_keys() {
     assert!(
         stat("sets") > 0 && stat("hits") + stat("misses") > 0,
         "seed {seed}: {stats:?}"
+    );
+    // The lean write must be reached on both paths too: stores and refusals.
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .unwrap();
+    let lset = info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ipcheck.lset:"))
+        .unwrap_or_else(|| panic!("seed {seed}: IPCHECK.LSET never called"));
+    let field = |name: &str| -> i64 {
+        lset.split(',')
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let (calls, failed) = (field("calls="), field("failed_calls="));
+    assert!(
+        failed > 0 && calls > failed,
+        "seed {seed}: IPCHECK.LSET {lset}"
     );
     // No bug was caught, not even one the rate-limited log held back.
     assert_eq!(

@@ -408,6 +408,7 @@ fn without_permission_for_the_shared_budget_each_instance_keeps_its_own() {
         &[
             "%RW~ipcheck:*",
             "+ipcheck.lget",
+            "+ipcheck.lset",
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",

@@ -188,6 +188,7 @@ fn without_tracking_permission_the_instance_is_ready_but_degraded() {
         &[
             "%RW~ipcheck:*",
             "+ipcheck.lget",
+            "+ipcheck.lset",
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",

@@ -52,8 +52,9 @@ fn recording_redis() -> RedisServer {
         .start()
 }
 
-/// How many `IPCHECK SET <ip> ...` Redis has run (the slow log shows the module's key, e.g.
-/// `ipcheck:192.0.2.1`, where the address was).
+/// How many writes of `ip`'s entry Redis has run: `IPCHECK.LSET <key> ...` (the lean write) or
+/// `IPCHECK SET <ip> ...` (the slow log shows the module's key, e.g. `ipcheck:192.0.2.1`, where
+/// the address was).
 fn writes_of(redis: &RedisServer, ip: &str) -> usize {
     let log: Value = redis::cmd("SLOWLOG")
         .arg("GET")
@@ -77,12 +78,16 @@ fn writes_of(redis: &RedisServer, ip: &str) -> usize {
             let Some(Value::Array(args)) = fields.get(3) else {
                 return false;
             };
-            let target = text(args.get(2).unwrap_or(&Value::Nil)).replace(['{', '}'], "");
             let ip = ip.to_ascii_uppercase();
-            args.len() > 2
-                && text(&args[0]) == "IPCHECK"
-                && text(&args[1]) == "SET"
-                && (target == ip || target.ends_with(&format!(":{ip}")))
+            let names = |at: usize| {
+                let target = text(args.get(at).unwrap_or(&Value::Nil)).replace(['{', '}'], "");
+                target == ip || target.ends_with(&format!(":{ip}"))
+            };
+            match args.first().map(text).as_deref() {
+                Some("IPCHECK.LSET") => names(1),
+                Some("IPCHECK") => args.get(1).map(text).as_deref() == Some("SET") && names(2),
+                _ => false,
+            }
         })
         .count()
 }

@@ -342,6 +342,7 @@ fn without_xadd_events_are_dropped_and_the_log_names_the_permission() {
             "%RW~ipcheck:*",
             "&__redis__:invalidate",
             "+ipcheck.lget",
+            "+ipcheck.lset",
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",

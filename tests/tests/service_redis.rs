@@ -352,6 +352,7 @@ fn a_user_without_set_permission_is_unready_naming_it() {
         &[
             "%RW~ipcheck:*",
             "+ipcheck.lget",
+            "+ipcheck.lset",
             "+ipcheck|get",
             "+ipcheck|set",
             "+ipcheck|key",

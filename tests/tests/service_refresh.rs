@@ -155,6 +155,7 @@ fn without_permission_for_the_lock_each_instance_refreshes_on_its_own_and_says_w
             "%RW~ipcheck:*",
             "+ipcheck",
             "+ipcheck.lget",
+            "+ipcheck.lset",
             "+ping",
             "+client",
         ],

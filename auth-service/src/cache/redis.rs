@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipcheck_core::protocol::{self, Lifetime, ReplyValue, SetRequest};
-use ipcheck_core::{Aggregation, Attributes, Entry, Reasons, Verdict};
+use ipcheck_core::{Aggregation, Attributes, Entry, Reasons, Source, Verdict};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -25,7 +25,7 @@ use tokio::sync::OnceCell;
 use super::redis_attributes::AttributeWrites;
 pub use super::redis_error::{ErrorKind, RedisError};
 use super::redis_health::{Health, Op, State};
-use super::redis_lean::{self as lean, ReadMode};
+use super::redis_lean::{self as lean, LeanMode};
 use super::redis_verify::{self as verify, Expected};
 use crate::breaker::{Admit, Breaker, State as BreakerState};
 use crate::budget_shared::{self, Ask};
@@ -142,7 +142,9 @@ pub struct RedisTier {
     /// The last verification; the lock also keeps checks from overlapping.
     verification: tokio::sync::Mutex<Option<Verification>>,
     /// Whether lookups read with `IPCHECK.LGET` (see [`lean`]), as the last verification found.
-    read: ReadMode,
+    read: LeanMode,
+    /// Whether write-backs use `IPCHECK.LSET` (see [`lean`]), as the last verification found.
+    write: LeanMode,
     /// Whether writes carry country, AS number and score, as the last verification found.
     attributes: AttributeWrites,
 }
@@ -210,7 +212,8 @@ impl RedisTier {
                 cluster: settings.cluster,
             },
             verification: tokio::sync::Mutex::new(None),
-            read: ReadMode::default(),
+            read: LeanMode::new(&lean::READ),
+            write: LeanMode::new(&lean::WRITE),
             attributes: AttributeWrites::default(),
         })
     }
@@ -230,9 +233,9 @@ impl RedisTier {
         &self.latency
     }
 
-    /// Which read the lookups use (see [`lean`]).
-    pub fn read_mode(&self) -> &ReadMode {
-        &self.read
+    /// Which read the lookups use, and which write the write-backs (see [`lean`]).
+    pub fn lean_modes(&self) -> [&LeanMode; 2] {
+        [&self.read, &self.write]
     }
 
     /// The circuit breaker of the lookup calls.
@@ -240,24 +243,43 @@ impl RedisTier {
         &self.breaker
     }
 
-    /// Sends `cmd` under the lookup deadline and records the outcome as `op`; while the breaker
-    /// is open, fails at once with [`ErrorKind::BreakerOpen`] without asking Redis.
+    /// A lookup's or a write's call, past the breaker, under the tier's deadline, recorded in
+    /// the tier's health, latency and breaker. Sends `lean()` while `mode` says the lean command
+    /// works, else `full()`. When Redis answers that the lean command cannot be used
+    /// here after all (a node whose module predates it, a grant revoked since the last
+    /// verification), `mode` switches to the full command, saying why as a verification would,
+    /// and `full()` goes out at once: nothing is lost, and the breaker sees one call. Also says
+    /// which command answered (`true`: the lean one).
     async fn call(
         &self,
         op: Op,
-        cmd: redis::Cmd,
+        mode: &LeanMode,
+        lean: impl FnOnce() -> redis::Cmd,
+        full: impl FnOnce() -> redis::Cmd,
         address: Option<&str>,
-    ) -> Result<Value, RedisError> {
-        let admitted = self.breaker.admit();
-        if admitted == Admit::Reject {
+    ) -> Result<(Value, bool), RedisError> {
+        if self.breaker.admit() == Admit::Reject {
             return Err(RedisError::bare(ErrorKind::BreakerOpen));
         }
         let started = Instant::now();
-        let result = self.send(cmd, address, self.timeout).await;
+        let mut used_lean = mode.is_lean();
+        let (mut result, mut full) = if used_lean {
+            (self.send(lean(), address, self.timeout).await, Some(full))
+        } else {
+            (self.send(full(), address, self.timeout).await, None)
+        };
+        if let (Err(e), Some(full)) = (&result, full.take()) {
+            let outcome = lean::unusable(mode.lean(), e);
+            if outcome != lean::ProbeOutcome::Failed {
+                mode.apply(&outcome, &self.display);
+                used_lean = false;
+                result = self.send(full(), address, self.timeout).await;
+            }
+        }
         self.latency.observe(op, started.elapsed());
         self.record(op, &result);
         self.breaker.record(result.is_ok());
-        result
+        result.map(|reply| (reply, used_lean))
     }
 
     fn record<T>(&self, op: Op, result: &Result<T, RedisError>) {
@@ -332,9 +354,14 @@ impl RedisTier {
     /// `IPCHECK GET <key>` while verification finds `IPCHECK.LGET` unusable. Either is routed by the
     /// address, whose slot is the key's (its hash tag).
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, RedisError> {
-        let lean = self.read.is_lean();
-        let reply = self
-            .call(Op::Get, self.read_cmd(key, lean), Some(key))
+        let (reply, lean) = self
+            .call(
+                Op::Get,
+                &self.read,
+                || self.read_cmd(key, true),
+                || self.read_cmd(key, false),
+                Some(key),
+            )
             .await?;
         self.parse_read(lean, reply)
     }
@@ -398,11 +425,13 @@ impl RedisTier {
             .collect()
     }
 
-    /// `IPCHECK SET <key> <verdict> EX <fresh> [STALE <stale>] [REASON <reasons>] SOURCE api
-    /// [COUNTRY <cc>] [ASN <n>] [SCORE <n>]`, built by core's protocol; a kept manual pin is fine.
-    /// STALE is left out when it is 0, so `redis.stale_ttl = "0s"` works with a module that
-    /// predates stale windows; the attributes are left out when unknown, and while verification
-    /// finds a module that predates them (see [`super::redis_attributes`]).
+    /// Writes an entry, source `api`, fresh for `fresh` then stale for `stale`; a kept manual pin
+    /// is fine. With `IPCHECK.LSET` (the lean write, once verification proves it, see [`lean`]),
+    /// else `IPCHECK SET <key> <verdict> EX <fresh> [STALE <stale>] [REASON <reasons>] SOURCE
+    /// api [COUNTRY <cc>] [ASN <n>] [SCORE <n>]`, built by core's protocol: STALE is left out
+    /// when it is 0, so `redis.stale_ttl = "0s"` works with a module that predates stale
+    /// windows; the attributes are left out when unknown, and while verification finds a module
+    /// that predates them (see [`super::redis_attributes`]).
     pub async fn set(
         &self,
         key: &str,
@@ -412,17 +441,39 @@ impl RedisTier {
         fresh: Duration,
         stale: Duration,
     ) -> Result<(), RedisError> {
-        let request = SetRequest {
-            lifetime: Lifetime::Seconds(fresh.as_secs()),
-            stale_secs: stale.as_secs(),
-            reasons: reasons.as_str(),
-            source: "api",
-            attributes: self.attributes.sent(attributes),
-            ..SetRequest::new(key, verdict)
+        let lean = || {
+            let entry = Entry {
+                verdict,
+                reasons: reasons.clone(),
+                source: Source::api(),
+                attributes,
+            };
+            lean::lean_write_cmd(
+                &self.expected.key_prefix,
+                key,
+                self.expected.cluster,
+                &entry,
+                fresh.as_secs(),
+                stale.as_secs(),
+            )
         };
-        let mut cmd = redis::cmd(protocol::COMMAND);
-        cmd.arg(request.args());
-        match self.call(Op::Set, cmd, Some(key)).await? {
+        let full = || {
+            let request = SetRequest {
+                lifetime: Lifetime::Seconds(fresh.as_secs()),
+                stale_secs: stale.as_secs(),
+                reasons: reasons.as_str(),
+                source: "api",
+                attributes: self.attributes.sent(attributes),
+                ..SetRequest::new(key, verdict)
+            };
+            let mut cmd = redis::cmd(protocol::COMMAND);
+            cmd.arg(request.args());
+            cmd
+        };
+        let (reply, _) = self
+            .call(Op::Set, &self.write, lean, full, Some(key))
+            .await?;
+        match reply {
             Value::Okay | Value::Nil => Ok(()),
             Value::SimpleString(s) if s == "OK" => Ok(()),
             _ => {
@@ -587,6 +638,26 @@ impl RedisTier {
                 return Err(verify::explain(&step, &e, prefix));
             }
         }
+        // After the SET probe, so a user who may not write at all is told that first.
+        let step = format!("{} of {}", ipcheck_core::LEAN_WRITE, verify::PROBE_ADDRESS);
+        let answer = self
+            .send(
+                lean::lean_write_probe(prefix, verify::PROBE_ADDRESS, self.expected.cluster),
+                Some(verify::PROBE_ADDRESS),
+                VERIFY_TIMEOUT,
+            )
+            .await;
+        let outcome = lean::write_probe_outcome(answer.as_ref());
+        if outcome == lean::ProbeOutcome::Failed {
+            let e = answer.err().unwrap_or_else(|| {
+                verify::misconfigured(
+                    ErrorKind::Reply,
+                    "stored a value no module stores".to_owned(),
+                )
+            });
+            return Err(verify::explain(&step, &e, prefix));
+        }
+        self.write.apply(&outcome, &self.display);
         for probe_spec in verify::KEY_PROBES {
             let address = probe_spec.0;
             let step = format!("IPCHECK KEY {address}");

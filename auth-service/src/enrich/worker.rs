@@ -450,9 +450,9 @@ async fn process(app: &Arc<App>, ip: IpAddr, stopped: &watch::Receiver<bool>) ->
         Ok(()) => Processed::Written,
         Err(e) => {
             if e.kind == ErrorKind::NoPerm {
-                tracing::error!(redis = %redis.display(), "IPCHECK SET refused ({e}): grant the worker's Redis user +ipcheck|set");
+                tracing::error!(redis = %redis.display(), "the write-back was refused ({e}): grant the worker's Redis user +ipcheck.lset and +ipcheck|set");
             } else {
-                tracing::debug!(key = %key, error = %e, "IPCHECK SET failed; the entry stays pending");
+                tracing::debug!(key = %key, error = %e, "the write-back failed; the entry stays pending");
             }
             Processed::Error
         }

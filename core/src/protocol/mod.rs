@@ -24,6 +24,11 @@ pub const COMMAND: &str = "IPCHECK";
 /// would cost it more than all of ipcheck's own work in it (docs/lean-read.md).
 pub const LEAN_READ: &str = "IPCHECK.LGET";
 
+/// The lean write, the service's write-back: `IPCHECK.LSET <key> <stored value> <seconds>`. A
+/// command of its own for the same reason, and it takes the value already encoded (by
+/// [`crate::encode_view`]), so Redis spends no time on option words (docs/lean-read.md).
+pub const LEAN_WRITE: &str = "IPCHECK.LSET";
+
 /// The subcommand names, as clients send them (any case is accepted).
 pub mod sub {
     /// `IPCHECK GET <ip>`: the entry as field/value pairs.

@@ -28,7 +28,7 @@ impl<'a> Del<'a> {
 
     /// Deletes the entry, replicates the deletion, replies.
     pub fn execute(self, ctx: Ctx<'a>) -> Result<(), CommandError> {
-        let (_, name) = self.target.authorize(ctx, Access::Delete)?;
+        let (name, _) = self.target.authorize(ctx, Access::Delete)?;
         let mut key = ctx.open_key(&name, READ | WRITE);
         match key.kind() {
             KeyKind::Empty => {

@@ -39,7 +39,7 @@ impl<'a> Get<'a> {
 
     /// Reads the entry and replies.
     pub fn execute(self, ctx: Ctx<'a>) -> Result<(), CommandError> {
-        let (key_name, name) = self.target.authorize(ctx, Access::Read)?;
+        let (name, key_name) = self.target.authorize(ctx, Access::Read)?;
         let key = ctx.open_key(&name, READ);
         match key.kind() {
             KeyKind::Empty => {

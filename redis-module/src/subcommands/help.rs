@@ -52,6 +52,9 @@ pub const LINES: &[&CStr] = &[
     c"<stored value>\" for <key> (as KEY names it, not an address; -1: no expiry), or nil.",
     c"Decode it with ipcheck-core's decode_lean_reply. (LGET <key>, its previous form, answers",
     c"[stored value, milliseconds left].)",
+    c"The lean write too: IPCHECK.LSET <key> <stored value> <seconds> stores a value exactly as",
+    c"SET stores it (ipcheck-core's encode_stored writes it; no pins), fresh for <seconds> plus",
+    c"its stale window; OK, or nil when a manual pin is kept.",
 ];
 
 /// Handler for `IPCHECK|HELP`.

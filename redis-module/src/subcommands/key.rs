@@ -6,21 +6,26 @@
 
 use crate::error::CommandError;
 use crate::ffi::Ctx;
-use crate::keys::{resolve, KeyName, Routing};
+use crate::keys::{resolve, Resolved, Routing};
 use crate::panic_guard::Args;
 
+use super::KeyText;
+
 /// A parsed `IPCHECK KEY`.
-pub struct Key {
-    key: KeyName,
+pub struct Key<'a> {
+    key: KeyText<'a>,
 }
 
-impl Key {
+impl<'a> Key<'a> {
     /// Validates the address and computes its key.
-    pub fn parse(args: &Args) -> Result<Self, CommandError> {
+    pub fn parse(args: &Args<'a>) -> Result<Self, CommandError> {
         super::expect_len(args, 3, "key")?;
-        Ok(Key {
-            key: resolve(args.get(2), Routing::AnySpelling)?.0,
-        })
+        let arg = args.get(2);
+        let key = match resolve(arg, Routing::AnySpelling)? {
+            Resolved::Given => KeyText::Given(arg),
+            Resolved::Built(key) => KeyText::Built(key),
+        };
+        Ok(Key { key })
     }
 
     /// Replies with the key.

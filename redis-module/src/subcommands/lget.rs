@@ -56,7 +56,13 @@ fn read(
     pos: usize,
     reply: impl FnOnce(Ctx, &[u8], i64),
 ) -> Result<(), CommandError> {
-    super::expect_len(args, pos + 1, "lget")?;
+    if args.len() != pos + 1 {
+        return Err(if pos == 1 {
+            CommandError::TopArity("ipcheck.lget")
+        } else {
+            CommandError::Arity("lget")
+        });
+    }
     let prefix = settings::key_prefix().as_bytes();
     let arg = args.get(pos);
     let name = match args.string(pos) {

@@ -41,7 +41,7 @@ use redis_module::raw;
 
 use crate::acl::Access;
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, READ, WRITE};
+use crate::ffi::{Ctx, KeyKind, Payload, RString, READ, WRITE};
 use crate::panic_guard::Args;
 use crate::settings::{self, parse_int, MAX_TTL};
 use crate::stats;
@@ -50,7 +50,7 @@ use super::Target;
 
 /// When a written entry goes away.
 #[derive(Clone, Copy)]
-enum Expiry {
+pub enum Expiry {
     /// This many seconds of fresh time (then the stale window).
     After(i64),
     /// Never (`PERSIST`).
@@ -170,29 +170,64 @@ impl<'a> Set<'a> {
 
     /// Stores the entry (unless a manual pin stands), replicates it, replies.
     pub fn execute(self, ctx: Ctx<'a>) -> Result<(), CommandError> {
-        let (_, name) = self.target.authorize(ctx, Access::Write)?;
-        let mut key = ctx.open_key(&name, READ | WRITE);
+        let (name, _) = self.target.authorize(ctx, Access::Write)?;
+        let value = encode_view(&self.entry);
+        Write {
+            name,
+            value: value.as_bytes(),
+            value_arg: None,
+            manual: self.entry.is_manual(),
+            stale_secs: self.entry.stale_secs,
+            expiry: self.expiry,
+            force: self.force,
+        }
+        .execute(ctx)
+    }
+}
+
+/// An encoded entry about to be stored under a key the caller may write: what `IPCHECK SET` and
+/// the lean write `IPCHECK.LSET` share, so both keep pins, expire, replicate and notify alike.
+pub struct Write<'a, 'v> {
+    /// The key.
+    pub name: RString<'a>,
+    /// The stored value, as `ipcheck_core::encode_view` writes it.
+    pub value: &'v [u8],
+    /// The value as the command argument it came in, if it did: replicated without a copy.
+    pub value_arg: Option<&'v RString<'a>>,
+    /// Whether the value is a manual pin.
+    pub manual: bool,
+    /// The value's stale window, which the key's lifetime includes.
+    pub stale_secs: u32,
+    /// When the entry's fresh time ends.
+    pub expiry: Expiry,
+    /// Replace a manual pin even though this write is not one.
+    pub force: bool,
+}
+
+impl Write<'_, '_> {
+    /// Stores the value (unless a manual pin stands), replicates it, replies `OK` (nil when a pin
+    /// was kept).
+    pub fn execute(self, ctx: Ctx) -> Result<(), CommandError> {
+        let name = &self.name;
+        let mut key = ctx.open_key(name, READ | WRITE);
         let held = match key.kind() {
             KeyKind::Empty => 0,
             KeyKind::Other => return Err(CommandError::WrongType),
             KeyKind::String => {
                 let old = key.read();
                 // A value that does not decode is not a pin: SET replaces it, as plain SET would.
-                if !self.force && !self.entry.is_manual() && old.is_some_and(is_manual_pin) {
+                if !self.force && !self.manual && old.is_some_and(is_manual_pin) {
                     ctx.reply_null();
                     return Ok(());
                 }
                 old.map_or(0, <[u8]>::len)
             }
         };
-        let value = encode_view(&self.entry);
         let expire_at = match self.expiry {
-            Expiry::After(secs) => {
-                Some(ctx.now_ms() + (secs + i64::from(self.entry.stale_secs)) * 1000)
-            }
+            Expiry::After(secs) => Some(ctx.now_ms() + (secs + i64::from(self.stale_secs)) * 1000),
             Expiry::Never => None,
         };
-        key.write(value.as_bytes(), held)
+        key.write(self.value, held)
             .map_err(|_| CommandError::Internal("Redis refused to write the key"))?;
         let expired = match expire_at {
             Some(at) => key.set_expire_at(at),
@@ -206,16 +241,22 @@ impl<'a> Set<'a> {
             return Err(CommandError::Internal("Redis refused to set the expiry"));
         }
         drop(key);
-        ctx.signal_modified(&name);
+        ctx.signal_modified(name);
         match expire_at {
-            Some(at) => ctx.replicate_set(&name, value.as_bytes(), at),
-            None => ctx.replicate_set_persistent(&name, value.as_bytes()),
+            Some(at) => {
+                let payload = match self.value_arg {
+                    Some(arg) => Payload::String(arg),
+                    None => Payload::Bytes(self.value),
+                };
+                ctx.replicate_set(name, payload, at);
+            }
+            None => ctx.replicate_set_persistent(name, self.value),
         }
-        ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
+        ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", name);
         if expire_at.is_some() {
-            ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire", &name);
+            ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
         } else {
-            ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"persist", &name);
+            ctx.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"persist", name);
         }
         stats::SETS.incr();
         ctx.reply_simple(c"OK");
