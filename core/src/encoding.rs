@@ -831,6 +831,17 @@ mod tests {
         }
     }
 
+    /// Bytes shaped like stored values (compact, with suffixes and leading zeros; text form), and
+    /// anything at all.
+    fn value_like() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            "0?[0-9]{1,14}(;0?[0-9A-Za-z]{0,4}){0,5}".prop_map(String::into_bytes),
+            "[abcx]:(manual|api|x):[a-z,]{0,8}(:[0-9]{0,3})?(;[0-9A-Z]{0,3}){0,5}"
+                .prop_map(String::into_bytes),
+        ]
+    }
+
     fn arb_entry() -> impl Strategy<Value = Entry> {
         let verdict = prop_oneof![
             Just(Verdict::Allow),
@@ -892,12 +903,7 @@ mod tests {
 
         #[test]
         fn the_pin_check_agrees_with_the_decoder(
-            bytes in prop_oneof![
-                proptest::collection::vec(any::<u8>(), 0..40),
-                "[0-9]{1,14}(;[0-9A-Z]{0,4}){0,5}".prop_map(String::into_bytes),
-                "[abcx]:(manual|api|x):[a-z,]{0,8}(:[0-9]{0,3})?(;[0-9A-Z]{0,3}){0,5}"
-                    .prop_map(String::into_bytes),
-            ],
+            bytes in value_like(),
             e in arb_entry(),
             stale in 0..=MAX_STALE,
         ) {
@@ -912,12 +918,7 @@ mod tests {
 
         #[test]
         fn canonical_is_what_the_encoder_writes(
-            bytes in prop_oneof![
-                proptest::collection::vec(any::<u8>(), 0..40),
-                "0?[0-9]{1,14}(;0?[0-9A-Za-z]{0,4}){0,5}".prop_map(String::into_bytes),
-                "[abcx]:(manual|api|x):[a-z,]{0,8}(:[0-9]{0,3})?(;[0-9A-Z]{0,3}){0,5}"
-                    .prop_map(String::into_bytes),
-            ],
+            bytes in value_like(),
             e in arb_entry(),
             stale in 0..=MAX_STALE,
         ) {

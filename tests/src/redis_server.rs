@@ -9,6 +9,17 @@ use crate::paths::module_path;
 use crate::ports::{free_port, wait_for_port};
 
 /// A running redis-server; killed (and its directory removed) on drop.
+/// What the service's lookups and write-backs need (docs/ipcheck-command.md, "ACL"): the tests
+/// that give the service a user of its own start from this.
+pub const LOOKUP_GRANTS: &[&str] = &[
+    "%RW~ipcheck:*",
+    "+ipcheck.lget",
+    "+ipcheck.lset",
+    "+ipcheck|get",
+    "+ipcheck|set",
+    "+ipcheck|key",
+];
+
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
@@ -63,6 +74,12 @@ impl RedisServer {
             self.port
         ))?
         .get_connection()
+    }
+
+    /// Creates (or resets) an ACL user with password `pass`, the service's lookup grants
+    /// ([`LOOKUP_GRANTS`]) and the given further rules.
+    pub fn service_user(&self, user: &str, more: &[&str]) {
+        self.acl_user(user, &[LOOKUP_GRANTS, more].concat());
     }
 
     /// Creates (or resets) an ACL user with password `pass` and the given rules.

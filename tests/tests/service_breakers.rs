@@ -403,17 +403,7 @@ fn without_permission_for_the_shared_budget_each_instance_keeps_its_own() {
     provider.respond_default(Reply::clean());
     let redis = RedisServer::start();
     // What the lookups need, and not +eval.
-    redis.acl_user(
-        "svc",
-        &[
-            "%RW~ipcheck:*",
-            "+ipcheck.lget",
-            "+ipcheck.lset",
-            "+ipcheck|get",
-            "+ipcheck|set",
-            "+ipcheck|key",
-        ],
-    );
+    redis.service_user("svc", &[]);
     let url = format!("redis://svc:pass@127.0.0.1:{}/", redis.port());
     let svc = shared_budget_service(&provider, &url, "daily_quota = 2");
     let ready = svc.get("/readyz", &[]);

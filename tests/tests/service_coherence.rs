@@ -183,19 +183,7 @@ fn a_flush_clears_every_local_copy() {
 fn without_tracking_permission_the_instance_is_ready_but_degraded() {
     let redis = RedisServer::start();
     // What the lookups (and the shipped config's lists) need, and nothing for tracking.
-    redis.acl_user(
-        "svc",
-        &[
-            "%RW~ipcheck:*",
-            "+ipcheck.lget",
-            "+ipcheck.lset",
-            "+ipcheck|get",
-            "+ipcheck|set",
-            "+ipcheck|key",
-            "+ipcheck|netinfo",
-            "+ipcheck|netdump",
-        ],
-    );
+    redis.service_user("svc", &["+ipcheck|netinfo", "+ipcheck|netdump"]);
     let provider = Provider::start();
     let url = format!("redis://svc:pass@127.0.0.1:{}/", redis.port());
     let config = example_service_config(&redis, &provider, "1h").replacen(

@@ -336,16 +336,10 @@ fn without_xadd_events_are_dropped_and_the_log_names_the_permission() {
     let provider = Provider::start();
     provider.respond("192.0.2.3", Reply::clean());
     // The service's documented ACL (docs/ipcheck-command.md), without +xadd.
-    redis.acl_user(
+    redis.service_user(
         "svc",
         &[
-            "%RW~ipcheck:*",
             "&__redis__:invalidate",
-            "+ipcheck.lget",
-            "+ipcheck.lset",
-            "+ipcheck|get",
-            "+ipcheck|set",
-            "+ipcheck|key",
             "+ipcheck|netinfo",
             "+ipcheck|netdump",
             "+set",

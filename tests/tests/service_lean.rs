@@ -237,17 +237,7 @@ fn a_grant_revoked_at_run_time_falls_back_on_the_very_call() {
     let provider = Provider::start();
     let redis = RedisServer::start();
     pin(&redis, "192.0.2.90");
-    redis.acl_user(
-        "svc",
-        &[
-            "%RW~ipcheck:*",
-            "+ipcheck.lget",
-            "+ipcheck.lset",
-            "+ipcheck|get",
-            "+ipcheck|set",
-            "+ipcheck|key",
-        ],
-    );
+    redis.service_user("svc", &[]);
     let url = format!("redis://svc:pass@127.0.0.1:{}/", redis.port());
     let svc = Service::start(&config(&provider, &url));
     wait_ready(&svc);
