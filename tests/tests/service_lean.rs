@@ -288,3 +288,44 @@ fn a_grant_revoked_at_run_time_falls_back_on_the_very_call() {
         ready.body
     );
 }
+
+#[test]
+fn with_allow_on_miss_the_background_reads_fall_back_too() {
+    let provider = Provider::start();
+    let redis = RedisServer::start();
+    let pinned: Vec<String> = (1..=8).map(|i| format!("192.0.2.{}", 100 + i)).collect();
+    for ip in &pinned {
+        pin(&redis, ip);
+    }
+    redis.service_user("svc", &[]);
+    let url = format!("redis://svc:pass@127.0.0.1:{}/", redis.port());
+    let svc = Service::start(&format!(
+        "[redis]\nurl = \"{url}\"\ntimeout = \"1s\"\n{}\n[policies.default]\nblock = [\"tor\"]\non_miss = \"allow\"\n",
+        provider.config_section()
+    ));
+    wait_ready(&svc);
+    assert!(svc.metrics().contains("ipcheck_redis_lean_read 1\n"));
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("svc")
+        .arg("-ipcheck.lget")
+        .query::<()>(&mut redis.client())
+        .unwrap();
+    // Cold addresses at once, so their background reads may go out together in one pipeline.
+    std::thread::scope(|s| {
+        for ip in &pinned {
+            let svc = &svc;
+            s.spawn(move || svc.auth(ip).status);
+        }
+    });
+    // Each pin applies once its background read has been answered, lean or not.
+    for ip in &pinned {
+        ipcheck_tests::eventually(
+            &format!("the pin of {ip} applies"),
+            Duration::from_secs(10),
+            || svc.auth(ip).status == 403,
+        );
+    }
+    svc.wait_for_log_line(&["WARN", "+ipcheck.lget"]);
+    assert!(svc.metrics().contains("ipcheck_redis_up 1\n"));
+}

@@ -263,15 +263,13 @@ impl RedisTier {
         }
         let started = Instant::now();
         let mut used_lean = mode.is_lean();
-        let (mut result, mut full) = if used_lean {
+        let (mut result, full) = if used_lean {
             (self.send(lean(), address, self.timeout).await, Some(full))
         } else {
             (self.send(full(), address, self.timeout).await, None)
         };
-        if let (Err(e), Some(full)) = (&result, full.take()) {
-            let outcome = lean::unusable(mode.lean(), e);
-            if outcome != lean::ProbeOutcome::Failed {
-                mode.apply(&outcome, &self.display);
+        if let Some(full) = full {
+            if self.refused_lean(mode, &result) {
                 used_lean = false;
                 result = self.send(full(), address, self.timeout).await;
             }
@@ -280,6 +278,21 @@ impl RedisTier {
         self.record(op, &result);
         self.breaker.record(result.is_ok());
         result.map(|reply| (reply, used_lean))
+    }
+
+    /// Whether a lean call's `result` is Redis refusing the lean command as unusable (see
+    /// [`lean::unusable`]); if so, `mode` switches to the full command, saying why, and the
+    /// caller resends in full.
+    fn refused_lean(&self, mode: &LeanMode, result: &Result<Value, RedisError>) -> bool {
+        let Err(e) = result else {
+            return false;
+        };
+        let outcome = lean::unusable(mode.lean(), e);
+        if outcome == lean::ProbeOutcome::Failed {
+            return false;
+        }
+        mode.apply(&outcome, &self.display);
+        true
     }
 
     fn record<T>(&self, op: Op, result: &Result<T, RedisError>) {
@@ -402,16 +415,24 @@ impl RedisTier {
         if self.expected.cluster || keys.len() == 1 {
             return futures_util::future::join_all(keys.iter().map(|k| self.get(k))).await;
         }
-        let lean = self.read.is_lean();
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.add_command(self.read_cmd(key, lean));
-        }
+        let pipe = |lean: bool| {
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.add_command(self.read_cmd(key, lean));
+            }
+            pipe
+        };
         let each = |e: RedisError| keys.iter().map(|_| Err(e.clone())).collect();
         if self.breaker.admit() == Admit::Reject {
             return each(RedisError::bare(ErrorKind::BreakerOpen));
         }
-        let result = self.pipeline(&pipe, self.timeout).await;
+        let mut lean = self.read.is_lean();
+        let mut result = self.pipeline(&pipe(lean), self.timeout).await;
+        // As in `call`: a lean read refused as unusable goes out again in full at once.
+        if lean && self.refused_lean(&self.read, &result) {
+            lean = false;
+            result = self.pipeline(&pipe(false), self.timeout).await;
+        }
         self.record(Op::Get, &result);
         self.breaker.record(result.is_ok());
         let replies = match result {
