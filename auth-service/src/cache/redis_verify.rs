@@ -14,6 +14,9 @@
 //!    not write, and one of those two errors when it may, and nothing is ever written. (`ACL
 //!    DRYRUN` would need a permission the service's user should not have; a real `SET ... EX 1`
 //!    would write and replicate an entry on every check.)
+//!    Then `IPCHECK.LSET <key of 0.0.0.0> - 1` decides how write-backs write: a module that
+//!    knows the command refuses the value `-` and writes nothing, so they write lean; one that
+//!    predates it, or a user without `+ipcheck.lset`, leaves them on `IPCHECK SET` (with a WARN).
 //! 3. `IPCHECK KEY 192.0.2.1` and `IPCHECK KEY 2001:db8::1`: the module's key prefix and
 //!    aggregation prefixes agree with `redis.key_prefix` and `aggregation`, else the service
 //!    and the operators' scripts would look at different keys. A user without `+ipcheck|key` is
