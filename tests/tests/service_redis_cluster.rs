@@ -67,6 +67,28 @@ fn moved_replies(node: &RedisServer) -> u64 {
         .unwrap_or(0)
 }
 
+/// `IPCHECK.LSET` calls a node ran that were not refused (the verification's probe is).
+fn lean_writes(node: &RedisServer) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut node.client())
+        .unwrap();
+    let Some(stats) = info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ipcheck.lset:"))
+    else {
+        return 0;
+    };
+    let field = |name: &str| -> i64 {
+        stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    field("calls=") - field("failed_calls=")
+}
+
 #[test]
 fn each_entry_lives_on_the_node_serving_its_address() {
     let cluster = RedisServer::start_cluster(3);
@@ -77,6 +99,10 @@ fn each_entry_lives_on_the_node_serving_its_address() {
     provider.respond(&on_last, Reply::flags(&["vpn"]));
     // Seeded with the first node only: the service learns the others from it.
     let svc = Service::start(&config(&provider, &cluster[0].url()));
+    // Verified first, so the write-backs below are the lean write.
+    ipcheck_tests::eventually("ready", Duration::from_secs(15), || {
+        svc.get("/readyz", &[]).status == 200
+    });
 
     assert_eq!(
         svc.auth(&on_first).decision(),
@@ -125,6 +151,9 @@ fn each_entry_lives_on_the_node_serving_its_address() {
     // Routed by slot up front, never by trial and redirection.
     let moved: Vec<u64> = cluster.iter().map(moved_replies).collect();
     assert_eq!(moved, [0, 0, 0]);
+    // The three write-backs were lean writes, each on the node serving its address.
+    let stored: i64 = cluster.iter().map(lean_writes).sum();
+    assert_eq!(stored, 3);
     let ready = other.get("/readyz", &[]);
     assert_eq!(ready.status, 200, "{}", ready.body);
     let log = other.log();
