@@ -27,7 +27,7 @@
 use ipcheck_core::{lean_reply, NO_EXPIRY_MS};
 
 use crate::error::CommandError;
-use crate::ffi::{Ctx, KeyKind, READ};
+use crate::ffi::{Ctx, READ};
 use crate::panic_guard::Args;
 use crate::settings;
 use crate::stats;
@@ -75,22 +75,19 @@ fn read(
         }
     };
     let key = ctx.open_key(&name, READ);
-    match key.kind() {
-        KeyKind::Empty => {
-            stats::MISSES.incr();
-            ctx.reply_null();
-            Ok(())
-        }
-        KeyKind::Other => Err(CommandError::WrongType),
-        KeyKind::String => {
-            // A `let else`, not `ok_or(..)?`: that builds (and drops) an error on every hit.
-            let Some(value) = key.read() else {
-                return Err(CommandError::WrongType);
-            };
-            stats::HITS.incr();
-            let ms = key.ttl_ms().unwrap_or(NO_EXPIRY_MS);
-            reply(ctx, value, ms);
-            Ok(())
-        }
+    // Opened for reading, a missing key opens as nothing, and an open key that holds no string
+    // reads as `None`: no type check of its own.
+    if key.as_ptr().is_null() {
+        stats::MISSES.incr();
+        ctx.reply_null();
+        return Ok(());
     }
+    // A `let else`, not `ok_or(..)?`: that builds (and drops) an error on every hit.
+    let Some(value) = key.read() else {
+        return Err(CommandError::WrongType);
+    };
+    stats::HITS.incr();
+    let ms = key.ttl_ms().unwrap_or(NO_EXPIRY_MS);
+    reply(ctx, value, ms);
+    Ok(())
 }
