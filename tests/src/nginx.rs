@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::paths::workspace_root;
 use crate::ports::{free_port, wait_for_port};
@@ -105,7 +105,20 @@ fn substitute(text: &str, from: &str, to: &str, file: &str) -> String {
 }
 
 impl Nginx {
+    /// Starts nginx on ports picked now; a port another process took between the pick and the
+    /// bind (tests run in parallel) is retried with fresh ones.
     fn start(setup: NginxSetup) -> Nginx {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Nginx::try_start(&setup) {
+                Ok(nginx) => return nginx,
+                Err(log) => last = log,
+            }
+        }
+        panic!("nginx did not start: {last}");
+    }
+
+    fn try_start(setup: &NginxSetup) -> Result<Nginx, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let conf_dir = dir.path().join("ipcheck");
         fs::create_dir_all(&conf_dir).expect("conf dir");
@@ -237,18 +250,34 @@ impl Nginx {
             .stderr(stderr)
             .spawn()
             .expect("run nginx");
-        if !wait_for_port(port, Duration::from_secs(10)) {
+        // nginx writes its pid file only once every listening socket is bound, so the port
+        // answering is then this nginx, not a server of another test that holds the port (nginx
+        // that lost the port retries its bind for a few seconds and exits).
+        let pid_file = dir.path().join("nginx.pid");
+        let ours = child.id().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let up = loop {
+            let written = fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == ours);
+            if written {
+                break wait_for_port(port, Duration::from_secs(10));
+            }
+            if !matches!(child.try_wait(), Ok(None)) || Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if !up {
             let _ = child.kill();
             let _ = child.wait();
             let log = fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
             let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
-            panic!("nginx did not start: {stderr}{log}");
+            return Err(format!("{stderr}{log}"));
         }
-        Nginx {
+        Ok(Nginx {
             child: Some(child),
             port,
             dir,
-        }
+        })
     }
 
     /// The port nginx listens on, on both 127.0.0.1 and [::1].
