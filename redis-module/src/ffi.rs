@@ -232,7 +232,7 @@ impl<'a> Ctx<'a> {
                         expire_at_ms as c_longlong,
                     )
                 }
-                Payload::String(value) if pxat.is_null() || expire_at_ms < 0 => {
+                Payload::String(value, _) if pxat.is_null() || expire_at_ms < 0 => {
                     api!(RedisModule_Replicate)(
                         self.ptr,
                         c"SET".as_ptr(),
@@ -254,7 +254,7 @@ impl<'a> Ctx<'a> {
                     at.as_ptr().cast::<c_char>(),
                     at.len(),
                 ),
-                Payload::String(value) => api!(RedisModule_Replicate)(
+                Payload::String(value, _) => api!(RedisModule_Replicate)(
                     self.ptr,
                     c"SET".as_ptr(),
                     c"sssb".as_ptr(),
@@ -323,13 +323,23 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A value to replicate: bytes (copied by Redis), or a Redis string (retained).
+/// A value to store and replicate: bytes (Redis copies them to replicate), or a Redis string
+/// with its bytes (retained, not copied).
 #[derive(Clone, Copy)]
 pub enum Payload<'v, 'a> {
     /// Bytes built by the module.
     Bytes(&'v [u8]),
-    /// A string Redis already holds, such as a command argument.
-    String(&'v RString<'a>),
+    /// A string Redis already holds, such as a command argument, and its bytes.
+    String(&'v RString<'a>, &'v [u8]),
+}
+
+impl Payload<'_, '_> {
+    /// The value's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Bytes(bytes) | Payload::String(_, bytes) => bytes,
+        }
+    }
 }
 
 /// A `RedisModuleString` used during one callback `'a`: one this module created (freed on

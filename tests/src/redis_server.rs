@@ -76,6 +76,23 @@ impl RedisServer {
         .get_connection()
     }
 
+    /// Every AOF file the server wrote, as text (Redis 7 keeps a base and incremental files in
+    /// a directory).
+    pub fn aof_text(&self) -> String {
+        let mut out = String::new();
+        let dir = self.dir().join("appendonlydir");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files {
+            out.push_str(&String::from_utf8_lossy(
+                &std::fs::read(f).unwrap_or_default(),
+            ));
+        }
+        out
+    }
+
     /// Creates (or resets) an ACL user with password `pass`, the service's lookup grants
     /// ([`LOOKUP_GRANTS`]) and the given further rules.
     pub fn service_user(&self, user: &str, more: &[&str]) {

@@ -294,12 +294,7 @@ fn replicas_and_the_aof_get_a_plain_set_with_the_absolute_expiry() {
         .unwrap();
     assert!(!info.contains("ipcheck.lset"), "{info}");
     assert!(info.contains("cmdstat_set:"), "{info}");
-    let mut aof = String::new();
-    for file in std::fs::read_dir(master.dir().join("appendonlydir")).unwrap() {
-        aof.push_str(&String::from_utf8_lossy(
-            &std::fs::read(file.unwrap().path()).unwrap(),
-        ));
-    }
+    let aof = master.aof_text();
     assert!(
         aof.contains("PXAT") && aof.contains("ipcheck:192.0.2.1"),
         "{aof}"

@@ -115,7 +115,7 @@ fn a_persistent_pin_replicates_and_replays_without_expiry() {
     drop(replica);
 
     // The AOF carries the pin as a SET without PXAT after the earlier one with it.
-    let aof = aof_text(&master);
+    let aof = master.aof_text();
     assert!(aof.contains("PXAT"), "{aof}");
     master.kill();
     master.restart();
@@ -179,7 +179,7 @@ fn replica_and_aof_carry_the_stale_window() {
     drop(replica);
 
     // The AOF replays the window: after a restart the entry is still there, and stale.
-    let aof = aof_text(&master);
+    let aof = master.aof_text();
     assert!(aof.contains("PXAT"), "{aof}");
     master.kill();
     master.restart();
@@ -254,7 +254,7 @@ fn aof_carries_absolute_expiry_and_survives_restart() {
     ipcheck::del(&mut con, "192.0.2.3").unwrap();
     let at = pexpiretime(&mut con, "ipcheck:192.0.2.1");
 
-    let aof = aof_text(&server);
+    let aof = server.aof_text();
     assert!(aof.contains("PXAT"), "{aof}");
     assert!(
         !aof.to_lowercase().contains("ipcheck\r\n$3\r\nset"),
@@ -275,20 +275,4 @@ fn aof_carries_absolute_expiry_and_survives_restart() {
         "manual"
     );
     assert_eq!(ipcheck::get(&mut con, "192.0.2.3").unwrap(), None);
-}
-
-/// Every AOF file the server wrote (Redis 7 keeps a base and incremental files in a directory).
-fn aof_text(server: &RedisServer) -> String {
-    let mut out = String::new();
-    let dir = server.dir().join("appendonlydir");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    for f in files {
-        out.push_str(&String::from_utf8_lossy(
-            &std::fs::read(f).unwrap_or_default(),
-        ));
-    }
-    out
 }

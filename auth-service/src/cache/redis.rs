@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipcheck_core::protocol::{self, Lifetime, ReplyValue, SetRequest};
-use ipcheck_core::{Aggregation, Attributes, Entry, Reasons, Source, Verdict};
+use ipcheck_core::{Aggregation, Attributes, Entry, EntryView, Reasons, Source, Verdict};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -463,10 +463,11 @@ impl RedisTier {
         stale: Duration,
     ) -> Result<(), RedisError> {
         let lean = || {
-            let entry = Entry {
+            let entry = EntryView {
                 verdict,
-                reasons: reasons.clone(),
-                source: Source::api(),
+                reasons: reasons.as_str(),
+                source: Source::API,
+                stale_secs: u32::try_from(stale.as_secs()).unwrap_or(u32::MAX),
                 attributes,
             };
             lean::lean_write_cmd(
@@ -475,7 +476,6 @@ impl RedisTier {
                 self.expected.cluster,
                 &entry,
                 fresh.as_secs(),
-                stale.as_secs(),
             )
         };
         let full = || {
@@ -608,6 +608,30 @@ impl RedisTier {
         result
     }
 
+    /// A lean command's probe (see [`lean::Lean`]): its answer sets `mode`; any failure that
+    /// does not say the lean command is unusable fails the verification.
+    async fn probe_lean(&self, mode: &LeanMode) -> Result<(), RedisError> {
+        let lean = mode.lean();
+        let prefix = &self.expected.key_prefix;
+        let answer = self
+            .send(
+                (lean.probe)(prefix, verify::PROBE_ADDRESS, self.expected.cluster),
+                Some(verify::PROBE_ADDRESS),
+                VERIFY_TIMEOUT,
+            )
+            .await;
+        let outcome = (lean.sort)(answer.as_ref());
+        if outcome == lean::ProbeOutcome::Failed {
+            let e = answer.err().unwrap_or_else(|| {
+                verify::misconfigured(ErrorKind::Reply, "unexpected reply".to_owned())
+            });
+            let step = format!("{} of {}", lean.command, verify::PROBE_ADDRESS);
+            return Err(verify::explain(&step, &e, prefix));
+        }
+        mode.apply(&outcome, &self.display);
+        Ok(())
+    }
+
     /// One verification, uncached.
     async fn verify(&self) -> Result<(), RedisError> {
         let prefix = &self.expected.key_prefix;
@@ -624,22 +648,7 @@ impl RedisTier {
         )
         .await
         .map_err(|e| verify::explain(&step, &e, prefix))?;
-        let step = format!("{} of {}", ipcheck_core::LEAN_READ, verify::PROBE_ADDRESS);
-        let answer = self
-            .send(
-                lean::lean_cmd(prefix, verify::PROBE_ADDRESS, self.expected.cluster),
-                Some(verify::PROBE_ADDRESS),
-                VERIFY_TIMEOUT,
-            )
-            .await;
-        let outcome = lean::probe_outcome(answer.as_ref());
-        if outcome == lean::ProbeOutcome::Failed {
-            let e = answer.err().unwrap_or_else(|| {
-                verify::misconfigured(ErrorKind::Reply, "unexpected reply".to_owned())
-            });
-            return Err(verify::explain(&step, &e, prefix));
-        }
-        self.read.apply(&outcome, &self.display);
+        self.probe_lean(&self.read).await?;
         let step = format!("IPCHECK SET {}", verify::PROBE_ADDRESS);
         let answer = self
             .send(
@@ -660,25 +669,7 @@ impl RedisTier {
             }
         }
         // After the SET probe, so a user who may not write at all is told that first.
-        let step = format!("{} of {}", ipcheck_core::LEAN_WRITE, verify::PROBE_ADDRESS);
-        let answer = self
-            .send(
-                lean::lean_write_probe(prefix, verify::PROBE_ADDRESS, self.expected.cluster),
-                Some(verify::PROBE_ADDRESS),
-                VERIFY_TIMEOUT,
-            )
-            .await;
-        let outcome = lean::write_probe_outcome(answer.as_ref());
-        if outcome == lean::ProbeOutcome::Failed {
-            let e = answer.err().unwrap_or_else(|| {
-                verify::misconfigured(
-                    ErrorKind::Reply,
-                    "stored a value no module stores".to_owned(),
-                )
-            });
-            return Err(verify::explain(&step, &e, prefix));
-        }
-        self.write.apply(&outcome, &self.display);
+        self.probe_lean(&self.write).await?;
         for probe_spec in verify::KEY_PROBES {
             let address = probe_spec.0;
             let step = format!("IPCHECK KEY {address}");

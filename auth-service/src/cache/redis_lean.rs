@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use ipcheck_core::{decode_lean_reply, encode_stored, entry_key, Entry, LEAN_READ, LEAN_WRITE};
+use ipcheck_core::{decode_lean_reply, encode_view, entry_key, EntryView, LEAN_READ, LEAN_WRITE};
 use redis::Value;
 
 use super::redis::{Stored, NO_EXPIRY};
@@ -54,20 +54,18 @@ pub fn parse_lean(reply: &Value) -> Result<Option<Stored>, RedisError> {
 }
 
 /// `IPCHECK.LSET <key of address> <stored value> <fresh seconds>`: the lean write of an entry
-/// (`ipcheck_core::encode_stored` writes the value, with its stale window), for
-/// [`super::redis::RedisTier::set`].
+/// and its stale window (`ipcheck_core::encode_view` writes the value, as the module's `IPCHECK
+/// SET` does), for [`super::redis::RedisTier::set`].
 pub fn lean_write_cmd(
     prefix: &str,
     address: &str,
     cluster: bool,
-    entry: &Entry,
+    entry: &EntryView,
     fresh_secs: u64,
-    stale_secs: u64,
 ) -> redis::Cmd {
-    let stale = u32::try_from(stale_secs).unwrap_or(u32::MAX);
     let mut cmd = redis::cmd(LEAN_WRITE);
     cmd.arg(entry_key(prefix, address, cluster))
-        .arg(encode_stored(entry, stale))
+        .arg(encode_view(entry).as_bytes())
         .arg(fresh_secs);
     cmd
 }
@@ -100,6 +98,10 @@ pub struct Lean {
     /// The gauge, and its help.
     metric: &'static str,
     help: &'static str,
+    /// The verification's probe of the command (from key prefix, address, cluster mode).
+    pub probe: fn(&str, &str, bool) -> redis::Cmd,
+    /// What the probe's answer says.
+    pub sort: fn(Result<&Value, &RedisError>) -> ProbeOutcome,
 }
 
 /// The lean read, `IPCHECK.LGET`.
@@ -113,6 +115,8 @@ pub const READ: Lean = Lean {
     cost: "until then lookups read with IPCHECK GET, which costs Redis more per lookup",
     metric: "ipcheck_redis_lean_read",
     help: "1 while lookups read with IPCHECK.LGET, 0 while they read with IPCHECK GET (not yet verified, or the lean read unusable: see the log and /readyz).",
+    probe: lean_cmd,
+    sort: probe_outcome,
 };
 
 /// The lean write, `IPCHECK.LSET`.
@@ -126,6 +130,8 @@ pub const WRITE: Lean = Lean {
     cost: "until then write-backs use IPCHECK SET, which costs Redis more per write",
     metric: "ipcheck_redis_lean_write",
     help: "1 while write-backs use IPCHECK.LSET, 0 while they use IPCHECK SET (not yet verified, or the lean write unusable: see the log and /readyz).",
+    probe: lean_write_probe,
+    sort: write_probe_outcome,
 };
 
 /// What a verification's probe of a lean command says about how to call.
@@ -249,7 +255,7 @@ impl LeanMode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcheck_core::{Reasons, Verdict};
+    use ipcheck_core::Verdict;
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
@@ -308,13 +314,14 @@ mod tests {
 
     #[test]
     fn the_lean_write() {
-        let entry = Entry {
+        let entry = EntryView {
             verdict: Verdict::Block,
-            reasons: Reasons::parse("vpn,tor").unwrap(),
-            source: ipcheck_core::Source::api(),
+            reasons: "vpn,tor",
+            source: ipcheck_core::Source::API,
+            stale_secs: 60,
             attributes: ipcheck_core::Attributes::NONE,
         };
-        let cmd = lean_write_cmd("ipcheck:", "2001:db8::/64", true, &entry, 100, 60);
+        let cmd = lean_write_cmd("ipcheck:", "2001:db8::/64", true, &entry, 100);
         let args: Vec<Vec<u8>> = cmd
             .args_iter()
             .map(|a| match a {

@@ -23,7 +23,7 @@
 use ipcheck_core::check_canonical;
 
 use crate::error::CommandError;
-use crate::ffi::Ctx;
+use crate::ffi::{Ctx, Payload};
 use crate::keys::is_entry_key;
 use crate::panic_guard::Args;
 use crate::settings::{self, parse_int, MAX_TTL};
@@ -45,7 +45,8 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
             })
         }
     };
-    let (value, value_arg) = (args.get(2), args.string(2));
+    let value = args.get(2);
+    let value_arg = args.string(2);
     let checked = check_canonical(value).map_err(CommandError::LeanValue)?;
     if checked.manual {
         return Err(CommandError::LeanPin);
@@ -53,10 +54,14 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
     let secs = args.get(3);
     let secs = parse_int(secs, 1, MAX_TTL)
         .map_err(|_| CommandError::Ttl(String::from_utf8_lossy(secs).into_owned()))?;
+    // Replicated as the argument it came in, retained rather than copied.
+    let value = match &value_arg {
+        Some(arg) => Payload::String(arg, value),
+        None => Payload::Bytes(value),
+    };
     Write {
         name,
         value,
-        value_arg: value_arg.as_ref(),
         manual: false,
         stale_secs: checked.stale_secs,
         expiry: Expiry::After(secs),

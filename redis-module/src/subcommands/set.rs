@@ -174,8 +174,7 @@ impl<'a> Set<'a> {
         let value = encode_view(&self.entry);
         Write {
             name,
-            value: value.as_bytes(),
-            value_arg: None,
+            value: Payload::Bytes(value.as_bytes()),
             manual: self.entry.is_manual(),
             stale_secs: self.entry.stale_secs,
             expiry: self.expiry,
@@ -190,10 +189,9 @@ impl<'a> Set<'a> {
 pub struct Write<'a, 'v> {
     /// The key.
     pub name: RString<'a>,
-    /// The stored value, as `ipcheck_core::encode_view` writes it.
-    pub value: &'v [u8],
-    /// The value as the command argument it came in, if it did: replicated without a copy.
-    pub value_arg: Option<&'v RString<'a>>,
+    /// The stored value, as `ipcheck_core::encode_view` writes it; the command argument it came
+    /// in, if it did, is replicated without a copy.
+    pub value: Payload<'v, 'a>,
     /// Whether the value is a manual pin.
     pub manual: bool,
     /// The value's stale window, which the key's lifetime includes.
@@ -227,7 +225,7 @@ impl Write<'_, '_> {
             Expiry::After(secs) => Some(ctx.now_ms() + (secs + i64::from(self.stale_secs)) * 1000),
             Expiry::Never => None,
         };
-        key.write(self.value, held)
+        key.write(self.value.bytes(), held)
             .map_err(|_| CommandError::Internal("Redis refused to write the key"))?;
         let expired = match expire_at {
             Some(at) => key.set_expire_at(at),
@@ -243,14 +241,8 @@ impl Write<'_, '_> {
         drop(key);
         ctx.signal_modified(name);
         match expire_at {
-            Some(at) => {
-                let payload = match self.value_arg {
-                    Some(arg) => Payload::String(arg),
-                    None => Payload::Bytes(self.value),
-                };
-                ctx.replicate_set(name, payload, at);
-            }
-            None => ctx.replicate_set_persistent(name, self.value),
+            Some(at) => ctx.replicate_set(name, self.value, at),
+            None => ctx.replicate_set_persistent(name, self.value.bytes()),
         }
         ctx.notify(raw::REDISMODULE_NOTIFY_STRING, c"set", name);
         if expire_at.is_some() {
