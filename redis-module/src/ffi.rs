@@ -52,7 +52,7 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_KeyType,
         RedisModule_StringDMA,
         RedisModule_StringTruncate,
-        RedisModule_GetExpire,
+        RedisModule_GetAbsExpire,
         RedisModule_SetAbsExpire,
         RedisModule_DeleteKey,
         RedisModule_Milliseconds,
@@ -196,12 +196,6 @@ impl<'a> Ctx<'a> {
             ptr,
             call: PhantomData,
         }
-    }
-
-    /// Milliseconds since the Unix epoch, Redis's own clock.
-    pub fn now_ms(self) -> i64 {
-        // SAFETY: no arguments.
-        unsafe { api!(RedisModule_Milliseconds)() }
     }
 
     /// Sends `SET <key> <value> PXAT <ms>` to replicas and the AOF in place of this command, so a
@@ -518,11 +512,13 @@ impl Key<'_> {
         Ok(())
     }
 
-    /// Milliseconds left to live, or `None` when the key has no TTL.
-    pub fn ttl_ms(&self) -> Option<i64> {
+    /// Milliseconds left to live at `now_ms` (never negative), or `None` when the key has no
+    /// TTL. The caller's clock, not Redis's: `RedisModule_GetExpire` reads `gettimeofday` on
+    /// every call (see [`crate::clock`]).
+    pub fn ttl_ms(&self, now_ms: i64) -> Option<i64> {
         // SAFETY: open key.
-        let ms = unsafe { api!(RedisModule_GetExpire)(self.ptr) };
-        (ms != raw::REDISMODULE_NO_EXPIRE as i64).then_some(ms)
+        let at = unsafe { api!(RedisModule_GetAbsExpire)(self.ptr) };
+        (at != raw::REDISMODULE_NO_EXPIRE as i64).then(|| at.saturating_sub(now_ms).max(0))
     }
 
     /// Sets the absolute expiry time in Unix milliseconds.

@@ -24,6 +24,7 @@
 
 pub mod acl;
 pub mod bugs;
+pub mod clock;
 pub mod error;
 pub mod ffi;
 pub mod filter;

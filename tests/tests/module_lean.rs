@@ -98,6 +98,45 @@ fn answers_the_stored_value_and_milliseconds_left() {
     assert!(ipcheck::stat(&mut con, "hits") >= 5);
 }
 
+/// The module reads time from the kernel's coarse clock (redis-module/src/clock.rs), not Redis's:
+/// what a read reports left is never less than Redis's own `PTTL` at that moment, and only a
+/// kernel tick or so more (bounded here by 50 ms, far below a unit or sign error); a write's
+/// lifetime never ends later than Redis's clock would end it.
+#[test]
+fn the_time_left_is_redis_own_to_within_a_tick() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    let pttl = |con: &mut Connection, key: &str| -> i64 {
+        redis::cmd("PTTL").arg(key).query(con).unwrap()
+    };
+    for (args, key) in [
+        (&["192.0.2.1", "block", "EX", "60"][..], "ipcheck:192.0.2.1"),
+        (
+            &["192.0.2.2", "allow", "EX", "30", "STALE", "300"][..],
+            "ipcheck:192.0.2.2",
+        ),
+    ] {
+        ipcheck::set(&mut con, args).unwrap();
+        for _ in 0..50 {
+            let before = pttl(&mut con, key);
+            let (_, lean) = hit_parts(&lget(&mut con, key).unwrap());
+            let after = pttl(&mut con, key);
+            assert!(
+                after <= lean && lean <= before + 50,
+                "{key}: PTTL {before} then the lean read's {lean} then PTTL {after}"
+            );
+        }
+        let lifetime: i64 = args
+            .chunks(2)
+            .skip(1)
+            .filter(|pair| matches!(pair[0], "EX" | "STALE"))
+            .map(|pair| pair[1].parse::<i64>().unwrap() * 1000)
+            .sum();
+        let left = pttl(&mut con, key);
+        assert!(left <= lifetime && left > lifetime - 5_000, "{key}: {left}");
+    }
+}
+
 #[test]
 fn errors_are_precise_and_nothing_changes() {
     let server = RedisServer::start();

@@ -116,17 +116,37 @@ unsafe fn read_and_reply(
         null(ctx);
         return OK;
     };
-    reply(ctx, value, precise_ttl_ms(key), name);
+    reply(ctx, value, ttl_ms(key), name);
     close(key);
     OK
 }
 
-/// Milliseconds left (`RedisModule_GetExpire`), as `IPCHECK GET` and `IPCHECK.LGET` read them.
+/// Milliseconds left by the coarse clock, as `IPCHECK GET` and `IPCHECK.LGET` read them; -1
+/// without expiry.
 ///
 /// # Safety
 /// `key` must be an open key.
-unsafe fn precise_ttl_ms(key: *mut raw::RedisModuleKey) -> i64 {
-    raw::RedisModule_GetExpire.map_or(-1, |f| f(key))
+unsafe fn ttl_ms(key: *mut raw::RedisModuleKey) -> i64 {
+    let at = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(key));
+    if at < 0 {
+        return -1;
+    }
+    at.saturating_sub(now_ms()).max(0)
+}
+
+/// The wall clock to within a kernel tick, as ipcheck reads it (redis-module/src/clock.rs).
+// `time_t` is `i64` here, but not on every target.
+#[allow(clippy::useless_conversion)]
+fn now_ms() -> i64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0 {
+        return 0;
+    }
+    i64::from(now.tv_sec) * 1000 + i64::from(now.tv_nsec) / 1_000_000
 }
 
 /// Replies with an array header of `n` elements.
@@ -278,7 +298,6 @@ unsafe fn store(
         Some(truncate),
         Some(dma),
         Some(set_abs_expire),
-        Some(now_ms),
         Some(replicate),
         Some(simple),
     ) = (
@@ -287,7 +306,6 @@ unsafe fn store(
         raw::RedisModule_StringTruncate,
         raw::RedisModule_StringDMA,
         raw::RedisModule_SetAbsExpire,
-        raw::RedisModule_Milliseconds,
         raw::RedisModule_Replicate,
         raw::RedisModule_ReplyWithSimpleString,
     )

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::raw;
 
+use crate::clock;
 use crate::ffi::{api, Ctx};
 
 use super::record::{self, ENCODING_VERSION};
@@ -62,11 +63,6 @@ pub fn into_raw(list: NetList) -> *mut c_void {
     Box::into_raw(Box::new(list)).cast()
 }
 
-fn now_ms() -> i64 {
-    // SAFETY: no arguments.
-    unsafe { api!(RedisModule_Milliseconds)() }
-}
-
 /// Runs a callback body; a panic is logged and becomes `fallback`.
 fn guarded<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -104,7 +100,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
 /// # Safety
 /// `rdb` is the IO handle of a running `rdb_load`.
 unsafe fn load(rdb: *mut raw::RedisModuleIO) -> Result<NetList, String> {
-    let now = now_ms();
+    let now = clock::now_ms();
     // SAFETY: per the function contract.
     let count = unsafe { api!(RedisModule_LoadUnsigned)(rdb) };
     if io_error(rdb) {
@@ -151,7 +147,7 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     guarded("rdb_save", (), || {
         // SAFETY: Redis passes a value this type created.
         let list = unsafe { &*value.cast::<NetList>() };
-        let now = now_ms();
+        let now = clock::now_ms();
         let count = list.live(now).count();
         let mut buf = Vec::with_capacity(64);
         // SAFETY: the IO handle Redis passed; buffers are copied by Redis.
@@ -174,7 +170,7 @@ unsafe extern "C" fn aof_rewrite(
     guarded("aof_rewrite", (), || {
         // SAFETY: Redis passes a value this type created.
         let list = unsafe { &*value.cast::<NetList>() };
-        for (net, item) in list.live(now_ms()) {
+        for (net, item) in list.live(clock::now_ms()) {
             let text = format!("{net}\0");
             // SAFETY: the IO handle Redis passed; "s" a RedisModuleString, "c" C strings,
             // "b" (ptr, len), "l" a long long; Redis copies them all.

@@ -17,6 +17,7 @@ use ipcheck_core::protocol::{FieldValue, GetHit, NumberText, GET_FIELDS};
 use ipcheck_core::{decode_entry_view, freshness, ttl_secs, ViewScratch};
 
 use crate::acl::Access;
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, KeyKind, READ};
 use crate::panic_guard::Args;
@@ -58,7 +59,7 @@ impl<'a> Get<'a> {
                     }
                 })?;
                 // Rounded as Redis's TTL command rounds (and as an LGET reader rounds).
-                let remaining_ms = key.ttl_ms();
+                let remaining_ms = key.ttl_ms(clock::now_ms());
                 let ttl = ttl_secs(remaining_ms);
                 let fresh = freshness(remaining_ms, entry.stale_secs);
                 stats::HITS.incr();

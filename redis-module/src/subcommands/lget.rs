@@ -26,6 +26,7 @@
 
 use ipcheck_core::{lean_reply, NO_EXPIRY_MS};
 
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, READ};
 use crate::panic_guard::Args;
@@ -87,7 +88,7 @@ fn read(
         return Err(CommandError::WrongType);
     };
     stats::HITS.incr();
-    let ms = key.ttl_ms().unwrap_or(NO_EXPIRY_MS);
+    let ms = key.ttl_ms(clock::now_ms()).unwrap_or(NO_EXPIRY_MS);
     reply(ctx, value, ms);
     Ok(())
 }

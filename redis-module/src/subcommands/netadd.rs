@@ -19,6 +19,7 @@
 use ipcheck_core::{normalize_network, Reasons};
 use ipnet::IpNet;
 
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, READ, WRITE};
 use crate::netlist::keyspace::{check_list_key, ListKey};
@@ -108,7 +109,7 @@ impl NetAdd {
     pub fn execute(self, ctx: Ctx, args: &Args) -> Result<(), CommandError> {
         let name = args.string(2).ok_or(CommandError::Arity("netadd"))?;
         let mut key = ListKey::open(ctx, &name, READ | WRITE)?;
-        let now = ctx.now_ms();
+        let now = clock::now_ms();
         let mut added = 0i64;
         let existed = key.list().is_some();
         let mut fresh = NetList::new();

@@ -7,6 +7,7 @@
 use ipcheck_core::normalize_network;
 use ipnet::IpNet;
 
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, READ, WRITE};
 use crate::netlist::keyspace::{check_list_key, ListKey};
@@ -37,7 +38,7 @@ impl NetDel {
     pub fn execute(self, ctx: Ctx, args: &Args) -> Result<(), CommandError> {
         let name = args.string(2).ok_or(CommandError::Arity("netdel"))?;
         let mut key = ListKey::open(ctx, &name, READ | WRITE)?;
-        let now = ctx.now_ms();
+        let now = clock::now_ms();
         let Some(list) = key.list_mut() else {
             ctx.reply_int(0);
             return Ok(());

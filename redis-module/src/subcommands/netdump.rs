@@ -9,6 +9,7 @@
 
 use ipcheck_core::normalize_network;
 
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, READ};
 use crate::netlist::keyspace::{check_list_key, ListKey};
@@ -53,7 +54,7 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
     let mut page = Vec::new();
     let mut more = false;
     if let Some(list) = key.list() {
-        let mut it = list.after(cursor, ctx.now_ms());
+        let mut it = list.after(cursor, clock::now_ms());
         page.extend(it.by_ref().take(count));
         more = it.next().is_some();
     }

@@ -4,6 +4,7 @@
 //! `v4 <live IPv4 networks> v6 <live IPv6 networks> memory <bytes>` (`memory` as
 //! `MEMORY USAGE` counts the value: tries and values, not the key).
 
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, READ};
 use crate::netlist::keyspace::{check_list_key, ListKey};
@@ -19,7 +20,7 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
         ctx.reply_null();
         return Ok(());
     };
-    let (v4, v6) = list.live_counts(ctx.now_ms());
+    let (v4, v6) = list.live_counts(clock::now_ms());
     ctx.reply_array(6);
     ctx.reply_bulk(b"v4");
     ctx.reply_int(v4 as i64);

@@ -9,6 +9,7 @@
 use ipcheck_core::normalize_network;
 use ipnet::IpNet;
 
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, READ};
 use crate::netlist::keyspace::{check_list_key, ListKey};
@@ -23,7 +24,7 @@ pub fn run(ctx: Ctx, args: &Args) -> Result<(), CommandError> {
     for i in 3..args.len() {
         check_list_key(args.get(i))?;
     }
-    let now = ctx.now_ms();
+    let now = clock::now_ms();
     let mut best: Option<(IpNet, Box<str>, usize)> = None;
     for i in 3..args.len() {
         let name = args.string(i).ok_or(CommandError::Arity("netmatch"))?;

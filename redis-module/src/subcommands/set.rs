@@ -40,6 +40,7 @@ use ipcheck_core::{
 use redis_module::raw;
 
 use crate::acl::Access;
+use crate::clock;
 use crate::error::CommandError;
 use crate::ffi::{Ctx, KeyKind, Payload, RString, READ, WRITE};
 use crate::panic_guard::Args;
@@ -222,7 +223,9 @@ impl Write<'_, '_> {
             }
         };
         let expire_at = match self.expiry {
-            Expiry::After(secs) => Some(ctx.now_ms() + (secs + i64::from(self.stale_secs)) * 1000),
+            Expiry::After(secs) => {
+                Some(clock::now_ms() + (secs + i64::from(self.stale_secs)) * 1000)
+            }
             Expiry::Never => None,
         };
         key.write(self.value.bytes(), held)
