@@ -5,7 +5,8 @@
 //! fresh <1|0> fresh_ttl <seconds> country <cc> asn <n> score <0-100>`, written field by field
 //! from `ipcheck_core::protocol::GET_FIELDS`, the table clients parse it with.
 //! `ttl` is the time until the entry is gone, rounded as Redis's `TTL` rounds (to the nearest
-//! second), or -1 if the key somehow has no expiry. `fresh` is 1 while the entry is within its
+//! second) and counted by the module's clock (`crate::clock`, a few milliseconds behind
+//! Redis's at most), or -1 if the key somehow has no expiry. `fresh` is 1 while the entry is within its
 //! fresh time (always for an entry written without `STALE`, and for a manual pin), 0 once it is
 //! stale; `fresh_ttl` is the seconds of fresh time left, rounded as `ttl` is (so equal to `ttl`
 //! without a stale window; 0 when stale; -1 without expiry). `country`, `asn`, `score` are bulk

@@ -10,8 +10,9 @@
 //! ACL file it refuses stops it from starting) and that services of that release keep reading.
 //!
 //! Reply: nil on a miss; on a hit one bulk string, `<milliseconds left> <stored value>`
-//! (`ipcheck_core::lean_reply`), the milliseconds as Redis's `PTTL` gives them, -1 for a key
-//! without expiry. The reader decodes it with `ipcheck_core::decode_lean_reply`, the functions
+//! (`ipcheck_core::lean_reply`), the milliseconds left as `PTTL` counts them but by the module's
+//! clock (`crate::clock`, the one `IPCHECK GET` and every write use), -1 for a key without
+//! expiry. The reader decodes it with `ipcheck_core::decode_lean_reply`, the functions
 //! `IPCHECK GET` decodes with, so a hit means exactly what the matching `GET` reply says.
 //! Read-only: served by replicas and from `EVAL_RO`.
 //!
