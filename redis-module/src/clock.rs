@@ -3,7 +3,7 @@
 //! Every read of an entry reports the time it has left and every write sets when it ends, so the
 //! clock is read once per hot-path call. `RedisModule_Milliseconds` is a `gettimeofday`, a
 //! noticeable part of a lean read (bench/README.md), and Redis 7.0 gives modules no cached time
-//! (`RedisModule_CachedMicroseconds` came in 7.2). The coarse clock is read from the vDSO page
+//! (its module API has no `RedisModule_CachedMicroseconds`). The coarse clock is read from the vDSO page
 //! without touching the clock source, and is never ahead of the precise one, only behind by
 //! about a kernel tick (a few milliseconds): a remaining time reads that much long, and a
 //! lifetime written ends that much early. Redis expires keys by its own precise clock, so no
