@@ -153,7 +153,8 @@ async fn readyz(State(current): State<Current>) -> Response {
     if let Some(r) = &app.redis {
         for mode in r.lean_modes() {
             if mode.unusable_because().is_some() {
-                // Every lookup is still answered, at a higher cost to Redis: see the redis line.
+                // Every lookup and write-back still goes through, at a higher cost to Redis:
+                // see the redis line.
                 degraded.push(mode.lean().degraded);
             }
         }

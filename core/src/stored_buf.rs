@@ -44,19 +44,14 @@ impl StoredBuf {
 
     /// The parts joined, sized once: the lean read builds every reply this way.
     pub(crate) fn joined(parts: &[&[u8]]) -> Self {
-        let total = parts.iter().map(|p| p.len()).sum::<usize>();
         let mut out = StoredBuf::new();
-        if total > INLINE_LEN {
+        if parts.iter().map(|p| p.len()).sum::<usize>() > INLINE_LEN {
+            // One allocation of the whole, not the inline part copied out and then grown.
             out.spill = parts.concat();
-            return out;
-        }
-        for part in parts {
-            let end = out.len + part.len();
-            // Within INLINE_LEN: `total` bounds every prefix sum.
-            if let Some(dst) = out.inline.get_mut(out.len..end) {
-                dst.copy_from_slice(part);
+        } else {
+            for part in parts {
+                out.push(part);
             }
-            out.len = end;
         }
         out
     }

@@ -113,6 +113,25 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("ACL SETUSER {user} {rules:?}: {e}"));
     }
 
+    /// A primary that writes an AOF (fsync on every write, so the file is read back at once) and
+    /// a replica of it, synced.
+    pub fn with_aof_and_replica() -> (Self, Self) {
+        let primary = Self::builder()
+            .conf("appendonly yes")
+            .conf("appendfsync always")
+            .start();
+        let replica = Self::builder().replica_of(&primary).start();
+        replica.wait_replica_synced();
+        (primary, replica)
+    }
+
+    /// On a primary with one replica: waits until the replica has acknowledged every write sent
+    /// on `con` so far (`WAIT 1`).
+    pub fn wait_replica_acked(con: &mut redis::Connection) {
+        let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(con).unwrap();
+        assert_eq!(n, 1, "the replica did not acknowledge");
+    }
+
     /// Waits until this server, a replica, reports its link to the master up and synced.
     pub fn wait_replica_synced(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);

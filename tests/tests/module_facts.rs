@@ -276,8 +276,7 @@ fn replicas_reloads_and_restarts_keep_attributes() {
         ],
     )
     .unwrap();
-    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
-    assert_eq!(n, 1, "the replica did not acknowledge");
+    RedisServer::wait_replica_acked(&mut m);
     let mut r = replica.client();
     let on_replica = ipcheck::get(&mut r, "192.0.2.1").unwrap().unwrap();
     assert_eq!(on_replica.attributes, us_cloudflare_87());

@@ -265,18 +265,12 @@ fn in_cluster_mode_the_key_carries_the_hash_tag() {
 
 #[test]
 fn replicas_and_the_aof_get_a_plain_set_with_the_absolute_expiry() {
-    let master = RedisServer::builder()
-        .conf("appendonly yes")
-        .conf("appendfsync always")
-        .start();
-    let replica = RedisServer::builder().replica_of(&master).start();
-    replica.wait_replica_synced();
+    let (master, replica) = RedisServer::with_aof_and_replica();
     let mut m = master.client();
     let mut r = replica.client();
     let value = encode_stored(&entry(Verdict::Block, "vpn", "api"), 60);
     lset(&mut m, "ipcheck:192.0.2.1", value.as_bytes(), "600").unwrap();
-    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
-    assert_eq!(n, 1, "the replica did not acknowledge");
+    RedisServer::wait_replica_acked(&mut m);
     let at = |con: &mut Connection| -> i64 {
         redis::cmd("PEXPIRETIME")
             .arg("ipcheck:192.0.2.1")

@@ -11,11 +11,6 @@ fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
     redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap()
 }
 
-fn wait_replicas(con: &mut Connection) {
-    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(con).unwrap();
-    assert_eq!(n, 1, "the replica did not acknowledge");
-}
-
 #[test]
 fn replica_sees_sets_with_the_same_absolute_expiry_and_serves_get() {
     let master = RedisServer::start();
@@ -34,7 +29,7 @@ fn replica_sees_sets_with_the_same_absolute_expiry_and_serves_get() {
         &["2001:db8:1:2::1", "challenge", "SOURCE", "manual"],
     )
     .unwrap();
-    wait_replicas(&mut m);
+    RedisServer::wait_replica_acked(&mut m);
     // Some time passes before the replica is asked: it must not have restarted the clock.
     std::thread::sleep(Duration::from_millis(1100));
     for key in ["ipcheck:192.0.2.1", "ipcheck:2001:db8:1:2::/64"] {
@@ -62,7 +57,7 @@ fn replica_sees_sets_with_the_same_absolute_expiry_and_serves_get() {
     );
     ipcheck::set(&mut m, &["192.0.2.1", "allow", "FORCE"]).unwrap();
     ipcheck::del(&mut m, "2001:db8:1:2::1").unwrap();
-    wait_replicas(&mut m);
+    RedisServer::wait_replica_acked(&mut m);
     assert_eq!(ipcheck::verdict(&mut r, "192.0.2.1"), "allow");
     assert_eq!(ipcheck::get(&mut r, "2001:db8:1:2::1").unwrap(), None);
 
@@ -79,12 +74,7 @@ fn replica_sees_sets_with_the_same_absolute_expiry_and_serves_get() {
 
 #[test]
 fn a_persistent_pin_replicates_and_replays_without_expiry() {
-    let mut master = RedisServer::builder()
-        .conf("appendonly yes")
-        .conf("appendfsync always")
-        .start();
-    let replica = RedisServer::builder().replica_of(&master).start();
-    replica.wait_replica_synced();
+    let (mut master, replica) = RedisServer::with_aof_and_replica();
     let mut m = master.client();
     let mut r = replica.client();
     // First an expiring provider answer, then a pin over it: the pin must drop the TTL.
@@ -102,7 +92,7 @@ fn a_persistent_pin_replicates_and_replays_without_expiry() {
         ],
     )
     .unwrap();
-    wait_replicas(&mut m);
+    RedisServer::wait_replica_acked(&mut m);
     let key = "ipcheck:192.0.2.50";
     assert_eq!(pexpiretime(&mut m, key), -1, "no expiry on the primary");
     assert_eq!(pexpiretime(&mut r, key), -1, "no expiry on the replica");
@@ -126,12 +116,7 @@ fn a_persistent_pin_replicates_and_replays_without_expiry() {
 
 #[test]
 fn replica_and_aof_carry_the_stale_window() {
-    let mut master = RedisServer::builder()
-        .conf("appendonly yes")
-        .conf("appendfsync always")
-        .start();
-    let replica = RedisServer::builder().replica_of(&master).start();
-    replica.wait_replica_synced();
+    let (mut master, replica) = RedisServer::with_aof_and_replica();
     let mut m = master.client();
     let mut r = replica.client();
     // Fresh for 1 s, then stale for 1 h: the replica and a replay must both see it go stale.
@@ -149,7 +134,7 @@ fn replica_and_aof_carry_the_stale_window() {
         ],
     )
     .unwrap();
-    wait_replicas(&mut m);
+    RedisServer::wait_replica_acked(&mut m);
     let key = "ipcheck:192.0.2.40";
     let at = pexpiretime(&mut m, key);
     assert_eq!(

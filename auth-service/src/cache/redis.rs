@@ -262,18 +262,16 @@ impl RedisTier {
             return Err(RedisError::bare(ErrorKind::BreakerOpen));
         }
         let started = Instant::now();
-        let mut used_lean = mode.is_lean();
-        let (mut result, full) = if used_lean {
-            (self.send(lean(), address, self.timeout).await, Some(full))
+        let (result, used_lean) = if !mode.is_lean() {
+            (self.send(full(), address, self.timeout).await, false)
         } else {
-            (self.send(full(), address, self.timeout).await, None)
-        };
-        if let Some(full) = full {
+            let result = self.send(lean(), address, self.timeout).await;
             if self.refused_lean(mode, &result) {
-                used_lean = false;
-                result = self.send(full(), address, self.timeout).await;
+                (self.send(full(), address, self.timeout).await, false)
+            } else {
+                (result, true)
             }
-        }
+        };
         self.latency.observe(op, started.elapsed());
         self.record(op, &result);
         self.breaker.record(result.is_ok());
